@@ -1,0 +1,155 @@
+"""Drive one invocation attempt of the SDK's ASGI app in-process, playing the Restate server's side.
+
+Pitfalls handled here (see the service-protocol notes): the request body must be closed after the SDK's
+terminal message or the app never returns; the 200 head says nothing about success; an exception in the
+app task (e.g. an unsupported protocol version) must surface instead of hanging; an early disconnect ends
+the attempt without a terminal message; run proposals can arrive after the body is closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable
+
+from . import framing, messages
+
+PROTOCOL_VERSION = 7
+CONTENT_TYPE = f"application/vnd.restate.invocation.v{PROTOCOL_VERSION}"
+
+# Set inside each attempt's app task (and so inherited by every task the SDK spawns for it).
+current_attempt: contextvars.ContextVar["Attempt | None"] = contextvars.ContextVar("playground_attempt", default=None)
+
+AsgiApp = Callable[[dict, Callable[[], Awaitable[dict]], Callable[[dict], Awaitable[None]]], Awaitable[None]]
+
+
+@dataclass
+class Received:
+    """One message from the SDK: its frame type id, header flags and decoded protobuf."""
+
+    type_id: int
+    flags: int
+    msg: Any
+
+    @property
+    def name(self) -> str:
+        return messages.NAMES_BY_ID.get(self.type_id, hex(self.type_id))
+
+
+@dataclass
+class AttemptEnded:
+    """The app finished the response. `error` is set when the app task raised or died without a terminal message."""
+
+    status: int | None
+    error: BaseException | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class Attempt:
+    """One HTTP/2-style bidi stream to the app: `start()`, then read with `next()`, write with `notify()`."""
+
+    def __init__(self, app: AsgiApp, service: str, handler: str, headers: list[tuple[str, str]] | None = None,
+                 content_type: str = CONTENT_TYPE) -> None:
+        self._app = app
+        hdrs = [("content-type", content_type), ("accept", content_type), *(headers or [])]
+        self._scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "2",
+            "method": "POST",
+            "scheme": "http",
+            "path": f"/invoke/{service}/{handler}",
+            "raw_path": f"/invoke/{service}/{handler}".encode(),
+            "query_string": b"",
+            "headers": [(k.encode(), v.encode()) for k, v in hdrs],
+        }
+        self._inbox: asyncio.Queue[dict] = asyncio.Queue()
+        self._outbox: asyncio.Queue[Received | AttemptEnded] = asyncio.Queue()
+        self._decoder = framing.Decoder()
+        self._input_closed = False
+        self._response_done = asyncio.Event()
+        self._status: int | None = None
+        self._resp_headers: dict[str, str] = {}
+        self._task: asyncio.Task[None] | None = None
+        self.ended: AttemptEnded | None = None
+        # (kind, millis) of sleeps and sends the SDK was asked for, in command order (see sdk_hooks)
+        self.delays: deque[tuple[str, int]] = deque()
+
+    # --- the ASGI callables given to the app ---
+    async def _receive(self) -> dict:
+        if self._inbox.empty() and self._input_closed:
+            # After the body ended, hold the stream open until the response is complete.
+            await self._response_done.wait()
+            return {"type": "http.disconnect"}
+        return await self._inbox.get()
+
+    async def _send(self, event: dict) -> None:
+        kind = event["type"]
+        if kind == "http.response.start":
+            self._status = event["status"]
+            self._resp_headers = {k.decode(): v.decode() for k, v in event.get("headers", [])}
+        elif kind == "http.response.body":
+            for type_id, flags, payload in self._decoder.feed(event.get("body", b"")):
+                self._outbox.put_nowait(Received(type_id, flags, messages.parse(type_id, payload)))
+            if not event.get("more_body", False):
+                self._response_done.set()
+
+    # --- the server side ---
+    def start(self, start: Any, journal: list[bytes]) -> None:
+        """Send Start and the stored journal frames (already encoded), then let the app run."""
+        start.known_entries = len(journal)
+        body = framing.encode(start) + b"".join(journal)
+        self._inbox.put_nowait({"type": "http.request", "body": body, "more_body": True})
+        self._task = asyncio.get_running_loop().create_task(self._run_app())
+
+    async def _run_app(self) -> None:
+        error: BaseException | None = None
+        current_attempt.set(self)
+        try:
+            await self._app(self._scope, self._receive, self._send)
+        except asyncio.CancelledError:
+            error = ConnectionAbortedError("attempt aborted")
+        except BaseException as exc:  # noqa: BLE001 - any app failure ends the attempt; report it
+            error = exc
+        self._response_done.set()
+        self.ended = AttemptEnded(self._status, error, self._resp_headers)
+        self._outbox.put_nowait(self.ended)
+
+    def notify(self, msg: Any, flags: int = 0) -> bool:
+        """Write a message into the open request body. Returns False once the input is closed."""
+        if self._input_closed:
+            return False
+        self._inbox.put_nowait({"type": "http.request", "body": framing.encode(msg, flags), "more_body": True})
+        return True
+
+    def close_input(self) -> None:
+        if not self._input_closed:
+            self._input_closed = True
+            self._inbox.put_nowait({"type": "http.request", "body": b"", "more_body": False})
+
+    @property
+    def input_closed(self) -> bool:
+        return self._input_closed
+
+    async def next(self) -> Received | AttemptEnded:
+        return await self._outbox.get()
+
+    def next_nowait(self) -> Received | AttemptEnded | None:
+        try:
+            return self._outbox.get_nowait()
+        except asyncio.QueueEmpty:
+            return None
+
+    def abort(self) -> None:
+        """Drop the connection, as a crashed deployment would."""
+        self._input_closed = True
+        self._inbox.put_nowait({"type": "http.disconnect"})
+        self._response_done.set()
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+
+    async def wait_closed(self) -> None:
+        if self._task is not None:
+            await asyncio.shield(self._task)

@@ -1,0 +1,305 @@
+"""Restate service-protocol V7 messages, defined here and compiled at import by the protobuf library.
+
+The wire facts (type ids, field numbers, field types) are Restate's; the table below is our own
+description of them. Building descriptors at import keeps the project free of generated code and of
+a protoc step, and lets tests check the table directly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+
+PACKAGE = "playground.protocol.v7"
+
+
+@dataclass(frozen=True)
+class F:
+    """One field: `kind` is a scalar name or a message name; `repeated`/`oneof`/`optional` as in proto3."""
+
+    name: str
+    number: int
+    kind: str
+    repeated: bool = False
+    oneof: str | None = None
+    optional: bool = False
+
+
+_SCALARS = {
+    "bytes": descriptor_pb2.FieldDescriptorProto.TYPE_BYTES,
+    "string": descriptor_pb2.FieldDescriptorProto.TYPE_STRING,
+    "uint32": descriptor_pb2.FieldDescriptorProto.TYPE_UINT32,
+    "uint64": descriptor_pb2.FieldDescriptorProto.TYPE_UINT64,
+    "int32": descriptor_pb2.FieldDescriptorProto.TYPE_INT32,
+    "bool": descriptor_pb2.FieldDescriptorProto.TYPE_BOOL,
+}
+
+_VALUE_FAILURE = [F("value", 5, "Value", oneof="result"), F("failure", 6, "Failure", oneof="result")]
+_VOID_VALUE_FAILURE = [F("void", 4, "Void", oneof="result"), *_VALUE_FAILURE]
+
+# Nested value types first, then control messages, commands and notifications.
+SCHEMA: dict[str, list[F]] = {
+    "Void": [],
+    "Value": [F("content", 1, "bytes")],
+    "FailureMetadata": [F("key", 1, "string"), F("value", 2, "string")],
+    "Failure": [F("code", 1, "uint32"), F("message", 2, "string"), F("metadata", 3, "FailureMetadata", repeated=True)],
+    "Header": [F("key", 1, "string"), F("value", 2, "string")],
+    "StateKeys": [F("keys", 1, "bytes", repeated=True)],
+    "StateEntry": [F("key", 1, "bytes"), F("value", 2, "bytes")],
+    "WorkflowTarget": [F("workflow_name", 1, "string"), F("workflow_key", 2, "string")],
+    "IdempotentRequestTarget": [
+        F("service_name", 1, "string"),
+        F("service_key", 2, "string", optional=True),
+        F("handler_name", 3, "string"),
+        F("idempotency_key", 4, "string"),
+    ],
+    "Future": [
+        F("waiting_completions", 1, "uint32", repeated=True),
+        F("waiting_signals", 2, "uint32", repeated=True),
+        F("waiting_named_signals", 3, "string", repeated=True),
+        F("nested_futures", 4, "Future", repeated=True),
+        F("combinator_type", 5, "int32"),
+    ],
+    # --- control ---
+    "Start": [
+        F("id", 1, "bytes"),
+        F("debug_id", 2, "string"),
+        F("known_entries", 3, "uint32"),
+        F("state_map", 4, "StateEntry", repeated=True),
+        F("partial_state", 5, "bool"),
+        F("key", 6, "string"),
+        F("retry_count_since_last_stored_entry", 7, "uint32"),
+        F("duration_since_last_stored_entry", 8, "uint64"),
+        F("random_seed", 9, "uint64"),
+    ],
+    "Suspension": [F("awaiting_on", 4, "Future")],
+    "Error": [
+        F("code", 1, "uint32"),
+        F("message", 2, "string"),
+        F("stacktrace", 3, "string"),
+        F("related_command_index", 4, "uint32", optional=True),
+        F("related_command_name", 5, "string", optional=True),
+        F("related_command_type", 6, "uint32", optional=True),
+        F("next_retry_delay", 8, "uint64", optional=True),
+    ],
+    "End": [],
+    "CommandAck": [F("command_index", 1, "uint32")],
+    "ProposeRunCompletion": [
+        F("result_completion_id", 1, "uint32"),
+        F("value", 14, "bytes", oneof="result"),
+        F("failure", 15, "Failure", oneof="result"),
+    ],
+    "AwaitingOn": [F("awaiting_on", 1, "Future"), F("executing_side_effects", 2, "bool")],
+    "ProposeRunCompletionAck": [F("completion_id", 1, "uint32")],
+    # --- commands ---
+    "Input": [F("headers", 1, "Header", repeated=True), F("value", 14, "Value"), F("name", 12, "string")],
+    "Output": [F("value", 14, "Value", oneof="result"), F("failure", 15, "Failure", oneof="result"), F("name", 12, "string")],
+    "GetLazyState": [F("key", 1, "bytes"), F("result_completion_id", 11, "uint32"), F("name", 12, "string")],
+    "SetState": [F("key", 1, "bytes"), F("value", 3, "Value"), F("name", 12, "string")],
+    "ClearState": [F("key", 1, "bytes"), F("name", 12, "string")],
+    "ClearAllState": [F("name", 12, "string")],
+    "GetLazyStateKeys": [F("result_completion_id", 11, "uint32"), F("name", 12, "string")],
+    "GetEagerState": [
+        F("key", 1, "bytes"),
+        F("void", 13, "Void", oneof="result"),
+        F("value", 14, "Value", oneof="result"),
+        F("name", 12, "string"),
+    ],
+    "GetEagerStateKeys": [F("value", 14, "StateKeys"), F("name", 12, "string")],
+    "GetPromise": [F("key", 1, "string"), F("result_completion_id", 11, "uint32"), F("name", 12, "string")],
+    "PeekPromise": [F("key", 1, "string"), F("result_completion_id", 11, "uint32"), F("name", 12, "string")],
+    "CompletePromise": [
+        F("key", 1, "string"),
+        F("completion_value", 2, "Value", oneof="completion"),
+        F("completion_failure", 3, "Failure", oneof="completion"),
+        F("result_completion_id", 11, "uint32"),
+        F("name", 12, "string"),
+    ],
+    "Sleep": [F("wake_up_time", 1, "uint64"), F("result_completion_id", 11, "uint32"), F("name", 12, "string")],
+    "Call": [
+        F("service_name", 1, "string"),
+        F("handler_name", 2, "string"),
+        F("parameter", 3, "bytes"),
+        F("headers", 4, "Header", repeated=True),
+        F("key", 5, "string"),
+        F("idempotency_key", 6, "string", optional=True),
+        F("invocation_id_notification_idx", 10, "uint32"),
+        F("result_completion_id", 11, "uint32"),
+        F("name", 12, "string"),
+    ],
+    "OneWayCall": [
+        F("service_name", 1, "string"),
+        F("handler_name", 2, "string"),
+        F("parameter", 3, "bytes"),
+        F("invoke_time", 4, "uint64"),
+        F("headers", 5, "Header", repeated=True),
+        F("key", 6, "string"),
+        F("idempotency_key", 7, "string", optional=True),
+        F("invocation_id_notification_idx", 10, "uint32"),
+        F("name", 12, "string"),
+    ],
+    "SendSignal": [
+        F("target_invocation_id", 1, "string"),
+        F("idx", 2, "uint32", oneof="signal_id"),
+        F("name", 3, "string", oneof="signal_id"),
+        F("void", 4, "Void", oneof="result"),
+        F("value", 5, "Value", oneof="result"),
+        F("failure", 6, "Failure", oneof="result"),
+        F("entry_name", 12, "string"),
+    ],
+    "Run": [F("result_completion_id", 11, "uint32"), F("name", 12, "string")],
+    "AttachInvocation": [
+        F("invocation_id", 1, "string", oneof="target"),
+        F("idempotent_request_target", 3, "IdempotentRequestTarget", oneof="target"),
+        F("workflow_target", 4, "WorkflowTarget", oneof="target"),
+        F("result_completion_id", 11, "uint32"),
+        F("name", 12, "string"),
+    ],
+    "GetInvocationOutput": [
+        F("invocation_id", 1, "string", oneof="target"),
+        F("idempotent_request_target", 3, "IdempotentRequestTarget", oneof="target"),
+        F("workflow_target", 4, "WorkflowTarget", oneof="target"),
+        F("result_completion_id", 11, "uint32"),
+        F("name", 12, "string"),
+    ],
+    "CompleteAwakeable": [
+        F("awakeable_id", 1, "string"),
+        F("value", 2, "Value", oneof="result"),
+        F("failure", 3, "Failure", oneof="result"),
+        F("name", 12, "string"),
+    ],
+    # --- notifications (all share the NotificationTemplate layout) ---
+    "GetLazyStateCompletion": [F("completion_id", 1, "uint32"), F("void", 4, "Void", oneof="result"), F("value", 5, "Value", oneof="result")],
+    "GetLazyStateKeysCompletion": [F("completion_id", 1, "uint32"), F("state_keys", 17, "StateKeys")],
+    "GetPromiseCompletion": [F("completion_id", 1, "uint32"), *_VALUE_FAILURE],
+    "PeekPromiseCompletion": [F("completion_id", 1, "uint32"), *_VOID_VALUE_FAILURE],
+    "CompletePromiseCompletion": [
+        F("completion_id", 1, "uint32"),
+        F("void", 4, "Void", oneof="result"),
+        F("failure", 6, "Failure", oneof="result"),
+    ],
+    "SleepCompletion": [F("completion_id", 1, "uint32"), F("void", 4, "Void")],
+    "CallInvocationIdCompletion": [F("completion_id", 1, "uint32"), F("invocation_id", 16, "string")],
+    "CallCompletion": [F("completion_id", 1, "uint32"), *_VALUE_FAILURE],
+    "RunCompletion": [F("completion_id", 1, "uint32"), *_VALUE_FAILURE],
+    "AttachInvocationCompletion": [F("completion_id", 1, "uint32"), *_VALUE_FAILURE],
+    "GetInvocationOutputCompletion": [F("completion_id", 1, "uint32"), *_VOID_VALUE_FAILURE],
+    "Signal": [
+        F("idx", 2, "uint32", oneof="signal_id"),
+        F("name", 3, "string", oneof="signal_id"),
+        *_VOID_VALUE_FAILURE,
+    ],
+}
+
+# Frame type ids (u16 in the frame header).
+TYPE_IDS: dict[str, int] = {
+    "Start": 0x0000,
+    "Suspension": 0x0001,
+    "Error": 0x0002,
+    "End": 0x0003,
+    "CommandAck": 0x0004,
+    "ProposeRunCompletion": 0x0005,
+    "AwaitingOn": 0x0006,
+    "ProposeRunCompletionAck": 0x0007,
+    "Input": 0x0400,
+    "Output": 0x0401,
+    "GetLazyState": 0x0402,
+    "SetState": 0x0403,
+    "ClearState": 0x0404,
+    "ClearAllState": 0x0405,
+    "GetLazyStateKeys": 0x0406,
+    "GetEagerState": 0x0407,
+    "GetEagerStateKeys": 0x0408,
+    "GetPromise": 0x0409,
+    "PeekPromise": 0x040A,
+    "CompletePromise": 0x040B,
+    "Sleep": 0x040C,
+    "Call": 0x040D,
+    "OneWayCall": 0x040E,
+    "SendSignal": 0x0410,
+    "Run": 0x0411,
+    "AttachInvocation": 0x0412,
+    "GetInvocationOutput": 0x0413,
+    "CompleteAwakeable": 0x0414,
+    "GetLazyStateCompletion": 0x8002,
+    "GetLazyStateKeysCompletion": 0x8006,
+    "GetPromiseCompletion": 0x8009,
+    "PeekPromiseCompletion": 0x800A,
+    "CompletePromiseCompletion": 0x800B,
+    "SleepCompletion": 0x800C,
+    "CallCompletion": 0x800D,
+    "CallInvocationIdCompletion": 0x800E,
+    "RunCompletion": 0x8011,
+    "AttachInvocationCompletion": 0x8012,
+    "GetInvocationOutputCompletion": 0x8013,
+    "Signal": 0xFBFF,
+}
+NAMES_BY_ID: dict[int, str] = {v: k for k, v in TYPE_IDS.items()}
+
+CANCEL_SIGNAL = 1  # built-in signal index; awakeables use 17 and up
+
+
+def is_command(type_id: int) -> bool:
+    return 0x0400 <= type_id <= 0x7FFF or type_id >= 0xFC00
+
+
+def is_notification(type_id: int) -> bool:
+    return 0x8000 <= type_id <= 0xFBFF
+
+
+def entry_type(type_id: int) -> str:
+    """The label Restate's sys_journal uses, e.g. 'Command: Call' or 'Notification: CallInvocationId'."""
+    name = NAMES_BY_ID.get(type_id, hex(type_id))
+    if is_command(type_id):
+        return f"Command: {name}"
+    if is_notification(type_id):
+        return f"Notification: {name.removesuffix('Completion')}"
+    return name
+
+
+def _build_classes() -> dict[str, type]:
+    fdp = descriptor_pb2.FileDescriptorProto(name="playground_protocol_v7.proto", package=PACKAGE, syntax="proto3")
+    for msg_name, fields in SCHEMA.items():
+        mdp = fdp.message_type.add(name=msg_name)
+        oneofs: list[str] = []
+        for f in fields:
+            fd = mdp.field.add(name=f.name, number=f.number, json_name=f.name)
+            fd.label = fd.LABEL_REPEATED if f.repeated else fd.LABEL_OPTIONAL
+            if f.kind in _SCALARS:
+                fd.type = _SCALARS[f.kind]
+            else:
+                fd.type = fd.TYPE_MESSAGE
+                fd.type_name = f".{PACKAGE}.{f.kind}"
+            group = f.oneof or (f"_{f.name}" if f.optional else None)
+            if group is not None:
+                if group not in oneofs:
+                    oneofs.append(group)
+                    mdp.oneof_decl.add(name=group)
+                fd.oneof_index = oneofs.index(group)
+                fd.proto3_optional = f.optional
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(fdp)
+    return {
+        name: message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{PACKAGE}.{name}")) for name in SCHEMA
+    }
+
+
+CLASSES: dict[str, type] = _build_classes()
+
+
+def new(name: str, **fields: Any) -> Any:
+    """Build a message by its short name, e.g. new('Value', content=b'1')."""
+    return CLASSES[name](**fields)
+
+
+def parse(type_id: int, payload: bytes) -> Any:
+    cls = CLASSES[NAMES_BY_ID[type_id]]
+    msg = cls()
+    msg.ParseFromString(payload)
+    return msg
+
+
+def type_id_of(msg: Any) -> int:
+    return TYPE_IDS[msg.DESCRIPTOR.name]

@@ -1,0 +1,1049 @@
+"""The embedded Restate server: it owns invocations, journals, per-key locks and inboxes, state, timers,
+idempotency and workflow records, and drives each attempt of the SDK's app over the service protocol.
+
+Everything happens on the caller's event loop. An attempt is "busy" until the SDK says it is blocked on
+the runtime (an AwaitingOn message with no side effect executing); when no attempt is busy and no timer
+is due, nothing can progress at the current time. That is the point where the virtual clock may jump to
+the next timer, where `settle()` returns, and where an ingress await that is still waiting raises.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import random
+import time
+from collections import deque
+from datetime import datetime, timedelta
+from typing import Any, Callable, Iterable
+
+import restate
+from restate.handler import handler_from_callable
+
+from ..errors import DeadlockError, NotReady, StuckError
+from ..protocol import framing, messages, sdk_hooks
+from ..protocol.deployment import AsgiDeployment, Deployment, HandlerInfo, ServiceInfo, parse_manifest
+from ..protocol.driver import Attempt, AttemptEnded, Received
+from .clock import Clock, TimerHeap, to_datetime
+from .model import Failure, Invocation, JournalEntry, SendHandle, Target, TransientError
+
+DAY_MS = 24 * 3600 * 1000
+# Handler code that neither finishes nor reaches a Restate await for this long (wall time) while a cell
+# waits is reported instead of hanging the cell (Restate's own inactivity timeout is 1 minute).
+INACTIVITY_TIMEOUT_S = 60.0
+_B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_M = messages.TYPE_IDS
+
+
+def _b62(n: int, width: int) -> str:
+    out = []
+    for _ in range(width):
+        n, r = divmod(n, 62)
+        out.append(_B62[r])
+    return "".join(reversed(out))
+
+
+def _failure_msg(f: Failure) -> Any:
+    return messages.new("Failure", code=f.code, message=f.message,
+                        metadata=[messages.new("FailureMetadata", key=k, value=v) for k, v in f.metadata.items()])
+
+
+def _failure_from(msg: Any) -> Failure:
+    return Failure(msg.code, msg.message, {m.key: m.value for m in msg.metadata})
+
+
+def _value_or_failure(result: bytes | Failure) -> dict[str, Any]:
+    if isinstance(result, Failure):
+        return {"failure": _failure_msg(result)}
+    return {"value": messages.new("Value", content=result)}
+
+
+def _ms(delta: timedelta | None, what: str) -> int:
+    if delta is None:
+        return 0
+    if not isinstance(delta, timedelta):
+        raise TypeError(f"{what} must be a datetime.timedelta, not {type(delta).__name__}")
+    if delta < timedelta(0):
+        raise ValueError(f"{what} must not be negative (got {delta})")
+    return int(delta.total_seconds() * 1000)
+
+
+class _Registered:
+    """One revision of a service: what discovery said about it, the deployment serving it, and the SDK object."""
+
+    def __init__(self, info: ServiceInfo, deployment: Deployment, obj: Any, revision: int) -> None:
+        self.info, self.deployment, self.obj, self.revision = info, deployment, obj, revision
+
+
+class Runtime:
+    """An embedded Restate server for notebooks and tests. See the README for a tour."""
+
+    def __init__(self, *services: Any, clock: str = "virtual", start: datetime | None = None, seed: int = 0) -> None:
+        sdk_hooks.install()
+        self._clock = Clock(clock, start)
+        self._timers = TimerHeap()
+        self._rng = random.Random(seed)
+        self._services: dict[str, _Registered] = {}
+        self._invocations: dict[str, Invocation] = {}
+        self._by_start_id: dict[bytes, Invocation] = {}
+        self._state: dict[tuple[str, str], dict[str, bytes]] = {}
+        self._locks: dict[tuple[str, str], str] = {}
+        self._inboxes: dict[tuple[str, str], deque[Invocation]] = {}
+        self._idempotency: dict[tuple[str, str, str, str], str] = {}
+        self._workflow_runs: dict[tuple[str, str], str] = {}
+        self._promises: dict[tuple[str, str], dict[str, bytes | Failure]] = {}
+        self._promise_waiters: dict[tuple[str, str, str], list[tuple[Invocation, int]]] = {}
+        self._live: set[Invocation] = set()
+        self._changed = asyncio.Event()
+        self._last_activity = time.monotonic()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._real_timer_task: asyncio.Task[None] | None = None
+        if services:
+            self.register(*services)
+
+    # ------------------------------------------------------------------ registration
+    def register(self, *services: Any) -> None:
+        """Register services (a new revision for a name seen before: new invocations use it, running ones keep theirs)."""
+        if not services:
+            raise ValueError("register() needs at least one restate.Service, VirtualObject or Workflow")
+        names: set[str] = set()
+        for s in services:
+            if not isinstance(s, (restate.Service, restate.VirtualObject, restate.Workflow)):
+                what = getattr(s, "__name__", type(s).__name__)
+                hint = (" (pass the service object that the handler was declared on, not the handler)"
+                        if callable(s) else "")
+                raise TypeError(f"register() takes restate.Service, VirtualObject or Workflow objects; got {what}{hint}")
+            if s.name in names:
+                raise ValueError(f"two services named {s.name!r} in one register() call")
+            names.add(s.name)
+        deployment = AsgiDeployment(restate.app(services=list(services)))
+        infos = parse_manifest(deployment.discover())
+        for s in services:
+            previous = self._services.get(s.name)
+            revision = previous.revision + 1 if previous else 1
+            self._services[s.name] = _Registered(infos[s.name], deployment, s, revision)
+
+    def services(self) -> dict[str, ServiceInfo]:
+        return {name: reg.info for name, reg in self._services.items()}
+
+    # ------------------------------------------------------------------ clock
+    @property
+    def now(self) -> datetime:
+        return to_datetime(self._clock.now_ms())
+
+    @property
+    def clock(self) -> str:
+        return self._clock.kind
+
+    def _now(self) -> int:
+        return self._clock.now_ms()
+
+    def _add_timer(self, due_ms: int, action: Callable[[], None], what: str, housekeeping: bool = False) -> None:
+        self._timers.add(due_ms, action, what, housekeeping)
+        self._changed.set()
+        if self._clock.kind == "real":
+            self._ensure_real_timer_task()
+
+    def _fire_due_timers(self) -> bool:
+        fired = False
+        while (t := self._timers.pop_due(self._now())) is not None:
+            t.action()
+            fired = True
+        if fired:
+            self._changed.set()
+        return fired
+
+    def _ensure_real_timer_task(self) -> None:
+        if self._real_timer_task is None or self._real_timer_task.done():
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                return
+            self._real_timer_task = loop.create_task(self._real_timer_loop())
+
+    async def _real_timer_loop(self) -> None:
+        while self._timers.next_due() is not None:
+            self._fire_due_timers()
+            nxt = self._timers.next_due()
+            if nxt is None:
+                break
+            self._changed.clear()
+            wait = max(0.0, (nxt.due_ms - self._now()) / 1000)
+            try:
+                await asyncio.wait_for(self._changed.wait(), timeout=min(wait, 1.0))
+            except asyncio.TimeoutError:
+                pass
+
+    async def advance(self, delta: timedelta) -> None:
+        """Move virtual time forward, firing every timer due on the way in order, and settle."""
+        if self._clock.kind == "real":
+            raise ValueError("advance() needs a virtual or manual clock; this runtime uses clock='real'")
+        target = self._now() + _ms(delta, "advance()'s delta")
+        await self._quiesce()
+        while (nxt := self._timers.next_due()) is not None and nxt.due_ms <= target:
+            self._clock.set(nxt.due_ms)
+            await self._quiesce()
+        self._clock.set(target)
+        await self._quiesce()
+
+    async def settle(self) -> None:
+        """Run until nothing can progress at the current time (time itself does not move)."""
+        await self._quiesce()
+
+    # ------------------------------------------------------------------ idleness
+    def _busy(self) -> list[Invocation]:
+        return [inv for inv in self._live if not inv.blocked]
+
+    async def _quiesce(self, until: asyncio.Event | None = None) -> None:
+        """Return when nothing can progress at the current time, or `until` is set."""
+        while True:
+            if until is not None and until.is_set():
+                return
+            self._fire_due_timers()
+            if not self._busy():
+                # let callbacks already scheduled on the loop run, then look again
+                for _ in range(3):
+                    await asyncio.sleep(0)
+                if not self._busy() and not self._fire_due_timers():
+                    return
+                continue
+            self._changed.clear()
+            try:
+                await asyncio.wait_for(self._changed.wait(), timeout=1.0)
+            except asyncio.TimeoutError:
+                if time.monotonic() - self._last_activity > INACTIVITY_TIMEOUT_S:
+                    busy = ", ".join(f"{i.id} {i.target}" for i in self._busy())
+                    raise StuckError(
+                        f"handler code has run for over {INACTIVITY_TIMEOUT_S:.0f} s without finishing or reaching "
+                        f"a Restate await: {busy}. Is it waiting on something outside Restate (a plain asyncio "
+                        f"future, a lock, a network call)?")
+
+    def _touch(self) -> None:
+        self._last_activity = time.monotonic()
+        self._changed.set()
+
+    async def _await_done(self, inv: Invocation, what: str) -> None:
+        """Wait for an invocation to complete, skipping virtual time when idle; raise instead of hanging."""
+        while not inv.completed:
+            self._last_activity = time.monotonic()
+            await self._quiesce(until=inv.done)
+            if inv.completed:
+                return
+            nxt = self._timers.next_due(include_housekeeping=False)
+            if nxt is not None and self._clock.kind == "virtual":
+                self._clock.set(nxt.due_ms)
+                continue
+            if nxt is not None and self._clock.kind == "real":
+                self._ensure_real_timer_task()
+                self._changed.clear()
+                try:
+                    await asyncio.wait_for(self._changed.wait(), timeout=max(0.01, (nxt.due_ms - self._now()) / 1000))
+                except asyncio.TimeoutError:
+                    pass
+                continue
+            self._raise_stuck(inv, what, nxt)
+
+    def _raise_stuck(self, inv: Invocation, what: str, nxt: Any) -> None:
+        lines, cycle = self._explain(inv)
+        body = "\n".join(f"  {line}" for line in lines)
+        if cycle:
+            raise DeadlockError(
+                f"{what} can never complete: these invocations wait for each other in a cycle.\n{body}\n"
+                f"Break the cycle by cancelling one of them, e.g. rt.cancel({cycle[0]!r}).", inv.id)
+        if nxt is not None:  # manual clock
+            raise StuckError(
+                f"{what} waits on a timer due at {to_datetime(nxt.due_ms).isoformat()} ({nxt.what}), but the "
+                f"clock is manual: move it with `await rt.advance(...)`.\n{body}", inv.id)
+        raise StuckError(
+            f"{what} can never complete: nothing in the runtime can make progress.\n{body}\n"
+            f"Inspect with rt.journal(id); unblock by completing what it waits on or with rt.cancel(id).", inv.id)
+
+    def _explain(self, inv: Invocation) -> tuple[list[str], list[str] | None]:
+        """Describe what `inv` waits on, following calls and locks; also report a cycle if the chain closes."""
+        lines: list[str] = []
+        path: list[str] = []
+        cur: Invocation | None = inv
+        while cur is not None:
+            if cur.id in path:
+                return lines + [f"... which is {cur.id} again: a cycle"], path[path.index(cur.id):]
+            path.append(cur.id)
+            nxt: Invocation | None = None
+            head = f"{cur.id} {cur.target} is {cur.status}"
+            if cur.status == "pending" and cur.lock_key and cur.lock_key in self._locks:
+                nxt = self._invocations.get(self._locks[cur.lock_key])
+                lines.append(f"{head}: queued behind {nxt.id if nxt else '?'} which holds the lock on "
+                             f"{cur.target.service}/{cur.target.key}")
+            elif cur.status == "paused":
+                err = cur.last_failure
+                lines.append(f"{head} after {cur.attempts} attempts; last failure: "
+                             f"{err.message if err else 'unknown'} (rt.kill({cur.id!r}) ends it)")
+            elif cur.status == "scheduled":
+                lines.append(f"{head} to start at {to_datetime(cur.scheduled_at or 0).isoformat()}")
+            else:
+                waits, nxt = self._waits_on(cur)
+                lines.append(f"{head} and waits for {waits}" if waits else head)
+            cur = nxt
+        return lines, None
+
+    def _waits_on(self, inv: Invocation) -> tuple[str, Invocation | None]:
+        fut = inv.awaiting
+        if fut is None:
+            return "", None
+        completions: list[int] = []
+        signals: list[int] = []
+        named: list[str] = []
+
+        def walk(f: Any) -> None:
+            completions.extend(f.waiting_completions)
+            signals.extend(s for s in f.waiting_signals if s != messages.CANCEL_SIGNAL)
+            named.extend(f.waiting_named_signals)
+            for n in f.nested_futures:
+                walk(n)
+
+        walk(fut)
+        parts: list[str] = []
+        child: Invocation | None = None
+        for cid in completions:
+            cmd = self._command_for(inv, cid)
+            if cmd is None:
+                parts.append(f"completion {cid}")
+                continue
+            name = messages.NAMES_BY_ID[cmd.type_id]
+            if name == "Call":
+                target_id = self._call_target_id(inv, cmd.msg)
+                child = self._invocations.get(target_id or "")
+                parts.append(f"its call to {cmd.msg.service_name}/"
+                             f"{cmd.msg.key + '/' if cmd.msg.key else ''}{cmd.msg.handler_name} ({target_id})")
+            elif name == "Sleep":
+                parts.append(f"a sleep until {to_datetime(inv.sleep_wakeups.get(cid, 0)).isoformat()}")
+            elif name == "GetPromise":
+                parts.append(f"durable promise {cmd.msg.key!r}, which nothing has resolved")
+            elif name == "Run":
+                parts.append(f"ctx.run {cmd.msg.name!r}")
+            else:
+                parts.append(f"{name} (completion {cid})")
+        for idx in signals:
+            parts.append(f"awakeable {self.awakeable_id(inv, idx)}, which nothing has resolved")
+        for n in named:
+            parts.append(f"signal {n!r}, which nothing has sent")
+        return " or ".join(parts), child
+
+    @staticmethod
+    def _command_for(inv: Invocation, cid: int) -> JournalEntry | None:
+        for e in inv.journal:
+            if messages.is_command(e.type_id) and getattr(e.msg, "result_completion_id", None) == cid:
+                return e
+        return None
+
+    @staticmethod
+    def _call_target_id(inv: Invocation, call: Any) -> str | None:
+        idx = call.invocation_id_notification_idx
+        for e in inv.journal:
+            if e.type_id == _M["CallInvocationIdCompletion"] and e.msg.completion_id == idx:
+                return e.msg.invocation_id
+        return None
+
+    @staticmethod
+    def awakeable_id(inv: Invocation, idx: int) -> str:
+        raw = inv.start_id + idx.to_bytes(4, "big")
+        return "sign_1" + base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    # ------------------------------------------------------------------ ingress
+    def _resolve(self, tpe: Any, how: str, key: str | None) -> tuple[Any, Target]:
+        try:
+            h = handler_from_callable(tpe)
+        except (ValueError, TypeError, KeyError):
+            name = getattr(tpe, "__name__", repr(tpe))
+            raise TypeError(f"{name} is not a Restate handler: decorate it with @<service>.handler() "
+                            f"(or @<workflow>.main()) and pass the decorated function") from None
+        kind = h.service_tag.kind  # "service", "object" or "workflow"
+        label = {"service": "a Service", "object": "a Virtual Object", "workflow": "a Workflow"}[kind]
+        right = {"service": "service_call/service_send", "object": "object_call/object_send",
+                 "workflow": "workflow_call/workflow_send"}[kind]
+        if kind != how:
+            raise TypeError(f"{h.service_tag.name}/{h.name} belongs to {label}: use rt.{right}")
+        if how == "service":
+            if key is not None:
+                raise ValueError(f"{h.service_tag.name} is a Service, which has no key; drop key={key!r}")
+        else:
+            if key is None:
+                what = "workflow id" if how == "workflow" else "object key"
+                raise ValueError(f"{h.service_tag.name}/{h.name} needs key=...: the {what} to address, e.g. key='Mary'")
+            if not isinstance(key, str):
+                raise TypeError(f"key must be a str, not {type(key).__name__}")
+        return h, Target(h.service_tag.name, h.name, key)
+
+    @staticmethod
+    def _encode_arg(h: Any, target: Target, arg: Any) -> bytes:
+        if h.arity == 1:
+            if arg is not None:
+                raise ValueError(f"{target} takes no input; call it without arg")
+            return b""
+        serde = h.handler_io.input_serde
+        try:
+            return bytes(serde.serialize(arg))
+        except Exception as exc:  # noqa: BLE001 - any serde failure is the caller's bad input
+            raise TypeError(f"cannot encode arg for {target} with its serde {type(serde).__name__}: {exc}") from exc
+
+    @staticmethod
+    def _decode(h: Any, result: bytes | Failure | None) -> Any:
+        if isinstance(result, Failure):
+            raise restate.TerminalError(result.message, result.code, metadata=result.metadata or None)
+        return h.handler_io.output_serde.deserialize(result or b"")
+
+    async def _typed_call(self, how: str, tpe: Any, key: str | None, arg: Any, idempotency_key: str | None,
+                          headers: dict[str, str] | None) -> Any:
+        h, target = self._resolve(tpe, how, key)
+        body = self._encode_arg(h, target, arg)
+        inv = self._ingress(target, body, headers, idempotency_key, 0, call=True)
+        await self._await_done(inv, f"{how}_call to {target}")
+        return self._decode(h, inv.result)
+
+    async def _typed_send(self, how: str, tpe: Any, key: str | None, arg: Any, send_delay: timedelta | None,
+                          idempotency_key: str | None, headers: dict[str, str] | None) -> SendHandle:
+        h, target = self._resolve(tpe, how, key)
+        delay = _ms(send_delay, "send_delay")
+        body = self._encode_arg(h, target, arg)
+        return self._ingress_send(target, body, headers, idempotency_key, delay)
+
+    async def service_call(self, tpe: Any, arg: Any = None, idempotency_key: str | None = None,
+                           headers: dict[str, str] | None = None) -> Any:
+        return await self._typed_call("service", tpe, None, arg, idempotency_key, headers)
+
+    async def object_call(self, tpe: Any, key: str | None = None, arg: Any = None,
+                          idempotency_key: str | None = None, headers: dict[str, str] | None = None) -> Any:
+        return await self._typed_call("object", tpe, key, arg, idempotency_key, headers)
+
+    async def workflow_call(self, tpe: Any, key: str | None = None, arg: Any = None,
+                            idempotency_key: str | None = None, headers: dict[str, str] | None = None) -> Any:
+        return await self._typed_call("workflow", tpe, key, arg, idempotency_key, headers)
+
+    async def service_send(self, tpe: Any, arg: Any = None, send_delay: timedelta | None = None,
+                           idempotency_key: str | None = None, headers: dict[str, str] | None = None) -> SendHandle:
+        return await self._typed_send("service", tpe, None, arg, send_delay, idempotency_key, headers)
+
+    async def object_send(self, tpe: Any, key: str | None = None, arg: Any = None, send_delay: timedelta | None = None,
+                          idempotency_key: str | None = None, headers: dict[str, str] | None = None) -> SendHandle:
+        return await self._typed_send("object", tpe, key, arg, send_delay, idempotency_key, headers)
+
+    async def workflow_send(self, tpe: Any, key: str | None = None, arg: Any = None,
+                            send_delay: timedelta | None = None, idempotency_key: str | None = None,
+                            headers: dict[str, str] | None = None) -> SendHandle:
+        return await self._typed_send("workflow", tpe, key, arg, send_delay, idempotency_key, headers)
+
+    def _generic_target(self, service: str, handler: str, arg: bytes, key: str | None) -> Target:
+        if not isinstance(arg, (bytes, bytearray)):
+            raise TypeError(f"generic calls take raw bytes as arg, not {type(arg).__name__} (e.g. b'\"Hi\"')")
+        return Target(service, handler, key)
+
+    async def generic_call(self, service: str, handler: str, arg: bytes, key: str | None = None,
+                           idempotency_key: str | None = None, headers: dict[str, str] | None = None) -> bytes:
+        target = self._generic_target(service, handler, arg, key)
+        inv = self._ingress(target, bytes(arg), headers, idempotency_key, 0, call=True)
+        await self._await_done(inv, f"generic_call to {target}")
+        if isinstance(inv.result, Failure):
+            raise restate.TerminalError(inv.result.message, inv.result.code, metadata=inv.result.metadata or None)
+        return inv.result or b""
+
+    async def generic_send(self, service: str, handler: str, arg: bytes, key: str | None = None,
+                           send_delay: timedelta | None = None, idempotency_key: str | None = None,
+                           headers: dict[str, str] | None = None) -> SendHandle:
+        target = self._generic_target(service, handler, arg, key)
+        return self._ingress_send(target, bytes(arg), headers, idempotency_key, _ms(send_delay, "send_delay"))
+
+    def _ingress_send(self, target: Target, body: bytes, headers: dict[str, str] | None, idem: str | None,
+                      delay: int) -> SendHandle:
+        inv, previous, _ = self._invoke(target, body, headers, idem, delay, invoked_by=None, strict=True)
+        exec_time = to_datetime(inv.scheduled_at) if inv.scheduled_at else None
+        return SendHandle(inv.id, "PreviouslyAccepted" if previous else "Accepted", exec_time)
+
+    def _ingress(self, target: Target, body: bytes, headers: dict[str, str] | None, idem: str | None,
+                 delay: int, call: bool) -> Invocation:
+        inv, previous, error = self._invoke(target, body, headers, idem, delay, invoked_by=None, strict=True)
+        if error is not None:
+            raise restate.TerminalError(error.message, error.code)
+        return inv
+
+    async def attach(self, invocation_id: str) -> Any:
+        """Wait for an invocation's result (decoded with its handler's serde)."""
+        inv = self._get(invocation_id)
+        await self._await_done(inv, f"attach to {inv.id} ({inv.target})")
+        return self._decode_for(inv)
+
+    def output(self, invocation_id: str) -> Any:
+        """The result of a completed invocation; raises pg.NotReady while it runs."""
+        inv = self._get(invocation_id)
+        if not inv.completed:
+            raise NotReady(f"{inv.id} ({inv.target}) is {inv.status}: the response is not ready yet")
+        return self._decode_for(inv)
+
+    def _decode_for(self, inv: Invocation) -> Any:
+        reg = self._services.get(inv.target.service)
+        handler = reg.obj.handlers.get(inv.target.handler) if reg else None
+        if handler is None:
+            if isinstance(inv.result, Failure):
+                raise restate.TerminalError(inv.result.message, inv.result.code)
+            return inv.result
+        return self._decode(handler, inv.result)
+
+    def _get(self, invocation_id: str) -> Invocation:
+        inv = self._invocations.get(invocation_id)
+        if inv is None:
+            raise KeyError(f"no invocation {invocation_id!r} in this runtime (see rt.invocations())")
+        return inv
+
+    def cancel(self, invocation_id: str) -> None:
+        """Cancel an invocation as Restate does: a started one gets the cancel signal, one not yet started
+        ends at once with 409 'canceled'; a finished one is left alone."""
+        self._cancel(self._get(invocation_id))
+
+    # ------------------------------------------------------------------ creating invocations
+    def _new_ids(self, derive: tuple[str, ...] | None) -> tuple[str, bytes, int]:
+        if derive is not None:  # idempotent and workflow invocations get the same id each time, as in Restate
+            digest = hashlib.sha256("\x00".join(derive).encode()).digest()
+            raw = digest[:16]
+            seed = int.from_bytes(digest[16:24], "big")
+        else:
+            raw = self._rng.getrandbits(128).to_bytes(16, "big")
+            seed = self._rng.getrandbits(64)
+        return "inv_1" + _b62(int.from_bytes(raw, "big"), 22), raw, seed
+
+    def _invoke(self, target: Target, body: bytes, headers: dict[str, str] | None, idem: str | None, delay_ms: int,
+                invoked_by: Invocation | None, strict: bool) -> tuple[Invocation, bool, Failure | None]:
+        """Create (or find, for idempotency keys and workflow runs) the invocation of `target`.
+
+        Returns (invocation, previously_accepted, failure-for-a-call). Unknown targets raise TerminalError
+        404 with Restate's ingress messages; `strict` is False for calls from handlers, where the callee's
+        kind decides whether a key is used.
+        """
+        reg = self._services.get(target.service)
+        if reg is None:
+            raise restate.TerminalError(f"service '{target.service}' not found, make sure to register the service "
+                                        f"before calling it.", 404)
+        hinfo = reg.info.handlers.get(target.handler)
+        if hinfo is None:
+            raise restate.TerminalError(f"the service '{target.service}' exists, but the handler '{target.handler}' "
+                                        f"was not found, check that the handler exists in the latest registered "
+                                        f"service version.", 404)
+        if reg.info.keyed and target.key is None:
+            if strict:
+                raise restate.TerminalError("bad path, expected either /:service-name/:handler or "
+                                            "/:object-name/:object-key/:handler (a key is required)", 400)
+            target = Target(target.service, target.handler, "")
+        if not reg.info.keyed and target.key:
+            raise restate.TerminalError(f"a key was provided, but the callee '{target.service}' is a Service", 400)
+        if invoked_by is None and hinfo.ingress_private:
+            raise restate.TerminalError(f"the handler '{target.service}/{target.handler}' is ingress-private: "
+                                        f"only other handlers can call it", 400)
+        if headers is not None and not isinstance(headers, dict):
+            raise TypeError(f"headers must be a dict of str to str, not {type(headers).__name__}")
+        if idem is not None and (not isinstance(idem, str) or not idem):
+            raise ValueError("idempotency_key must be a non-empty str")
+
+        key_s = target.key or ""
+        if hinfo.ty == "WORKFLOW":
+            existing = self._workflow_runs.get((target.service, key_s))
+            if existing is not None:
+                return (self._invocations[existing], True,
+                        Failure(409, "the workflow method was already invoked"))
+        idem_key = (target.service, key_s, target.handler, idem) if idem is not None else None
+        if idem_key is not None and idem_key in self._idempotency:
+            return self._invocations[self._idempotency[idem_key]], True, None
+
+        derive = None
+        if hinfo.ty == "WORKFLOW":
+            derive = ("wf", target.service, key_s)
+        elif idem_key is not None:
+            derive = ("idem", *idem_key)
+        inv_id, raw, seed = self._new_ids(derive)
+        now = self._now()
+        inv = Invocation(
+            id=inv_id, target=target, service=reg.info, handler=hinfo, deployment=reg.deployment,
+            revision=reg.revision, start_id=raw, random_seed=seed, created_at=now,
+            invoked_by="service" if invoked_by else "ingress",
+            invoked_by_id=invoked_by.id if invoked_by else None,
+            invoked_by_target=str(invoked_by.target) if invoked_by else None,
+            idempotency_key=idem,
+        )
+        hdrs = [messages.new("Header", key=k, value=v) for k, v in (headers or {}).items()]
+        inv.journal.append(JournalEntry(_M["Input"], messages.new("Input", headers=hdrs, value=messages.new(
+            "Value", content=body)), now))
+        self._invocations[inv.id] = inv
+        self._by_start_id[raw] = inv
+        if hinfo.ty == "WORKFLOW":
+            self._workflow_runs[(target.service, key_s)] = inv.id
+        if idem_key is not None:
+            self._idempotency[idem_key] = inv.id
+        if delay_ms > 0:
+            inv.status = "scheduled"
+            inv.scheduled_at = now + delay_ms
+            self._add_timer(now + delay_ms, lambda: self._enqueue(inv) if inv.status == "scheduled" else None,
+                            f"delayed start of {inv.id} {target}")
+        else:
+            self._enqueue(inv)
+        return inv, False, None
+
+    def _enqueue(self, inv: Invocation) -> None:
+        lk = inv.lock_key
+        inv.status = "pending"
+        if lk is None:
+            self._start(inv)
+            return
+        inbox = self._inboxes.setdefault(lk, deque())
+        if lk not in self._locks and not inbox:
+            self._locks[lk] = inv.id
+            self._start(inv)
+        else:
+            inv.inboxed_at = self._now()
+            inbox.append(inv)
+            self._touch()
+
+    def _release_lock(self, inv: Invocation) -> None:
+        lk = inv.lock_key
+        if lk is None or self._locks.get(lk) != inv.id:
+            return
+        del self._locks[lk]
+        inbox = self._inboxes.get(lk)
+        while inbox:
+            nxt = inbox.popleft()
+            if nxt.completed:
+                continue
+            self._locks[lk] = nxt.id
+            self._start(nxt)
+            break
+
+    # ------------------------------------------------------------------ attempts
+    def _start(self, inv: Invocation) -> None:
+        inv.status = "running"
+        inv.blocked = False
+        self._live.add(inv)  # busy from now until the SDK blocks or the attempt ends
+        task = asyncio.get_running_loop().create_task(self._run_attempt(inv))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        self._touch()
+
+    async def _run_attempt(self, inv: Invocation) -> None:
+        inv.attempts += 1
+        now = self._now()
+        inv.running_at = inv.running_at or now
+        inv.next_retry_at = None
+        lazy = inv.handler.lazy_state
+        start = messages.new(
+            "Start", id=inv.start_id, debug_id=inv.id, key=inv.target.key or "", random_seed=inv.random_seed,
+            retry_count_since_last_stored_entry=inv.retry_count_since_last_entry, partial_state=lazy,
+        )
+        if not lazy and inv.service.keyed:
+            for k, v in self._state.get((inv.target.service, inv.target.key or ""), {}).items():
+                start.state_map.add(key=k.encode(), value=v)
+        attempt = inv.deployment.open(inv.target.service, inv.target.handler, [("x-restate-invocation-id", inv.id)])
+        inv.attempt = attempt
+        stored_before = len(inv.journal)
+        pending_runs = self._unfinished_runs(inv)
+        attempt.start(start, [framing.encode(e.msg) for e in inv.journal])
+        terminal: Received | None = None
+        output: Any = None
+        broken: str | None = None
+        while True:
+            item = await attempt.next()
+            if isinstance(item, AttemptEnded):
+                if terminal is None:
+                    err = item.error
+                    broken = (f"the deployment ended the attempt without a result: {err!r}" if err else
+                              "the deployment closed the stream without ending the invocation")
+                break
+            self._touch()
+            name = item.name
+            if name == "AwaitingOn":
+                inv.awaiting = item.msg.awaiting_on
+                inv.blocked = not item.msg.executing_side_effects and not pending_runs
+                continue
+            inv.blocked = False
+            if terminal is not None and name != "ProposeRunCompletion":
+                continue  # nothing but late run proposals may follow a terminal message
+            try:
+                if name in ("End", "Suspension", "Error"):
+                    terminal = item
+                    attempt.close_input()
+                    if name == "Suspension":
+                        inv.awaiting = item.msg.awaiting_on
+                elif name == "ProposeRunCompletion":
+                    self._on_run_proposal(inv, attempt, item, pending_runs)
+                elif messages.is_command(item.type_id):
+                    self._append(inv, item.type_id, item.msg)
+                    if name == "Output":
+                        output = item.msg
+                    elif name == "Run":
+                        pending_runs.add(item.msg.result_completion_id)
+                    else:
+                        self._on_command(inv, name, item.msg)
+                else:
+                    raise ValueError(f"unexpected message {name} from the SDK")
+            except _AttemptFailed as exc:
+                broken = str(exc)
+                attempt.abort()
+                break
+        inv.attempt = None
+        self._live.discard(inv)
+        self._touch()
+        stored = len(inv.journal) > stored_before
+        if broken is not None:
+            self._on_transient(inv, Failure(500, broken), None, stored, related=None)
+        elif terminal is not None and terminal.name == "End":
+            if output is None:
+                self._on_transient(inv, Failure(571, "the SDK ended without an output"), None, stored, related=None)
+            else:
+                self._complete(inv, _failure_from(output.failure) if output.HasField("failure")
+                               else output.value.content)
+        elif terminal is not None and terminal.name == "Suspension":
+            self._on_suspended(inv, terminal.msg.awaiting_on)
+        elif terminal is not None:
+            e = terminal.msg
+            related = None
+            if e.HasField("related_command_type"):
+                related = f"{messages.entry_type(e.related_command_type)}"
+                if e.HasField("related_command_name") and e.related_command_name:
+                    related += f" {e.related_command_name!r}"
+                if e.HasField("related_command_index"):
+                    related += f" (command {e.related_command_index})"
+            delay = e.next_retry_delay if e.HasField("next_retry_delay") else None
+            self._on_transient(inv, Failure(e.code, e.message), delay, stored, related, e.stacktrace)
+
+    @staticmethod
+    def _unfinished_runs(inv: Invocation) -> set[int]:
+        started = {e.msg.result_completion_id for e in inv.journal if e.type_id == _M["Run"]}
+        done = {e.msg.completion_id for e in inv.journal if e.type_id == _M["RunCompletion"]}
+        return started - done
+
+    def _append(self, inv: Invocation, type_id: int, msg: Any) -> JournalEntry:
+        entry = JournalEntry(type_id, msg, self._now())
+        inv.journal.append(entry)
+        return entry
+
+    def _deliver(self, inv: Invocation, name: str, **fields: Any) -> None:
+        """Store a notification in the journal and hand it to the live attempt, or wake a suspended invocation."""
+        msg = messages.new(name, **fields)
+        self._append(inv, _M[name], msg)
+        attempt = inv.attempt
+        if attempt is not None and attempt.notify(msg):
+            inv.blocked = False
+            self._touch()
+        elif inv.status == "suspended" and self._wakes(inv, msg):
+            self._resume(inv)
+
+    @staticmethod
+    def _wakes(inv: Invocation, msg: Any) -> bool:
+        if inv.waiting_ids is None:
+            return False
+        completions, signals, named = inv.waiting_ids
+        if msg.DESCRIPTOR.name == "Signal":
+            kind = msg.WhichOneof("signal_id")
+            return (msg.idx in signals) if kind == "idx" else (msg.name in named)
+        return getattr(msg, "completion_id", None) in completions
+
+    def _on_suspended(self, inv: Invocation, fut: Any) -> None:
+        completions: set[int] = set()
+        signals: set[int] = set()
+        named: set[str] = set()
+
+        def walk(f: Any) -> None:
+            completions.update(f.waiting_completions)
+            signals.update(f.waiting_signals)
+            named.update(f.waiting_named_signals)
+            for n in f.nested_futures:
+                walk(n)
+
+        walk(fut)
+        inv.waiting_ids = (completions, signals, named)
+        inv.status = "suspended"
+        # Something awaited may already be stored (e.g. a run proposal that came after the input closed).
+        if any(self._wakes(inv, e.msg) for e in inv.journal if messages.is_notification(e.type_id)):
+            self._resume(inv)
+
+    def _resume(self, inv: Invocation) -> None:
+        inv.waiting_ids = None
+        self._start(inv)
+
+    def _on_run_proposal(self, inv: Invocation, attempt: Attempt, item: Received, pending_runs: set[int]) -> None:
+        msg = item.msg
+        cid = msg.result_completion_id
+        pending_runs.discard(cid)
+        fields: dict[str, Any] = ({"failure": msg.failure} if msg.WhichOneof("result") == "failure"
+                                  else {"value": messages.new("Value", content=msg.value)})
+        notif = messages.new("RunCompletion", completion_id=cid, **fields)
+        self._append(inv, _M["RunCompletion"], notif)
+        if item.flags & framing.REQUESTED_ACK:
+            attempt.notify(messages.new("ProposeRunCompletionAck", completion_id=cid))
+        else:
+            attempt.notify(notif)
+
+    def _on_transient(self, inv: Invocation, failure: Failure, retry_delay: int | None, stored: bool,
+                      related: str | None, stacktrace: str = "") -> None:
+        now = self._now()
+        err = TransientError(inv.attempts, len(inv.journal) - 1, now, failure.code, failure.message, stacktrace, related)
+        inv.errors.append(err)
+        inv.last_failure = err
+        inv.retry_count_since_last_entry = 1 if stored else inv.retry_count_since_last_entry + 1
+        policy = inv.handler.retry
+        if policy.max_attempts is not None and inv.attempts >= policy.max_attempts:
+            if policy.on_max_attempts == "kill":
+                self._complete(inv, failure)
+            else:
+                inv.status = "paused"
+                self._touch()
+            return
+        delay = retry_delay if retry_delay is not None else policy.delay_ms(inv.attempts)
+        inv.status = "backing-off"
+        inv.next_retry_at = now + delay
+        self._add_timer(now + delay, lambda: self._start(inv) if inv.status == "backing-off" else None,
+                        f"retry of {inv.id} {inv.target}")
+
+    def _complete(self, inv: Invocation, result: bytes | Failure) -> None:
+        now = self._now()
+        inv.completed = True
+        inv.result = result
+        inv.status = "completed"
+        inv.completed_at = now
+        inv.awaiting = None
+        self._release_lock(inv)
+        for caller, cid, kind in inv.callers:
+            name = "CallCompletion" if kind == "call" else "AttachInvocationCompletion"
+            self._deliver(caller, name, completion_id=cid, **_value_or_failure(result))
+        inv.callers.clear()
+        inv.done.set()
+        self._touch()
+        key_s = inv.target.key or ""
+        if inv.idempotency_key is not None:
+            idem = (inv.target.service, key_s, inv.target.handler, inv.idempotency_key)
+            retention = inv.handler.idempotency_retention_ms or DAY_MS
+            self._add_timer(now + retention, lambda: self._expire_idempotency(idem, inv.id),
+                            f"idempotency retention of {inv.id}", housekeeping=True)
+        if inv.handler.ty == "WORKFLOW":
+            retention = inv.handler.workflow_retention_ms or DAY_MS
+            self._add_timer(now + retention, lambda: self._expire_workflow(inv),
+                            f"workflow retention of {inv.target.service}/{key_s}", housekeeping=True)
+
+    def _expire_idempotency(self, idem: tuple[str, str, str, str], inv_id: str) -> None:
+        if self._idempotency.get(idem) == inv_id:
+            del self._idempotency[idem]
+            self._forget(inv_id)
+
+    def _expire_workflow(self, inv: Invocation) -> None:
+        wk = (inv.target.service, inv.target.key or "")
+        if self._workflow_runs.get(wk) != inv.id:
+            return
+        del self._workflow_runs[wk]
+        self._state.pop(wk, None)
+        self._promises.pop(wk, None)
+        self._forget(inv.id)
+
+    def _forget(self, inv_id: str) -> None:
+        inv = self._invocations.pop(inv_id, None)
+        if inv is not None and self._by_start_id.get(inv.start_id) is inv:
+            del self._by_start_id[inv.start_id]
+
+    def _cancel(self, inv: Invocation) -> None:
+        if inv.completed:
+            return
+        if inv.status in ("pending", "scheduled") and inv.attempts == 0:
+            inv.status = "completed"  # keeps a delayed start from firing; the inbox skips completed entries
+            self._complete(inv, Failure(409, "canceled"))
+            return
+        self._deliver(inv, "Signal", idx=messages.CANCEL_SIGNAL, void=messages.new("Void"))
+
+    # ------------------------------------------------------------------ commands
+    def _on_command(self, inv: Invocation, name: str, msg: Any) -> None:
+        handler = getattr(self, f"_cmd_{name}", None)
+        if handler is not None:
+            handler(inv, msg)
+
+    def _state_of(self, inv: Invocation) -> dict[str, bytes]:
+        return self._state.setdefault((inv.target.service, inv.target.key or ""), {})
+
+    def _cmd_SetState(self, inv: Invocation, msg: Any) -> None:
+        self._state_of(inv)[msg.key.decode()] = msg.value.content
+
+    def _cmd_ClearState(self, inv: Invocation, msg: Any) -> None:
+        self._state_of(inv).pop(msg.key.decode(), None)
+
+    def _cmd_ClearAllState(self, inv: Invocation, msg: Any) -> None:
+        self._state_of(inv).clear()
+
+    def _cmd_GetLazyState(self, inv: Invocation, msg: Any) -> None:
+        value = self._state_of(inv).get(msg.key.decode())
+        result = {"void": messages.new("Void")} if value is None else {"value": messages.new("Value", content=value)}
+        self._deliver(inv, "GetLazyStateCompletion", completion_id=msg.result_completion_id, **result)
+
+    def _cmd_GetLazyStateKeys(self, inv: Invocation, msg: Any) -> None:
+        keys = [k.encode() for k in sorted(self._state_of(inv))]
+        self._deliver(inv, "GetLazyStateKeysCompletion", completion_id=msg.result_completion_id,
+                      state_keys=messages.new("StateKeys", keys=keys))
+
+    def _delay_for(self, inv: Invocation, kind: str, absolute_ms: int) -> int:
+        """The exact delay the SDK was asked for (recorded by sdk_hooks), else estimated from the wall clock."""
+        attempt = inv.attempt
+        if attempt is not None and attempt.delays and attempt.delays[0][0] == kind:
+            return attempt.delays.popleft()[1]
+        if absolute_ms == 0:
+            return 0
+        return max(0, absolute_ms - int(time.time() * 1000))
+
+    def _cmd_Sleep(self, inv: Invocation, msg: Any) -> None:
+        cid = msg.result_completion_id
+        wake = self._now() + self._delay_for(inv, "sleep", msg.wake_up_time)
+        inv.sleep_wakeups[cid] = wake
+        self._add_timer(wake, lambda: self._deliver(inv, "SleepCompletion", completion_id=cid,
+                                                    void=messages.new("Void")),
+                        f"sleep of {inv.id} {inv.target}")
+
+    def _child(self, inv: Invocation, msg: Any, delay_ms: int) -> tuple[Invocation, bool, Failure | None]:
+        target = Target(msg.service_name, msg.handler_name, msg.key or None)
+        headers = {h.key: h.value for h in msg.headers}
+        idem = msg.idempotency_key if msg.HasField("idempotency_key") else None
+        try:
+            return self._invoke(target, msg.parameter, headers, idem, delay_ms, invoked_by=inv, strict=False)
+        except restate.TerminalError as exc:
+            # Restate keeps retrying such a caller until the target appears (or it is killed).
+            raise _AttemptFailed(f"cannot call {target}: {exc.message}") from None
+
+    def _cmd_Call(self, inv: Invocation, msg: Any) -> None:
+        child, _previous, failure = self._child(inv, msg, 0)
+        self._deliver(inv, "CallInvocationIdCompletion", completion_id=msg.invocation_id_notification_idx,
+                      invocation_id=child.id)
+        cid = msg.result_completion_id
+        if failure is not None:
+            self._deliver(inv, "CallCompletion", completion_id=cid, failure=_failure_msg(failure))
+        elif child.completed:
+            self._deliver(inv, "CallCompletion", completion_id=cid, **_value_or_failure(child.result or b""))
+        else:
+            child.callers.append((inv, cid, "call"))
+
+    def _cmd_OneWayCall(self, inv: Invocation, msg: Any) -> None:
+        delay = self._delay_for(inv, "send", msg.invoke_time)
+        child, _previous, _failure = self._child(inv, msg, delay)
+        inv.send_times[len(inv.journal) - 1] = self._now() + delay
+        self._deliver(inv, "CallInvocationIdCompletion", completion_id=msg.invocation_id_notification_idx,
+                      invocation_id=child.id)
+
+    def _cmd_SendSignal(self, inv: Invocation, msg: Any) -> None:
+        target = self._invocations.get(msg.target_invocation_id)
+        if target is None or target.completed:
+            return
+        if msg.WhichOneof("signal_id") == "idx" and msg.idx == messages.CANCEL_SIGNAL:
+            self._cancel(target)
+            return
+        result = msg.WhichOneof("result") or "void"
+        signal: dict[str, Any] = {msg.WhichOneof("signal_id") or "idx": getattr(msg, msg.WhichOneof("signal_id") or "idx")}
+        self._deliver(target, "Signal", **signal, **{result: getattr(msg, result)})
+
+    def _cmd_CompleteAwakeable(self, inv: Invocation, msg: Any) -> None:
+        target, idx = self._parse_awakeable(msg.awakeable_id)
+        if target is None or target.completed:
+            return
+        result = msg.WhichOneof("result")
+        self._deliver(target, "Signal", idx=idx, **{result: getattr(msg, result)})
+
+    def _parse_awakeable(self, awakeable_id: str) -> tuple[Invocation | None, int]:
+        if not awakeable_id.startswith("sign_1"):
+            return None, 0
+        raw = awakeable_id[len("sign_1"):]
+        try:
+            data = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4))
+        except ValueError:
+            return None, 0
+        return self._by_start_id.get(data[:-4]), int.from_bytes(data[-4:], "big")
+
+    def _resolve_attach_target(self, msg: Any) -> Invocation | None:
+        which = msg.WhichOneof("target")
+        if which == "invocation_id":
+            return self._invocations.get(msg.invocation_id)
+        if which == "workflow_target":
+            t = msg.workflow_target
+            return self._invocations.get(self._workflow_runs.get((t.workflow_name, t.workflow_key), ""))
+        if which == "idempotent_request_target":
+            t = msg.idempotent_request_target
+            key = (t.service_name, t.service_key if t.HasField("service_key") else "", t.handler_name, t.idempotency_key)
+            return self._invocations.get(self._idempotency.get(key, ""))
+        return None
+
+    def _cmd_AttachInvocation(self, inv: Invocation, msg: Any) -> None:
+        target = self._resolve_attach_target(msg)
+        cid = msg.result_completion_id
+        if target is None:
+            self._deliver(inv, "AttachInvocationCompletion", completion_id=cid,
+                          failure=_failure_msg(Failure(404, "not found")))
+        elif target.completed:
+            self._deliver(inv, "AttachInvocationCompletion", completion_id=cid, **_value_or_failure(target.result or b""))
+        else:
+            target.callers.append((inv, cid, "attach"))
+
+    def _cmd_GetInvocationOutput(self, inv: Invocation, msg: Any) -> None:
+        target = self._resolve_attach_target(msg)
+        cid = msg.result_completion_id
+        if target is None or not target.completed:
+            self._deliver(inv, "GetInvocationOutputCompletion", completion_id=cid, void=messages.new("Void"))
+        else:
+            self._deliver(inv, "GetInvocationOutputCompletion", completion_id=cid,
+                          **_value_or_failure(target.result or b""))
+
+    def _promises_of(self, inv: Invocation) -> dict[str, bytes | Failure]:
+        return self._promises.setdefault((inv.target.service, inv.target.key or ""), {})
+
+    def _cmd_GetPromise(self, inv: Invocation, msg: Any) -> None:
+        done = self._promises_of(inv).get(msg.key)
+        if done is not None:
+            self._deliver(inv, "GetPromiseCompletion", completion_id=msg.result_completion_id, **_value_or_failure(done))
+        else:
+            wk = (inv.target.service, inv.target.key or "", msg.key)
+            self._promise_waiters.setdefault(wk, []).append((inv, msg.result_completion_id))
+
+    def _cmd_PeekPromise(self, inv: Invocation, msg: Any) -> None:
+        done = self._promises_of(inv).get(msg.key)
+        result = {"void": messages.new("Void")} if done is None else _value_or_failure(done)
+        self._deliver(inv, "PeekPromiseCompletion", completion_id=msg.result_completion_id, **result)
+
+    def _cmd_CompletePromise(self, inv: Invocation, msg: Any) -> None:
+        table = self._promises_of(inv)
+        cid = msg.result_completion_id
+        if msg.key in table:
+            self._deliver(inv, "CompletePromiseCompletion", completion_id=cid,
+                          failure=_failure_msg(Failure(409, "promise was already completed")))
+            return
+        value: bytes | Failure = (_failure_from(msg.completion_failure) if msg.WhichOneof("completion") ==
+                                  "completion_failure" else msg.completion_value.content)
+        table[msg.key] = value
+        self._deliver(inv, "CompletePromiseCompletion", completion_id=cid, void=messages.new("Void"))
+        for waiter, wcid in self._promise_waiters.pop((inv.target.service, inv.target.key or "", msg.key), []):
+            self._deliver(waiter, "GetPromiseCompletion", completion_id=wcid, **_value_or_failure(value))
+
+    # ------------------------------------------------------------------ introspection
+    def invocations(self) -> Any:
+        from .. import introspect
+        return introspect.invocations(self)
+
+    def journal(self, invocation_id: str) -> Any:
+        from .. import introspect
+        return introspect.journal(self, self._get(invocation_id))
+
+    def state(self, service: str, key: str) -> dict[str, Any]:
+        """The K/V state of one object or workflow, JSON values decoded (raw bytes where not JSON)."""
+        from .. import introspect
+        return introspect.decode_state(self._state.get((service, key), {}))
+
+    def invocation(self, invocation_id: str) -> Invocation:
+        return self._get(invocation_id)
+
+    def _all_invocations(self) -> Iterable[Invocation]:
+        return self._invocations.values()
+
+    def __repr__(self) -> str:
+        counts: dict[str, int] = {}
+        for inv in self._invocations.values():
+            counts[inv.status] = counts.get(inv.status, 0) + 1
+        summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no invocations"
+        return (f"<playground.Runtime {self._clock.kind} clock at {self.now.isoformat()}; "
+                f"services: {', '.join(self._services) or 'none'}; {summary}>")
+
+
+class _AttemptFailed(Exception):
+    """A command the runtime cannot honour: the attempt fails and is retried, as Restate does."""

@@ -1,0 +1,118 @@
+"""The runtime's records: targets, journal entries and invocations, in Restate's vocabulary."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..protocol import messages
+from ..protocol.deployment import Deployment, HandlerInfo, ServiceInfo
+from ..protocol.driver import Attempt
+
+
+@dataclass(frozen=True)
+class Target:
+    service: str
+    handler: str
+    key: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.service}/{self.key}/{self.handler}" if self.key is not None else f"{self.service}/{self.handler}"
+
+
+@dataclass
+class JournalEntry:
+    type_id: int
+    msg: Any
+    appended_at: int  # virtual ms since epoch
+
+    @property
+    def entry_type(self) -> str:
+        return messages.entry_type(self.type_id)
+
+    @property
+    def name(self) -> str:
+        field_name = "entry_name" if self.type_id == messages.TYPE_IDS["SendSignal"] else "name"
+        return getattr(self.msg, field_name, "") if hasattr(self.msg, field_name) else ""
+
+
+@dataclass
+class Failure:
+    code: int
+    message: str
+    metadata: dict[str, str] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return f"[{self.code}] {self.message}"
+
+
+@dataclass
+class TransientError:
+    """A failed attempt, as sys_journal_events records it."""
+
+    attempt: int
+    after_entry: int
+    at_ms: int
+    code: int
+    message: str
+    stacktrace: str = ""
+    related_command: str | None = None
+
+
+@dataclass
+class SendHandle:
+    """What a one-way send from a cell returns; `status` is 'Accepted' or 'PreviouslyAccepted', as Restate's ingress says."""
+
+    invocation_id: str
+    status: str = "Accepted"
+    execution_time: Any = None
+
+    def __repr__(self) -> str:
+        return f"SendHandle(invocation_id={self.invocation_id!r}, status={self.status!r})"
+
+
+@dataclass(eq=False)
+class Invocation:
+    id: str
+    target: Target
+    service: ServiceInfo
+    handler: HandlerInfo
+    deployment: Deployment
+    revision: int
+    start_id: bytes
+    random_seed: int
+    created_at: int
+    invoked_by: str = "ingress"  # "ingress" or "service"
+    invoked_by_id: str | None = None
+    invoked_by_target: str | None = None
+    idempotency_key: str | None = None
+    status: str = "pending"
+    scheduled_at: int | None = None  # execution time of a delayed send
+    inboxed_at: int | None = None
+    running_at: int | None = None
+    completed_at: int | None = None
+    journal: list[JournalEntry] = field(default_factory=list)
+    result: bytes | Failure | None = None
+    completed: bool = False
+    attempts: int = 0
+    retry_count_since_last_entry: int = 0
+    next_retry_at: int | None = None
+    last_failure: TransientError | None = None
+    errors: list[TransientError] = field(default_factory=list)
+    attempt: Attempt | None = None
+    blocked: bool = False  # the live attempt is waiting on the runtime (AwaitingOn seen, nothing sent since)
+    awaiting: Any = None  # the last Future the SDK said it awaits (AwaitingOn/Suspension)
+    waiting_ids: tuple[set[int], set[int], set[str]] | None = None  # while suspended
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+    # invocations waiting for our result: (caller, completion id of their Call or AttachInvocation, kind)
+    callers: list[tuple["Invocation", int, str]] = field(default_factory=list)  # kind: "call" or "attach"
+    sleep_wakeups: dict[int, int] = field(default_factory=dict)  # completion id -> virtual wake-up ms
+    send_times: dict[int, int] = field(default_factory=dict)  # journal index of a OneWayCall -> virtual invoke ms
+
+    @property
+    def lock_key(self) -> tuple[str, str] | None:
+        return (self.target.service, self.target.key or "") if self.handler.takes_lock else None
+
+    def completion_failure(self) -> str | None:
+        return str(self.result) if isinstance(self.result, Failure) else None
