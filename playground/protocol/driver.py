@@ -76,6 +76,9 @@ class Attempt:
         self.ended: AttemptEnded | None = None
         # (kind, millis) of sleeps and sends the SDK was asked for, in command order (see sdk_hooks)
         self.delays: deque[tuple[str, int]] = deque()
+        # True while the SDK waits for input from us (its VM said "wait for external progress"; see sdk_hooks)
+        self.sdk_waiting = False
+        self.on_waiting: Callable[[], None] | None = None
 
     # --- the ASGI callables given to the app ---
     async def _receive(self) -> dict:
@@ -122,7 +125,18 @@ class Attempt:
         if self._input_closed:
             return False
         self._inbox.put_nowait({"type": "http.request", "body": framing.encode(msg, flags), "more_body": True})
+        self.sdk_waiting = False
         return True
+
+    def set_sdk_waiting(self, waiting: bool) -> None:
+        self.sdk_waiting = waiting
+        if waiting and self.on_waiting is not None:
+            self.on_waiting()
+
+    @property
+    def unread(self) -> int:
+        """Messages from the SDK not yet taken with next()."""
+        return self._outbox.qsize()
 
     def close_input(self) -> None:
         if not self._input_closed:
@@ -143,12 +157,26 @@ class Attempt:
             return None
 
     def abort(self) -> None:
-        """Drop the connection, as a crashed deployment would."""
+        """Drop the connection, as a crashed deployment would.
+
+        The SDK swallows the first CancelledError of a handler and then waits for the request body to
+        close; if its receive task was cancelled too (loop shutdown), nothing would ever close it. So keep
+        cancelling the app task, a few times, until it has finished.
+        """
         self._input_closed = True
         self._inbox.put_nowait({"type": "http.disconnect"})
         self._response_done.set()
-        if self._task is not None and not self._task.done():
-            self._task.cancel()
+        task = self._task
+        if task is None or task.done():
+            return
+        loop = task.get_loop()
+
+        def kick(tries: int) -> None:
+            if not task.done() and tries > 0:
+                task.cancel()
+                loop.call_soon(kick, tries - 1)
+
+        kick(50)
 
     async def wait_closed(self) -> None:
         if self._task is not None:

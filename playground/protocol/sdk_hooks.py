@@ -1,9 +1,13 @@
-"""Observe the exact delays the SDK is asked for, so the virtual clock can use them.
+"""Observe two things the wire protocol does not say, by wrapping pass-through methods of the SDK's VM wrapper.
 
-The SDK's core turns `ctx.sleep(d)` and `send_delay=d` into absolute wall-clock times before we see
-them; subtracting our own wall clock would be off by however long user code ran in between. Instead we
-wrap two pass-through methods of the SDK's Python VM wrapper and record their millisecond arguments for
-the attempt that made them. Nothing is changed: outside a playground attempt the wrappers only delegate.
+1. Exact delays. The SDK's core turns `ctx.sleep(d)` and `send_delay=d` into absolute wall-clock times
+   before we see them; subtracting our own wall clock would be off by however long user code ran in
+   between. `sys_sleep`/`sys_send` are wrapped to record their millisecond arguments.
+2. When the SDK is blocked on the server. `do_progress` returning "wait for external progress" means the
+   handler awaits something only the runtime can deliver. That is what lets the virtual clock skip time,
+   and lets an await that can never finish raise instead of hanging.
+
+Both only observe, for the attempt running in the current context; elsewhere the wrappers just delegate.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ class _QuietInsideAttempts(logging.Filter):
 
 
 def install() -> bool:
-    """Wrap VMWrapper.sys_sleep/sys_send and quiet SDK logs inside attempts, once per process. Returns False if the SDK layout is unexpected."""
+    """Wrap VMWrapper.sys_sleep/sys_send/do_progress and quiet SDK logs inside attempts, once per process. Returns False if the SDK layout is unexpected."""
     global _installed
     if _installed:
         return True
@@ -36,8 +40,21 @@ def install() -> bool:
         return False
     orig_sleep = getattr(VMWrapper, "sys_sleep", None)
     orig_send = getattr(VMWrapper, "sys_send", None)
-    if orig_sleep is None or orig_send is None:
+    orig_progress = getattr(VMWrapper, "do_progress", None)
+    try:
+        from restate.vm import DoProgressWaitExternalProgress
+    except ImportError:
         return False
+    if orig_sleep is None or orig_send is None or orig_progress is None:
+        return False
+
+    @functools.wraps(orig_progress)
+    def do_progress(self: Any, *args: Any, **kwargs: Any) -> Any:
+        result = orig_progress(self, *args, **kwargs)
+        attempt = current_attempt.get()
+        if attempt is not None:
+            attempt.set_sdk_waiting(isinstance(result, DoProgressWaitExternalProgress))
+        return result
 
     @functools.wraps(orig_sleep)
     def sys_sleep(self: Any, millis: int, *args: Any, **kwargs: Any) -> Any:
@@ -54,6 +71,7 @@ def install() -> bool:
         logging.getLogger(name).addFilter(_QuietInsideAttempts())
     VMWrapper.sys_sleep = sys_sleep  # type: ignore[method-assign]
     VMWrapper.sys_send = sys_send  # type: ignore[method-assign]
+    VMWrapper.do_progress = do_progress  # type: ignore[method-assign]
     _installed = True
     return True
 

@@ -1,9 +1,10 @@
 """The embedded Restate server: it owns invocations, journals, per-key locks and inboxes, state, timers,
 idempotency and workflow records, and drives each attempt of the SDK's app over the service protocol.
 
-Everything happens on the caller's event loop. An attempt is "busy" until the SDK says it is blocked on
-the runtime (an AwaitingOn message with no side effect executing); when no attempt is busy and no timer
-is due, nothing can progress at the current time. That is the point where the virtual clock may jump to
+Everything happens on the caller's event loop. An attempt is "busy" until the SDK is blocked on the
+runtime: its VM asked to wait for external progress (observed by sdk_hooks), every message it sent has
+been handled, and no ctx.run closure is executing. When no attempt is busy and no timer is due, nothing
+can progress at the current time. That is the point where the virtual clock may jump to
 the next timer, where `settle()` returns, and where an ingress await that is still waiting raises.
 """
 
@@ -192,35 +193,48 @@ class Runtime:
         await self._quiesce()
 
     # ------------------------------------------------------------------ idleness
+    @staticmethod
+    def _is_blocked(inv: Invocation) -> bool:
+        a = inv.attempt
+        return (a is not None and a.sdk_waiting and not a.input_closed and a.unread == 0
+                and not inv.pending_runs)
+
     def _busy(self) -> list[Invocation]:
-        return [inv for inv in self._live if not inv.blocked]
+        return [inv for inv in self._live if not self._is_blocked(inv)]
 
     async def _quiesce(self, until: asyncio.Event | None = None) -> None:
         """Return when nothing can progress at the current time, or `until` is set."""
-        while True:
-            if until is not None and until.is_set():
-                return
-            self._fire_due_timers()
-            if not self._busy():
-                # let callbacks already scheduled on the loop run, then look again
-                for _ in range(3):
-                    await asyncio.sleep(0)
-                if not self._busy() and not self._fire_due_timers():
+        loop = asyncio.get_running_loop()
+        watchdog: asyncio.TimerHandle | None = None
+        try:
+            while True:
+                if until is not None and until.is_set():
                     return
-                continue
-            self._changed.clear()
-            try:
-                await asyncio.wait_for(self._changed.wait(), timeout=1.0)
-            except asyncio.TimeoutError:
-                if time.monotonic() - self._last_activity > INACTIVITY_TIMEOUT_S:
-                    busy = ", ".join(f"{i.id} {i.target}" for i in self._busy())
-                    raise StuckError(
-                        f"handler code has run for over {INACTIVITY_TIMEOUT_S:.0f} s without finishing or reaching "
-                        f"a Restate await: {busy}. Is it waiting on something outside Restate (a plain asyncio "
-                        f"future, a lock, a network call)?")
+                self._fire_due_timers()
+                if not self._busy():
+                    # let callbacks already scheduled on the loop run, then look again
+                    for _ in range(2):
+                        await asyncio.sleep(0)
+                    if not self._busy() and not self._fire_due_timers():
+                        return
+                    continue
+                if watchdog is None:
+                    watchdog = loop.call_later(1.0, self._changed.set)
+                self._changed.clear()
+                await self._changed.wait()
+                if watchdog.when() <= loop.time():
+                    watchdog = None
+                    if time.monotonic() - self._last_activity > INACTIVITY_TIMEOUT_S:
+                        busy = ", ".join(f"{i.id} {i.target}" for i in self._busy())
+                        raise StuckError(
+                            f"handler code has run for over {INACTIVITY_TIMEOUT_S:.0f} s without finishing or "
+                            f"reaching a Restate await: {busy}. Is it waiting on something outside Restate (a plain "
+                            f"asyncio future, a lock, a network call)?")
+        finally:
+            if watchdog is not None:
+                watchdog.cancel()
 
     def _touch(self) -> None:
-        self._last_activity = time.monotonic()
         self._changed.set()
 
     async def _await_done(self, inv: Invocation, what: str) -> None:
@@ -287,9 +301,6 @@ class Runtime:
         return lines, None
 
     def _waits_on(self, inv: Invocation) -> tuple[str, Invocation | None]:
-        fut = inv.awaiting
-        if fut is None:
-            return "", None
         completions: list[int] = []
         signals: list[int] = []
         named: list[str] = []
@@ -301,7 +312,14 @@ class Runtime:
             for n in f.nested_futures:
                 walk(n)
 
-        walk(fut)
+        if inv.awaiting is not None:
+            walk(inv.awaiting)
+        else:  # the SDK does not always say what it awaits: fall back to commands still without a result
+            done = {getattr(e.msg, "completion_id", None) for e in inv.journal if messages.is_notification(e.type_id)}
+            completions = [e.msg.result_completion_id for e in inv.journal if messages.is_command(e.type_id)
+                           and getattr(e.msg, "result_completion_id", 0) and e.msg.result_completion_id not in done]
+            if not completions:
+                return "an awakeable or a signal that nothing has completed", None
         parts: list[str] = []
         child: Invocation | None = None
         for cid in completions:
@@ -616,7 +634,6 @@ class Runtime:
     # ------------------------------------------------------------------ attempts
     def _start(self, inv: Invocation) -> None:
         inv.status = "running"
-        inv.blocked = False
         self._live.add(inv)  # busy from now until the SDK blocks or the attempt ends
         task = asyncio.get_running_loop().create_task(self._run_attempt(inv))
         self._tasks.add(task)
@@ -637,28 +654,33 @@ class Runtime:
             for k, v in self._state.get((inv.target.service, inv.target.key or ""), {}).items():
                 start.state_map.add(key=k.encode(), value=v)
         attempt = inv.deployment.open(inv.target.service, inv.target.handler, [("x-restate-invocation-id", inv.id)])
+        attempt.on_waiting = self._touch
         inv.attempt = attempt
         stored_before = len(inv.journal)
-        pending_runs = self._unfinished_runs(inv)
+        inv.pending_runs = pending_runs = self._unfinished_runs(inv)
         attempt.start(start, [framing.encode(e.msg) for e in inv.journal])
         terminal: Received | None = None
         output: Any = None
         broken: str | None = None
         while True:
-            item = await attempt.next()
+            try:
+                item = await attempt.next()
+            except asyncio.CancelledError:  # the loop is shutting down: don't leave the SDK waiting forever
+                attempt.abort()
+                raise
             if isinstance(item, AttemptEnded):
                 if terminal is None:
                     err = item.error
                     broken = (f"the deployment ended the attempt without a result: {err!r}" if err else
                               "the deployment closed the stream without ending the invocation")
                 break
-            self._touch()
+            self._last_activity = time.monotonic()
             name = item.name
             if name == "AwaitingOn":
                 inv.awaiting = item.msg.awaiting_on
-                inv.blocked = not item.msg.executing_side_effects and not pending_runs
+                if attempt.unread == 0:
+                    self._touch()
                 continue
-            inv.blocked = False
             if terminal is not None and name != "ProposeRunCompletion":
                 continue  # nothing but late run proposals may follow a terminal message
             try:
@@ -683,6 +705,8 @@ class Runtime:
                 broken = str(exc)
                 attempt.abort()
                 break
+            if attempt.unread == 0 and attempt.sdk_waiting:
+                self._touch()  # the SDK may now count as blocked
         inv.attempt = None
         self._live.discard(inv)
         self._touch()
@@ -726,8 +750,7 @@ class Runtime:
         self._append(inv, _M[name], msg)
         attempt = inv.attempt
         if attempt is not None and attempt.notify(msg):
-            inv.blocked = False
-            self._touch()
+            pass  # the SDK wakes up; it counts as busy until it blocks again
         elif inv.status == "suspended" and self._wakes(inv, msg):
             self._resume(inv)
 

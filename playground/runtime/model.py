@@ -101,8 +101,8 @@ class Invocation:
     last_failure: TransientError | None = None
     errors: list[TransientError] = field(default_factory=list)
     attempt: Attempt | None = None
-    blocked: bool = False  # the live attempt is waiting on the runtime (AwaitingOn seen, nothing sent since)
-    awaiting: Any = None  # the last Future the SDK said it awaits (AwaitingOn/Suspension)
+    pending_runs: set[int] = field(default_factory=set)  # ctx.run closures executing (Run seen, no proposal yet)
+    awaiting: Any = None  # the last Future the SDK said it awaits (AwaitingOn/Suspension), for explanations
     waiting_ids: tuple[set[int], set[int], set[str]] | None = None  # while suspended
     done: asyncio.Event = field(default_factory=asyncio.Event)
     # invocations waiting for our result: (caller, completion id of their Call or AttachInvocation, kind)
