@@ -381,10 +381,7 @@ class Runtime:
                  "workflow": "workflow_call/workflow_send"}[kind]
         if kind != how:
             raise TypeError(f"{h.service_tag.name}/{h.name} belongs to {label}: use rt.{right}")
-        if how == "service":
-            if key is not None:
-                raise ValueError(f"{h.service_tag.name} is a Service, which has no key; drop key={key!r}")
-        else:
+        if how != "service":
             if key is None:
                 what = "workflow id" if how == "workflow" else "object key"
                 raise ValueError(f"{h.service_tag.name}/{h.name} needs key=...: the {what} to address, e.g. key='Mary'")
