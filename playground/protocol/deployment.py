@@ -12,9 +12,9 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from .driver import AsgiApp, Attempt
+from .driver import AsgiApp, Attempt, make_scope
 
-MANIFEST_ACCEPT = "application/vnd.restate.endpointmanifest.v4+json"
+MANIFEST_ACCEPT = "application/vnd.restate.endpointmanifest.v5+json"
 
 
 @dataclass(frozen=True)
@@ -28,8 +28,13 @@ class RetryPolicy:
     on_max_attempts: str = "pause"  # "pause" or "kill"
 
     def delay_ms(self, retry: int) -> int:
-        """Delay before retry number `retry` (1-based)."""
-        return int(min(self.initial_interval_ms * self.factor ** (retry - 1), self.max_interval_ms))
+        """Delay before retry number `retry` (1-based), growing by `factor` up to `max_interval_ms`."""
+        delay = float(self.initial_interval_ms)
+        for _ in range(retry - 1):
+            if delay >= self.max_interval_ms:
+                break
+            delay *= self.factor
+        return int(min(delay, self.max_interval_ms))
 
 
 @dataclass(frozen=True)
@@ -107,6 +112,7 @@ class AsgiDeployment:
 
     def __init__(self, app: AsgiApp) -> None:
         self.app = app
+        self._scopes: dict[tuple[str, str], dict] = {}
 
     def discover(self) -> dict[str, Any]:
         # Run on a private loop in a worker thread: this works whether or not a loop is running (a notebook
@@ -146,4 +152,7 @@ class AsgiDeployment:
         return json.loads(body)
 
     def open(self, service: str, handler: str, headers: list[tuple[str, str]]) -> Attempt:
-        return Attempt(self.app, service, handler, headers)
+        scope = self._scopes.get((service, handler))
+        if scope is None:
+            scope = self._scopes[(service, handler)] = make_scope(service, handler)
+        return Attempt(self.app, service, handler, headers, scope=scope)

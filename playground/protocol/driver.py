@@ -25,6 +25,53 @@ current_attempt: contextvars.ContextVar["Attempt | None"] = contextvars.ContextV
 AsgiApp = Callable[[dict, Callable[[], Awaitable[dict]], Callable[[dict], Awaitable[None]]], Awaitable[None]]
 
 
+class _Pipe:
+    """A single-consumer FIFO; much cheaper than asyncio.Queue on the per-message hot path."""
+
+    __slots__ = ("_items", "_waiter")
+
+    def __init__(self) -> None:
+        self._items: deque[Any] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+
+    def put(self, item: Any) -> None:
+        self._items.append(item)
+        w = self._waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+
+    async def get(self) -> Any:
+        while not self._items:
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        return self._items.popleft()
+
+    def get_nowait(self) -> Any | None:
+        return self._items.popleft() if self._items else None
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+def make_scope(service: str, handler: str, content_type: str = CONTENT_TYPE) -> dict:
+    """The ASGI scope of an invocation request; the headers a real Restate server sends are added per attempt."""
+    path = f"/invoke/{service}/{handler}"
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "2",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "headers": [(b"content-type", content_type.encode()), (b"accept", content_type.encode())],
+    }
+
+
 @dataclass
 class Received:
     """One message from the SDK: its frame type id, header flags and decoded protobuf."""
@@ -40,7 +87,8 @@ class Received:
 
 @dataclass
 class AttemptEnded:
-    """The app finished the response. `error` is set when the app task raised or died without a terminal message."""
+    """The app finished the response. `error` is set when the app task raised or was cancelled; an attempt that
+    ended without a terminal message (End, Suspension, Error) failed even when `error` is None."""
 
     status: int | None
     error: BaseException | None = None
@@ -48,25 +96,15 @@ class AttemptEnded:
 
 
 class Attempt:
-    """One HTTP/2-style bidi stream to the app: `start()`, then read with `next()`, write with `notify()`."""
+    """One HTTP/2-style bidi stream to the app: `start()`, then read with `next()` (or callbacks), write with `notify()`."""
 
     def __init__(self, app: AsgiApp, service: str, handler: str, headers: list[tuple[str, str]] | None = None,
-                 content_type: str = CONTENT_TYPE) -> None:
+                 content_type: str = CONTENT_TYPE, scope: dict | None = None) -> None:
         self._app = app
-        hdrs = [("content-type", content_type), ("accept", content_type), *(headers or [])]
-        self._scope = {
-            "type": "http",
-            "asgi": {"version": "3.0"},
-            "http_version": "2",
-            "method": "POST",
-            "scheme": "http",
-            "path": f"/invoke/{service}/{handler}",
-            "raw_path": f"/invoke/{service}/{handler}".encode(),
-            "query_string": b"",
-            "headers": [(k.encode(), v.encode()) for k, v in hdrs],
-        }
-        self._inbox: asyncio.Queue[dict] = asyncio.Queue()
-        self._outbox: asyncio.Queue[Received | AttemptEnded] = asyncio.Queue()
+        base = scope if scope is not None else make_scope(service, handler, content_type)
+        self._scope = {**base, "headers": base["headers"] + [(k.encode(), v.encode()) for k, v in headers or ()]}
+        self._inbox = _Pipe()
+        self._outbox = _Pipe()
         self._decoder = framing.Decoder()
         self._input_closed = False
         self._response_done = asyncio.Event()
@@ -79,14 +117,25 @@ class Attempt:
         # True while the SDK waits for input from us (its VM said "wait for external progress"; see sdk_hooks)
         self.sdk_waiting = False
         self.on_waiting: Callable[[], None] | None = None
+        # Push mode: when set, each SDK message (and the end) goes to these callbacks synchronously, as the
+        # SDK sends it, instead of waiting in a queue for next(). The runtime uses push mode.
+        self.on_message: Callable[[Received], None] | None = None
+        self.on_end: Callable[[AttemptEnded], None] | None = None
 
     # --- the ASGI callables given to the app ---
     async def _receive(self) -> dict:
-        if self._inbox.empty() and self._input_closed:
-            # After the body ended, hold the stream open until the response is complete.
-            await self._response_done.wait()
-            return {"type": "http.disconnect"}
-        return await self._inbox.get()
+        try:
+            if not self._inbox and self._input_closed:
+                # After the body ended, hold the stream open until the response is complete.
+                await self._response_done.wait()
+                return {"type": "http.disconnect"}
+            return await self._inbox.get()
+        except asyncio.CancelledError:
+            # The SDK reads in a task of its own; it is cancelled here only when its loop shuts down
+            # (or after the response is complete). Don't leave the handler waiting for a body end.
+            if not self._response_done.is_set():
+                self.abort()
+            raise
 
     async def _send(self, event: dict) -> None:
         kind = event["type"]
@@ -95,7 +144,11 @@ class Attempt:
             self._resp_headers = {k.decode(): v.decode() for k, v in event.get("headers", [])}
         elif kind == "http.response.body":
             for type_id, flags, payload in self._decoder.feed(event.get("body", b"")):
-                self._outbox.put_nowait(Received(type_id, flags, messages.parse(type_id, payload)))
+                item = Received(type_id, flags, messages.parse(type_id, payload))
+                if self.on_message is not None:
+                    self.on_message(item)
+                else:
+                    self._outbox.put(item)
             if not event.get("more_body", False):
                 self._response_done.set()
 
@@ -104,8 +157,14 @@ class Attempt:
         """Send Start and the stored journal frames (already encoded), then let the app run."""
         start.known_entries = len(journal)
         body = framing.encode(start) + b"".join(journal)
-        self._inbox.put_nowait({"type": "http.request", "body": body, "more_body": True})
+        self._inbox.put({"type": "http.request", "body": body, "more_body": True})
         self._task = asyncio.get_running_loop().create_task(self._run_app())
+        self._task.add_done_callback(self._app_task_done)
+
+    def _app_task_done(self, task: asyncio.Task[None]) -> None:
+        # Normally _run_app reports the end itself; a task cancelled before its first step never ran it.
+        if self.ended is None:
+            self._report_end(ConnectionAbortedError("attempt aborted before it started"))
 
     async def _run_app(self) -> None:
         error: BaseException | None = None
@@ -116,15 +175,21 @@ class Attempt:
             error = ConnectionAbortedError("attempt aborted")
         except BaseException as exc:  # noqa: BLE001 - any app failure ends the attempt; report it
             error = exc
+        self._report_end(error)
+
+    def _report_end(self, error: BaseException | None) -> None:
         self._response_done.set()
         self.ended = AttemptEnded(self._status, error, self._resp_headers)
-        self._outbox.put_nowait(self.ended)
+        if self.on_end is not None:
+            self.on_end(self.ended)
+        else:
+            self._outbox.put(self.ended)
 
     def notify(self, msg: Any, flags: int = 0) -> bool:
         """Write a message into the open request body. Returns False once the input is closed."""
         if self._input_closed:
             return False
-        self._inbox.put_nowait({"type": "http.request", "body": framing.encode(msg, flags), "more_body": True})
+        self._inbox.put({"type": "http.request", "body": framing.encode(msg, flags), "more_body": True})
         self.sdk_waiting = False
         return True
 
@@ -136,12 +201,12 @@ class Attempt:
     @property
     def unread(self) -> int:
         """Messages from the SDK not yet taken with next()."""
-        return self._outbox.qsize()
+        return len(self._outbox)
 
     def close_input(self) -> None:
         if not self._input_closed:
             self._input_closed = True
-            self._inbox.put_nowait({"type": "http.request", "body": b"", "more_body": False})
+            self._inbox.put({"type": "http.request", "body": b"", "more_body": False})
 
     @property
     def input_closed(self) -> bool:
@@ -151,10 +216,7 @@ class Attempt:
         return await self._outbox.get()
 
     def next_nowait(self) -> Received | AttemptEnded | None:
-        try:
-            return self._outbox.get_nowait()
-        except asyncio.QueueEmpty:
-            return None
+        return self._outbox.get_nowait()
 
     def abort(self) -> None:
         """Drop the connection, as a crashed deployment would.
@@ -164,7 +226,7 @@ class Attempt:
         cancelling the app task, a few times, until it has finished.
         """
         self._input_closed = True
-        self._inbox.put_nowait({"type": "http.disconnect"})
+        self._inbox.put({"type": "http.disconnect"})
         self._response_done.set()
         task = self._task
         if task is None or task.done():

@@ -289,9 +289,9 @@ def _build_classes() -> dict[str, type]:
 CLASSES: dict[str, type] = _build_classes()
 
 
-def new(name: str, **fields: Any) -> Any:
-    """Build a message by its short name, e.g. new('Value', content=b'1')."""
-    return CLASSES[name](**fields)
+def new(message: str, /, **fields: Any) -> Any:
+    """Build a message by its short name, e.g. new('Value', content=b'1'); fields may include `name`."""
+    return CLASSES[message](**fields)
 
 
 def parse(type_id: int, payload: bytes) -> Any:

@@ -33,16 +33,12 @@ DAY_MS = 24 * 3600 * 1000
 # Handler code that neither finishes nor reaches a Restate await for this long (wall time) while a cell
 # waits is reported instead of hanging the cell (Restate's own inactivity timeout is 1 minute).
 INACTIVITY_TIMEOUT_S = 60.0
-_B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _M = messages.TYPE_IDS
 
 
-def _b62(n: int, width: int) -> str:
-    out = []
-    for _ in range(width):
-        n, r = divmod(n, 62)
-        out.append(_B62[r])
-    return "".join(reversed(out))
+def _id_from(raw: bytes) -> str:
+    """Restate-style id text: 'inv_1' and 96 bits of the id in hex (unique enough, and cheap to make)."""
+    return "inv_1" + raw[:12].hex()
 
 
 def _failure_msg(f: Failure) -> Any:
@@ -98,7 +94,8 @@ class Runtime:
         self._live: set[Invocation] = set()
         self._changed = asyncio.Event()
         self._last_activity = time.monotonic()
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._waiting = 0  # coroutines inside _quiesce
+        self._heartbeat: asyncio.TimerHandle | None = None
         self._real_timer_task: asyncio.Task[None] | None = None
         if services:
             self.register(*services)
@@ -142,8 +139,8 @@ class Runtime:
 
     def _add_timer(self, due_ms: int, action: Callable[[], None], what: str, housekeeping: bool = False) -> None:
         self._timers.add(due_ms, action, what, housekeeping)
-        self._changed.set()
         if self._clock.kind == "real":
+            self._changed.set()  # the wall-clock timer loop may need to wake earlier
             self._ensure_real_timer_task()
 
     def _fire_due_timers(self) -> bool:
@@ -204,8 +201,7 @@ class Runtime:
 
     async def _quiesce(self, until: asyncio.Event | None = None) -> None:
         """Return when nothing can progress at the current time, or `until` is set."""
-        loop = asyncio.get_running_loop()
-        watchdog: asyncio.TimerHandle | None = None
+        self._waiting += 1
         try:
             while True:
                 if until is not None and until.is_set():
@@ -218,21 +214,25 @@ class Runtime:
                     if not self._busy() and not self._fire_due_timers():
                         return
                     continue
-                if watchdog is None:
-                    watchdog = loop.call_later(1.0, self._changed.set)
+                if self._heartbeat is None:
+                    self._heartbeat = asyncio.get_running_loop().call_later(1.0, self._beat)
                 self._changed.clear()
                 await self._changed.wait()
-                if watchdog.when() <= loop.time():
-                    watchdog = None
-                    if time.monotonic() - self._last_activity > INACTIVITY_TIMEOUT_S:
-                        busy = ", ".join(f"{i.id} {i.target}" for i in self._busy())
-                        raise StuckError(
-                            f"handler code has run for over {INACTIVITY_TIMEOUT_S:.0f} s without finishing or "
-                            f"reaching a Restate await: {busy}. Is it waiting on something outside Restate (a plain "
-                            f"asyncio future, a lock, a network call)?")
+                if time.monotonic() - self._last_activity > INACTIVITY_TIMEOUT_S and self._busy():
+                    busy = ", ".join(f"{i.id} {i.target}" for i in self._busy())
+                    raise StuckError(
+                        f"handler code has run for over {INACTIVITY_TIMEOUT_S:.0f} s without finishing or "
+                        f"reaching a Restate await: {busy}. Is it waiting on something outside Restate (a plain "
+                        f"asyncio future, a lock, a network call)?")
         finally:
-            if watchdog is not None:
-                watchdog.cancel()
+            self._waiting -= 1
+
+    def _beat(self) -> None:
+        """Wake waiters once a second while anyone waits, so the inactivity check runs."""
+        self._heartbeat = None
+        if self._waiting:
+            self._changed.set()
+            self._heartbeat = asyncio.get_running_loop().call_later(1.0, self._beat)
 
     def _touch(self) -> None:
         self._changed.set()
@@ -522,7 +522,7 @@ class Runtime:
         else:
             raw = self._rng.getrandbits(128).to_bytes(16, "big")
             seed = self._rng.getrandbits(64)
-        return "inv_1" + _b62(int.from_bytes(raw, "big"), 22), raw, seed
+        return _id_from(raw), raw, seed
 
     def _invoke(self, target: Target, body: bytes, headers: dict[str, str] | None, idem: str | None, delay_ms: int,
                 invoked_by: Invocation | None, strict: bool) -> tuple[Invocation, bool, Failure | None]:
@@ -612,7 +612,6 @@ class Runtime:
         else:
             inv.inboxed_at = self._now()
             inbox.append(inv)
-            self._touch()
 
     def _release_lock(self, inv: Invocation) -> None:
         lk = inv.lock_key
@@ -630,17 +629,10 @@ class Runtime:
 
     # ------------------------------------------------------------------ attempts
     def _start(self, inv: Invocation) -> None:
+        """Open a new attempt: send Start and the journal; the SDK's messages then arrive in _on_message."""
         inv.status = "running"
-        self._live.add(inv)  # busy from now until the SDK blocks or the attempt ends
-        task = asyncio.get_running_loop().create_task(self._run_attempt(inv))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        self._touch()
-
-    async def _run_attempt(self, inv: Invocation) -> None:
         inv.attempts += 1
-        now = self._now()
-        inv.running_at = inv.running_at or now
+        inv.running_at = inv.running_at or self._now()
         inv.next_retry_at = None
         lazy = inv.handler.lazy_state
         start = messages.new(
@@ -651,71 +643,72 @@ class Runtime:
             for k, v in self._state.get((inv.target.service, inv.target.key or ""), {}).items():
                 start.state_map.add(key=k.encode(), value=v)
         attempt = inv.deployment.open(inv.target.service, inv.target.handler, [("x-restate-invocation-id", inv.id)])
+        run = _AttemptRun(inv, attempt, len(inv.journal))
+        attempt.on_message = lambda item: self._on_message(run, item)
+        attempt.on_end = lambda ended: self._on_attempt_end(run, ended)
         attempt.on_waiting = self._touch
         inv.attempt = attempt
-        stored_before = len(inv.journal)
-        inv.pending_runs = pending_runs = self._unfinished_runs(inv)
-        attempt.start(start, [framing.encode(e.msg) for e in inv.journal])
-        terminal: Received | None = None
-        output: Any = None
-        broken: str | None = None
-        while True:
-            try:
-                item = await attempt.next()
-            except asyncio.CancelledError:  # the loop is shutting down: don't leave the SDK waiting forever
-                attempt.abort()
-                raise
-            if isinstance(item, AttemptEnded):
-                if terminal is None:
-                    err = item.error
-                    broken = (f"the deployment ended the attempt without a result: {err!r}" if err else
-                              "the deployment closed the stream without ending the invocation")
-                break
-            self._last_activity = time.monotonic()
-            name = item.name
-            if name == "AwaitingOn":
-                inv.awaiting = item.msg.awaiting_on
-                if attempt.unread == 0:
-                    self._touch()
-                continue
-            if terminal is not None and name != "ProposeRunCompletion":
-                continue  # nothing but late run proposals may follow a terminal message
-            try:
-                if name in ("End", "Suspension", "Error"):
-                    terminal = item
-                    attempt.close_input()
-                    if name == "Suspension":
-                        inv.awaiting = item.msg.awaiting_on
-                elif name == "ProposeRunCompletion":
-                    self._on_run_proposal(inv, attempt, item, pending_runs)
-                elif messages.is_command(item.type_id):
-                    self._append(inv, item.type_id, item.msg)
-                    if name == "Output":
-                        output = item.msg
-                    elif name == "Run":
-                        pending_runs.add(item.msg.result_completion_id)
-                    else:
-                        self._on_command(inv, name, item.msg)
+        inv.pending_runs = self._unfinished_runs(inv)
+        self._live.add(inv)  # busy from now until the SDK blocks or the attempt ends
+        attempt.start(start, [e.frame() for e in inv.journal])
+
+    def _on_message(self, run: "_AttemptRun", item: Received) -> None:
+        """One message from the SDK, handled synchronously as the SDK sends it."""
+        inv, attempt = run.inv, run.attempt
+        self._last_activity = time.monotonic()
+        name = item.name
+        if name == "AwaitingOn":
+            inv.awaiting = item.msg.awaiting_on
+            return
+        if run.terminal is not None and name != "ProposeRunCompletion":
+            return  # nothing but late run proposals may follow a terminal message
+        try:
+            if name in ("End", "Suspension", "Error"):
+                run.terminal = item
+                attempt.close_input()
+                if name == "End" and run.output is not None:
+                    # complete now, as Restate does on End; the app winds down in the background
+                    out = run.output
+                    self._complete(inv, _failure_from(out.failure) if out.HasField("failure") else out.value.content)
+                elif name == "Suspension":
+                    inv.awaiting = item.msg.awaiting_on
+            elif name == "ProposeRunCompletion":
+                self._on_run_proposal(inv, attempt, item)
+            elif messages.is_command(item.type_id):
+                self._append(inv, item.type_id, item.msg)
+                if name == "Output":
+                    run.output = item.msg
+                elif name == "Run":
+                    inv.pending_runs.add(item.msg.result_completion_id)
                 else:
-                    raise ValueError(f"unexpected message {name} from the SDK")
-            except _AttemptFailed as exc:
-                broken = str(exc)
-                attempt.abort()
-                break
-            if attempt.unread == 0 and attempt.sdk_waiting:
-                self._touch()  # the SDK may now count as blocked
+                    self._on_command(inv, name, item.msg)
+            else:
+                raise _AttemptFailed(f"unexpected message {name} from the SDK")
+        except _AttemptFailed as exc:
+            run.broken = str(exc)
+            attempt.abort()
+        except Exception as exc:  # noqa: BLE001 - a runtime bug must fail the attempt, not the SDK's send()
+            run.broken = f"the playground runtime failed handling {name}: {exc!r}"
+            attempt.abort()
+
+    def _on_attempt_end(self, run: "_AttemptRun", ended: AttemptEnded) -> None:
+        inv = run.inv
         inv.attempt = None
+        inv.pending_runs = set()
         self._live.discard(inv)
         self._touch()
-        stored = len(inv.journal) > stored_before
-        if broken is not None:
-            self._on_transient(inv, Failure(500, broken), None, stored, related=None)
+        stored = len(inv.journal) > run.stored_before
+        terminal = run.terminal
+        if run.broken is None and terminal is None:
+            err = ended.error
+            run.broken = (f"the deployment ended the attempt without a result: {err!r}" if err else
+                          "the deployment closed the stream without ending the invocation")
+        if run.broken is not None:
+            if not inv.completed:
+                self._on_transient(inv, Failure(500, run.broken), None, stored, related=None)
         elif terminal is not None and terminal.name == "End":
-            if output is None:
+            if run.output is None:
                 self._on_transient(inv, Failure(571, "the SDK ended without an output"), None, stored, related=None)
-            else:
-                self._complete(inv, _failure_from(output.failure) if output.HasField("failure")
-                               else output.value.content)
         elif terminal is not None and terminal.name == "Suspension":
             self._on_suspended(inv, terminal.msg.awaiting_on)
         elif terminal is not None:
@@ -741,10 +734,10 @@ class Runtime:
         inv.journal.append(entry)
         return entry
 
-    def _deliver(self, inv: Invocation, name: str, **fields: Any) -> None:
+    def _deliver(self, inv: Invocation, kind: str, /, **fields: Any) -> None:
         """Store a notification in the journal and hand it to the live attempt, or wake a suspended invocation."""
-        msg = messages.new(name, **fields)
-        self._append(inv, _M[name], msg)
+        msg = messages.new(kind, **fields)
+        self._append(inv, _M[kind], msg)
         attempt = inv.attempt
         if attempt is not None and attempt.notify(msg):
             pass  # the SDK wakes up; it counts as busy until it blocks again
@@ -784,10 +777,10 @@ class Runtime:
         inv.waiting_ids = None
         self._start(inv)
 
-    def _on_run_proposal(self, inv: Invocation, attempt: Attempt, item: Received, pending_runs: set[int]) -> None:
+    def _on_run_proposal(self, inv: Invocation, attempt: Attempt, item: Received) -> None:
         msg = item.msg
         cid = msg.result_completion_id
-        pending_runs.discard(cid)
+        inv.pending_runs.discard(cid)
         fields: dict[str, Any] = ({"failure": msg.failure} if msg.WhichOneof("result") == "failure"
                                   else {"value": messages.new("Value", content=msg.value)})
         notif = messages.new("RunCompletion", completion_id=cid, **fields)
@@ -1063,6 +1056,18 @@ class Runtime:
         summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no invocations"
         return (f"<playground.Runtime {self._clock.kind} clock at {self.now.isoformat()}; "
                 f"services: {', '.join(self._services) or 'none'}; {summary}>")
+
+
+class _AttemptRun:
+    """What one attempt has seen so far."""
+
+    __slots__ = ("inv", "attempt", "stored_before", "terminal", "output", "broken")
+
+    def __init__(self, inv: Invocation, attempt: Attempt, stored_before: int) -> None:
+        self.inv, self.attempt, self.stored_before = inv, attempt, stored_before
+        self.terminal: Received | None = None
+        self.output: Any = None
+        self.broken: str | None = None
 
 
 class _AttemptFailed(Exception):

@@ -6,7 +6,7 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..protocol import messages
+from ..protocol import framing, messages
 from ..protocol.deployment import Deployment, HandlerInfo, ServiceInfo
 from ..protocol.driver import Attempt
 
@@ -26,6 +26,13 @@ class JournalEntry:
     type_id: int
     msg: Any
     appended_at: int  # virtual ms since epoch
+    _frame: bytes | None = field(default=None, repr=False)
+
+    def frame(self) -> bytes:
+        """The encoded frame, made once: every replay sends the same bytes."""
+        if self._frame is None:
+            self._frame = framing.encode(self.msg)
+        return self._frame
 
     @property
     def entry_type(self) -> str:
