@@ -1,0 +1,418 @@
+"""Throughput of the embedded runtime against the floor the SDK itself sets.
+
+Run by hand from the repository root:
+
+    python benchmarks/bench_runtime.py                 # n=2000 invocations per row, 3 repeats
+    python benchmarks/bench_runtime.py --n 500 --repeat 5
+    python benchmarks/bench_runtime.py --profile trivial   # cProfile one workload, runtime's own costs
+
+Every row drives the real restate-sdk ASGI app in-process. Each repeat of each workload gets its own
+`pg.Runtime(...)`, created inside the running loop, warmed up with ~100 invocations, then timed with
+time.perf_counter. Rows report the median of the repeats (invocations/s and µs per invocation) and the
+min–max range of µs per invocation.
+
+The "bare driver" row is the floor: the same greet handler driven directly with
+`playground.protocol.driver.Attempt` (Start built once, Input frame pre-encoded, read until End, close
+the input, wait for AttemptEnded), with none of the runtime's bookkeeping. The verdict compares the
+runtime's trivial call with it; the target is at most 1.5x.
+
+This file is imported by tests/test_benchmarks_smoke.py (with a tiny n): keep `measure()` and `WORKLOADS`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as _dt
+import gc
+import os
+import platform
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Awaitable, Callable
+
+# Prefer the checkout this file lives in over whatever is installed.
+_ROOT = Path(__file__).resolve().parents[1]
+if str(_ROOT) not in sys.path:
+    sys.path.insert(0, str(_ROOT))
+
+import restate  # noqa: E402
+from restate import Context, ObjectContext  # noqa: E402
+
+import playground as pg  # noqa: E402
+from playground.protocol import framing, messages  # noqa: E402
+from playground.protocol.deployment import AsgiDeployment  # noqa: E402
+from playground.protocol.driver import Attempt, AttemptEnded  # noqa: E402
+
+TARGET_RATIO = 1.5
+DEFAULT_WARMUP = 100
+CONCURRENCY = 50
+
+# ---------------------------------------------------------------------------------------------- services
+
+greeter = restate.Service("BenchGreeter")
+
+
+@greeter.handler()
+async def greet(ctx: Context, name: str) -> str:
+    return "Hello " + name
+
+
+caller = restate.Service("BenchCaller")
+
+
+@caller.handler()
+async def call_greet(ctx: Context, name: str) -> str:
+    return await ctx.service_call(greet, arg=name)
+
+
+counter = restate.VirtualObject("BenchCounter")
+
+
+@counter.handler()
+async def add(ctx: ObjectContext, delta: int) -> int:
+    value = (await ctx.get("value", type_hint=int) or 0) + delta
+    ctx.set("value", value)
+    return value
+
+
+runner = restate.Service("BenchRunner")
+
+
+async def _async_step() -> str:
+    return "r"
+
+
+def _sync_step() -> str:
+    return "r"
+
+
+@runner.handler()
+async def run_async(ctx: Context, name: str) -> str:
+    return await ctx.run_typed("r", _async_step)
+
+
+@runner.handler()
+async def run_sync(ctx: Context, name: str) -> str:
+    return await ctx.run_typed("r", _sync_step)
+
+
+# ---------------------------------------------------------------------------------------------- workloads
+# A workload is `async (n, warmup) -> seconds`: it builds its own runtime inside the running loop, warms
+# up, then times exactly n counted invocations.
+
+
+def _timed_sequential(make_call: Callable[[], Awaitable[object]], check: Callable[[object], bool]) -> Callable:
+    async def timed(n: int, warmup: int) -> float:
+        for _ in range(warmup):
+            await make_call()
+        result = await make_call()
+        if not check(result):
+            raise AssertionError(f"unexpected result {result!r}")
+        gc.collect()
+        t0 = time.perf_counter()
+        for _ in range(n):
+            await make_call()
+        return time.perf_counter() - t0
+
+    return timed
+
+
+async def wl_trivial(n: int, warmup: int) -> float:
+    rt = pg.Runtime(greeter)
+    return await _timed_sequential(lambda: rt.service_call(greet, arg="x"), lambda r: r == "Hello x")(n, warmup)
+
+
+async def wl_service_to_service(n: int, warmup: int) -> float:
+    rt = pg.Runtime(greeter, caller)
+    return await _timed_sequential(lambda: rt.service_call(call_greet, arg="x"),
+                                   lambda r: r == "Hello x")(n, warmup)
+
+
+async def wl_object(n: int, warmup: int) -> float:
+    rt = pg.Runtime(counter)
+    return await _timed_sequential(lambda: rt.object_call(add, key="k", arg=1),
+                                   lambda r: isinstance(r, int) and r > 0)(n, warmup)
+
+
+async def wl_run_async(n: int, warmup: int) -> float:
+    rt = pg.Runtime(runner)
+    return await _timed_sequential(lambda: rt.service_call(run_async, arg="x"), lambda r: r == "r")(n, warmup)
+
+
+async def wl_run_sync(n: int, warmup: int) -> float:
+    rt = pg.Runtime(runner)
+    return await _timed_sequential(lambda: rt.service_call(run_sync, arg="x"), lambda r: r == "r")(n, warmup)
+
+
+async def wl_concurrent(n: int, warmup: int) -> float:
+    rt = pg.Runtime(greeter)
+    width = max(1, min(CONCURRENCY, n))
+
+    async def batch(size: int) -> list[str]:
+        return await asyncio.gather(*(rt.service_call(greet, arg="x") for _ in range(size)))
+
+    done = 0
+    while done < warmup:
+        await batch(min(width, warmup - done))
+        done += width
+    if (await batch(1)) != ["Hello x"]:
+        raise AssertionError("unexpected concurrent result")
+    gc.collect()
+    t0 = time.perf_counter()
+    left = n
+    while left > 0:
+        size = min(width, left)
+        results = await batch(size)
+        if len(results) != size:
+            raise AssertionError("lost results")
+        left -= size
+    return time.perf_counter() - t0
+
+
+class BareGreet:
+    """The floor: one greet invocation driven straight through the ASGI driver, no runtime."""
+
+    def __init__(self) -> None:
+        app = restate.app(services=[greeter])
+        # Discover once on a worker thread first, as the runtime does, so the SDK never takes over SIGTERM.
+        AsgiDeployment(app).discover()
+        self.app = app
+        self.start = messages.new("Start", id=b"\x01" * 16, debug_id="inv_1bench", random_seed=1)
+        self.journal = [framing.encode(messages.new("Input", value=messages.new("Value", content=b'"x"')))]
+        self.output_id = messages.TYPE_IDS["Output"]
+        self.terminal_ids = {messages.TYPE_IDS[k] for k in ("End", "Suspension", "Error")}
+        self.end_id = messages.TYPE_IDS["End"]
+
+    async def once(self) -> bytes:
+        attempt = Attempt(self.app, "BenchGreeter", "greet")
+        attempt.start(self.start, self.journal)
+        output: bytes | None = None
+        while True:
+            item = await attempt.next()
+            if isinstance(item, AttemptEnded):
+                break
+            if item.type_id == self.output_id:
+                output = item.msg.value.content
+            elif item.type_id in self.terminal_ids:
+                if item.type_id != self.end_id:
+                    raise AssertionError(f"bare greet ended with {item.name}: {item.msg}")
+                attempt.close_input()
+        if item.error is not None or output is None:
+            raise AssertionError(f"bare greet failed: {item.error!r}, output={output!r}")
+        return output
+
+
+async def wl_bare(n: int, warmup: int) -> float:
+    bare = BareGreet()
+    return await _timed_sequential(bare.once, lambda r: r == b'"Hello x"')(n, warmup)
+
+
+@dataclass(frozen=True)
+class Workload:
+    key: str
+    label: str
+    unit: str  # what one counted invocation is
+    run: Callable[[int, int], Awaitable[float]]
+
+
+WORKLOADS: list[Workload] = [
+    Workload("bare", "bare driver: greet via Attempt (floor)", "inv", wl_bare),
+    Workload("trivial", "trivial ingress call: service_call(greet)", "inv", wl_trivial),
+    Workload("concurrent", f"{CONCURRENCY} concurrent service_call(greet)", "inv", wl_concurrent),
+    Workload("call", "service-to-service: caller -> greet", "caller", wl_service_to_service),
+    Workload("object", "object get+set: object_call(add)", "inv", wl_object),
+    Workload("run_async", "ctx.run_typed, async closure", "inv", wl_run_async),
+    Workload("run_sync", "ctx.run_typed, sync closure (thread pool)", "inv", wl_run_sync),
+]
+BY_KEY = {w.key: w for w in WORKLOADS}
+
+
+# ---------------------------------------------------------------------------------------------- measuring
+
+
+@dataclass
+class Result:
+    key: str
+    label: str
+    unit: str
+    n: int
+    seconds: list[float]  # one per repeat
+
+    @property
+    def us(self) -> list[float]:
+        return [s / self.n * 1e6 for s in self.seconds]
+
+    @property
+    def us_median(self) -> float:
+        return statistics.median(self.us)
+
+    @property
+    def rate(self) -> float:
+        """Invocations (or callers) per second, from the median repeat."""
+        return 1e6 / self.us_median
+
+
+async def measure(workload: Workload | str, n: int, repeat: int = 1, warmup: int = DEFAULT_WARMUP) -> Result:
+    """Run one workload `repeat` times (a fresh runtime each time) and collect its timings."""
+    wl = BY_KEY[workload] if isinstance(workload, str) else workload
+    if n < 1 or repeat < 1:
+        raise ValueError("n and repeat must be at least 1")
+    seconds = [await wl.run(n, warmup) for _ in range(repeat)]
+    return Result(wl.key, wl.label, wl.unit, n, seconds)
+
+
+async def measure_all(n: int, repeat: int, warmup: int = DEFAULT_WARMUP, keys: list[str] | None = None,
+                      progress: Callable[[str], None] | None = None) -> list[Result]:
+    results = []
+    for wl in WORKLOADS:
+        if keys is not None and wl.key not in keys:
+            continue
+        if progress:
+            progress(wl.key)
+        results.append(await measure(wl, n, repeat, warmup))
+    return results
+
+
+async def paired_ratio(n: int, rounds: int, warmup: int = DEFAULT_WARMUP) -> list[float]:
+    """Trivial-call / bare-driver ratios from alternating rounds, so drift (CPU clock, other load, heap
+    growth) hits both sides alike; the median of these is the verdict's figure."""
+    ratios = []
+    for _ in range(rounds):
+        bare = await wl_bare(n, warmup)
+        trivial = await wl_trivial(n, warmup)
+        ratios.append(trivial / bare)
+    return ratios
+
+
+def ratio(results: list[Result]) -> float | None:
+    """µs per invocation of the runtime's trivial call over the bare driver's (medians)."""
+    by = {r.key: r for r in results}
+    if "trivial" not in by or "bare" not in by:
+        return None
+    return by["trivial"].us_median / by["bare"].us_median
+
+
+def format_table(results: list[Result]) -> str:
+    bare = next((r for r in results if r.key == "bare"), None)
+    head = f"{'workload':<44} {'rate/s':>9} {'µs/inv':>8} {'µs min–max':>15} {'x bare':>7}"
+    lines = [head, "-" * len(head)]
+    for r in results:
+        unit = "callers/s" if r.unit == "caller" else ""
+        rel = f"{r.us_median / bare.us_median:.2f}" if bare else ""
+        rng = f"{min(r.us):.0f}–{max(r.us):.0f}"
+        lines.append(f"{r.label:<44} {r.rate:>9,.0f} {r.us_median:>8.0f} {rng:>15} {rel:>7}"
+                     + (f"  ({unit})" if unit else ""))
+    return "\n".join(lines)
+
+
+def verdict(results: list[Result]) -> str:
+    q = ratio(results)
+    if q is None:
+        return "verdict: no ratio (needs both the 'bare' and 'trivial' rows)"
+    by = {r.key: r for r in results}
+    best = min(by["trivial"].us) / min(by["bare"].us)
+    status = "OK, within" if q <= TARGET_RATIO else "ABOVE"
+    return (f"runtime trivial call / bare driver = {q:.2f}x (median; best-of-repeats {best:.2f}x); "
+            f"target <= {TARGET_RATIO}x -> {status} target.\n"
+            f"The runtime adds {by['trivial'].us_median - by['bare'].us_median:.0f} µs per trivial invocation "
+            f"on top of the SDK's own {by['bare'].us_median:.0f} µs.")
+
+
+def machine() -> str:
+    return (f"{platform.python_implementation()} {platform.python_version()}, {os.cpu_count()} CPUs "
+            f"(nproc {len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else '?'}), "
+            f"{platform.system()} {platform.machine()}, restate-sdk {_sdk_version()}, "
+            f"{_dt.datetime.now().astimezone().isoformat(timespec='seconds')}")
+
+
+def _sdk_version() -> str:
+    try:
+        from importlib.metadata import version
+        return version("restate-sdk")
+    except Exception:  # noqa: BLE001 - informational only
+        return "?"
+
+
+# ---------------------------------------------------------------------------------------------- profiling
+
+
+def profile(key: str, n: int, top: int = 25) -> None:
+    """cProfile one workload and print the costs in the playground package (cumulative) and overall (own time)."""
+    import cProfile
+    import pstats
+
+    wl = BY_KEY[key]
+    prof = cProfile.Profile()
+
+    async def go() -> None:
+        prof.enable()
+        await wl.run(n, DEFAULT_WARMUP)
+        prof.disable()
+
+    asyncio.run(go())
+    stats = pstats.Stats(prof)
+    pkg = str(_ROOT / "playground")
+    rows = []
+    for (file, line, func), (_cc, ncalls, tt, ct, _callers) in stats.stats.items():  # type: ignore[attr-defined]
+        rows.append((file, line, func, ncalls, tt, ct))
+    total = sum(r[4] for r in rows)
+    per = 1e6 / (n + DEFAULT_WARMUP)
+    print(f"cProfile of '{key}', n={n} (+{DEFAULT_WARMUP} warm-up); total own time {total:.2f} s "
+          f"= {total * per:.0f} µs per invocation under the profiler\n")
+    print("(for coroutines cProfile counts each resumption as a call, and 'cum' covers one step, not the whole await)")
+    print("playground's own functions by cumulative time (µs per invocation):")
+    mine = sorted((r for r in rows if r[0].startswith(pkg)), key=lambda r: -r[5])[:top]
+    for file, line, func, ncalls, tt, ct in mine:
+        rel = os.path.relpath(file, _ROOT)
+        print(f"  {ct * per:8.1f} cum {tt * per:7.1f} own {ncalls / (n + DEFAULT_WARMUP):6.1f} calls/inv  "
+              f"{rel}:{line}:{func}")
+    print("\nall functions by own time (µs per invocation):")
+    for file, line, func, ncalls, tt, ct in sorted(rows, key=lambda r: -r[4])[:top]:
+        where = os.path.relpath(file, _ROOT) if file.startswith(str(_ROOT)) else file.split("site-packages/")[-1]
+        print(f"  {tt * per:8.1f} own {ct * per:8.1f} cum {ncalls / (n + DEFAULT_WARMUP):6.1f} calls/inv  "
+              f"{where}:{line}:{func}")
+
+
+# ---------------------------------------------------------------------------------------------- main
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--n", type=int, default=2000, help="invocations per row and repeat (default 2000)")
+    p.add_argument("--repeat", type=int, default=3, help="repeats per row; the median is reported (default 3)")
+    p.add_argument("--warmup", type=int, default=DEFAULT_WARMUP, help="untimed invocations first (default 100)")
+    p.add_argument("--only", nargs="+", choices=list(BY_KEY), help="run only these rows")
+    p.add_argument("--profile", choices=list(BY_KEY), help="instead of the table, cProfile this workload")
+    args = p.parse_args(argv)
+
+    if args.profile:
+        profile(args.profile, args.n)
+        return 0
+
+    print(f"restate-playground runtime benchmark: n={args.n}, repeat={args.repeat}, warm-up={args.warmup}")
+    print(machine())
+    t0 = time.perf_counter()
+    results = asyncio.run(measure_all(args.n, args.repeat, args.warmup, args.only,
+                                      progress=lambda k: print(f"  running {k} ...", file=sys.stderr, flush=True)))
+    print()
+    print(format_table(results))
+    print()
+    if args.only is None or {"bare", "trivial"} <= set(args.only):
+        pairs = asyncio.run(paired_ratio(args.n, max(3, args.repeat), args.warmup))
+        q = statistics.median(pairs)
+        status = "OK, within" if q <= TARGET_RATIO else "ABOVE"
+        print(f"paired rounds (bare, then trivial, alternating): ratios {', '.join(f'{x:.2f}' for x in pairs)}")
+        print(f"verdict: runtime trivial call / bare driver = {q:.2f}x (median of paired rounds); "
+              f"target <= {TARGET_RATIO}x -> {status} target.")
+    print(verdict(results).replace("runtime trivial call", "table rows: runtime trivial call"))
+    print(f"(total wall time {time.perf_counter() - t0:.1f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
