@@ -21,6 +21,17 @@ def _ts(ms: int | None) -> Any:
     return pd.Timestamp(to_datetime(ms)) if ms is not None else pd.NaT
 
 
+def _frame(rows: list[dict[str, Any]], columns: list[str]) -> pd.DataFrame:
+    """A DataFrame that keeps None as None in text columns (pandas 3 would turn it into NaN) and typed times."""
+    df = pd.DataFrame(rows, columns=columns, dtype=object)
+    for col in columns:
+        if col.endswith("_at"):
+            df[col] = pd.to_datetime(df[col], utc=True)
+        elif col in ("index", "retry_count", "journal_size"):
+            df[col] = df[col].astype("int64")
+    return df
+
+
 def invocations(rt: "Runtime") -> pd.DataFrame:
     """One row per invocation, like `sys_invocation`."""
     rows = []
@@ -55,7 +66,7 @@ def invocations(rt: "Runtime") -> pd.DataFrame:
             "status", "invoked_by", "invoked_by_id", "invoked_by_target", "idempotency_key", "created_at",
             "scheduled_start_at", "inboxed_at", "running_at", "completed_at", "retry_count", "next_retry_at",
             "last_failure", "last_failure_error_code", "journal_size", "completion_result", "completion_failure"]
-    return pd.DataFrame(rows, columns=cols)
+    return _frame(rows, cols)
 
 
 def decode_payload(data: bytes) -> Any:
@@ -118,4 +129,4 @@ def journal(rt: "Runtime", inv: Invocation) -> pd.DataFrame:
         rows.append(row)
     cols = ["index", "entry_type", "name", "invoked_id", "invoked_target", "sleep_wakeup_at", "promise_name",
             "payload", "appended_at"]
-    return pd.DataFrame(rows, columns=cols)
+    return _frame(rows, cols)
