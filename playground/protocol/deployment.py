@@ -12,7 +12,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from .driver import AsgiApp, Attempt, make_scope
+from .driver import PROTOCOL_VERSION, AsgiApp, Attempt, content_type_for, make_scope
 
 MANIFEST_ACCEPT = "application/vnd.restate.endpointmanifest.v5+json"
 
@@ -44,6 +44,7 @@ class HandlerInfo:
     retry: RetryPolicy
     idempotency_retention_ms: int | None
     workflow_retention_ms: int | None
+    journal_retention_ms: int | None
     ingress_private: bool
     lazy_state: bool
 
@@ -92,6 +93,7 @@ def parse_manifest(manifest: dict[str, Any]) -> dict[str, ServiceInfo]:
                 retry=_retry_from(h, svc_retry),
                 idempotency_retention_ms=h.get("idempotencyRetention", s.get("idempotencyRetention")),
                 workflow_retention_ms=h.get("workflowCompletionRetention"),
+                journal_retention_ms=h.get("journalRetention", s.get("journalRetention")),
                 ingress_private=bool(h.get("ingressPrivate", s.get("ingressPrivate", False))),
                 lazy_state=bool(h.get("enableLazyState", s.get("enableLazyState", False))),
             )
@@ -113,6 +115,7 @@ class AsgiDeployment:
     def __init__(self, app: AsgiApp) -> None:
         self.app = app
         self._scopes: dict[tuple[str, str], dict] = {}
+        self.version = PROTOCOL_VERSION  # lowered by discover() if the app cannot speak it
 
     def discover(self) -> dict[str, Any]:
         # Run on a private loop in a worker thread: this works whether or not a loop is running (a notebook
@@ -131,7 +134,12 @@ class AsgiDeployment:
         t.join()
         if "error" in result:
             raise result["error"]
-        return result["manifest"]
+        manifest = result["manifest"]
+        lo, hi = manifest.get("minProtocolVersion", 5), manifest.get("maxProtocolVersion", PROTOCOL_VERSION)
+        if lo > PROTOCOL_VERSION or hi < 5:
+            raise RuntimeError(f"the app speaks service protocol v{lo}..v{hi}; the playground speaks v5..v7")
+        self.version = min(PROTOCOL_VERSION, hi)
+        return manifest
 
     async def _discover(self) -> dict[str, Any]:
         events: list[dict] = []
@@ -152,7 +160,8 @@ class AsgiDeployment:
         return json.loads(body)
 
     def open(self, service: str, handler: str, headers: list[tuple[str, str]]) -> Attempt:
+        ct = content_type_for(self.version)
         scope = self._scopes.get((service, handler))
-        if scope is None:
-            scope = self._scopes[(service, handler)] = make_scope(service, handler)
-        return Attempt(self.app, service, handler, headers, scope=scope)
+        if scope is None or scope["headers"][0][1] != ct.encode():
+            scope = self._scopes[(service, handler)] = make_scope(service, handler, ct)
+        return Attempt(self.app, service, handler, headers, content_type=ct, scope=scope)

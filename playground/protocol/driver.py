@@ -17,7 +17,18 @@ from typing import Any, Awaitable, Callable
 from . import framing, messages
 
 PROTOCOL_VERSION = 7
-CONTENT_TYPE = f"application/vnd.restate.invocation.v{PROTOCOL_VERSION}"
+CONTENT_TYPE = f"application/vnd.restate.invocation.v{PROTOCOL_VERSION}"  # the version the runtime prefers
+
+
+def content_type_for(version: int) -> str:
+    return f"application/vnd.restate.invocation.v{version}"
+
+
+def _version_of(content_type: str) -> int:
+    try:
+        return int(content_type.rsplit(".v", 1)[1])
+    except (IndexError, ValueError):
+        return PROTOCOL_VERSION
 
 # Set inside each attempt's app task (and so inherited by every task the SDK spawns for it).
 current_attempt: contextvars.ContextVar["Attempt | None"] = contextvars.ContextVar("playground_attempt", default=None)
@@ -101,6 +112,8 @@ class Attempt:
     def __init__(self, app: AsgiApp, service: str, handler: str, headers: list[tuple[str, str]] | None = None,
                  content_type: str = CONTENT_TYPE, scope: dict | None = None) -> None:
         self._app = app
+        # the negotiated version decides how some frames are laid out (see messages.parse)
+        self.version = _version_of(content_type)
         base = scope if scope is not None else make_scope(service, handler, content_type)
         self._scope = {**base, "headers": base["headers"] + [(k.encode(), v.encode()) for k, v in headers or ()]}
         self._inbox = _Pipe()
@@ -144,7 +157,7 @@ class Attempt:
             self._resp_headers = {k.decode(): v.decode() for k, v in event.get("headers", [])}
         elif kind == "http.response.body":
             for type_id, flags, payload in self._decoder.feed(event.get("body", b"")):
-                item = Received(type_id, flags, messages.parse(type_id, payload))
+                item = Received(type_id, flags, messages.parse(type_id, payload, self.version))
                 if self.on_message is not None:
                     self.on_message(item)
                 else:

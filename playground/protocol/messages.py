@@ -75,6 +75,12 @@ SCHEMA: dict[str, list[F]] = {
         F("random_seed", 9, "uint64"),
     ],
     "Suspension": [F("awaiting_on", 4, "Future")],
+    # V5/V6 layout of the same frame (0x0001): flat lists instead of a Future tree
+    "SuspensionV5": [
+        F("waiting_completions", 1, "uint32", repeated=True),
+        F("waiting_signals", 2, "uint32", repeated=True),
+        F("waiting_named_signals", 3, "string", repeated=True),
+    ],
     "Error": [
         F("code", 1, "uint32"),
         F("message", 2, "string"),
@@ -294,7 +300,15 @@ def new(message: str, /, **fields: Any) -> Any:
     return CLASSES[message](**fields)
 
 
-def parse(type_id: int, payload: bytes) -> Any:
+def parse(type_id: int, payload: bytes, version: int = 7) -> Any:
+    """Decode a frame payload. Before V7 a Suspension carried flat lists; it is returned as the V7 message,
+    with those lists moved into its `awaiting_on` Future, so callers see one shape."""
+    if type_id == TYPE_IDS["Suspension"] and version < 7:
+        old = CLASSES["SuspensionV5"]()
+        old.ParseFromString(payload)
+        fut = CLASSES["Future"](waiting_completions=old.waiting_completions, waiting_signals=old.waiting_signals,
+                                waiting_named_signals=old.waiting_named_signals, combinator_type=1)
+        return CLASSES["Suspension"](awaiting_on=fut)
     cls = CLASSES[NAMES_BY_ID[type_id]]
     msg = cls()
     msg.ParseFromString(payload)

@@ -825,16 +825,22 @@ class Runtime:
         inv.callers.clear()
         inv.done.set()
         self._touch()
+        # Completed invocations are kept for a retention period, then purged as Restate does: workflow runs
+        # with their workflow's state, idempotent ones with their key, the rest after the journal retention.
         key_s = inv.target.key or ""
-        if inv.idempotency_key is not None:
-            idem = (inv.target.service, key_s, inv.target.handler, inv.idempotency_key)
-            retention = inv.handler.idempotency_retention_ms or DAY_MS
-            self._add_timer(now + retention, lambda: self._expire_idempotency(idem, inv.id),
-                            f"idempotency retention of {inv.id}", housekeeping=True)
         if inv.handler.ty == "WORKFLOW":
             retention = inv.handler.workflow_retention_ms or DAY_MS
             self._add_timer(now + retention, lambda: self._expire_workflow(inv),
                             f"workflow retention of {inv.target.service}/{key_s}", housekeeping=True)
+        elif inv.idempotency_key is not None:
+            idem = (inv.target.service, key_s, inv.target.handler, inv.idempotency_key)
+            retention = inv.handler.idempotency_retention_ms or DAY_MS
+            self._add_timer(now + retention, lambda: self._expire_idempotency(idem, inv.id),
+                            f"idempotency retention of {inv.id}", housekeeping=True)
+        else:
+            retention = inv.handler.journal_retention_ms or DAY_MS
+            self._add_timer(now + retention, lambda: self._forget(inv.id), f"journal retention of {inv.id}",
+                            housekeeping=True)
 
     def _expire_idempotency(self, idem: tuple[str, str, str, str], inv_id: str) -> None:
         if self._idempotency.get(idem) == inv_id:
@@ -851,8 +857,11 @@ class Runtime:
         self._forget(inv.id)
 
     def _forget(self, inv_id: str) -> None:
-        inv = self._invocations.pop(inv_id, None)
-        if inv is not None and self._by_start_id.get(inv.start_id) is inv:
+        inv = self._invocations.get(inv_id)
+        if inv is None or not inv.completed:
+            return
+        del self._invocations[inv_id]
+        if self._by_start_id.get(inv.start_id) is inv:
             del self._by_start_id[inv.start_id]
 
     def _cancel(self, inv: Invocation) -> None:

@@ -311,7 +311,9 @@ def test_parse_manifest_of_an_empty_manifest_is_empty() -> None:
 
 def test_handler_info_takes_lock_only_for_exclusive_and_workflow() -> None:
     def info(ty: str | None) -> HandlerInfo:
-        return HandlerInfo("h", ty, RetryPolicy(), None, None, False, False)
+        return HandlerInfo(name="h", ty=ty, retry=RetryPolicy(), idempotency_retention_ms=None,
+                           workflow_retention_ms=None, journal_retention_ms=None, ingress_private=False,
+                           lazy_state=False)
 
     assert [info(t).takes_lock for t in ("EXCLUSIVE", "WORKFLOW", "SHARED", None)] == [True, True, False, False]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 import pytest
 import restate
@@ -189,5 +190,24 @@ def test_call_future_invocation_id_is_the_callee_id() -> None:
         inv_id, value = await rt.service_call(probe)
         assert value == "Hello z"
         assert rt.invocations().set_index("id").loc[inv_id].target == "Greeter/greet"
+
+    asyncio.run(main())
+
+
+def test_completed_invocations_are_purged_after_the_journal_retention() -> None:
+    kept = restate.Service("Kept", journal_retention=timedelta(hours=2))
+
+    @kept.handler()
+    async def noop(ctx: restate.Context) -> None:
+        return None
+
+    async def main() -> None:
+        rt = pg.Runtime(greeter, kept)
+        await rt.service_call(greet, arg="a")
+        await rt.service_call(noop)
+        await rt.advance(timedelta(hours=2))
+        assert list(rt.invocations().target) == ["Greeter/greet"]  # Kept's journal retention is 2 h
+        await rt.advance(timedelta(hours=22))
+        assert rt.invocations().empty  # Restate's default: one day
 
     asyncio.run(main())
