@@ -188,13 +188,19 @@ class Attempt:
             error = ConnectionAbortedError("attempt aborted")
         except BaseException as exc:  # noqa: BLE001 - any app failure ends the attempt; report it
             error = exc
+        # The task's context holds this attempt; clear it so attempt -> task -> context -> attempt is no
+        # cycle and the attempt is freed by reference counting, not by the (costly) cyclic collector.
+        current_attempt.set(None)
         self._report_end(error)
 
     def _report_end(self, error: BaseException | None) -> None:
         self._response_done.set()
         self.ended = AttemptEnded(self._status, error, self._resp_headers)
-        if self.on_end is not None:
-            self.on_end(self.ended)
+        on_end = self.on_end
+        # drop the callbacks: they usually close over an object that refers back to this attempt
+        self.on_message = self.on_end = self.on_waiting = None
+        if on_end is not None:
+            on_end(self.ended)
         else:
             self._outbox.put(self.ended)
 

@@ -43,7 +43,7 @@ def to_datetime(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
 
 
-@dataclass(order=True)
+@dataclass(order=True, slots=True)
 class Timer:
     due_ms: int
     seq: int
@@ -55,31 +55,40 @@ class Timer:
 
 
 class TimerHeap:
+    """Two heaps: timers that wake work up (sleeps, delayed starts, retries) and housekeeping (retention
+    expiry). Time skipping looks only at the first, so it must not scan the second."""
+
     def __init__(self) -> None:
-        self._heap: list[Timer] = []
+        self._wake: list[Timer] = []
+        self._house: list[Timer] = []
         self._seq = itertools.count()
 
     def add(self, due_ms: int, action: Callable[[], None], what: str = "", housekeeping: bool = False) -> Timer:
         t = Timer(due_ms, next(self._seq), action, what, housekeeping)
-        heapq.heappush(self._heap, t)
+        heapq.heappush(self._house if housekeeping else self._wake, t)
         return t
 
-    def _prune(self) -> None:
-        while self._heap and self._heap[0].cancelled:
-            heapq.heappop(self._heap)
-
-    def pop_due(self, now_ms: int) -> Timer | None:
-        self._prune()
-        if self._heap and self._heap[0].due_ms <= now_ms:
-            return heapq.heappop(self._heap)
-        return None
+    @staticmethod
+    def _head(heap: list[Timer]) -> Timer | None:
+        while heap and heap[0].cancelled:
+            heapq.heappop(heap)
+        return heap[0] if heap else None
 
     def next_due(self, include_housekeeping: bool = True) -> Timer | None:
-        self._prune()
-        if include_housekeeping:
-            return self._heap[0] if self._heap else None
-        live = [t for t in self._heap if not t.cancelled and not t.housekeeping]
-        return min(live) if live else None
+        wake = self._head(self._wake)
+        if not include_housekeeping:
+            return wake
+        house = self._head(self._house)
+        if wake is None or (house is not None and house < wake):
+            return house
+        return wake
+
+    def pop_due(self, now_ms: int) -> Timer | None:
+        t = self.next_due()
+        if t is None or t.due_ms > now_ms:
+            return None
+        heapq.heappop(self._house if t.housekeeping else self._wake)
+        return t
 
     def pending(self) -> list[Timer]:
-        return sorted(t for t in self._heap if not t.cancelled)
+        return sorted(t for t in self._wake + self._house if not t.cancelled)

@@ -92,9 +92,10 @@ class Runtime:
         self._promises: dict[tuple[str, str], dict[str, bytes | Failure]] = {}
         self._promise_waiters: dict[tuple[str, str, str], list[tuple[Invocation, int]]] = {}
         self._live: set[Invocation] = set()
-        self._changed = asyncio.Event()
+        self._changed = asyncio.Event()  # wakes the wall-clock timer loop (clock="real")
         self._last_activity = time.monotonic()
-        self._waiting = 0  # coroutines inside _quiesce
+        self._sleepers: list[asyncio.Future[None]] = []  # waiters in _quiesce
+        self._check_scheduled = False
         self._heartbeat: asyncio.TimerHandle | None = None
         self._real_timer_task: asyncio.Task[None] | None = None
         if services:
@@ -199,49 +200,71 @@ class Runtime:
     def _busy(self) -> list[Invocation]:
         return [inv for inv in self._live if not self._is_blocked(inv)]
 
-    async def _quiesce(self, until: asyncio.Event | None = None) -> None:
-        """Return when nothing can progress at the current time, or `until` is set."""
-        self._waiting += 1
-        try:
-            while True:
-                if until is not None and until.is_set():
+    def _any_busy(self) -> bool:
+        return any(not self._is_blocked(inv) for inv in self._live)
+
+    async def _quiesce(self, until: Invocation | None = None) -> None:
+        """Return when nothing can progress at the current time, or `until` has completed.
+
+        A waiter sleeps on a future of its own, woken by its invocation completing, by the idle check that
+        each state change schedules (once per loop turn, however many waiters), or by the heartbeat.
+        """
+        loop = asyncio.get_running_loop()
+        while True:
+            if until is not None and until.completed:
+                return
+            self._fire_due_timers()
+            if not self._any_busy():
+                # let callbacks already scheduled on the loop run, then look again
+                for _ in range(2):
+                    await asyncio.sleep(0)
+                if (until is not None and until.completed) or (not self._any_busy() and not self._fire_due_timers()):
                     return
-                self._fire_due_timers()
-                if not self._busy():
-                    # let callbacks already scheduled on the loop run, then look again
-                    for _ in range(2):
-                        await asyncio.sleep(0)
-                    if not self._busy() and not self._fire_due_timers():
-                        return
-                    continue
-                if self._heartbeat is None:
-                    self._heartbeat = asyncio.get_running_loop().call_later(1.0, self._beat)
-                self._changed.clear()
-                await self._changed.wait()
-                if time.monotonic() - self._last_activity > INACTIVITY_TIMEOUT_S and self._busy():
-                    busy = ", ".join(f"{i.id} {i.target}" for i in self._busy())
-                    raise StuckError(
-                        f"handler code has run for over {INACTIVITY_TIMEOUT_S:.0f} s without finishing or "
-                        f"reaching a Restate await: {busy}. Is it waiting on something outside Restate (a plain "
-                        f"asyncio future, a lock, a network call)?")
-        finally:
-            self._waiting -= 1
+                continue
+            fut = loop.create_future()
+            self._sleepers.append(fut)
+            if until is not None:
+                until.waiters.append(fut)
+            if self._heartbeat is None:
+                self._heartbeat = loop.call_later(1.0, self._beat)
+            await fut
+            if time.monotonic() - self._last_activity > INACTIVITY_TIMEOUT_S and self._any_busy():
+                busy = ", ".join(f"{i.id} {i.target}" for i in self._busy())
+                raise StuckError(
+                    f"handler code has run for over {INACTIVITY_TIMEOUT_S:.0f} s without finishing or "
+                    f"reaching a Restate await: {busy}. Is it waiting on something outside Restate (a plain "
+                    f"asyncio future, a lock, a network call)?")
+
+    @staticmethod
+    def _wake(futures: list[asyncio.Future[None]]) -> None:
+        for fut in futures:
+            if not fut.done():
+                fut.set_result(None)
+        futures.clear()
 
     def _beat(self) -> None:
         """Wake waiters once a second while anyone waits, so the inactivity check runs."""
         self._heartbeat = None
-        if self._waiting:
-            self._changed.set()
+        if self._sleepers:
+            self._wake(self._sleepers)
             self._heartbeat = asyncio.get_running_loop().call_later(1.0, self._beat)
 
     def _touch(self) -> None:
-        self._changed.set()
+        """Something may have become idle: check once, on the next loop turn."""
+        if not self._check_scheduled and self._sleepers:
+            self._check_scheduled = True
+            asyncio.get_running_loop().call_soon(self._check_idle)
+
+    def _check_idle(self) -> None:
+        self._check_scheduled = False
+        if not self._any_busy():
+            self._wake(self._sleepers)
 
     async def _await_done(self, inv: Invocation, what: str) -> None:
         """Wait for an invocation to complete, skipping virtual time when idle; raise instead of hanging."""
         while not inv.completed:
             self._last_activity = time.monotonic()
-            await self._quiesce(until=inv.done)
+            await self._quiesce(until=inv)
             if inv.completed:
                 return
             nxt = self._timers.next_due(include_housekeeping=False)
@@ -250,9 +273,10 @@ class Runtime:
                 continue
             if nxt is not None and self._clock.kind == "real":
                 self._ensure_real_timer_task()
-                self._changed.clear()
+                fut = asyncio.get_running_loop().create_future()
+                inv.waiters.append(fut)
                 try:
-                    await asyncio.wait_for(self._changed.wait(), timeout=max(0.01, (nxt.due_ms - self._now()) / 1000))
+                    await asyncio.wait_for(fut, timeout=max(0.01, (nxt.due_ms - self._now()) / 1000))
                 except asyncio.TimeoutError:
                     pass
                 continue
@@ -823,7 +847,7 @@ class Runtime:
             name = "CallCompletion" if kind == "call" else "AttachInvocationCompletion"
             self._deliver(caller, name, completion_id=cid, **_value_or_failure(result))
         inv.callers.clear()
-        inv.done.set()
+        self._wake(inv.waiters)
         self._touch()
         # Completed invocations are kept for a retention period, then purged as Restate does: workflow runs
         # with their workflow's state, idempotent ones with their key, the rest after the journal retention.
@@ -831,16 +855,15 @@ class Runtime:
         if inv.handler.ty == "WORKFLOW":
             retention = inv.handler.workflow_retention_ms or DAY_MS
             self._add_timer(now + retention, lambda: self._expire_workflow(inv),
-                            f"workflow retention of {inv.target.service}/{key_s}", housekeeping=True)
+                            "workflow retention", housekeeping=True)
         elif inv.idempotency_key is not None:
             idem = (inv.target.service, key_s, inv.target.handler, inv.idempotency_key)
             retention = inv.handler.idempotency_retention_ms or DAY_MS
             self._add_timer(now + retention, lambda: self._expire_idempotency(idem, inv.id),
-                            f"idempotency retention of {inv.id}", housekeeping=True)
+                            "idempotency retention", housekeeping=True)
         else:
             retention = inv.handler.journal_retention_ms or DAY_MS
-            self._add_timer(now + retention, lambda: self._forget(inv.id), f"journal retention of {inv.id}",
-                            housekeeping=True)
+            self._add_timer(now + retention, lambda: self._forget(inv.id), "journal retention", housekeeping=True)
 
     def _expire_idempotency(self, idem: tuple[str, str, str, str], inv_id: str) -> None:
         if self._idempotency.get(idem) == inv_id:

@@ -21,7 +21,7 @@ class Target:
         return f"{self.service}/{self.key}/{self.handler}" if self.key is not None else f"{self.service}/{self.handler}"
 
 
-@dataclass
+@dataclass(slots=True)
 class JournalEntry:
     type_id: int
     msg: Any
@@ -111,7 +111,7 @@ class Invocation:
     pending_runs: set[int] = field(default_factory=set)  # ctx.run closures executing (Run seen, no proposal yet)
     awaiting: Any = None  # the last Future the SDK said it awaits (AwaitingOn/Suspension), for explanations
     waiting_ids: tuple[set[int], set[int], set[str]] | None = None  # while suspended
-    done: asyncio.Event = field(default_factory=asyncio.Event)
+    waiters: list[asyncio.Future[None]] = field(default_factory=list)  # woken when the invocation completes
     # invocations waiting for our result: (caller, completion id of their Call or AttachInvocation, kind)
     callers: list[tuple["Invocation", int, str]] = field(default_factory=list)  # kind: "call" or "attach"
     sleep_wakeups: dict[int, int] = field(default_factory=dict)  # completion id -> virtual wake-up ms
