@@ -86,7 +86,7 @@ def decode_state(state: dict[str, bytes]) -> dict[str, Any]:
     return {k: decode_payload(v) for k, v in sorted(state.items())}
 
 
-def _detail(rt: "Runtime", inv: Invocation, index: int, e: JournalEntry) -> dict[str, Any]:
+def _detail(rt: "Runtime", inv: Invocation, e: JournalEntry) -> dict[str, Any]:
     m = e.msg
     name = messages.NAMES_BY_ID.get(e.type_id, "")
     out: dict[str, Any] = {"invoked_id": None, "invoked_target": None, "sleep_wakeup_at": None,
@@ -96,9 +96,9 @@ def _detail(rt: "Runtime", inv: Invocation, index: int, e: JournalEntry) -> dict
         out["invoked_id"] = rt._call_target_id(inv, m)
         out["payload"] = decode_payload(m.parameter)
         if name == "OneWayCall" and m.invoke_time:
-            out["sleep_wakeup_at"] = _ts(inv.send_times.get(index))
+            out["sleep_wakeup_at"] = _ts(e.due_ms)
     elif name == "Sleep":
-        out["sleep_wakeup_at"] = _ts(inv.sleep_wakeups.get(m.result_completion_id))
+        out["sleep_wakeup_at"] = _ts(e.due_ms)
     elif name in ("GetPromise", "PeekPromise", "CompletePromise"):
         out["promise_name"] = m.key
     if name in ("SetState", "GetEagerState", "GetLazyState", "ClearState"):
@@ -122,7 +122,7 @@ def journal(rt: "Runtime", inv: Invocation) -> pd.DataFrame:
     rows = []
     for i, e in enumerate(inv.journal):
         row = {"index": i, "entry_type": e.entry_type, "name": e.name}
-        detail = _detail(rt, inv, i, e)
+        detail = _detail(rt, inv, e)
         row["name"] = detail.pop("name", row["name"])
         row.update(detail)
         row["appended_at"] = _ts(e.appended_at)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Callable
@@ -43,43 +44,69 @@ def to_datetime(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
 
 
-@dataclass(order=True, slots=True)
+@dataclass(slots=True)
 class Timer:
     due_ms: int
     seq: int
-    action: Callable[[], None] = field(compare=False)
-    what: str = field(compare=False, default="")
+    action: Callable[[], None]
+    what: str = ""
     # housekeeping timers (retention expiry) never trigger time skipping on their own
-    housekeeping: bool = field(compare=False, default=False)
-    cancelled: bool = field(compare=False, default=False)
+    housekeeping: bool = False
+    cancelled: bool = False
+
+    def key(self) -> tuple[int, int]:
+        return (self.due_ms, self.seq)
 
 
 class TimerHeap:
-    """Two heaps: timers that wake work up (sleeps, delayed starts, retries) and housekeeping (retention
-    expiry). Time skipping looks only at the first, so it must not scan the second."""
+    """Timers in (due time, sequence) order, kept in two places.
+
+    Wake-up timers (sleeps, delayed starts, retries) live in a heap of (due, seq, timer) tuples, compared
+    in C. Housekeeping timers (retention expiry, one per completed invocation) each expire a fixed duration
+    after "now", so one FIFO lane per duration is already in order and needs no heap at all. Time skipping
+    looks only at wake-up timers.
+    """
 
     def __init__(self) -> None:
-        self._wake: list[Timer] = []
-        self._house: list[Timer] = []
+        self._wake: list[tuple[int, int, Timer]] = []
+        self._lanes: dict[int, deque[Timer]] = {}
         self._seq = itertools.count()
 
-    def add(self, due_ms: int, action: Callable[[], None], what: str = "", housekeeping: bool = False) -> Timer:
-        t = Timer(due_ms, next(self._seq), action, what, housekeeping)
-        heapq.heappush(self._house if housekeeping else self._wake, t)
+    def add(self, due_ms: int, action: Callable[[], None], what: str = "") -> Timer:
+        t = Timer(due_ms, next(self._seq), action, what)
+        heapq.heappush(self._wake, (due_ms, t.seq, t))
         return t
 
-    @staticmethod
-    def _head(heap: list[Timer]) -> Timer | None:
-        while heap and heap[0].cancelled:
+    def add_housekeeping(self, now_ms: int, after_ms: int, action: Callable[[], None], what: str = "") -> Timer:
+        t = Timer(now_ms + after_ms, next(self._seq), action, what, housekeeping=True)
+        lane = self._lanes.setdefault(after_ms, deque())
+        i = len(lane)
+        while i and lane[i - 1].due_ms > t.due_ms:  # only a wall clock stepping back gets here
+            i -= 1
+        lane.insert(i, t)
+        return t
+
+    def _wake_head(self) -> Timer | None:
+        heap = self._wake
+        while heap and heap[0][2].cancelled:
             heapq.heappop(heap)
-        return heap[0] if heap else None
+        return heap[0][2] if heap else None
+
+    def _house_head(self) -> Timer | None:
+        best: Timer | None = None
+        for lane in self._lanes.values():
+            while lane and lane[0].cancelled:
+                lane.popleft()
+            if lane and (best is None or lane[0].key() < best.key()):
+                best = lane[0]
+        return best
 
     def next_due(self, include_housekeeping: bool = True) -> Timer | None:
-        wake = self._head(self._wake)
+        wake = self._wake_head()
         if not include_housekeeping:
             return wake
-        house = self._head(self._house)
-        if wake is None or (house is not None and house < wake):
+        house = self._house_head()
+        if wake is None or (house is not None and house.key() < wake.key()):
             return house
         return wake
 
@@ -87,8 +114,14 @@ class TimerHeap:
         t = self.next_due()
         if t is None or t.due_ms > now_ms:
             return None
-        heapq.heappop(self._house if t.housekeeping else self._wake)
+        if t.housekeeping:
+            self._lanes[next(d for d, lane in self._lanes.items() if lane and lane[0] is t)].popleft()
+        else:
+            heapq.heappop(self._wake)
         return t
 
     def pending(self) -> list[Timer]:
-        return sorted(t for t in self._wake + self._house if not t.cancelled)
+        out = [t for _, _, t in self._wake]
+        for lane in self._lanes.values():
+            out.extend(lane)
+        return sorted((t for t in out if not t.cancelled), key=Timer.key)

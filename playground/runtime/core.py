@@ -27,7 +27,7 @@ from ..protocol import framing, messages, sdk_hooks
 from ..protocol.deployment import AsgiDeployment, Deployment, HandlerInfo, ServiceInfo, parse_manifest
 from ..protocol.driver import Attempt, AttemptEnded, Received
 from .clock import Clock, TimerHeap, to_datetime
-from .model import Failure, Invocation, JournalEntry, SendHandle, Target, TransientError
+from .model import _DONE, _NO_RUNS, Failure, Invocation, JournalEntry, SendHandle, Target, TransientError
 
 DAY_MS = 24 * 3600 * 1000
 # Handler code that neither finishes nor reaches a Restate await for this long (wall time) while a cell
@@ -138,8 +138,16 @@ class Runtime:
     def _now(self) -> int:
         return self._clock.now_ms()
 
-    def _add_timer(self, due_ms: int, action: Callable[[], None], what: str, housekeeping: bool = False) -> None:
-        self._timers.add(due_ms, action, what, housekeeping)
+    def _add_timer(self, due_ms: int, action: Callable[[], None], what: str) -> None:
+        self._timers.add(due_ms, action, what)
+        self._timer_added()
+
+    def _add_expiry(self, after_ms: int, action: Callable[[], None], what: str) -> None:
+        """A housekeeping timer (retention): it fires when time passes, but never makes time skip."""
+        self._timers.add_housekeeping(self._now(), after_ms, action, what)
+        self._timer_added()
+
+    def _timer_added(self) -> None:
         if self._clock.kind == "real":
             self._changed.set()  # the wall-clock timer loop may need to wake earlier
             self._ensure_real_timer_task()
@@ -240,7 +248,8 @@ class Runtime:
         for fut in futures:
             if not fut.done():
                 fut.set_result(None)
-        futures.clear()
+        if futures:
+            futures.clear()
 
     def _beat(self) -> None:
         """Wake waiters once a second while anyone waits, so the inactivity check runs."""
@@ -358,7 +367,7 @@ class Runtime:
                 parts.append(f"its call to {cmd.msg.service_name}/"
                              f"{cmd.msg.key + '/' if cmd.msg.key else ''}{cmd.msg.handler_name} ({target_id})")
             elif name == "Sleep":
-                parts.append(f"a sleep until {to_datetime(inv.sleep_wakeups.get(cid, 0)).isoformat()}")
+                parts.append(f"a sleep until {to_datetime(cmd.due_ms or 0).isoformat()}")
             elif name == "GetPromise":
                 parts.append(f"durable promise {cmd.msg.key!r}, which nothing has resolved")
             elif name == "Run":
@@ -718,7 +727,7 @@ class Runtime:
     def _on_attempt_end(self, run: "_AttemptRun", ended: AttemptEnded) -> None:
         inv = run.inv
         inv.attempt = None
-        inv.pending_runs = set()
+        inv.pending_runs = _NO_RUNS
         self._live.discard(inv)
         self._touch()
         stored = len(inv.journal) > run.stored_before
@@ -843,27 +852,25 @@ class Runtime:
         inv.completed_at = now
         inv.awaiting = None
         self._release_lock(inv)
-        for caller, cid, kind in inv.callers:
+        callers, waiters = inv.callers, inv.waiters
+        inv.callers = inv.waiters = _DONE  # a completed invocation keeps no wait lists (it may be retained a day)
+        for caller, cid, kind in callers:
             name = "CallCompletion" if kind == "call" else "AttachInvocationCompletion"
             self._deliver(caller, name, completion_id=cid, **_value_or_failure(result))
-        inv.callers.clear()
-        self._wake(inv.waiters)
+        self._wake(waiters)  # type: ignore[arg-type]
         self._touch()
         # Completed invocations are kept for a retention period, then purged as Restate does: workflow runs
         # with their workflow's state, idempotent ones with their key, the rest after the journal retention.
-        key_s = inv.target.key or ""
         if inv.handler.ty == "WORKFLOW":
-            retention = inv.handler.workflow_retention_ms or DAY_MS
-            self._add_timer(now + retention, lambda: self._expire_workflow(inv),
-                            "workflow retention", housekeeping=True)
+            self._add_expiry(inv.handler.workflow_retention_ms or DAY_MS, lambda: self._expire_workflow(inv),
+                             "workflow retention")
         elif inv.idempotency_key is not None:
-            idem = (inv.target.service, key_s, inv.target.handler, inv.idempotency_key)
-            retention = inv.handler.idempotency_retention_ms or DAY_MS
-            self._add_timer(now + retention, lambda: self._expire_idempotency(idem, inv.id),
-                            "idempotency retention", housekeeping=True)
+            idem = (inv.target.service, inv.target.key or "", inv.target.handler, inv.idempotency_key)
+            self._add_expiry(inv.handler.idempotency_retention_ms or DAY_MS,
+                             lambda: self._expire_idempotency(idem, inv.id), "idempotency retention")
         else:
-            retention = inv.handler.journal_retention_ms or DAY_MS
-            self._add_timer(now + retention, lambda: self._forget(inv.id), "journal retention", housekeeping=True)
+            self._add_expiry(inv.handler.journal_retention_ms or DAY_MS, lambda: self._forget(inv.id),
+                             "journal retention")
 
     def _expire_idempotency(self, idem: tuple[str, str, str, str], inv_id: str) -> None:
         if self._idempotency.get(idem) == inv_id:
@@ -936,7 +943,7 @@ class Runtime:
     def _cmd_Sleep(self, inv: Invocation, msg: Any) -> None:
         cid = msg.result_completion_id
         wake = self._now() + self._delay_for(inv, "sleep", msg.wake_up_time)
-        inv.sleep_wakeups[cid] = wake
+        inv.journal[-1].due_ms = wake
         self._add_timer(wake, lambda: self._deliver(inv, "SleepCompletion", completion_id=cid,
                                                     void=messages.new("Void")),
                         f"sleep of {inv.id} {inv.target}")
@@ -966,7 +973,7 @@ class Runtime:
     def _cmd_OneWayCall(self, inv: Invocation, msg: Any) -> None:
         delay = self._delay_for(inv, "send", msg.invoke_time)
         child, _previous, _failure = self._child(inv, msg, delay)
-        inv.send_times[len(inv.journal) - 1] = self._now() + delay
+        inv.journal[-1].due_ms = self._now() + delay
         self._deliver(inv, "CallInvocationIdCompletion", completion_id=msg.invocation_id_notification_idx,
                       invocation_id=child.id)
 

@@ -27,6 +27,9 @@ class JournalEntry:
     msg: Any
     appended_at: int  # virtual ms since epoch
     _frame: bytes | None = field(default=None, repr=False)
+    # Sleep: the virtual wake-up time; OneWayCall: the virtual time the callee starts. The SDK's own
+    # wake_up_time/invoke_time fields hold wall-clock instants, which mean nothing on a virtual clock.
+    due_ms: int | None = None
 
     def frame(self) -> bytes:
         """The encoded frame, made once: every replay sends the same bytes."""
@@ -79,7 +82,11 @@ class SendHandle:
         return f"SendHandle(invocation_id={self.invocation_id!r}, status={self.status!r})"
 
 
-@dataclass(eq=False)
+_NO_RUNS: frozenset[int] = frozenset()
+_DONE: tuple[()] = ()  # what a completed invocation keeps instead of its wait lists
+
+
+@dataclass(eq=False, slots=True)
 class Invocation:
     id: str
     target: Target
@@ -108,14 +115,12 @@ class Invocation:
     last_failure: TransientError | None = None
     errors: list[TransientError] = field(default_factory=list)
     attempt: Attempt | None = None
-    pending_runs: set[int] = field(default_factory=set)  # ctx.run closures executing (Run seen, no proposal yet)
+    pending_runs: set[int] | frozenset[int] = _NO_RUNS  # ctx.run closures executing (Run seen, no proposal yet)
     awaiting: Any = None  # the last Future the SDK said it awaits (AwaitingOn/Suspension), for explanations
     waiting_ids: tuple[set[int], set[int], set[str]] | None = None  # while suspended
-    waiters: list[asyncio.Future[None]] = field(default_factory=list)  # woken when the invocation completes
+    waiters: list[asyncio.Future[None]] | tuple[()] = field(default_factory=list)  # woken on completion
     # invocations waiting for our result: (caller, completion id of their Call or AttachInvocation, kind)
-    callers: list[tuple["Invocation", int, str]] = field(default_factory=list)  # kind: "call" or "attach"
-    sleep_wakeups: dict[int, int] = field(default_factory=dict)  # completion id -> virtual wake-up ms
-    send_times: dict[int, int] = field(default_factory=dict)  # journal index of a OneWayCall -> virtual invoke ms
+    callers: list[tuple["Invocation", int, str]] | tuple[()] = field(default_factory=list)  # "call"/"attach"
 
     @property
     def lock_key(self) -> tuple[str, str] | None:
