@@ -48,9 +48,10 @@ class HandlerInfo:
     ingress_private: bool
     lazy_state: bool
 
-    @property
-    def takes_lock(self) -> bool:
-        return self.ty in ("EXCLUSIVE", "WORKFLOW")
+    takes_lock: bool = field(init=False)  # exclusive and workflow-run handlers hold their key's lock
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "takes_lock", self.ty in ("EXCLUSIVE", "WORKFLOW"))
 
 
 @dataclass(frozen=True)
@@ -59,9 +60,10 @@ class ServiceInfo:
     ty: str  # "SERVICE", "VIRTUAL_OBJECT" or "WORKFLOW"
     handlers: dict[str, HandlerInfo] = field(default_factory=dict)
 
-    @property
-    def keyed(self) -> bool:
-        return self.ty != "SERVICE"
+    keyed: bool = field(init=False)  # objects and workflows have keys
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "keyed", self.ty != "SERVICE")
 
     @property
     def kind(self) -> str:

@@ -34,6 +34,7 @@ DAY_MS = 24 * 3600 * 1000
 # waits is reported instead of hanging the cell (Restate's own inactivity timeout is 1 minute).
 INACTIVITY_TIMEOUT_S = 60.0
 _M = messages.TYPE_IDS
+_INPUT, _START = messages.CLASSES["Input"], messages.CLASSES["Start"]
 
 
 def _id_from(raw: bytes) -> str:
@@ -94,7 +95,7 @@ class Runtime:
         self._live: set[Invocation] = set()
         self._changed = asyncio.Event()  # wakes the wall-clock timer loop (clock="real")
         self._last_activity = time.monotonic()
-        self._sleepers: list[asyncio.Future[None]] = []  # waiters in _quiesce
+        self._sleepers: set[asyncio.Future[None]] = set()  # waiters in _quiesce
         self._check_scheduled = False
         self._heartbeat: asyncio.TimerHandle | None = None
         self._real_timer_task: asyncio.Task[None] | None = None
@@ -230,7 +231,7 @@ class Runtime:
                     return
                 continue
             fut = loop.create_future()
-            self._sleepers.append(fut)
+            self._sleepers.add(fut)
             if until is not None:
                 until.waiters.append(fut)
             if self._heartbeat is None:
@@ -244,7 +245,7 @@ class Runtime:
                     f"asyncio future, a lock, a network call)?")
 
     @staticmethod
-    def _wake(futures: list[asyncio.Future[None]]) -> None:
+    def _wake(futures: list[asyncio.Future[None]] | set[asyncio.Future[None]]) -> None:
         for fut in futures:
             if not fut.done():
                 fut.set_result(None)
@@ -614,9 +615,11 @@ class Runtime:
             invoked_by_target=str(invoked_by.target) if invoked_by else None,
             idempotency_key=idem,
         )
-        hdrs = [messages.new("Header", key=k, value=v) for k, v in (headers or {}).items()]
-        inv.journal.append(JournalEntry(_M["Input"], messages.new("Input", headers=hdrs, value=messages.new(
-            "Value", content=body)), now))
+        inp = _INPUT()  # (setting fields is much cheaper than keyword construction on this hot path)
+        inp.value.content = body
+        for k, v in (headers or {}).items():
+            inp.headers.add(key=k, value=v)
+        inv.journal.append(JournalEntry(_M["Input"], inp, now))
         self._invocations[inv.id] = inv
         self._by_start_id[raw] = inv
         if hinfo.ty == "WORKFLOW":
@@ -668,10 +671,13 @@ class Runtime:
         inv.running_at = inv.running_at or self._now()
         inv.next_retry_at = None
         lazy = inv.handler.lazy_state
-        start = messages.new(
-            "Start", id=inv.start_id, debug_id=inv.id, key=inv.target.key or "", random_seed=inv.random_seed,
-            retry_count_since_last_stored_entry=inv.retry_count_since_last_entry, partial_state=lazy,
-        )
+        start = _START()
+        start.id = inv.start_id
+        start.debug_id = inv.id
+        start.key = inv.target.key or ""
+        start.random_seed = inv.random_seed
+        start.retry_count_since_last_stored_entry = inv.retry_count_since_last_entry
+        start.partial_state = lazy
         if not lazy and inv.service.keyed:
             for k, v in self._state.get((inv.target.service, inv.target.key or ""), {}).items():
                 start.state_map.add(key=k.encode(), value=v)
@@ -857,6 +863,7 @@ class Runtime:
         for caller, cid, kind in callers:
             name = "CallCompletion" if kind == "call" else "AttachInvocationCompletion"
             self._deliver(caller, name, completion_id=cid, **_value_or_failure(result))
+        self._sleepers.difference_update(waiters)  # woken here: no idle check needed on their behalf
         self._wake(waiters)  # type: ignore[arg-type]
         self._touch()
         # Completed invocations are kept for a retention period, then purged as Restate does: workflow runs
