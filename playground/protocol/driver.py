@@ -12,7 +12,8 @@ import asyncio
 import contextvars
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable
+from typing import Any
+from collections.abc import Awaitable, Callable
 
 from . import framing, messages
 

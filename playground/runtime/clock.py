@@ -10,11 +10,11 @@ import heapq
 import itertools
 import time
 from collections import deque
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Callable
+from dataclasses import dataclass
+from datetime import datetime, UTC
+from collections.abc import Callable
 
-DEFAULT_START = datetime(2026, 1, 1, tzinfo=timezone.utc)
+DEFAULT_START = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 class Clock:
@@ -41,7 +41,7 @@ class Clock:
 
 
 def to_datetime(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
 
 
 @dataclass(slots=True)

@@ -17,14 +17,15 @@ import random
 import time
 from collections import deque
 from datetime import datetime, timedelta
-from typing import Any, Callable, Iterable
+from typing import Any
+from collections.abc import Callable, Iterable
 
 import restate
 from restate.handler import handler_from_callable
 
 from ..errors import DeadlockError, NotReady, StuckError
 from ..protocol import framing, messages, sdk_hooks
-from ..protocol.deployment import AsgiDeployment, Deployment, HandlerInfo, ServiceInfo, parse_manifest
+from ..protocol.deployment import AsgiDeployment, Deployment, ServiceInfo, parse_manifest
 from ..protocol.driver import Attempt, AttemptEnded, Received
 from .clock import Clock, TimerHeap, to_datetime
 from .model import _DONE, _NO_RUNS, Failure, Invocation, JournalEntry, SendHandle, Target, TransientError
@@ -180,7 +181,7 @@ class Runtime:
             wait = max(0.0, (nxt.due_ms - self._now()) / 1000)
             try:
                 await asyncio.wait_for(self._changed.wait(), timeout=min(wait, 1.0))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
     async def advance(self, delta: timedelta) -> None:
@@ -287,7 +288,7 @@ class Runtime:
                 inv.waiters.append(fut)
                 try:
                     await asyncio.wait_for(fut, timeout=max(0.01, (nxt.due_ms - self._now()) / 1000))
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
                 continue
             self._raise_stuck(inv, what, nxt)
@@ -445,7 +446,7 @@ class Runtime:
                           headers: dict[str, str] | None) -> Any:
         h, target = self._resolve(tpe, how, key)
         body = self._encode_arg(h, target, arg)
-        inv = self._ingress(target, body, headers, idempotency_key, 0, call=True)
+        inv = self._ingress_call(target, body, headers, idempotency_key)
         await self._await_done(inv, f"{how}_call to {target}")
         return self._decode(h, inv.result)
 
@@ -489,7 +490,7 @@ class Runtime:
     async def generic_call(self, service: str, handler: str, arg: bytes, key: str | None = None,
                            idempotency_key: str | None = None, headers: dict[str, str] | None = None) -> bytes:
         target = self._generic_target(service, handler, arg, key)
-        inv = self._ingress(target, bytes(arg), headers, idempotency_key, 0, call=True)
+        inv = self._ingress_call(target, bytes(arg), headers, idempotency_key)
         await self._await_done(inv, f"generic_call to {target}")
         if isinstance(inv.result, Failure):
             raise restate.TerminalError(inv.result.message, inv.result.code, metadata=inv.result.metadata or None)
@@ -507,9 +508,8 @@ class Runtime:
         exec_time = to_datetime(inv.scheduled_at) if inv.scheduled_at else None
         return SendHandle(inv.id, "PreviouslyAccepted" if previous else "Accepted", exec_time)
 
-    def _ingress(self, target: Target, body: bytes, headers: dict[str, str] | None, idem: str | None,
-                 delay: int, call: bool) -> Invocation:
-        inv, previous, error = self._invoke(target, body, headers, idem, delay, invoked_by=None, strict=True)
+    def _ingress_call(self, target: Target, body: bytes, headers: dict[str, str] | None, idem: str | None) -> Invocation:
+        inv, _previous, error = self._invoke(target, body, headers, idem, 0, invoked_by=None, strict=True)
         if error is not None:
             raise restate.TerminalError(error.message, error.code)
         return inv

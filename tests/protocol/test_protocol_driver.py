@@ -412,13 +412,14 @@ def test_run_proposal_requests_an_ack_and_the_handler_finishes_after_the_ack() -
     assert executions == ["work"]
 
 
-def test_replayed_run_is_not_executed_again_and_returns_the_stored_value() -> None:
+def _replay_stored_run(completion: Any) -> tuple[list[str], list[Any]]:
+    """Run the `once` handler against a journal whose run already completed with `completion`."""
     executions: list[str] = []
     app = _runner_app(executions)
     journal = [
         input_frame(),
         framing.encode(command("Run", result_completion_id=1, name="work")),
-        framing.encode(messages.new("RunCompletion", completion_id=1, value=value(b'"stored"'))),
+        framing.encode(completion),
     ]
 
     async def main() -> list[Any]:
@@ -429,31 +430,19 @@ def test_replayed_run_is_not_executed_again_and_returns_the_stored_value() -> No
         finally:
             await ensure_ended(attempt)
 
-    items = asyncio.run(main())
+    return executions, asyncio.run(main())
+
+
+def test_replayed_run_is_not_executed_again_and_returns_the_stored_value() -> None:
+    executions, items = _replay_stored_run(messages.new("RunCompletion", completion_id=1, value=value(b'"stored"')))
     assert executions == []
     assert names(items) == ["Output", "End", "AttemptEnded"]  # no Run / ProposeRunCompletion sent again
     assert received(items, "Output")[0].value.content == b'"stored"'
 
 
 def test_replayed_failed_run_raises_a_terminal_error_in_the_handler() -> None:
-    executions: list[str] = []
-    app = _runner_app(executions)
     failure = messages.new("Failure", code=418, message="stored failure")
-    journal = [
-        input_frame(),
-        framing.encode(command("Run", result_completion_id=1, name="work")),
-        framing.encode(messages.new("RunCompletion", completion_id=1, failure=failure)),
-    ]
-
-    async def main() -> list[Any]:
-        attempt = Attempt(app, "Runs", "once")
-        try:
-            attempt.start(start_msg(), journal)
-            return await pump_until(attempt, is_named("End", "Error")) + await finish(attempt)
-        finally:
-            await ensure_ended(attempt)
-
-    items = asyncio.run(main())
+    executions, items = _replay_stored_run(messages.new("RunCompletion", completion_id=1, failure=failure))
     assert executions == []
     output = received(items, "Output")[0]
     assert output.WhichOneof("result") == "failure"
