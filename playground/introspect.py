@@ -103,18 +103,40 @@ def _detail(rt: "Runtime", inv: Invocation, e: JournalEntry) -> dict[str, Any]:
         out["promise_name"] = m.key
     if name in ("SetState", "GetEagerState", "GetLazyState", "ClearState"):
         out["name"] = m.key.decode()
-    for field in ("value", "failure", "completion_value", "completion_failure"):
-        if field in m.DESCRIPTOR.fields_by_name and m.HasField(field):
-            v = getattr(m, field)
-            if hasattr(v, "content"):
-                out["payload"] = decode_payload(v.content)
-            elif isinstance(v, bytes):
-                out["payload"] = decode_payload(v)
-            elif hasattr(v, "code"):
-                out["payload"] = f"[{v.code}] {v.message}"
+    payload = _payload(m)
+    if payload is not None:
+        out["payload"] = payload
     if name == "CallInvocationIdCompletion":
         out["payload"] = m.invocation_id
     return out
+
+
+def describe_entry(e: JournalEntry) -> str:
+    """One journal entry in words, e.g. `Command: SetState 'a' = 1`."""
+    m = e.msg
+    text = e.entry_type
+    name = m.key.decode() if isinstance(getattr(m, "key", None), bytes) else e.name
+    if messages.NAMES_BY_ID.get(e.type_id) in ("Call", "OneWayCall"):
+        name = f"{m.service_name}/{m.key + '/' if m.key else ''}{m.handler_name}"
+    if name:
+        text += f" {name!r}"
+    payload = _payload(m)
+    if payload is not None:
+        text += f" = {payload!r}"
+    return text
+
+
+def _payload(m: Any) -> Any:
+    for field in ("value", "failure", "completion_value", "completion_failure", "parameter"):
+        if field in m.DESCRIPTOR.fields_by_name and (field == "parameter" or m.HasField(field)):
+            v = getattr(m, field)
+            if hasattr(v, "content"):
+                return decode_payload(v.content)
+            if isinstance(v, bytes):
+                return decode_payload(v)
+            if hasattr(v, "code"):
+                return f"[{v.code}] {v.message}"
+    return None
 
 
 def journal(rt: "Runtime", inv: Invocation) -> pd.DataFrame:

@@ -78,7 +78,13 @@ class _Registered:
 class Runtime:
     """An embedded Restate server for notebooks and tests. See the README for a tour."""
 
-    def __init__(self, *services: Any, clock: str = "virtual", start: datetime | None = None, seed: int = 0) -> None:
+    def __init__(self, *services: Any, clock: str = "virtual", start: datetime | None = None, seed: int = 0,
+                 mode: str = "normal") -> None:
+        if mode not in ("normal", "always_suspend"):
+            raise ValueError(f"mode must be 'normal' or 'always_suspend', not {mode!r}")
+        # always_suspend: every attempt gets its journal and then a closed request body, so the SDK suspends
+        # at each await on something new and resumes by replay (Restate's inactivity-timeout-0 setting)
+        self.mode = mode
         sdk_hooks.install()
         self._clock = Clock(clock, start)
         self._timers = TimerHeap()
@@ -97,6 +103,7 @@ class Runtime:
         self._changed = asyncio.Event()  # wakes the wall-clock timer loop (clock="real")
         self._last_activity = time.monotonic()
         self._sleepers: set[asyncio.Future[None]] = set()  # waiters in _quiesce
+        self._progress = 0  # bumped by every delivery, start and completion: "did anything happen?"
         self._check_scheduled = False
         self._heartbeat: asyncio.TimerHandle | None = None
         self._real_timer_task: asyncio.Task[None] | None = None
@@ -278,6 +285,13 @@ class Runtime:
             await self._quiesce(until=inv)
             if inv.completed:
                 return
+            # Idle. Code running beside this await (another task, the rest of a cell that started it in the
+            # background) may still complete what it waits on: give it a few loop turns before deciding.
+            epoch = self._progress
+            for _ in range(4):
+                await asyncio.sleep(0)
+            if inv.completed or self._progress != epoch or self._any_busy():
+                continue
             nxt = self._timers.next_due(include_housekeeping=False)
             if nxt is not None and self._clock.kind == "virtual":
                 self._clock.set(nxt.due_ms)
@@ -403,13 +417,17 @@ class Runtime:
         return "sign_1" + base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
     # ------------------------------------------------------------------ ingress
-    def _resolve(self, tpe: Any, how: str, key: str | None) -> tuple[Any, Target]:
+    @staticmethod
+    def _handler_of(tpe: Any) -> Any:
         try:
-            h = handler_from_callable(tpe)
+            return handler_from_callable(tpe)
         except (ValueError, TypeError, KeyError):
             name = getattr(tpe, "__name__", repr(tpe))
             raise TypeError(f"{name} is not a Restate handler: decorate it with @<service>.handler() "
                             f"(or @<workflow>.main()) and pass the decorated function") from None
+
+    def _resolve(self, tpe: Any, how: str, key: str | None) -> tuple[Any, Target]:
+        h = self._handler_of(tpe)
         kind = h.service_tag.kind  # "service", "object" or "workflow"
         label = {"service": "a Service", "object": "a Virtual Object", "workflow": "a Workflow"}[kind]
         right = {"service": "service_call/service_send", "object": "object_call/object_send",
@@ -514,15 +532,38 @@ class Runtime:
             raise restate.TerminalError(error.message, error.code)
         return inv
 
-    async def attach(self, invocation_id: str) -> Any:
-        """Wait for an invocation's result (decoded with its handler's serde)."""
-        inv = self._get(invocation_id)
+    def _find(self, target: Any, key: str | None, idempotency_key: str | None) -> Invocation:
+        """The invocation an attach/output refers to: an id; a workflow handler and its id (the run of that
+        workflow); or a handler, key and idempotency key (the idempotent invocation)."""
+        if isinstance(target, str):
+            if key is not None or idempotency_key is not None:
+                raise TypeError("pass either an invocation id, or a handler with key=/idempotency_key=, not both")
+            return self._get(target)
+        h = self._handler_of(target)
+        svc, name = h.service_tag.name, h.name
+        if idempotency_key is not None:
+            inv_id = self._idempotency.get((svc, key or "", name, idempotency_key))
+            if inv_id is None:
+                raise restate.TerminalError("not found", 404)
+        elif h.service_tag.kind == "workflow" and key is not None:
+            inv_id = self._workflow_runs.get((svc, key))
+            if inv_id is None:
+                raise restate.TerminalError("not found", 404)
+        else:
+            raise restate.TerminalError("You can attach only to invocations created with an idempotency key, or "
+                                        "for workflow methods.", 400)
+        return self._invocations[inv_id]
+
+    async def attach(self, target: Any, key: str | None = None, idempotency_key: str | None = None) -> Any:
+        """Wait for an invocation's result: by invocation id, by workflow (`attach(run, key="wf-1")`), or by
+        idempotency key (`attach(handler, key=..., idempotency_key=...)`). Decoded with its handler's serde."""
+        inv = self._find(target, key, idempotency_key)
         await self._await_done(inv, f"attach to {inv.id} ({inv.target})")
         return self._decode_for(inv)
 
-    def output(self, invocation_id: str) -> Any:
-        """The result of a completed invocation; raises pg.NotReady while it runs."""
-        inv = self._get(invocation_id)
+    def output(self, target: Any, key: str | None = None, idempotency_key: str | None = None) -> Any:
+        """The result of a completed invocation (found as for attach); raises pg.NotReady while it runs."""
+        inv = self._find(target, key, idempotency_key)
         if not inv.completed:
             raise NotReady(f"{inv.id} ({inv.target}) is {inv.status}: the response is not ready yet")
         return self._decode_for(inv)
@@ -542,10 +583,66 @@ class Runtime:
             raise KeyError(f"no invocation {invocation_id!r} in this runtime (see rt.invocations())")
         return inv
 
+    # ------------------------------------------------------------------ operations (as Restate's CLI offers them)
     def cancel(self, invocation_id: str) -> None:
-        """Cancel an invocation as Restate does: a started one gets the cancel signal, one not yet started
-        ends at once with 409 'canceled'; a finished one is left alone."""
+        """Cancel as Restate does: a started invocation gets the cancel signal (the SDK raises TerminalError
+        409 "cancelled" at its current await and cancels its pending calls); one not yet started ends at
+        once with 409 "canceled"; a finished one is left alone."""
         self._cancel(self._get(invocation_id))
+
+    def kill(self, invocation_id: str) -> None:
+        """End an invocation and every call it waits on at once, without running any more handler code.
+        Callers get 409 "killed"; one-way sends it made are not touched; locks are released."""
+        self._kill(self._get(invocation_id))
+
+    def pause(self, invocation_id: str) -> None:
+        """Stop retrying (or running) an invocation until resume(); it shows as 'paused'."""
+        inv = self._get(invocation_id)
+        if inv.completed or inv.status == "paused":
+            return
+        if inv.status in ("pending", "scheduled"):
+            raise ValueError(f"{inv.id} has not started yet; cancel it instead, or let it start first")
+        inv.status = "paused"
+        inv.next_retry_at = None
+        if inv.attempt is not None:
+            inv.attempt.abort()  # the attempt ends; _on_attempt_end sees the pause and stays put
+
+    def resume(self, invocation_id: str) -> None:
+        """Start a paused invocation again from its journal."""
+        inv = self._get(invocation_id)
+        if inv.status != "paused":
+            raise ValueError(f"{inv.id} is {inv.status}, not paused")
+        if inv.attempt is None:
+            self._start(inv)
+        else:
+            inv.status = "running"  # its aborted attempt is still winding down; restart when it has ended
+            inv.resume_after_attempt = True
+
+    def resolve_awakeable(self, awakeable_id: str, value: Any = None) -> None:
+        """Complete an awakeable from a cell, as `POST /restate/awakeables/<id>/resolve` does. `value` is
+        encoded as JSON (the SDK's default serde), bytes are sent as they are."""
+        body = value if isinstance(value, (bytes, bytearray)) else restate.serde.JsonSerde().serialize(value)
+        self._complete_awakeable(awakeable_id, {"value": messages.new("Value", content=bytes(body))})
+
+    def reject_awakeable(self, awakeable_id: str, message: str, code: int = 500) -> None:
+        """Fail an awakeable from a cell: the awaiting handler gets TerminalError(message, code)."""
+        self._complete_awakeable(awakeable_id, {"failure": _failure_msg(Failure(code, message))})
+
+    def _complete_awakeable(self, awakeable_id: str, result: dict[str, Any]) -> None:
+        target, idx = self._parse_awakeable(awakeable_id)
+        if idx == 0:
+            raise ValueError(f"{awakeable_id!r} is not an awakeable id (they look like 'sign_1...')")
+        if target is None:
+            raise KeyError(f"no invocation in this runtime owns awakeable {awakeable_id!r}")
+        self._signal(target, {"idx": idx}, result)
+
+    def resolve_promise(self, workflow: str, key: str, name: str, value: Any = None) -> None:
+        """Resolve a workflow's durable promise from a cell; a second resolution fails with 409, as in Restate."""
+        body = value if isinstance(value, (bytes, bytearray)) else restate.serde.JsonSerde().serialize(value)
+        self._complete_promise((workflow, key), name, bytes(body))
+
+    def reject_promise(self, workflow: str, key: str, name: str, message: str, code: int = 500) -> None:
+        self._complete_promise((workflow, key), name, Failure(code, message))
 
     # ------------------------------------------------------------------ creating invocations
     def _new_ids(self, derive: tuple[str, ...] | None) -> tuple[str, bytes, int]:
@@ -666,6 +763,7 @@ class Runtime:
     # ------------------------------------------------------------------ attempts
     def _start(self, inv: Invocation) -> None:
         """Open a new attempt: send Start and the journal; the SDK's messages then arrive in _on_message."""
+        self._progress += 1
         inv.status = "running"
         inv.attempts += 1
         inv.running_at = inv.running_at or self._now()
@@ -690,11 +788,15 @@ class Runtime:
         inv.pending_runs = self._unfinished_runs(inv)
         self._live.add(inv)  # busy from now until the SDK blocks or the attempt ends
         attempt.start(start, [e.frame() for e in inv.journal])
+        if self.mode == "always_suspend":
+            attempt.close_input()
 
     def _on_message(self, run: "_AttemptRun", item: Received) -> None:
         """One message from the SDK, handled synchronously as the SDK sends it."""
         inv, attempt = run.inv, run.attempt
         self._last_activity = time.monotonic()
+        if inv.completed:
+            return  # killed (or already ended): nothing the SDK still sends counts
         name = item.name
         if name == "AwaitingOn":
             inv.awaiting = item.msg.awaiting_on
@@ -736,6 +838,14 @@ class Runtime:
         inv.pending_runs = _NO_RUNS
         self._live.discard(inv)
         self._touch()
+        if inv.completed:
+            return
+        if inv.resume_after_attempt:  # resumed while its paused attempt was still winding down
+            inv.resume_after_attempt = False
+            self._start(inv)
+            return
+        if inv.status == "paused":
+            return
         stored = len(inv.journal) > run.stored_before
         terminal = run.terminal
         if run.broken is None and terminal is None:
@@ -759,6 +869,8 @@ class Runtime:
                     related += f" {e.related_command_name!r}"
                 if e.HasField("related_command_index"):
                     related += f" (command {e.related_command_index})"
+                    if e.code == 570:
+                        related = self._diverged(inv, e.related_command_index) or related
             delay = e.next_retry_delay if e.HasField("next_retry_delay") else None
             self._on_transient(inv, Failure(e.code, e.message), delay, stored, related, e.stacktrace)
 
@@ -775,6 +887,9 @@ class Runtime:
 
     def _deliver(self, inv: Invocation, kind: str, /, **fields: Any) -> None:
         """Store a notification in the journal and hand it to the live attempt, or wake a suspended invocation."""
+        if inv.completed:
+            return  # e.g. a killed caller: its journal takes no new entries
+        self._progress += 1
         msg = messages.new(kind, **fields)
         self._append(inv, _M[kind], msg)
         attempt = inv.attempt
@@ -851,6 +966,7 @@ class Runtime:
                         f"retry of {inv.id} {inv.target}")
 
     def _complete(self, inv: Invocation, result: bytes | Failure) -> None:
+        self._progress += 1
         now = self._now()
         inv.completed = True
         inv.result = result
@@ -909,6 +1025,41 @@ class Runtime:
             self._complete(inv, Failure(409, "canceled"))
             return
         self._deliver(inv, "Signal", idx=messages.CANCEL_SIGNAL, void=messages.new("Void"))
+        if inv.status in ("paused", "backing-off") and inv.attempt is None:
+            self._start(inv)  # run now, so the handler sees the cancellation at once
+
+    def _kill(self, inv: Invocation) -> None:
+        if inv.completed:
+            return
+        # Complete it first: its callers get 409 "killed", and notifications from the children killed below
+        # are dropped instead of reaching handler code.
+        children = self._pending_callees(inv)
+        self._complete(inv, Failure(409, "killed"))
+        if inv.attempt is not None:
+            inv.attempt.abort()
+        for child in children:
+            self._kill(child)
+
+    def _pending_callees(self, inv: Invocation) -> list[Invocation]:
+        """Invocations that `inv` called (request-response) and still waits for."""
+        answered = {e.msg.completion_id for e in inv.journal if e.type_id == _M["CallCompletion"]}
+        out = []
+        for e in inv.journal:
+            if e.type_id == _M["Call"] and e.msg.result_completion_id not in answered:
+                child = self._invocations.get(self._call_target_id(inv, e.msg) or "")
+                if child is not None:
+                    out.append(child)
+        return out
+
+    @staticmethod
+    def _diverged(inv: Invocation, command_index: int) -> str | None:
+        """For a journal mismatch (570): the stored entry the new code path diverged from."""
+        from ..introspect import describe_entry
+        commands = [(i, e) for i, e in enumerate(inv.journal) if messages.is_command(e.type_id)]
+        if command_index >= len(commands):
+            return None
+        i, e = commands[command_index]
+        return f"journal entry {i}, which recorded {describe_entry(e)}"
 
     # ------------------------------------------------------------------ commands
     def _on_command(self, inv: Invocation, name: str, msg: Any) -> None:
@@ -991,16 +1142,25 @@ class Runtime:
         if msg.WhichOneof("signal_id") == "idx" and msg.idx == messages.CANCEL_SIGNAL:
             self._cancel(target)
             return
+        which = msg.WhichOneof("signal_id") or "idx"
         result = msg.WhichOneof("result") or "void"
-        signal: dict[str, Any] = {msg.WhichOneof("signal_id") or "idx": getattr(msg, msg.WhichOneof("signal_id") or "idx")}
-        self._deliver(target, "Signal", **signal, **{result: getattr(msg, result)})
+        self._signal(target, {which: getattr(msg, which)}, {result: getattr(msg, result)})
 
     def _cmd_CompleteAwakeable(self, inv: Invocation, msg: Any) -> None:
         target, idx = self._parse_awakeable(msg.awakeable_id)
-        if target is None or target.completed:
+        if target is None:
             return
         result = msg.WhichOneof("result")
-        self._deliver(target, "Signal", idx=idx, **{result: getattr(msg, result)})
+        self._signal(target, {"idx": idx}, {result: getattr(msg, result)})
+
+    def _signal(self, target: Invocation, signal_id: dict[str, Any], result: dict[str, Any]) -> None:
+        """Deliver an awakeable completion or a named signal once: as in Restate, completing one again is
+        accepted and ignored. Signals sent before the target asks for them wait in its journal."""
+        key = next(iter(signal_id.items()))
+        for e in target.journal:
+            if e.type_id == _M["Signal"] and (e.msg.WhichOneof("signal_id"), getattr(e.msg, key[0])) == key:
+                return
+        self._deliver(target, "Signal", **signal_id, **result)
 
     def _parse_awakeable(self, awakeable_id: str) -> tuple[Invocation | None, int]:
         if not awakeable_id.startswith("sign_1"):
@@ -1062,17 +1222,22 @@ class Runtime:
         self._deliver(inv, "PeekPromiseCompletion", completion_id=msg.result_completion_id, **result)
 
     def _cmd_CompletePromise(self, inv: Invocation, msg: Any) -> None:
-        table = self._promises_of(inv)
-        cid = msg.result_completion_id
-        if msg.key in table:
-            self._deliver(inv, "CompletePromiseCompletion", completion_id=cid,
-                          failure=_failure_msg(Failure(409, "promise was already completed")))
-            return
         value: bytes | Failure = (_failure_from(msg.completion_failure) if msg.WhichOneof("completion") ==
                                   "completion_failure" else msg.completion_value.content)
-        table[msg.key] = value
-        self._deliver(inv, "CompletePromiseCompletion", completion_id=cid, void=messages.new("Void"))
-        for waiter, wcid in self._promise_waiters.pop((inv.target.service, inv.target.key or "", msg.key), []):
+        try:
+            self._complete_promise((inv.target.service, inv.target.key or ""), msg.key, value)
+            result: dict[str, Any] = {"void": messages.new("Void")}
+        except restate.TerminalError as exc:
+            result = {"failure": _failure_msg(Failure(exc.status_code, exc.message))}
+        self._deliver(inv, "CompletePromiseCompletion", completion_id=msg.result_completion_id, **result)
+
+    def _complete_promise(self, wk: tuple[str, str], name: str, value: bytes | Failure) -> None:
+        table = self._promises.setdefault(wk, {})
+        if name in table:
+            raise restate.TerminalError("promise was already completed", 409)
+        table[name] = value
+        self._progress += 1
+        for waiter, wcid in self._promise_waiters.pop((*wk, name), []):
             self._deliver(waiter, "GetPromiseCompletion", completion_id=wcid, **_value_or_failure(value))
 
     # ------------------------------------------------------------------ introspection

@@ -118,6 +118,7 @@ class Invocation:
     pending_runs: set[int] | frozenset[int] = _NO_RUNS  # ctx.run closures executing (Run seen, no proposal yet)
     awaiting: Any = None  # the last Future the SDK said it awaits (AwaitingOn/Suspension), for explanations
     waiting_ids: tuple[set[int], set[int], set[str]] | None = None  # while suspended
+    resume_after_attempt: bool = False  # resume() came while the paused attempt was still ending
     waiters: list[asyncio.Future[None]] | tuple[()] = field(default_factory=list)  # woken on completion
     # invocations waiting for our result: (caller, completion id of their Call or AttachInvocation, kind)
     callers: list[tuple["Invocation", int, str]] | tuple[()] = field(default_factory=list)  # "call"/"attach"
