@@ -775,6 +775,8 @@ class Runtime:
         start.key = inv.target.key or ""
         start.random_seed = inv.random_seed
         start.retry_count_since_last_stored_entry = inv.retry_count_since_last_entry
+        # the SDK measures RunOptions.max_duration with this (on the virtual clock here)
+        start.duration_since_last_stored_entry = max(0, self._now() - inv.journal[-1].appended_at)
         start.partial_state = lazy
         if not lazy and inv.service.keyed:
             for k, v in self._state.get((inv.target.service, inv.target.key or ""), {}).items():

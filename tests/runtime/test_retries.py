@@ -172,3 +172,30 @@ def test_ctx_run_out_of_attempts_becomes_a_terminal_error_the_handler_can_catch(
         assert seen == ["effect"] * 2
 
     asyncio.run(main())
+
+
+@runs.handler()
+async def run_for_a_while(ctx: restate.Context) -> str:
+    def effect() -> str:
+        seen.append("effect")
+        raise ConnectionError("still down")
+
+    try:
+        await ctx.run_typed("call api", effect, restate.RunOptions(
+            max_duration=timedelta(seconds=10), initial_retry_interval=timedelta(seconds=2),
+            retry_interval_factor=1.0))
+    except restate.TerminalError:
+        return "gave up"
+    return "unreachable"
+
+
+def test_ctx_run_max_duration_is_measured_on_the_virtual_clock() -> None:
+    async def main() -> None:
+        rt = make()
+        t0 = rt.now
+        assert await rt.service_call(run_for_a_while) == "gave up"
+        # retried every 2 s until the 10 s budget was used up: about five or six attempts, not one or many
+        assert 5 <= len(seen) <= 7
+        assert timedelta(seconds=8) <= rt.now - t0 <= timedelta(seconds=12)
+
+    asyncio.run(main())
