@@ -3,8 +3,9 @@
 The public API is what this module exports; everything else is private and may change.
 """
 
-from .errors import DeadlockError, NotReady, StuckError
+from .errors import Deadlock, DeadlockError, NotReady, StuckError
+from . import render
 from .runtime import Runtime, SendHandle
 
-__all__ = ["Runtime", "SendHandle", "NotReady", "StuckError", "DeadlockError"]
+__all__ = ["Runtime", "SendHandle", "NotReady", "StuckError", "DeadlockError", "Deadlock", "render"]
 __version__ = "0.1.0"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 
 class NotReady(Exception):
     """The invocation has not completed yet (Restate's 470 'the response is not ready yet')."""
@@ -20,5 +22,48 @@ class StuckError(Exception):
         self.invocation_id = invocation_id
 
 
+@dataclass(frozen=True)
+class DeadlockMember:
+    invocation_id: str
+    target: str  # Service/key/handler
+    status: str
+    waits_for: str  # in words
+
+
+@dataclass(frozen=True)
+class Deadlock:
+    """A snapshot of one wait-for cycle. Displays as a graph in a notebook (see playground.render)."""
+
+    members: list[DeadlockMember]
+    edges: list[tuple[str, str, str]]  # (from, to, kind): kind is call, attach, queued or holds
+
+    @property
+    def invocation_ids(self) -> list[str]:
+        return [m.invocation_id for m in self.members]
+
+    def describe(self) -> str:
+        lines = [f"  {m.invocation_id} {m.target} ({m.status}) {m.waits_for}" for m in self.members]
+        first = self.members[0].invocation_id
+        lines.append(f"Nothing in the cycle can finish on its own (Restate would wait forever). Break it with "
+                     f"rt.cancel(id) on a member, e.g. rt.cancel({first!r}): the cancelled invocation fails "
+                     f"with 409 and releases its lock; or rt.kill({first!r}) to end it and every call it waits on.")
+        return "\n".join(lines)
+
+    def dot(self) -> str:
+        from . import render
+        return render.deadlock_dot(self)
+
+    def _repr_html_(self) -> str:
+        from . import render
+        return render.html(self.dot(), caption=self.describe())
+
+
 class DeadlockError(StuckError):
-    """A wait-for cycle between invocations; the message names every member."""
+    """A wait-for cycle between invocations; the message names every member and how to break it."""
+
+    def __init__(self, message: str, invocation_id: str | None = None, deadlock: Deadlock | None = None) -> None:
+        super().__init__(message, invocation_id)
+        self.deadlock = deadlock
+
+    def _repr_html_(self) -> str:
+        return self.deadlock._repr_html_() if self.deadlock else f"<pre>{self}</pre>"

@@ -23,12 +23,13 @@ from collections.abc import Callable, Iterable
 import restate
 from restate.handler import handler_from_callable
 
-from ..errors import DeadlockError, NotReady, StuckError
+from ..errors import Deadlock, DeadlockError, DeadlockMember, NotReady, StuckError
 from ..protocol import framing, messages, sdk_hooks
 from ..protocol.deployment import AsgiDeployment, Deployment, ServiceInfo, parse_manifest
 from ..protocol.driver import Attempt, AttemptEnded, Received
 from .clock import Clock, TimerHeap, to_datetime
 from .model import _DONE, _NO_RUNS, Failure, Invocation, JournalEntry, SendHandle, Target, TransientError
+from .waitfor import Cycle, WaitForGraph
 
 DAY_MS = 24 * 3600 * 1000
 # Handler code that neither finishes nor reaches a Restate await for this long (wall time) while a cell
@@ -41,6 +42,10 @@ _INPUT, _START = messages.CLASSES["Input"], messages.CLASSES["Start"]
 def _id_from(raw: bytes) -> str:
     """Restate-style id text: 'inv_1' and 96 bits of the id in hex (unique enough, and cheap to make)."""
     return "inv_1" + raw[:12].hex()
+
+
+def _node_label(node: Any) -> str:
+    return f"lock {node[0]}/{node[1]}" if isinstance(node, tuple) else node
 
 
 def _failure_msg(f: Failure) -> Any:
@@ -100,6 +105,7 @@ class Runtime:
         self._promises: dict[tuple[str, str], dict[str, bytes | Failure]] = {}
         self._promise_waiters: dict[tuple[str, str, str], list[tuple[Invocation, int]]] = {}
         self._live: set[Invocation] = set()
+        self._wait = WaitForGraph()
         self._changed = asyncio.Event()  # wakes the wall-clock timer loop (clock="real")
         self._last_activity = time.monotonic()
         self._sleepers: set[asyncio.Future[None]] = set()  # waiters in _quiesce
@@ -245,6 +251,8 @@ class Runtime:
             if self._heartbeat is None:
                 self._heartbeat = loop.call_later(1.0, self._beat)
             await fut
+            if until is not None and self._wait.cycle_reached_from(until.id) is not None:
+                return  # deadlocked: the caller reports it at once, without waiting for the rest to go idle
             if time.monotonic() - self._last_activity > INACTIVITY_TIMEOUT_S and self._any_busy():
                 busy = ", ".join(f"{i.id} {i.target}" for i in self._busy())
                 raise StuckError(
@@ -282,9 +290,11 @@ class Runtime:
         """Wait for an invocation to complete, skipping virtual time when idle; raise instead of hanging."""
         while not inv.completed:
             self._last_activity = time.monotonic()
+            self._raise_if_deadlocked(inv, what)
             await self._quiesce(until=inv)
             if inv.completed:
                 return
+            self._raise_if_deadlocked(inv, what)
             # Idle. Code running beside this await (another task, the rest of a cell that started it in the
             # background) may still complete what it waits on: give it a few loop turns before deciding.
             epoch = self._progress
@@ -307,13 +317,46 @@ class Runtime:
                 continue
             self._raise_stuck(inv, what, nxt)
 
+    def _on_edge(self, cycle: Cycle | None) -> None:
+        if cycle is not None:
+            self._wake(self._sleepers)  # awaits on a member, or behind one, raise now
+
+    def _raise_if_deadlocked(self, inv: Invocation, what: str) -> None:
+        cycle = self._wait.cycle_reached_from(inv.id)
+        if cycle is None:
+            return
+        deadlock = self._deadlock(cycle)
+        lead = "is part of" if inv.id in cycle.invocation_ids else "waits on"
+        raise DeadlockError(f"{what} can never complete: {inv.id} {lead} a deadlock.\n{deadlock.describe()}",
+                            inv.id, deadlock)
+
+    def deadlocks(self) -> list[Deadlock]:
+        """The wait-for cycles standing now; each lists its invocations, targets and edges and draws itself."""
+        return [self._deadlock(c) for c in self._wait.cycles()]
+
+    def _deadlock(self, cycle: Cycle) -> Deadlock:
+        order = {inv_id: i for i, inv_id in enumerate(self._invocations)}
+        edges = cycle.edges()
+        oldest = min(range(len(edges)), key=lambda i: order.get(edges[i][0], len(order)))  # type: ignore[arg-type]
+        edges = edges[oldest:] + edges[:oldest]  # list the cycle from its oldest member, usually the root
+        members = []
+        for u, v, kind in edges:
+            if isinstance(u, tuple):
+                continue  # a lock node: described with the invocation queued for it
+            inv = self._invocations[u]
+            if kind == "queued":
+                holder = self._wait.successors(v)
+                holder_id = next(iter(holder), "?")
+                waits = f"is queued for the lock on {v[0]}/{v[1]}, held by {holder_id}"
+            else:
+                other = self._invocations.get(v)  # type: ignore[arg-type]
+                verb = "its call to" if kind == "call" else "attaching to"
+                waits = f"waits for {verb} {v} ({other.target if other else '?'})"
+            members.append(DeadlockMember(inv.id, str(inv.target), inv.status, waits))
+        return Deadlock(members, [(_node_label(u), _node_label(v), k) for u, v, k in edges])
+
     def _raise_stuck(self, inv: Invocation, what: str, nxt: Any) -> None:
-        lines, cycle = self._explain(inv)
-        body = "\n".join(f"  {line}" for line in lines)
-        if cycle:
-            raise DeadlockError(
-                f"{what} can never complete: these invocations wait for each other in a cycle.\n{body}\n"
-                f"Break the cycle by cancelling one of them, e.g. rt.cancel({cycle[0]!r}).", inv.id)
+        body = "\n".join(f"  {line}" for line in self._explain(inv))
         if nxt is not None:  # manual clock
             raise StuckError(
                 f"{what} waits on a timer due at {to_datetime(nxt.due_ms).isoformat()} ({nxt.what}), but the "
@@ -322,14 +365,14 @@ class Runtime:
             f"{what} can never complete: nothing in the runtime can make progress.\n{body}\n"
             f"Inspect with rt.journal(id); unblock by completing what it waits on or with rt.cancel(id).", inv.id)
 
-    def _explain(self, inv: Invocation) -> tuple[list[str], list[str] | None]:
-        """Describe what `inv` waits on, following calls and locks; also report a cycle if the chain closes."""
+    def _explain(self, inv: Invocation) -> list[str]:
+        """Describe what `inv` waits on, following calls and locks."""
         lines: list[str] = []
         path: list[str] = []
         cur: Invocation | None = inv
         while cur is not None:
-            if cur.id in path:
-                return lines + [f"... which is {cur.id} again: a cycle"], path[path.index(cur.id):]
+            if cur.id in path:  # cycles are reported as deadlocks before this; stop all the same
+                break
             path.append(cur.id)
             nxt: Invocation | None = None
             head = f"{cur.id} {cur.target} is {cur.status}"
@@ -347,7 +390,7 @@ class Runtime:
                 waits, nxt = self._waits_on(cur)
                 lines.append(f"{head} and waits for {waits}" if waits else head)
             cur = nxt
-        return lines, None
+        return lines
 
     def _waits_on(self, inv: Invocation) -> tuple[str, Invocation | None]:
         completions: list[int] = []
@@ -741,22 +784,27 @@ class Runtime:
         inbox = self._inboxes.setdefault(lk, deque())
         if lk not in self._locks and not inbox:
             self._locks[lk] = inv.id
+            self._wait.add(lk, inv.id, "holds")
             self._start(inv)
         else:
             inv.inboxed_at = self._now()
             inbox.append(inv)
+            self._on_edge(self._wait.add(inv.id, lk, "queued"))
 
     def _release_lock(self, inv: Invocation) -> None:
         lk = inv.lock_key
         if lk is None or self._locks.get(lk) != inv.id:
             return
         del self._locks[lk]
+        self._wait.remove(lk, inv.id)
         inbox = self._inboxes.get(lk)
         while inbox:
             nxt = inbox.popleft()
             if nxt.completed:
                 continue
             self._locks[lk] = nxt.id
+            self._wait.remove(nxt.id, lk)
+            self._wait.add(lk, nxt.id, "holds")
             self._start(nxt)
             break
 
@@ -978,7 +1026,9 @@ class Runtime:
         self._release_lock(inv)
         callers, waiters = inv.callers, inv.waiters
         inv.callers = inv.waiters = _DONE  # a completed invocation keeps no wait lists (it may be retained a day)
+        self._wait.remove_all_from(inv.id)
         for caller, cid, kind in callers:
+            self._wait.remove(caller.id, inv.id)
             name = "CallCompletion" if kind == "call" else "AttachInvocationCompletion"
             self._deliver(caller, name, completion_id=cid, **_value_or_failure(result))
         self._sleepers.difference_update(waiters)  # woken here: no idle check needed on their behalf
@@ -1027,6 +1077,9 @@ class Runtime:
             self._complete(inv, Failure(409, "canceled"))
             return
         self._deliver(inv, "Signal", idx=messages.CANCEL_SIGNAL, void=messages.new("Void"))
+        # The signal makes its current await fail at once: it no longer waits on anything, so a cycle
+        # through it is broken now, not only when it has finished.
+        self._wait.remove_all_from(inv.id)
         if inv.status in ("paused", "backing-off") and inv.attempt is None:
             self._start(inv)  # run now, so the handler sees the cancellation at once
 
@@ -1129,6 +1182,7 @@ class Runtime:
             self._deliver(inv, "CallCompletion", completion_id=cid, **_value_or_failure(child.result or b""))
         else:
             child.callers.append((inv, cid, "call"))
+            self._on_edge(self._wait.add(inv.id, child.id, "call"))
 
     def _cmd_OneWayCall(self, inv: Invocation, msg: Any) -> None:
         delay = self._delay_for(inv, "send", msg.invoke_time)
@@ -1197,6 +1251,7 @@ class Runtime:
             self._deliver(inv, "AttachInvocationCompletion", completion_id=cid, **_value_or_failure(target.result or b""))
         else:
             target.callers.append((inv, cid, "attach"))
+            self._on_edge(self._wait.add(inv.id, target.id, "attach"))
 
     def _cmd_GetInvocationOutput(self, inv: Invocation, msg: Any) -> None:
         target = self._resolve_attach_target(msg)
