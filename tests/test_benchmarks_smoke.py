@@ -1,4 +1,4 @@
-"""Keep benchmarks/bench_runtime.py working: run every workload with a tiny n. No timing assertions."""
+"""Keep the benchmarks working: run every workload with a tiny n. No timing assertions."""
 
 from __future__ import annotations
 
@@ -12,10 +12,8 @@ import pytest
 BENCH_PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_runtime.py"
 
 
-@pytest.fixture(scope="module")
-def bench():
-    name = "playground_bench_runtime"
-    spec = importlib.util.spec_from_file_location(name, BENCH_PATH)
+def _load(path: Path, name: str):  # noqa: ANN202 - yields the module
+    spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module  # dataclasses look their module up while the file executes
@@ -24,6 +22,23 @@ def bench():
         yield module
     finally:
         sys.modules.pop(name, None)
+
+
+@pytest.fixture(scope="module")
+def bench():
+    yield from _load(BENCH_PATH, "playground_bench_runtime")
+
+
+@pytest.fixture(scope="module")
+def bench_deadlock():
+    yield from _load(BENCH_PATH.with_name("bench_deadlock.py"), "playground_bench_deadlock")
+
+
+def test_deadlock_benchmark_measures_overhead_and_finds_the_cycle(bench_deadlock) -> None:  # noqa: ANN001
+    ratios = asyncio.run(bench_deadlock.overhead(rounds=2, n=5))
+    assert len(ratios) == 2 and all(r > 0 for r in ratios)
+    times = bench_deadlock.cycle_in_big_graph(waiting=100, trials=2)  # asserts the cycle is found inside
+    assert len(times) == 2
 
 
 # Every row of the benchmark table; test_every_workload_is_covered fails when a row is added or renamed.
