@@ -24,6 +24,7 @@ import restate
 from restate.handler import handler_from_callable
 
 from ..errors import Deadlock, DeadlockError, DeadlockMember, NotReady, StuckError
+from .. import notebook
 from ..protocol import framing, messages, sdk_hooks
 from ..protocol.deployment import AsgiDeployment, Deployment, ServiceInfo, parse_manifest
 from ..protocol.driver import Attempt, AttemptEnded, Received
@@ -91,6 +92,7 @@ class Runtime:
         # at each await on something new and resumes by replay (Restate's inactivity-timeout-0 setting)
         self.mode = mode
         sdk_hooks.install()
+        notebook.install_error_display()
         self._clock = Clock(clock, start)
         self._timers = TimerHeap()
         self._rng = random.Random(seed)
