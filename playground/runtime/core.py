@@ -847,7 +847,7 @@ class Runtime:
         """One message from the SDK, handled synchronously as the SDK sends it."""
         inv, attempt = run.inv, run.attempt
         self._last_activity = time.monotonic()
-        if inv.completed:
+        if inv.completed or inv.killing:
             return  # killed (or already ended): nothing the SDK still sends counts
         name = item.name
         if name == "AwaitingOn":
@@ -939,7 +939,7 @@ class Runtime:
 
     def _deliver(self, inv: Invocation, kind: str, /, **fields: Any) -> None:
         """Store a notification in the journal and hand it to the live attempt, or wake a suspended invocation."""
-        if inv.completed:
+        if inv.completed or inv.killing:
             return  # e.g. a killed caller: its journal takes no new entries
         self._progress += 1
         msg = messages.new(kind, **fields)
@@ -1086,16 +1086,17 @@ class Runtime:
             self._start(inv)  # run now, so the handler sees the cancellation at once
 
     def _kill(self, inv: Invocation) -> None:
-        if inv.completed:
+        if inv.completed or inv.killing:
             return
-        # Complete it first: its callers get 409 "killed", and notifications from the children killed below
-        # are dropped instead of reaching handler code.
-        children = self._pending_callees(inv)
-        self._complete(inv, Failure(409, "killed"))
+        # Stop it first (no more notifications reach its handler code), then kill what it waits on, then
+        # complete it: its lock is released only after a call queued behind it has been killed, so that
+        # call never starts.
+        inv.killing = True
         if inv.attempt is not None:
             inv.attempt.abort()
-        for child in children:
+        for child in self._pending_callees(inv):
             self._kill(child)
+        self._complete(inv, Failure(409, "killed"))
 
     def _pending_callees(self, inv: Invocation) -> list[Invocation]:
         """Invocations that `inv` called (request-response) and still waits for."""

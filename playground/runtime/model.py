@@ -119,6 +119,7 @@ class Invocation:
     awaiting: Any = None  # the last Future the SDK said it awaits (AwaitingOn/Suspension), for explanations
     waiting_ids: tuple[set[int], set[int], set[str]] | None = None  # while suspended
     resume_after_attempt: bool = False  # resume() came while the paused attempt was still ending
+    killing: bool = False  # rt.kill is ending it (and what it waits on): ignore its SDK and its notifications
     waiters: list[asyncio.Future[None]] | tuple[()] = field(default_factory=list)  # woken on completion
     # invocations waiting for our result: (caller, completion id of their Call or AttachInvocation, kind)
     callers: list[tuple["Invocation", int, str]] | tuple[()] = field(default_factory=list)  # "call"/"attach"
