@@ -100,6 +100,157 @@ def wait_for_graph(rt: "Runtime") -> "Graph":
     return Graph(wait_for_dot(rt))
 
 
+def call_graph_dot(rt: "Runtime", aggregate: bool = False) -> str:
+    """Who called whom: one node per invocation (Service/key/handler and status) under an `ingress` root;
+    solid edges for request-response calls, dashed for one-way sends, delayed sends labelled with their
+    delay. With aggregate=True, one node per Service/handler and edges counted."""
+    edges: list[tuple[str, str, str, str]] = []  # (from, to, kind, label)
+    nodes: dict[str, tuple[str, str]] = {"ingress": ("ingress", "")}
+    for inv in rt._all_invocations():
+        nodes[inv.id] = (str(inv.target), inv.status)
+        if inv.invoked_by == "ingress":
+            delayed = inv.sent and inv.scheduled_at is not None
+            label = _delay_text(inv.scheduled_at - inv.created_at) if delayed else ""  # type: ignore[operator]
+            edges.append(("ingress", inv.id, "send" if inv.sent else "call", label))
+    for inv in rt._all_invocations():
+        for e in inv.journal:
+            name = e.entry_type
+            if name not in ("Command: Call", "Command: OneWayCall"):
+                continue
+            child = rt._call_target_id(inv, e.msg)
+            if child is None or child not in nodes:
+                continue
+            label = ""
+            if name == "Command: OneWayCall" and e.due_ms is not None and e.due_ms > e.appended_at:
+                label = _delay_text(e.due_ms - e.appended_at)
+            edges.append((inv.id, child, "call" if name == "Command: Call" else "send", label))
+    if aggregate:
+        return _aggregate_dot(nodes, edges)
+    lines = ["digraph calls {", "  rankdir=LR;",
+             '  node [shape=box, style="rounded,filled", fontname="Helvetica", fontsize=11];',
+             '  edge [fontname="Helvetica", fontsize=10];',
+             '  "ingress" [shape=oval, style=filled, fillcolor="#e7f5ff", label="ingress"];']
+    for node, (target, status) in nodes.items():
+        if node != "ingress":
+            label = f"{target}\n{node}\n{status}"
+            lines.append(f"  {_q(node)} [label={_q(label)}, fillcolor={_q(STATUS_COLORS.get(status, 'white'))}];")
+    for u, v, kind, label in edges:
+        style = "solid" if kind == "call" else "dashed"
+        lines.append(f"  {_q(u)} -> {_q(v)} [style={style}" + (f", label={_q(label)}" if label else "") + "];")
+    lines.append("}")
+    return "\n".join(lines)
+
+
+def _aggregate_dot(nodes: dict[str, tuple[str, str]], edges: list[tuple[str, str, str, str]]) -> str:
+    def handler_of(node: str) -> str:
+        if node == "ingress":
+            return "ingress"
+        parts = nodes[node][0].split("/")
+        return f"{parts[0]}/{parts[-1]}"  # drop the key
+
+    counts: dict[tuple[str, str, str], int] = {}
+    for u, v, kind, _ in edges:
+        k = (handler_of(u), handler_of(v), kind)
+        counts[k] = counts.get(k, 0) + 1
+    lines = ["digraph handlers {", "  rankdir=LR;",
+             '  node [shape=box, style="rounded,filled", fillcolor="#f8f9fa", fontname="Helvetica", fontsize=11];',
+             '  edge [fontname="Helvetica", fontsize=10];', '  "ingress" [shape=oval, fillcolor="#e7f5ff"];']
+    for (u, v, kind), n in sorted(counts.items()):
+        style = "solid" if kind == "call" else "dashed"
+        lines.append(f"  {_q(u)} -> {_q(v)} [style={style}, label={_q(f'{n}x')}];")
+    lines.append("}")
+    return "\n".join(lines)
+
+
+def _delay_text(ms: int) -> str:
+    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("min", 60_000), ("s", 1000)):
+        if ms >= size and ms % size == 0:
+            return f"after {ms // size} {unit}"
+    return f"after {ms} ms"
+
+
+def call_graph(rt: "Runtime", aggregate: bool = False) -> "Graph":
+    return Graph(call_graph_dot(rt, aggregate))
+
+
+def timeline_data(rt: "Runtime", service: str) -> list[dict[str, Any]]:
+    """Per key of a virtual object (or workflow): its invocations in arrival order, with when each arrived,
+    started and ended on the virtual clock, whether it was exclusive or shared, and who sent it."""
+    rows = []
+    for order, inv in enumerate(rt._all_invocations()):
+        if inv.target.service != service or inv.target.key is None:
+            continue
+        rows.append({
+            "key": inv.target.key, "arrival": order, "id": inv.id, "handler": inv.target.handler,
+            "mode": "exclusive" if inv.handler.takes_lock else "shared",
+            "arrived_ms": inv.scheduled_at if inv.scheduled_at is not None else inv.created_at,
+            "start_ms": inv.running_at, "end_ms": inv.completed_at, "status": inv.status,
+            "sender": inv.invoked_by_target or "ingress",
+            "label": _arg_label(inv),
+        })
+    rows.sort(key=lambda r: (r["key"], r["arrived_ms"], r["arrival"]))
+    return rows
+
+
+def _arg_label(inv: Any) -> str:
+    from .introspect import decode_payload
+    value = decode_payload(inv.journal[0].msg.value.content) if inv.journal else None
+    text = "" if value is None else repr(value)
+    return text if len(text) <= 24 else text[:21] + "..."
+
+
+def timeline(rt: "Runtime", service: str) -> "Timeline":
+    return Timeline(service, timeline_data(rt, service))
+
+
+class Timeline:
+    """One lane per key: each invocation's span from start to end on the virtual clock, in arrival order.
+    Displays as inline SVG (no renderer needed)."""
+
+    def __init__(self, service: str, rows: list[dict[str, Any]]) -> None:
+        self.service, self.rows = service, rows
+
+    def svg(self, width: int = 760) -> str:
+        keys = list(dict.fromkeys(r["key"] for r in self.rows))
+        times = [t for r in self.rows for t in (r["arrived_ms"], r["start_ms"], r["end_ms"]) if t is not None]
+        if not keys or not times:
+            return f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='30'><text x='4' y='20' " \
+                   f"font-family='Helvetica' font-size='12'>no invocations of {_html.escape(self.service)}</text></svg>"
+        t0, t1 = min(times), max(times)
+        span = max(t1 - t0, 1)
+        left, row_h, pad = 120, 22, 6
+        lanes = {k: [r for r in self.rows if r["key"] == k] for k in keys}
+        height = sum(len(v) for v in lanes.values()) * row_h + len(keys) * pad + 24
+
+        def x(t: int | None) -> float:
+            return left + (width - left - 10) * (((t if t is not None else t1) - t0) / span)
+
+        parts = [f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' "
+                 f"font-family='Helvetica' font-size='11'>"]
+        y = 4
+        for key, rows in lanes.items():
+            parts.append(f"<text x='4' y='{y + 15}' font-weight='bold'>{_html.escape(self.service)}/"
+                         f"{_html.escape(key)}</text>")
+            for r in rows:
+                color = "#74c0fc" if r["mode"] == "exclusive" else "#b2f2bb"
+                xa, xs, xe = x(r["arrived_ms"]), x(r["start_ms"] or r["arrived_ms"]), x(r["end_ms"])
+                if r["start_ms"] is not None and xs > xa:  # time spent queued
+                    parts.append(f"<line x1='{xa:.1f}' y1='{y + 11}' x2='{xs:.1f}' y2='{y + 11}' "
+                                 f"stroke='#adb5bd' stroke-dasharray='3,3'/>")
+                if r["start_ms"] is not None:
+                    parts.append(f"<rect x='{xs:.1f}' y='{y + 3}' width='{max(xe - xs, 3):.1f}' height='16' "
+                                 f"rx='3' fill='{color}' stroke='#495057'/>")
+                text = f"#{r['arrival']} {r['handler']}({r['label']}) from {r['sender']}"
+                parts.append(f"<text x='{xs + 4:.1f}' y='{y + 15}'>{_html.escape(text)}</text>")
+                y += row_h
+            y += pad
+        parts.append("</svg>")
+        return "".join(parts)
+
+    def _repr_html_(self) -> str:
+        return f"<div>{self.svg()}</div>"
+
+
 # ---------------------------------------------------------------------------------------------- display
 
 

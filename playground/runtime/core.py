@@ -568,6 +568,7 @@ class Runtime:
     def _ingress_send(self, target: Target, body: bytes, headers: dict[str, str] | None, idem: str | None,
                       delay: int) -> SendHandle:
         inv, previous, _ = self._invoke(target, body, headers, idem, delay, invoked_by=None, strict=True)
+        inv.sent = inv.sent or not previous
         exec_time = to_datetime(inv.scheduled_at) if inv.scheduled_at else None
         return SendHandle(inv.id, "PreviouslyAccepted" if previous else "Accepted", exec_time)
 
@@ -1189,7 +1190,8 @@ class Runtime:
 
     def _cmd_OneWayCall(self, inv: Invocation, msg: Any) -> None:
         delay = self._delay_for(inv, "send", msg.invoke_time)
-        child, _previous, _failure = self._child(inv, msg, delay)
+        child, previous, _failure = self._child(inv, msg, delay)
+        child.sent = child.sent or not previous
         inv.journal[-1].due_ms = self._now() + delay
         self._deliver(inv, "CallInvocationIdCompletion", completion_id=msg.invocation_id_notification_idx,
                       invocation_id=child.id)

@@ -98,6 +98,7 @@ class Invocation:
     random_seed: int
     created_at: int
     invoked_by: str = "ingress"  # "ingress" or "service"
+    sent: bool = False  # created by a one-way send (from a cell or a handler), not a request-response call
     invoked_by_id: str | None = None
     invoked_by_target: str | None = None
     idempotency_key: str | None = None

@@ -1,0 +1,84 @@
+"""Pure renderers: the call graph (per invocation and per handler) and the per-key timeline data."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import restate
+
+import playground as pg
+
+box = restate.VirtualObject("RBox")
+
+
+@box.handler()
+async def put(ctx: restate.ObjectContext, item: str) -> None:
+    await ctx.sleep(timedelta(minutes=1))
+    ctx.set("items", (await ctx.get("items") or []) + [item])
+
+
+@box.handler(kind="shared")
+async def peek(ctx: restate.ObjectSharedContext) -> list:
+    return await ctx.get("items") or []
+
+
+sender = restate.Service("RSender")
+
+
+@sender.handler()
+async def fan_out(ctx: restate.Context, key: str) -> list:
+    ctx.object_send(put, key=key, arg="A")
+    ctx.object_send(put, key=key, arg="later", send_delay=timedelta(hours=2))
+    return await ctx.object_call(peek, key=key, arg=None)
+
+
+def scenario() -> pg.Runtime:
+    async def main() -> pg.Runtime:
+        rt = pg.Runtime(box, sender)
+        await rt.object_send(put, key="k", arg="first")
+        await rt.settle()
+        await rt.service_call(fan_out, arg="k")
+        await rt.object_send(put, key="k", arg="other", send_delay=timedelta(minutes=30))
+        await rt.advance(timedelta(hours=3))
+        return rt
+
+    return asyncio.run(main())
+
+
+def test_the_call_graph_has_a_node_per_invocation_under_ingress_with_call_and_send_edges() -> None:
+    rt = scenario()
+    dot = pg.render.call_graph_dot(rt)
+    ids = list(rt.invocations().id)
+    assert all(f'"{i}" [label=' in dot for i in ids)
+    root = rt.invocations().query("target == 'RSender/fan_out'").id.iloc[0]
+    lines = dot.splitlines()
+    from_root = [line for line in lines if line.strip().startswith(f'"{root}" ->')]
+    assert sorted("dashed" in line for line in from_root) == [False, True, True]  # one call, two sends
+    assert any('label="after 2 h"' in line for line in from_root)
+    assert any(line.strip().startswith('"ingress" ->') and 'label="after 30 min"' in line and "dashed" in line
+               for line in lines)
+    assert 'RSender/fan_out\\n' in dot and "completed" in dot
+
+
+def test_the_per_handler_view_counts_edges() -> None:
+    dot = pg.render.call_graph_dot(scenario(), aggregate=True)
+    assert '"RSender/fan_out" -> "RBox/put" [style=dashed, label="2x"]' in dot
+    assert '"RSender/fan_out" -> "RBox/peek" [style=solid, label="1x"]' in dot
+    assert '"ingress" -> "RBox/put" [style=dashed, label="2x"]' in dot
+
+
+def test_timeline_data_gives_each_key_its_invocations_with_spans_on_the_virtual_clock() -> None:
+    rt = scenario()
+    rows = pg.render.timeline_data(rt, "RBox")
+    puts = [r for r in rows if r["handler"] == "put"]
+    assert [r["label"] for r in puts] == ["'first'", "'A'", "'other'", "'later'"]  # arrival on the clock
+    assert {r["mode"] for r in rows} == {"exclusive", "shared"}
+    assert [r["sender"] for r in puts] == ["ingress", "RSender/fan_out", "ingress", "RSender/fan_out"]
+    spans = [(r["start_ms"], r["end_ms"]) for r in puts]
+    assert all(s < e for s, e in spans) and all(spans[i][1] <= spans[i + 1][0] for i in range(3))  # one at a time
+    peek_row = next(r for r in rows if r["handler"] == "peek")
+    assert peek_row["start_ms"] < puts[0]["end_ms"]  # the shared handler ran beside the lock holder
+    svg = pg.render.timeline(rt, "RBox").svg()
+    assert svg.startswith("<svg") and svg.count("<rect") == 5 and "RBox/k" in svg
+    assert "no invocations" in pg.render.timeline(rt, "Nope").svg()
