@@ -1,4 +1,5 @@
-"""pandas views of the runtime, shaped like Restate's SQL introspection tables (same column names where they apply)."""
+"""pandas views of the runtime, shaped like Restate's SQL introspection tables (same table and column names
+where they apply), and `sql()`, which runs the SQL a user would give `restate sql` over them."""
 
 from __future__ import annotations
 
@@ -37,6 +38,7 @@ def invocations(rt: "Runtime") -> pd.DataFrame:
     rows = []
     for inv in rt._all_invocations():
         failure = inv.result if isinstance(inv.result, Failure) else None
+        err = inv.last_failure
         rows.append({
             "id": inv.id,
             "target": str(inv.target),
@@ -56,17 +58,132 @@ def invocations(rt: "Runtime") -> pd.DataFrame:
             "completed_at": _ts(inv.completed_at),
             "retry_count": max(0, inv.attempts - 1),
             "next_retry_at": _ts(inv.next_retry_at),
-            "last_failure": inv.last_failure.message if inv.last_failure else None,
-            "last_failure_error_code": inv.last_failure.code if inv.last_failure else None,
+            "last_failure": err.message if err else None,
+            "last_failure_error_code": err.code if err else None,
+            "last_failure_related_command_name": err.related_command if err else None,
             "journal_size": len(inv.journal),
+            "journal_commands_size": sum(1 for e in inv.journal if messages.is_command(e.type_id)),
+            "pinned_deployment_id": f"dp_{inv.revision}",
             "completion_result": ("failure" if failure else "success") if inv.completed else None,
             "completion_failure": str(failure) if failure else None,
         })
     cols = ["id", "target", "target_service_name", "target_service_key", "target_handler_name", "target_service_ty",
             "status", "invoked_by", "invoked_by_id", "invoked_by_target", "idempotency_key", "created_at",
             "scheduled_start_at", "inboxed_at", "running_at", "completed_at", "retry_count", "next_retry_at",
-            "last_failure", "last_failure_error_code", "journal_size", "completion_result", "completion_failure"]
+            "last_failure", "last_failure_error_code", "last_failure_related_command_name", "journal_size",
+            "journal_commands_size", "pinned_deployment_id", "completion_result", "completion_failure"]
     return _frame(rows, cols)
+
+
+def state_table(rt: "Runtime") -> pd.DataFrame:
+    """Every object's and workflow's K/V state, like Restate's `state` table."""
+    rows = []
+    for (service, key), entries in sorted(rt._state.items()):
+        for name, value in sorted(entries.items()):
+            try:
+                utf8 = value.decode()
+            except UnicodeDecodeError:
+                utf8 = None
+            rows.append({"service_name": service, "service_key": key, "key": name, "value_utf8": utf8,
+                         "value": value, "value_length": len(value)})
+    return _frame(rows, ["service_name", "service_key", "key", "value_utf8", "value", "value_length"])
+
+
+def inbox(rt: "Runtime") -> pd.DataFrame:
+    """Invocations queued for a key's lock, in order, like `sys_inbox`."""
+    rows = []
+    for (service, key), queue in rt._inboxes.items():
+        waiting = [inv for inv in queue if not inv.completed]
+        for seq, inv in enumerate(waiting):
+            rows.append({"service_name": service, "service_key": key, "id": inv.id, "sequence_number": seq,
+                         "created_at": _ts(inv.inboxed_at)})
+    return _frame(rows, ["service_name", "service_key", "id", "sequence_number", "created_at"])
+
+
+def keyed_service_status(rt: "Runtime") -> pd.DataFrame:
+    """The holder of each locked key, like `sys_keyed_service_status`."""
+    rows = [{"service_name": s, "service_key": k, "invocation_id": inv_id} for (s, k), inv_id in rt._locks.items()]
+    return _frame(rows, ["service_name", "service_key", "invocation_id"])
+
+
+def idempotency(rt: "Runtime") -> pd.DataFrame:
+    """Idempotency keys still retained, like `sys_idempotency`."""
+    rows = [{"service_name": s, "service_key": k or None, "service_handler": h, "idempotency_key": ik,
+             "invocation_id": inv_id} for (s, k, h, ik), inv_id in rt._idempotency.items()]
+    return _frame(rows, ["service_name", "service_key", "service_handler", "idempotency_key", "invocation_id"])
+
+
+def promises(rt: "Runtime") -> pd.DataFrame:
+    """Workflow durable promises, like `sys_promise` (completed ones, and those someone awaits)."""
+    rows = []
+    for (service, key), table in rt._promises.items():
+        for name, value in table.items():
+            ok = not isinstance(value, Failure)
+            rows.append({"service_name": service, "service_key": key, "key": name, "completed": True,
+                         "completion_success_value": value if ok else None,
+                         "completion_success_value_utf8": value.decode(errors="replace") if ok else None,
+                         "completion_failure": None if ok else str(value)})
+    for (service, key, name), waiters in rt._promise_waiters.items():
+        if waiters:
+            rows.append({"service_name": service, "service_key": key, "key": name, "completed": False,
+                         "completion_success_value": None, "completion_success_value_utf8": None,
+                         "completion_failure": None})
+    return _frame(rows, ["service_name", "service_key", "key", "completed", "completion_success_value",
+                         "completion_success_value_utf8", "completion_failure"])
+
+
+def services(rt: "Runtime") -> pd.DataFrame:
+    """Registered services, like `sys_service`."""
+    rows = [{"name": name, "revision": reg.revision, "public": not all(h.ingress_private for h in reg.info.handlers.values()),
+             "ty": reg.info.kind, "deployment_id": f"dp_{reg.revision}"} for name, reg in rt._services.items()]
+    return _frame(rows, ["name", "revision", "public", "ty", "deployment_id"])
+
+
+def journal_table(rt: "Runtime") -> pd.DataFrame:
+    """Every invocation's journal in one table, like `sys_journal` (with `id` naming the invocation)."""
+    frames = [journal(rt, inv).assign(id=inv.id) for inv in rt._all_invocations()]
+    if not frames:
+        return journal(rt, None).assign(id=pd.Series(dtype=object))
+    return pd.concat(frames, ignore_index=True)
+
+
+def journal_events(rt: "Runtime") -> pd.DataFrame:
+    """Failed attempts, like `sys_journal_events` (event_type TransientError)."""
+    rows = []
+    for inv in rt._all_invocations():
+        for err in inv.errors:
+            rows.append({"id": inv.id, "after_journal_entry_index": err.after_entry, "appended_at": _ts(err.at_ms),
+                         "event_type": "TransientError", "error_code": err.code, "error_message": err.message,
+                         "related_command": err.related_command})
+    return _frame(rows, ["id", "after_journal_entry_index", "appended_at", "event_type", "error_code",
+                         "error_message", "related_command"])
+
+
+TABLES = {
+    "sys_invocation": invocations, "sys_journal": journal_table, "state": state_table, "sys_inbox": inbox,
+    "sys_keyed_service_status": keyed_service_status, "sys_idempotency": idempotency, "sys_promise": promises,
+    "sys_service": services, "sys_journal_events": journal_events,
+}
+
+
+def sql(rt: "Runtime", query: str) -> pd.DataFrame:
+    """Run SQL over the tables above, as `restate sql` runs it over Restate's. Needs DuckDB (an optional extra)."""
+    try:
+        import duckdb
+    except ImportError:
+        raise ImportError("rt.sql needs DuckDB: pip install 'restate-playground[sql]' (or pip install duckdb); "
+                          "the same tables are available without it as DataFrames, e.g. rt.invocations()") from None
+    con = duckdb.connect()
+    try:
+        for name, build in TABLES.items():
+            df = build(rt)
+            for col in df.columns:  # bytes columns: DuckDB takes them as BLOB only from a typed column
+                if df[col].map(lambda v: isinstance(v, (bytes, bytearray))).any():
+                    df[col] = df[col].map(lambda v: bytes(v) if isinstance(v, (bytes, bytearray)) else None)
+            con.register(name, df)
+        return con.execute(query).df()
+    finally:
+        con.close()
 
 
 def decode_payload(data: bytes) -> Any:
@@ -139,10 +256,10 @@ def _payload(m: Any) -> Any:
     return None
 
 
-def journal(rt: "Runtime", inv: Invocation) -> pd.DataFrame:
+def journal(rt: "Runtime", inv: Invocation | None) -> pd.DataFrame:
     """One row per journal entry, like `sys_journal`, with the payload decoded."""
     rows = []
-    for i, e in enumerate(inv.journal):
+    for i, e in enumerate(inv.journal if inv is not None else ()):
         row = {"index": i, "entry_type": e.entry_type, "name": e.name}
         detail = _detail(rt, inv, e)
         row["name"] = detail.pop("name", row["name"])

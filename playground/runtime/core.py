@@ -1316,6 +1316,17 @@ class Runtime:
         from .. import introspect
         return introspect.decode_state(self._state.get((service, key), {}))
 
+    def inbox(self) -> Any:
+        """Invocations queued for a key's lock, in order (Restate's sys_inbox)."""
+        from .. import introspect
+        return introspect.inbox(self)
+
+    def sql(self, query: str) -> Any:
+        """Run SQL over Restate-shaped tables (sys_invocation, sys_journal, state, sys_inbox, sys_idempotency,
+        sys_promise, sys_keyed_service_status, sys_service, sys_journal_events), as `restate sql` does."""
+        from .. import introspect
+        return introspect.sql(self, query)
+
     def invocation(self, invocation_id: str) -> Invocation:
         return self._get(invocation_id)
 
