@@ -251,6 +251,98 @@ class Timeline:
         return f"<div>{self.svg()}</div>"
 
 
+# ---------------------------------------------------------------------------------------------- HTML views
+
+NESTED_LIMIT = 50  # callee journals expanded inline per journal view; beyond that, their ids are listed
+
+
+def _badge(status: str) -> str:
+    return (f"<span style='background:{STATUS_COLORS.get(status, '#fff')};border:1px solid #ced4da;"
+            f"border-radius:8px;padding:0 6px;font-size:11px'>{_html.escape(status)}</span>")
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = "" if value is None else repr(value)
+    return _html.escape(text if len(text) <= limit else text[: limit - 3] + "...")
+
+
+def invocations_html(rt: "Runtime", limit: int = 200) -> str:
+    """A table of invocations, newest last, status as a coloured badge."""
+    invs = list(rt._all_invocations())
+    shown = invs[-limit:]
+    rows = "".join(
+        f"<tr><td><code>{inv.id}</code></td><td>{_html.escape(str(inv.target))}</td><td>{_badge(inv.status)}</td>"
+        f"<td>{inv.invoked_by_target or inv.invoked_by}</td><td>{max(0, inv.attempts - 1)}</td>"
+        f"<td>{_html.escape(str(inv.result)) if inv.completed and not isinstance(inv.result, bytes) else ''}</td></tr>"
+        for inv in shown)
+    more = f"<p><small>{len(invs) - len(shown)} older invocations not shown</small></p>" if len(invs) > limit else ""
+    return ("<table style='font-size:12px'><thead><tr><th>id</th><th>target</th><th>status</th><th>invoked by</th>"
+            f"<th>retries</th><th>failure</th></tr></thead><tbody>{rows}</tbody></table>{more}")
+
+
+def journal_html(rt: "Runtime", inv: Any, nested_depth: int = 1) -> str:
+    """An invocation's journal: entries in order with type, name, target and payload; failed attempts
+    between the entries where they happened; the callee's journal expandable under each call."""
+    from .introspect import _detail, describe_entry  # noqa: F401 - one way to read an entry
+
+    errors_after: dict[int, list[Any]] = {}
+    for err in inv.errors:
+        errors_after.setdefault(err.after_entry, []).append(err)
+    head = (f"<div style='font-size:12px'><b>{_html.escape(str(inv.target))}</b> <code>{inv.id}</code> "
+            f"{_badge(inv.status)} attempts: {inv.attempts}")
+    if inv.completed:
+        head += f" result: {_short(_result_text(inv))}"
+    parts = [head + "</div>", "<table style='font-size:12px'><thead><tr><th>#</th><th>entry</th><th>name</th>"
+                               "<th>target</th><th>payload</th><th>at</th></tr></thead><tbody>"]
+    nested = 0
+    for i, e in enumerate(inv.journal):
+        d = _detail(rt, inv, e)
+        name = d.get("name", e.name)
+        target = d["invoked_target"] or d["promise_name"] or ""
+        parts.append(f"<tr><td>{i}</td><td>{_html.escape(e.entry_type)}</td><td>{_html.escape(name or '')}</td>"
+                     f"<td>{_html.escape(target)}</td><td>{_short(d['payload'])}</td>"
+                     f"<td>{to_iso(e.appended_at)}</td></tr>")
+        callee = rt._invocations.get(d["invoked_id"] or "")
+        if callee is not None and nested_depth > 0:
+            if nested < NESTED_LIMIT:
+                inner = journal_html(rt, callee, nested_depth - 1)
+                parts.append(f"<tr><td></td><td colspan='5'><details><summary>journal of {callee.id} "
+                             f"({_html.escape(str(callee.target))})</summary>{inner}</details></td></tr>")
+            nested += 1
+        for err in errors_after.get(i, []):
+            related = f" at {_html.escape(err.related_command)}" if err.related_command else ""
+            parts.append(f"<tr style='color:{CYCLE_COLOR}'><td></td><td colspan='5'>attempt {err.attempt} failed: "
+                         f"[{err.code}] {_html.escape(err.message.splitlines()[0] if err.message else '')}"
+                         f"{related}</td></tr>")
+    parts.append("</tbody></table>")
+    if nested > NESTED_LIMIT:
+        parts.append(f"<small>{nested - NESTED_LIMIT} more callee journals: open them with rt.invocation(id)</small>")
+    return "".join(parts)
+
+
+def _result_text(inv: Any) -> Any:
+    from .introspect import decode_payload
+    return inv.result if not isinstance(inv.result, bytes) else decode_payload(inv.result)
+
+
+def to_iso(ms: int) -> str:
+    from .runtime.clock import to_datetime
+    return to_datetime(ms).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+
+
+def runtime_html(rt: "Runtime") -> str:
+    counts: dict[str, int] = {}
+    for inv in rt._all_invocations():
+        counts[inv.status] = counts.get(inv.status, 0) + 1
+    summary = " ".join(f"{_badge(status)} {n}" for status, n in sorted(counts.items())) or "no invocations yet"
+    cycles = rt.deadlocks()
+    warn = (f"<p style='color:{CYCLE_COLOR}'><b>{len(cycles)} deadlock(s)</b>: see rt.deadlocks()</p>"
+            if cycles else "")
+    return (f"<div style='font-size:12px'><b>playground.Runtime</b> · {rt.clock} clock at "
+            f"<code>{rt.now.isoformat()}</code> · services: {_html.escape(', '.join(rt._services) or 'none')}"
+            f"<br>{summary}{warn}{invocations_html(rt, limit=20)}</div>")
+
+
 # ---------------------------------------------------------------------------------------------- display
 
 

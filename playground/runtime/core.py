@@ -756,7 +756,7 @@ class Runtime:
             invoked_by="service" if invoked_by else "ingress",
             invoked_by_id=invoked_by.id if invoked_by else None,
             invoked_by_target=str(invoked_by.target) if invoked_by else None,
-            idempotency_key=idem,
+            idempotency_key=idem, runtime=self,
         )
         inp = _INPUT()  # (setting fields is much cheaper than keyword construction on this hot path)
         inp.value.content = body
@@ -1332,6 +1332,15 @@ class Runtime:
 
     def _all_invocations(self) -> Iterable[Invocation]:
         return self._invocations.values()
+
+    def _repr_html_(self) -> str:
+        from .. import render
+        return render.runtime_html(self)
+
+    def dashboard(self) -> Any:
+        """Every view in one live widget: clock, invocations and journals, call graph, timeline, deadlocks."""
+        from ..widgets import Dashboard
+        return Dashboard(self)
 
     def __repr__(self) -> str:
         counts: dict[str, int] = {}

@@ -102,6 +102,7 @@ class Invocation:
     invoked_by_id: str | None = None
     invoked_by_target: str | None = None
     idempotency_key: str | None = None
+    runtime: Any = field(default=None, repr=False)  # the Runtime it belongs to (for display)
     status: str = "pending"
     scheduled_at: int | None = None  # execution time of a delayed send
     inboxed_at: int | None = None
@@ -131,3 +132,7 @@ class Invocation:
 
     def completion_failure(self) -> str | None:
         return str(self.result) if isinstance(self.result, Failure) else None
+
+    def _repr_html_(self) -> str:
+        from ..render import journal_html
+        return journal_html(self.runtime, self)
