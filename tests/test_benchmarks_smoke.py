@@ -65,3 +65,13 @@ def test_table_and_verdict(bench, capsys):
     out = capsys.readouterr().out
     assert "bare driver" in out and "trivial ingress call" in out
     assert "runtime trivial call / bare driver =" in out
+
+
+@pytest.fixture(scope="module")
+def bench_display():
+    yield from _load(BENCH_PATH.with_name("bench_display.py"), "playground_bench_display")
+
+
+def test_display_benchmark_builds_and_times_every_view(bench_display) -> None:  # noqa: ANN001
+    results = asyncio.run(bench_display.measure(entries=60, invocations=12))  # asserts the sizes inside
+    assert len(results) == 6 and all(s >= 0 for s in results.values())
