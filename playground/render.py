@@ -189,6 +189,9 @@ def timeline_data(rt: "Runtime", service: str) -> list[dict[str, Any]]:
             "label": _arg_label(inv),
         })
     rows.sort(key=lambda r: (r["key"], r["arrived_ms"], r["arrival"]))
+    per_key: dict[str, int] = {}
+    for r in rows:  # number each key's invocations in the order they arrived there
+        r["arrival"] = per_key[r["key"]] = per_key.get(r["key"], -1) + 1
     return rows
 
 
@@ -241,7 +244,8 @@ class Timeline:
                     parts.append(f"<rect x='{xs:.1f}' y='{y + 3}' width='{max(xe - xs, 3):.1f}' height='16' "
                                  f"rx='3' fill='{color}' stroke='#495057'/>")
                 text = f"#{r['arrival']} {r['handler']}({r['label']}) from {r['sender']}"
-                parts.append(f"<text x='{xs + 4:.1f}' y='{y + 15}'>{_html.escape(text)}</text>")
+                tx = min(xs + 4, width - 4 - 6.2 * len(text))  # keep the label inside the picture
+                parts.append(f"<text x='{max(tx, left):.1f}' y='{y + 15}'>{_html.escape(text)}</text>")
                 y += row_h
             y += pad
         parts.append("</svg>")
@@ -249,6 +253,10 @@ class Timeline:
 
     def _repr_html_(self) -> str:
         return f"<div>{self.svg()}</div>"
+
+    def __repr__(self) -> str:
+        keys = len({r["key"] for r in self.rows})
+        return f"<timeline of {self.service}: {keys} keys, {len(self.rows)} invocations>"
 
 
 # ---------------------------------------------------------------------------------------------- HTML views

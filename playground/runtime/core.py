@@ -376,6 +376,9 @@ class Runtime:
             if cur.id in path:  # cycles are reported as deadlocks before this; stop all the same
                 break
             path.append(cur.id)
+            if cur.completed:
+                lines.append(f"{cur.id} {cur.target} is completed")
+                break
             nxt: Invocation | None = None
             head = f"{cur.id} {cur.target} is {cur.status}"
             if cur.status == "pending" and cur.lock_key and cur.lock_key in self._locks:
@@ -385,7 +388,12 @@ class Runtime:
             elif cur.status == "paused":
                 err = cur.last_failure
                 lines.append(f"{head} after {cur.attempts} attempts; last failure: "
-                             f"{err.message if err else 'unknown'} (rt.kill({cur.id!r}) ends it)")
+                             f"{err.message if err else 'unknown'} (fix the cause, then rt.resume({cur.id!r}); "
+                             f"or rt.kill({cur.id!r}) to end it)")
+            elif cur.status == "backing-off":
+                err = cur.last_failure
+                lines.append(f"{head}: attempt {cur.attempts} failed ({err.message if err else 'unknown'}); "
+                             f"the next attempt starts at {to_datetime(cur.next_retry_at or 0).isoformat()}")
             elif cur.status == "scheduled":
                 lines.append(f"{head} to start at {to_datetime(cur.scheduled_at or 0).isoformat()}")
             else:
@@ -406,12 +414,15 @@ class Runtime:
             for n in f.nested_futures:
                 walk(n)
 
+        done = {getattr(e.msg, "completion_id", None) for e in inv.journal if messages.is_notification(e.type_id)}
         if inv.awaiting is not None:
             walk(inv.awaiting)
-        else:  # the SDK does not always say what it awaits: fall back to commands still without a result
-            done = {getattr(e.msg, "completion_id", None) for e in inv.journal if messages.is_notification(e.type_id)}
+        if inv.awaiting is None or (completions and all(c in done for c in completions)):
+            # The SDK says what it awaits only when it wakes up, so what it said may be an earlier await:
+            # then go by the commands still without a result.
             completions = [e.msg.result_completion_id for e in inv.journal if messages.is_command(e.type_id)
                            and getattr(e.msg, "result_completion_id", 0) and e.msg.result_completion_id not in done]
+            signals, named = [], []
             if not completions:
                 return "an awakeable or a signal that nothing has completed", None
         parts: list[str] = []
@@ -819,6 +830,7 @@ class Runtime:
         inv.attempts += 1
         inv.running_at = inv.running_at or self._now()
         inv.next_retry_at = None
+        inv.awaiting = None  # what an earlier attempt awaited says nothing about this one
         lazy = inv.handler.lazy_state
         start = _START()
         start.id = inv.start_id
@@ -912,7 +924,7 @@ class Runtime:
             if run.output is None:
                 self._on_transient(inv, Failure(571, "the SDK ended without an output"), None, stored, related=None)
         elif terminal is not None and terminal.name == "Suspension":
-            self._on_suspended(inv, terminal.msg.awaiting_on)
+            self._on_suspended(inv, terminal.msg.awaiting_on, run.stored_before)
         elif terminal is not None:
             e = terminal.msg
             related = None
@@ -947,7 +959,7 @@ class Runtime:
         self._append(inv, _M[kind], msg)
         attempt = inv.attempt
         if attempt is not None and attempt.notify(msg):
-            pass  # the SDK wakes up; it counts as busy until it blocks again
+            inv.journal[-1].seen_by_attempt = inv.attempts  # the SDK wakes up; busy until it blocks again
         elif inv.status == "suspended" and self._wakes(inv, msg):
             self._resume(inv)
 
@@ -961,7 +973,7 @@ class Runtime:
             return (msg.idx in signals) if kind == "idx" else (msg.name in named)
         return getattr(msg, "completion_id", None) in completions
 
-    def _on_suspended(self, inv: Invocation, fut: Any) -> None:
+    def _on_suspended(self, inv: Invocation, fut: Any, stored_before: int) -> None:
         completions: set[int] = set()
         signals: set[int] = set()
         named: set[str] = set()
@@ -976,8 +988,12 @@ class Runtime:
         walk(fut)
         inv.waiting_ids = (completions, signals, named)
         inv.status = "suspended"
-        # Something awaited may already be stored (e.g. a run proposal that came after the input closed).
-        if any(self._wakes(inv, e.msg) for e in inv.journal if messages.is_notification(e.type_id)):
+        # Something awaited may be stored already without the attempt having seen it (a run proposal stored
+        # after the input closed; anything stored while it ran with a closed input, as in always_suspend).
+        # What the attempt did see cannot be what it still waits for (e.g. a second await on one signal).
+        attempt_no = inv.attempts
+        if any(self._wakes(inv, e.msg) for e in inv.journal[stored_before:]
+               if messages.is_notification(e.type_id) and e.seen_by_attempt != attempt_no):
             self._resume(inv)
 
     def _resume(self, inv: Invocation) -> None:

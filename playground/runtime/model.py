@@ -30,6 +30,7 @@ class JournalEntry:
     # Sleep: the virtual wake-up time; OneWayCall: the virtual time the callee starts. The SDK's own
     # wake_up_time/invoke_time fields hold wall-clock instants, which mean nothing on a virtual clock.
     due_ms: int | None = None
+    seen_by_attempt: int = 0  # the attempt that received this notification live (0: none did)
 
     def frame(self) -> bytes:
         """The encoded frame, made once: every replay sends the same bytes."""
@@ -79,7 +80,8 @@ class SendHandle:
     execution_time: Any = None
 
     def __repr__(self) -> str:
-        return f"SendHandle(invocation_id={self.invocation_id!r}, status={self.status!r})"
+        when = f", execution_time={self.execution_time.isoformat()!r}" if self.execution_time else ""
+        return f"SendHandle(invocation_id={self.invocation_id!r}, status={self.status!r}{when})"
 
 
 _NO_RUNS: frozenset[int] = frozenset()

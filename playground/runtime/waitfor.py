@@ -52,7 +52,7 @@ class WaitForGraph:
         if path is None:
             return None
         nodes = (u, *path[:-1])
-        kinds = tuple(self._out[a][b] for a, b in zip(nodes, (*nodes[1:], nodes[0])))
+        kinds = tuple(self._out[a][b] for a, b in zip(nodes, (*nodes[1:], nodes[0]), strict=True))
         cycle = Cycle(nodes, kinds)
         self._cycles.append(cycle)
         return cycle
