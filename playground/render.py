@@ -97,7 +97,7 @@ def _node_name(node: Any) -> str:
 
 
 def wait_for_graph(rt: "Runtime") -> "Graph":
-    return Graph(wait_for_dot(rt))
+    return Graph(wait_for_dot(rt), "wait-for graph")
 
 
 def call_graph_dot(rt: "Runtime", aggregate: bool = False) -> str:
@@ -170,7 +170,7 @@ def _delay_text(ms: int) -> str:
 
 
 def call_graph(rt: "Runtime", aggregate: bool = False) -> "Graph":
-    return Graph(call_graph_dot(rt, aggregate))
+    return Graph(call_graph_dot(rt, aggregate), "call graph per handler" if aggregate else "call graph")
 
 
 def timeline_data(rt: "Runtime", service: str) -> list[dict[str, Any]]:
@@ -395,5 +395,10 @@ def html(source: str, caption: str = "") -> str:
 class Graph(graphviz.Source):
     """A graphviz source that displays without ever raising: SVG via dot or graphviz-pure, else the DOT text."""
 
+    def __init__(self, source: str, title: str = "graph") -> None:
+        super().__init__(source)
+        self.title = title
+
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None, **kwargs: Any) -> dict[str, str]:
-        return {"text/html": html(self.source), "text/plain": f"<wait-for graph, {self.source.count('->')} edges>"}
+        n = self.source.count("->")
+        return {"text/html": html(self.source), "text/plain": f"<{self.title}, {n} edge{'' if n == 1 else 's'}>"}
