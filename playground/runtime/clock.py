@@ -10,9 +10,9 @@ import heapq
 import itertools
 import time
 from collections import deque
-from dataclasses import dataclass
-from datetime import datetime, UTC
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
 
 DEFAULT_START = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -1,0 +1,210 @@
+"""What the runtime does for each command the SDK sends: state, sleeps, calls, sends, signals,
+awakeables, attach, and workflow promises."""
+
+from __future__ import annotations
+
+import base64
+import time
+from typing import Any
+
+import restate
+
+from ..protocol import messages
+from .common import (
+    _M,
+    _AttemptFailed,
+    _failure_from,
+    _failure_msg,
+    _value_or_failure,
+)
+from .model import (
+    Failure,
+    Invocation,
+    Target,
+)
+
+
+class Commands:
+    """Part of Runtime (see core.py): it works on the state Runtime.__init__ sets up."""
+
+    # ------------------------------------------------------------------ commands
+    def _on_command(self, inv: Invocation, name: str, msg: Any) -> None:
+        handler = getattr(self, f"_cmd_{name}", None)
+        if handler is not None:
+            handler(inv, msg)
+
+    def _state_of(self, inv: Invocation) -> dict[str, bytes]:
+        return self._state.setdefault((inv.target.service, inv.target.key or ""), {})
+
+    def _cmd_SetState(self, inv: Invocation, msg: Any) -> None:
+        self._state_of(inv)[msg.key.decode()] = msg.value.content
+
+    def _cmd_ClearState(self, inv: Invocation, msg: Any) -> None:
+        self._state_of(inv).pop(msg.key.decode(), None)
+
+    def _cmd_ClearAllState(self, inv: Invocation, msg: Any) -> None:
+        self._state_of(inv).clear()
+
+    def _cmd_GetLazyState(self, inv: Invocation, msg: Any) -> None:
+        value = self._state_of(inv).get(msg.key.decode())
+        result = {"void": messages.new("Void")} if value is None else {"value": messages.new("Value", content=value)}
+        self._deliver(inv, "GetLazyStateCompletion", completion_id=msg.result_completion_id, **result)
+
+    def _cmd_GetLazyStateKeys(self, inv: Invocation, msg: Any) -> None:
+        keys = [k.encode() for k in sorted(self._state_of(inv))]
+        self._deliver(inv, "GetLazyStateKeysCompletion", completion_id=msg.result_completion_id,
+                      state_keys=messages.new("StateKeys", keys=keys))
+
+    def _delay_for(self, inv: Invocation, kind: str, absolute_ms: int) -> int:
+        """The exact delay the SDK was asked for (recorded by sdk_hooks), else estimated from the wall clock."""
+        attempt = inv.attempt
+        if attempt is not None and attempt.delays and attempt.delays[0][0] == kind:
+            return attempt.delays.popleft()[1]
+        if absolute_ms == 0:
+            return 0
+        return max(0, absolute_ms - int(time.time() * 1000))
+
+    def _cmd_Sleep(self, inv: Invocation, msg: Any) -> None:
+        cid = msg.result_completion_id
+        wake = self._now() + self._delay_for(inv, "sleep", msg.wake_up_time)
+        inv.journal[-1].due_ms = wake
+        self._add_timer(wake, lambda: self._deliver(inv, "SleepCompletion", completion_id=cid,
+                                                    void=messages.new("Void")),
+                        f"sleep of {inv.id} {inv.target}")
+
+    def _child(self, inv: Invocation, msg: Any, delay_ms: int) -> tuple[Invocation, bool, Failure | None]:
+        target = Target(msg.service_name, msg.handler_name, msg.key or None)
+        headers = {h.key: h.value for h in msg.headers}
+        idem = msg.idempotency_key if msg.HasField("idempotency_key") else None
+        try:
+            return self._invoke(target, msg.parameter, headers, idem, delay_ms, invoked_by=inv, strict=False)
+        except restate.TerminalError as exc:
+            # Restate keeps retrying such a caller until the target appears (or it is killed).
+            raise _AttemptFailed(f"cannot call {target}: {exc.message}") from None
+
+    def _cmd_Call(self, inv: Invocation, msg: Any) -> None:
+        child, _previous, failure = self._child(inv, msg, 0)
+        self._deliver(inv, "CallInvocationIdCompletion", completion_id=msg.invocation_id_notification_idx,
+                      invocation_id=child.id)
+        cid = msg.result_completion_id
+        if failure is not None:
+            self._deliver(inv, "CallCompletion", completion_id=cid, failure=_failure_msg(failure))
+        elif child.completed:
+            self._deliver(inv, "CallCompletion", completion_id=cid, **_value_or_failure(child.result or b""))
+        else:
+            child.callers.append((inv, cid, "call"))
+            self._on_edge(self._wait.add(inv.id, child.id, "call"))
+
+    def _cmd_OneWayCall(self, inv: Invocation, msg: Any) -> None:
+        delay = self._delay_for(inv, "send", msg.invoke_time)
+        child, previous, _failure = self._child(inv, msg, delay)
+        child.sent = child.sent or not previous
+        inv.journal[-1].due_ms = self._now() + delay
+        self._deliver(inv, "CallInvocationIdCompletion", completion_id=msg.invocation_id_notification_idx,
+                      invocation_id=child.id)
+
+    def _cmd_SendSignal(self, inv: Invocation, msg: Any) -> None:
+        target = self._invocations.get(msg.target_invocation_id)
+        if target is None or target.completed:
+            return
+        if msg.WhichOneof("signal_id") == "idx" and msg.idx == messages.CANCEL_SIGNAL:
+            self._cancel(target)
+            return
+        which = msg.WhichOneof("signal_id") or "idx"
+        result = msg.WhichOneof("result") or "void"
+        self._signal(target, {which: getattr(msg, which)}, {result: getattr(msg, result)})
+
+    def _cmd_CompleteAwakeable(self, inv: Invocation, msg: Any) -> None:
+        target, idx = self._parse_awakeable(msg.awakeable_id)
+        if target is None:
+            return
+        result = msg.WhichOneof("result")
+        self._signal(target, {"idx": idx}, {result: getattr(msg, result)})
+
+    def _signal(self, target: Invocation, signal_id: dict[str, Any], result: dict[str, Any]) -> None:
+        """Deliver an awakeable completion or a named signal once: as in Restate, completing one again is
+        accepted and ignored. Signals sent before the target asks for them wait in its journal."""
+        key = next(iter(signal_id.items()))
+        for e in target.journal:
+            if e.type_id == _M["Signal"] and (e.msg.WhichOneof("signal_id"), getattr(e.msg, key[0])) == key:
+                return
+        self._deliver(target, "Signal", **signal_id, **result)
+
+    def _parse_awakeable(self, awakeable_id: str) -> tuple[Invocation | None, int]:
+        if not awakeable_id.startswith("sign_1"):
+            return None, 0
+        raw = awakeable_id[len("sign_1"):]
+        try:
+            data = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4))
+        except ValueError:
+            return None, 0
+        return self._by_start_id.get(data[:-4]), int.from_bytes(data[-4:], "big")
+
+    def _resolve_attach_target(self, msg: Any) -> Invocation | None:
+        which = msg.WhichOneof("target")
+        if which == "invocation_id":
+            return self._invocations.get(msg.invocation_id)
+        if which == "workflow_target":
+            t = msg.workflow_target
+            return self._invocations.get(self._workflow_runs.get((t.workflow_name, t.workflow_key), ""))
+        if which == "idempotent_request_target":
+            t = msg.idempotent_request_target
+            key = (t.service_name, t.service_key if t.HasField("service_key") else "", t.handler_name, t.idempotency_key)
+            return self._invocations.get(self._idempotency.get(key, ""))
+        return None
+
+    def _cmd_AttachInvocation(self, inv: Invocation, msg: Any) -> None:
+        target = self._resolve_attach_target(msg)
+        cid = msg.result_completion_id
+        if target is None:
+            self._deliver(inv, "AttachInvocationCompletion", completion_id=cid,
+                          failure=_failure_msg(Failure(404, "not found")))
+        elif target.completed:
+            self._deliver(inv, "AttachInvocationCompletion", completion_id=cid, **_value_or_failure(target.result or b""))
+        else:
+            target.callers.append((inv, cid, "attach"))
+            self._on_edge(self._wait.add(inv.id, target.id, "attach"))
+
+    def _cmd_GetInvocationOutput(self, inv: Invocation, msg: Any) -> None:
+        target = self._resolve_attach_target(msg)
+        cid = msg.result_completion_id
+        if target is None or not target.completed:
+            self._deliver(inv, "GetInvocationOutputCompletion", completion_id=cid, void=messages.new("Void"))
+        else:
+            self._deliver(inv, "GetInvocationOutputCompletion", completion_id=cid,
+                          **_value_or_failure(target.result or b""))
+
+    def _promises_of(self, inv: Invocation) -> dict[str, bytes | Failure]:
+        return self._promises.setdefault((inv.target.service, inv.target.key or ""), {})
+
+    def _cmd_GetPromise(self, inv: Invocation, msg: Any) -> None:
+        done = self._promises_of(inv).get(msg.key)
+        if done is not None:
+            self._deliver(inv, "GetPromiseCompletion", completion_id=msg.result_completion_id, **_value_or_failure(done))
+        else:
+            wk = (inv.target.service, inv.target.key or "", msg.key)
+            self._promise_waiters.setdefault(wk, []).append((inv, msg.result_completion_id))
+
+    def _cmd_PeekPromise(self, inv: Invocation, msg: Any) -> None:
+        done = self._promises_of(inv).get(msg.key)
+        result = {"void": messages.new("Void")} if done is None else _value_or_failure(done)
+        self._deliver(inv, "PeekPromiseCompletion", completion_id=msg.result_completion_id, **result)
+
+    def _cmd_CompletePromise(self, inv: Invocation, msg: Any) -> None:
+        value: bytes | Failure = (_failure_from(msg.completion_failure) if msg.WhichOneof("completion") ==
+                                  "completion_failure" else msg.completion_value.content)
+        try:
+            self._complete_promise((inv.target.service, inv.target.key or ""), msg.key, value)
+            result: dict[str, Any] = {"void": messages.new("Void")}
+        except restate.TerminalError as exc:
+            result = {"failure": _failure_msg(Failure(exc.status_code, exc.message))}
+        self._deliver(inv, "CompletePromiseCompletion", completion_id=msg.result_completion_id, **result)
+
+    def _complete_promise(self, wk: tuple[str, str], name: str, value: bytes | Failure) -> None:
+        table = self._promises.setdefault(wk, {})
+        if name in table:
+            raise restate.TerminalError("promise was already completed", 409)
+        table[name] = value
+        self._progress += 1
+        for waiter, wcid in self._promise_waiters.pop((*wk, name), []):
+            self._deliver(waiter, "GetPromiseCompletion", completion_id=wcid, **_value_or_failure(value))

@@ -1,0 +1,257 @@
+"""The cell-side API: calls, sends, attach/output, and the operations Restate's CLI offers
+(cancel, kill, pause, resume, completing awakeables and promises)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import restate
+from restate.handler import handler_from_callable
+
+from ..errors import NotReady
+from ..protocol import messages
+from .clock import to_datetime
+from .common import (
+    _failure_msg,
+    _ms,
+)
+from .model import (
+    Failure,
+    Invocation,
+    SendHandle,
+    Target,
+)
+
+
+class Ingress:
+    """Part of Runtime (see core.py): it works on the state Runtime.__init__ sets up."""
+
+    # ------------------------------------------------------------------ ingress
+    @staticmethod
+    def _handler_of(tpe: Any) -> Any:
+        try:
+            return handler_from_callable(tpe)
+        except (ValueError, TypeError, KeyError):
+            name = getattr(tpe, "__name__", repr(tpe))
+            raise TypeError(f"{name} is not a Restate handler: decorate it with @<service>.handler() "
+                            f"(or @<workflow>.main()) and pass the decorated function") from None
+
+    def _resolve(self, tpe: Any, how: str, key: str | None) -> tuple[Any, Target]:
+        h = self._handler_of(tpe)
+        kind = h.service_tag.kind  # "service", "object" or "workflow"
+        label = {"service": "a Service", "object": "a Virtual Object", "workflow": "a Workflow"}[kind]
+        right = {"service": "service_call/service_send", "object": "object_call/object_send",
+                 "workflow": "workflow_call/workflow_send"}[kind]
+        if kind != how:
+            raise TypeError(f"{h.service_tag.name}/{h.name} belongs to {label}: use rt.{right}")
+        if how != "service":
+            if key is None:
+                what = "workflow id" if how == "workflow" else "object key"
+                raise ValueError(f"{h.service_tag.name}/{h.name} needs key=...: the {what} to address, e.g. key='Mary'")
+            if not isinstance(key, str):
+                raise TypeError(f"key must be a str, not {type(key).__name__}")
+        return h, Target(h.service_tag.name, h.name, key)
+
+    @staticmethod
+    def _encode_arg(h: Any, target: Target, arg: Any) -> bytes:
+        if h.arity == 1:
+            if arg is not None:
+                raise ValueError(f"{target} takes no input; call it without arg")
+            return b""
+        serde = h.handler_io.input_serde
+        try:
+            return bytes(serde.serialize(arg))
+        except Exception as exc:  # noqa: BLE001 - any serde failure is the caller's bad input
+            raise TypeError(f"cannot encode arg for {target} with its serde {type(serde).__name__}: {exc}") from exc
+
+    @staticmethod
+    def _decode(h: Any, result: bytes | Failure | None) -> Any:
+        if isinstance(result, Failure):
+            raise restate.TerminalError(result.message, result.code, metadata=result.metadata or None)
+        return h.handler_io.output_serde.deserialize(result or b"")
+
+    async def _typed_call(self, how: str, tpe: Any, key: str | None, arg: Any, idempotency_key: str | None,
+                          headers: dict[str, str] | None) -> Any:
+        h, target = self._resolve(tpe, how, key)
+        body = self._encode_arg(h, target, arg)
+        inv = self._ingress_call(target, body, headers, idempotency_key)
+        await self._await_done(inv, f"{how}_call to {target}")
+        return self._decode(h, inv.result)
+
+    async def _typed_send(self, how: str, tpe: Any, key: str | None, arg: Any, send_delay: timedelta | None,
+                          idempotency_key: str | None, headers: dict[str, str] | None) -> SendHandle:
+        h, target = self._resolve(tpe, how, key)
+        delay = _ms(send_delay, "send_delay")
+        body = self._encode_arg(h, target, arg)
+        return self._ingress_send(target, body, headers, idempotency_key, delay)
+
+    async def service_call(self, tpe: Any, arg: Any = None, idempotency_key: str | None = None,
+                           headers: dict[str, str] | None = None) -> Any:
+        return await self._typed_call("service", tpe, None, arg, idempotency_key, headers)
+
+    async def object_call(self, tpe: Any, key: str | None = None, arg: Any = None,
+                          idempotency_key: str | None = None, headers: dict[str, str] | None = None) -> Any:
+        return await self._typed_call("object", tpe, key, arg, idempotency_key, headers)
+
+    async def workflow_call(self, tpe: Any, key: str | None = None, arg: Any = None,
+                            idempotency_key: str | None = None, headers: dict[str, str] | None = None) -> Any:
+        return await self._typed_call("workflow", tpe, key, arg, idempotency_key, headers)
+
+    async def service_send(self, tpe: Any, arg: Any = None, send_delay: timedelta | None = None,
+                           idempotency_key: str | None = None, headers: dict[str, str] | None = None) -> SendHandle:
+        return await self._typed_send("service", tpe, None, arg, send_delay, idempotency_key, headers)
+
+    async def object_send(self, tpe: Any, key: str | None = None, arg: Any = None, send_delay: timedelta | None = None,
+                          idempotency_key: str | None = None, headers: dict[str, str] | None = None) -> SendHandle:
+        return await self._typed_send("object", tpe, key, arg, send_delay, idempotency_key, headers)
+
+    async def workflow_send(self, tpe: Any, key: str | None = None, arg: Any = None,
+                            send_delay: timedelta | None = None, idempotency_key: str | None = None,
+                            headers: dict[str, str] | None = None) -> SendHandle:
+        return await self._typed_send("workflow", tpe, key, arg, send_delay, idempotency_key, headers)
+
+    def _generic_target(self, service: str, handler: str, arg: bytes, key: str | None) -> Target:
+        if not isinstance(arg, (bytes, bytearray)):
+            raise TypeError(f"generic calls take raw bytes as arg, not {type(arg).__name__} (e.g. b'\"Hi\"')")
+        return Target(service, handler, key)
+
+    async def generic_call(self, service: str, handler: str, arg: bytes, key: str | None = None,
+                           idempotency_key: str | None = None, headers: dict[str, str] | None = None) -> bytes:
+        target = self._generic_target(service, handler, arg, key)
+        inv = self._ingress_call(target, bytes(arg), headers, idempotency_key)
+        await self._await_done(inv, f"generic_call to {target}")
+        if isinstance(inv.result, Failure):
+            raise restate.TerminalError(inv.result.message, inv.result.code, metadata=inv.result.metadata or None)
+        return inv.result or b""
+
+    async def generic_send(self, service: str, handler: str, arg: bytes, key: str | None = None,
+                           send_delay: timedelta | None = None, idempotency_key: str | None = None,
+                           headers: dict[str, str] | None = None) -> SendHandle:
+        target = self._generic_target(service, handler, arg, key)
+        return self._ingress_send(target, bytes(arg), headers, idempotency_key, _ms(send_delay, "send_delay"))
+
+    def _ingress_send(self, target: Target, body: bytes, headers: dict[str, str] | None, idem: str | None,
+                      delay: int) -> SendHandle:
+        inv, previous, _ = self._invoke(target, body, headers, idem, delay, invoked_by=None, strict=True)
+        inv.sent = inv.sent or not previous
+        exec_time = to_datetime(inv.scheduled_at) if inv.scheduled_at else None
+        return SendHandle(inv.id, "PreviouslyAccepted" if previous else "Accepted", exec_time)
+
+    def _ingress_call(self, target: Target, body: bytes, headers: dict[str, str] | None, idem: str | None) -> Invocation:
+        inv, _previous, error = self._invoke(target, body, headers, idem, 0, invoked_by=None, strict=True)
+        if error is not None:
+            raise restate.TerminalError(error.message, error.code)
+        return inv
+
+    def _find(self, target: Any, key: str | None, idempotency_key: str | None) -> Invocation:
+        """The invocation an attach/output refers to: an id; a workflow handler and its id (the run of that
+        workflow); or a handler, key and idempotency key (the idempotent invocation)."""
+        if isinstance(target, str):
+            if key is not None or idempotency_key is not None:
+                raise TypeError("pass either an invocation id, or a handler with key=/idempotency_key=, not both")
+            return self._get(target)
+        h = self._handler_of(target)
+        svc, name = h.service_tag.name, h.name
+        if idempotency_key is not None:
+            inv_id = self._idempotency.get((svc, key or "", name, idempotency_key))
+            if inv_id is None:
+                raise restate.TerminalError("not found", 404)
+        elif h.service_tag.kind == "workflow" and key is not None:
+            inv_id = self._workflow_runs.get((svc, key))
+            if inv_id is None:
+                raise restate.TerminalError("not found", 404)
+        else:
+            raise restate.TerminalError("You can attach only to invocations created with an idempotency key, or "
+                                        "for workflow methods.", 400)
+        return self._invocations[inv_id]
+
+    async def attach(self, target: Any, key: str | None = None, idempotency_key: str | None = None) -> Any:
+        """Wait for an invocation's result: by invocation id, by workflow (`attach(run, key="wf-1")`), or by
+        idempotency key (`attach(handler, key=..., idempotency_key=...)`). Decoded with its handler's serde."""
+        inv = self._find(target, key, idempotency_key)
+        await self._await_done(inv, f"attach to {inv.id} ({inv.target})")
+        return self._decode_for(inv)
+
+    def output(self, target: Any, key: str | None = None, idempotency_key: str | None = None) -> Any:
+        """The result of a completed invocation (found as for attach); raises pg.NotReady while it runs."""
+        inv = self._find(target, key, idempotency_key)
+        if not inv.completed:
+            raise NotReady(f"{inv.id} ({inv.target}) is {inv.status}: the response is not ready yet")
+        return self._decode_for(inv)
+
+    def _decode_for(self, inv: Invocation) -> Any:
+        reg = self._services.get(inv.target.service)
+        handler = reg.obj.handlers.get(inv.target.handler) if reg else None
+        if handler is None:
+            if isinstance(inv.result, Failure):
+                raise restate.TerminalError(inv.result.message, inv.result.code)
+            return inv.result
+        return self._decode(handler, inv.result)
+
+    def _get(self, invocation_id: str) -> Invocation:
+        inv = self._invocations.get(invocation_id)
+        if inv is None:
+            raise KeyError(f"no invocation {invocation_id!r} in this runtime (see rt.invocations())")
+        return inv
+
+    # ------------------------------------------------------------------ operations (as Restate's CLI offers them)
+    def cancel(self, invocation_id: str) -> None:
+        """Cancel as Restate does: a started invocation gets the cancel signal (the SDK raises TerminalError
+        409 "cancelled" at its current await and cancels its pending calls); one not yet started ends at
+        once with 409 "canceled"; a finished one is left alone."""
+        self._cancel(self._get(invocation_id))
+
+    def kill(self, invocation_id: str) -> None:
+        """End an invocation and every call it waits on at once, without running any more handler code.
+        Callers get 409 "killed"; one-way sends it made are not touched; locks are released."""
+        self._kill(self._get(invocation_id))
+
+    def pause(self, invocation_id: str) -> None:
+        """Stop retrying (or running) an invocation until resume(); it shows as 'paused'."""
+        inv = self._get(invocation_id)
+        if inv.completed or inv.status == "paused":
+            return
+        if inv.status in ("pending", "scheduled"):
+            raise ValueError(f"{inv.id} has not started yet; cancel it instead, or let it start first")
+        inv.status = "paused"
+        inv.next_retry_at = None
+        if inv.attempt is not None:
+            inv.attempt.abort()  # the attempt ends; _on_attempt_end sees the pause and stays put
+
+    def resume(self, invocation_id: str) -> None:
+        """Start a paused invocation again from its journal."""
+        inv = self._get(invocation_id)
+        if inv.status != "paused":
+            raise ValueError(f"{inv.id} is {inv.status}, not paused")
+        if inv.attempt is None:
+            self._start(inv)
+        else:
+            inv.status = "running"  # its aborted attempt is still winding down; restart when it has ended
+            inv.resume_after_attempt = True
+
+    def resolve_awakeable(self, awakeable_id: str, value: Any = None) -> None:
+        """Complete an awakeable from a cell, as `POST /restate/awakeables/<id>/resolve` does. `value` is
+        encoded as JSON (the SDK's default serde), bytes are sent as they are."""
+        body = value if isinstance(value, (bytes, bytearray)) else restate.serde.JsonSerde().serialize(value)
+        self._complete_awakeable(awakeable_id, {"value": messages.new("Value", content=bytes(body))})
+
+    def reject_awakeable(self, awakeable_id: str, message: str, code: int = 500) -> None:
+        """Fail an awakeable from a cell: the awaiting handler gets TerminalError(message, code)."""
+        self._complete_awakeable(awakeable_id, {"failure": _failure_msg(Failure(code, message))})
+
+    def _complete_awakeable(self, awakeable_id: str, result: dict[str, Any]) -> None:
+        target, idx = self._parse_awakeable(awakeable_id)
+        if idx == 0:
+            raise ValueError(f"{awakeable_id!r} is not an awakeable id (they look like 'sign_1...')")
+        if target is None:
+            raise KeyError(f"no invocation in this runtime owns awakeable {awakeable_id!r}")
+        self._signal(target, {"idx": idx}, result)
+
+    def resolve_promise(self, workflow: str, key: str, name: str, value: Any = None) -> None:
+        """Resolve a workflow's durable promise from a cell; a second resolution fails with 409, as in Restate."""
+        body = value if isinstance(value, (bytes, bytearray)) else restate.serde.JsonSerde().serialize(value)
+        self._complete_promise((workflow, key), name, bytes(body))
+
+    def reject_promise(self, workflow: str, key: str, name: str, message: str, code: int = 500) -> None:
+        self._complete_promise((workflow, key), name, Failure(code, message))
