@@ -171,12 +171,18 @@ def test_a_cycle_closed_under_always_suspend_replay_is_found() -> None:
     asyncio.run(main())
 
 
+async def _cross_deadlock() -> tuple[pg.Runtime, pg.SendHandle, pg.Deadlock]:
+    """A/A calls B/B calls A/A again, started by a send: the root, and the standing cycle."""
+    rt = make()
+    root = await rt.object_send(hop, key="A", arg=["B", "A"])
+    await rt.settle()
+    (d,) = rt.deadlocks()
+    return rt, root, d
+
+
 def test_cancelling_the_root_fails_it_and_lets_the_queued_reentrant_call_run() -> None:
     async def main() -> None:
-        rt = make()
-        root = await rt.object_send(hop, key="A", arg=["B", "A"])
-        await rt.settle()
-        (d,) = rt.deadlocks()
+        rt, root, d = await _cross_deadlock()
         inboxed = d.members[2].invocation_id
         rt.cancel(root.invocation_id)
         with pytest.raises(restate.TerminalError) as ei:
@@ -193,10 +199,7 @@ def test_cancelling_the_root_fails_it_and_lets_the_queued_reentrant_call_run() -
 
 def test_killing_the_root_fails_the_whole_chain_with_killed() -> None:
     async def main() -> None:
-        rt = make()
-        root = await rt.object_send(hop, key="A", arg=["B", "A"])
-        await rt.settle()
-        (d,) = rt.deadlocks()
+        rt, root, d = await _cross_deadlock()
         rt.kill(root.invocation_id)
         await rt.settle()
         for m in d.members:
@@ -209,10 +212,7 @@ def test_killing_the_root_fails_the_whole_chain_with_killed() -> None:
 
 def test_cancelling_the_inboxed_call_fails_its_callers_with_canceled() -> None:
     async def main() -> None:
-        rt = make()
-        root = await rt.object_send(hop, key="A", arg=["B", "A"])
-        await rt.settle()
-        (d,) = rt.deadlocks()
+        rt, root, d = await _cross_deadlock()
         inboxed = d.members[2].invocation_id
         rt.cancel(inboxed)
         with pytest.raises(restate.TerminalError) as ei:
