@@ -1,10 +1,13 @@
 """restate-playground: run real Restate SDK services inside a notebook kernel, with no server.
 
-The public API is what this module exports; everything else is private and may change.
+The public API is what this module exports, plus two submodules imported by name:
+- `playground.render`: pure builders of pictures (call graph, wait-for graph, timeline) that display safely;
+- `playground.widgets`: live notebook views (also reached as `Runtime.dashboard()`).
+Everything else is private and may change.
 """
 
-from .errors import Deadlock, DeadlockError, NotReady, StuckError
 from . import render
+from .errors import Deadlock, DeadlockError, NotReady, StuckError
 from .runtime import Runtime, SendHandle
 
 __all__ = ["Runtime", "SendHandle", "NotReady", "StuckError", "DeadlockError", "Deadlock", "render"]
