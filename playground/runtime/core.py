@@ -39,6 +39,7 @@ from .common import (
     _Registered,
     _value_or_failure,
 )
+from .faults import Faults
 from .ingress import Ingress
 from .model import (
     _DONE,
@@ -80,6 +81,8 @@ class Runtime(Ingress, Waiting, Commands):
         self._promise_waiters: dict[tuple[str, str, str], list[tuple[Invocation, int]]] = {}
         self._live: set[Invocation] = set()
         self._wait = WaitForGraph()
+        self._runs: dict[str, _AttemptRun] = {}  # the attempt in flight, per invocation id
+        self.faults = Faults(self)
         self._changed = asyncio.Event()  # wakes the wall-clock timer loop (clock="real")
         self._last_activity = time.monotonic()
         self._sleepers: set[asyncio.Future[None]] = set()  # waiters in _quiesce
@@ -331,7 +334,7 @@ class Runtime(Ingress, Waiting, Commands):
             for k, v in self._state.get((inv.target.service, inv.target.key or ""), {}).items():
                 start.state_map.add(key=k.encode(), value=v)
         attempt = inv.deployment.open(inv.target.service, inv.target.handler, [("x-restate-invocation-id", inv.id)])
-        run = _AttemptRun(inv, attempt, len(inv.journal))
+        run = self._runs[inv.id] = _AttemptRun(inv, attempt, len(inv.journal))
         attempt.on_message = lambda item: self._on_message(run, item)
         attempt.on_end = lambda ended: self._on_attempt_end(run, ended)
         attempt.on_waiting = self._touch
@@ -354,6 +357,7 @@ class Runtime(Ingress, Waiting, Commands):
             return
         if run.terminal is not None and name != "ProposeRunCompletion":
             return  # nothing but late run proposals may follow a terminal message
+        stored = len(inv.journal)
         try:
             if name in ("End", "Suspension", "Error"):
                 run.terminal = item
@@ -365,6 +369,10 @@ class Runtime(Ingress, Waiting, Commands):
                 elif name == "Suspension":
                     inv.awaiting = item.msg.awaiting_on
             elif name == "ProposeRunCompletion":
+                cmd = self._command_for(inv, item.msg.result_completion_id)
+                injected = self.faults.run_fails(inv, cmd.msg.name if cmd else "")
+                if injected:
+                    raise _AttemptFailed(injected)
                 self._on_run_proposal(inv, attempt, item)
             elif messages.is_command(item.type_id):
                 self._append(inv, item.type_id, item.msg)
@@ -376,6 +384,10 @@ class Runtime(Ingress, Waiting, Commands):
                     self._on_command(inv, name, item.msg)
             else:
                 raise _AttemptFailed(f"unexpected message {name} from the SDK")
+            if len(inv.journal) > stored and not inv.completed:
+                injected = self.faults.crash_now(inv)  # after the message took full effect
+                if injected:
+                    raise _AttemptFailed(injected)
         except _AttemptFailed as exc:
             run.broken = str(exc)
             attempt.abort()
@@ -385,6 +397,8 @@ class Runtime(Ingress, Waiting, Commands):
 
     def _on_attempt_end(self, run: "_AttemptRun", ended: AttemptEnded) -> None:
         inv = run.inv
+        if self._runs.get(inv.id) is run:
+            del self._runs[inv.id]
         inv.attempt = None
         inv.pending_runs = _NO_RUNS
         self._live.discard(inv)
@@ -424,6 +438,14 @@ class Runtime(Ingress, Waiting, Commands):
                         related = self._diverged(inv, e.related_command_index) or related
             delay = e.next_retry_delay if e.HasField("next_retry_delay") else None
             self._on_transient(inv, Failure(e.code, e.message), delay, stored, related, e.stacktrace)
+
+    def _abort_all(self, reason: str) -> int:
+        """Fail every attempt in flight (their invocations retry, as after a crash of the deployment)."""
+        runs = list(self._runs.values())
+        for run in runs:
+            run.broken = reason
+            run.attempt.abort()
+        return len(runs)
 
     @staticmethod
     def _unfinished_runs(inv: Invocation) -> set[int]:
