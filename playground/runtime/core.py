@@ -369,10 +369,11 @@ class Runtime(Ingress, Waiting, Commands):
                 elif name == "Suspension":
                     inv.awaiting = item.msg.awaiting_on
             elif name == "ProposeRunCompletion":
-                cmd = self._command_for(inv, item.msg.result_completion_id)
-                injected = self.faults.run_fails(inv, cmd.msg.name if cmd else "")
-                if injected:
-                    raise _AttemptFailed(injected)
+                if self.faults.armed:
+                    cmd = self._command_for(inv, item.msg.result_completion_id)
+                    injected = self.faults.run_fails(inv, cmd.msg.name if cmd else "")
+                    if injected:
+                        raise _AttemptFailed(injected)
                 self._on_run_proposal(inv, attempt, item)
             elif messages.is_command(item.type_id):
                 self._append(inv, item.type_id, item.msg)
@@ -384,7 +385,7 @@ class Runtime(Ingress, Waiting, Commands):
                     self._on_command(inv, name, item.msg)
             else:
                 raise _AttemptFailed(f"unexpected message {name} from the SDK")
-            if len(inv.journal) > stored and not inv.completed:
+            if self.faults.armed and len(inv.journal) > stored and not inv.completed:
                 injected = self.faults.crash_now(inv)  # after the message took full effect
                 if injected:
                     raise _AttemptFailed(injected)
@@ -449,6 +450,8 @@ class Runtime(Ingress, Waiting, Commands):
 
     @staticmethod
     def _unfinished_runs(inv: Invocation) -> set[int]:
+        if len(inv.journal) == 1:  # a first attempt: only the Input so far
+            return set()
         started = {e.msg.result_completion_id for e in inv.journal if e.type_id == _M["Run"]}
         done = {e.msg.completion_id for e in inv.journal if e.type_id == _M["RunCompletion"]}
         return started - done

@@ -71,6 +71,11 @@ class Faults:
         self._crashes.clear()
         self._runs.clear()
 
+    @property
+    def armed(self) -> bool:
+        """Whether any rule is set (checked on every SDK message, so it must be cheap)."""
+        return bool(self._crashes or self._runs)
+
     # ---------------------------------------------------------------- asked by the runtime
     def crash_now(self, inv: "Invocation") -> str | None:
         index = len(inv.journal) - 1

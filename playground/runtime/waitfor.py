@@ -88,6 +88,11 @@ class WaitForGraph:
                     stack.append(nxt)
         return None
 
+    @property
+    def has_cycles(self) -> bool:
+        """Cheap: whether any cycle was recorded (it may have been broken since; cycles() checks)."""
+        return bool(self._cycles)
+
     def cycles(self) -> list[Cycle]:
         """The cycles that still stand (a cancel or kill removes an edge and so breaks its cycle)."""
         self._cycles = [c for c in self._cycles if all(self.has(a, b) for a, b, _ in c.edges())]
@@ -95,6 +100,8 @@ class WaitForGraph:
 
     def cycle_reached_from(self, start: Node) -> Cycle | None:
         """A standing cycle that `start` is part of, or waits on through a chain of edges."""
+        if not self._cycles:  # the common case, on every await: no cycle was ever closed
+            return None
         cycles = self.cycles()
         if not cycles:
             return None
