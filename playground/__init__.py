@@ -2,7 +2,8 @@
 
 The public API is what this module exports, plus two submodules imported by name:
 - `playground.render`: pure builders of pictures (call graph, wait-for graph, timeline) that display safely;
-- `playground.widgets`: live notebook views (also reached as `Runtime.dashboard()`).
+- `playground.widgets`: live notebook views (also reached as `Runtime.dashboard()`);
+`serve` and `RestateServer` (the real-server path, in `playground.real`) load on first use.
 Everything else is private and may change.
 """
 
@@ -10,5 +11,13 @@ from . import render
 from .errors import Deadlock, DeadlockError, NotReady, StuckError
 from .runtime import Runtime, SendHandle
 
-__all__ = ["Runtime", "SendHandle", "NotReady", "StuckError", "DeadlockError", "Deadlock", "render"]
+__all__ = ["Runtime", "SendHandle", "NotReady", "StuckError", "DeadlockError", "Deadlock", "render",
+           "serve", "RestateServer"]
+
+
+def __getattr__(name: str):  # noqa: ANN202 - the real-server path loads hypercorn; only pay for it when used
+    if name in ("serve", "RestateServer"):
+        from . import real
+        return getattr(real, name)
+    raise AttributeError(f"module 'playground' has no attribute {name!r}")
 __version__ = "0.1.0"

@@ -226,8 +226,7 @@ class Runtime(Ingress, Waiting, Commands):
         if not reg.info.keyed and target.key:
             raise restate.TerminalError(f"a key was provided, but the callee '{target.service}' is a Service", 400)
         if invoked_by is None and hinfo.ingress_private:
-            raise restate.TerminalError(f"the handler '{target.service}/{target.handler}' is ingress-private: "
-                                        f"only other handlers can call it", 400)
+            raise restate.TerminalError("the invoked service is not public", 400)  # Restate's ingress wording
         if headers is not None and not isinstance(headers, dict):
             raise TypeError(f"headers must be a dict of str to str, not {type(headers).__name__}")
         if idem is not None and (not isinstance(idem, str) or not idem):

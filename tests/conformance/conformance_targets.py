@@ -1,0 +1,389 @@
+"""One small interface over two engines, so each conformance scenario is written once.
+
+`Target` is what a scenario talks to: call/send by service and handler name with JSON (or raw bytes),
+attach/output (by invocation id, idempotency key or workflow id), cancel, kill, awakeables from outside,
+state, invocation status, and time: `wait(delta)` lets time pass, `until(check)` waits for something to
+become true. Two implementations:
+
+- `EmbeddedTarget`: a fresh `pg.Runtime(*services.ALL)` per test, virtual clock; `wait` advances virtual
+  time (so a 300 ms wait costs no wall time) and `until` settles, then advances in small virtual steps.
+- `RealTarget`: the session's real Restate server (the package's `restate_server` fixture) with the same
+  service objects served by hypercorn in this process and registered once; calls go through the HTTP
+  ingress, cancel/kill through the admin API, state and statuses through the admin SQL endpoint
+  (`POST /query`, `accept: application/json`); `wait` sleeps for real and `until` polls.
+
+Scenarios use `t.delay` (300 ms) for timers and sends, so the real server runs them quickly, and
+`t.slack`: 0 on the virtual clock (timers fire exactly on time) and some margin on the real one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Awaitable, Callable
+
+import pytest
+import restate
+
+import playground as pg
+from playground import real
+
+import conformance_services as S
+
+NOARG = object()
+TEST_TIMEOUT_S = 30.0
+
+
+class CallFailed(Exception):
+    """A failed invocation as the ingress reports it: Restate's code, message and metadata."""
+
+    def __init__(self, code: int, message: str, metadata: dict[str, str] | None = None) -> None:
+        super().__init__(f"[{code}] {message}")
+        self.code, self.message, self.metadata = code, message, metadata or {}
+
+
+class NotReady(Exception):
+    """output() of an invocation that has not completed (the ingress answers 470)."""
+
+
+@dataclass
+class Sent:
+    invocation_id: str
+    status: str
+
+
+def fresh(prefix: str = "k") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+def _encode(arg: Any) -> bytes | None:
+    return None if arg is NOARG else json.dumps(arg).encode()
+
+
+def _decode(body: bytes, raw: bool) -> Any:
+    if raw:
+        return body
+    return json.loads(body) if body else None
+
+
+# handler functions by (service, handler) name: the embedded runtime's attach/output by idempotency key and
+# by workflow id take the decorated function
+_HANDLERS: dict[tuple[str, str], Any] = {}
+for _svc in S.ALL:
+    for _name, _h in _svc.handlers.items():
+        _HANDLERS[(_svc.name, _name)] = _h.fn
+
+
+class Target:
+    name: str
+    delay = timedelta(milliseconds=300)
+    slack = timedelta(0)
+
+    async def call(self, service: str, handler: str, arg: Any = NOARG, *, key: str | None = None,
+                   idempotency_key: str | None = None, headers: dict[str, str] | None = None,
+                   raw: bytes | None = None) -> Any:
+        raise NotImplementedError
+
+    async def send(self, service: str, handler: str, arg: Any = NOARG, *, key: str | None = None,
+                   delay: timedelta | None = None, idempotency_key: str | None = None) -> Sent:
+        raise NotImplementedError
+
+    async def attach(self, invocation_id: str) -> Any: ...
+    async def output(self, invocation_id: str) -> Any: ...
+    async def attach_idempotent(self, service: str, handler: str, key: str | None, idempotency_key: str) -> Any: ...
+    async def output_idempotent(self, service: str, handler: str, key: str | None, idempotency_key: str) -> Any: ...
+    async def attach_workflow(self, service: str, key: str) -> Any: ...
+    async def output_workflow(self, service: str, key: str) -> Any: ...
+    async def cancel(self, invocation_id: str) -> None: ...
+    async def kill(self, invocation_id: str) -> None: ...
+    async def resolve_awakeable(self, awakeable_id: str, value: Any) -> None: ...
+    async def reject_awakeable(self, awakeable_id: str, reason: str) -> None: ...
+    async def state(self, service: str, key: str) -> dict[str, Any]: ...
+    async def status(self, invocation_id: str) -> str | None: ...
+    async def wait(self, delta: timedelta) -> None: ...
+
+    async def until(self, check: Callable[[], Awaitable[Any]], what: str, timeout: float = 10.0) -> Any:
+        raise NotImplementedError
+
+    async def eventually_equal(self, check: Callable[[], Awaitable[Any]], expected: Any, what: str) -> None:
+        last: list[Any] = []
+
+        async def ok() -> bool:
+            last[:] = [await check()]
+            return last[0] == expected
+        try:
+            await self.until(ok, what)
+        except AssertionError:
+            raise AssertionError(f"{what}: expected {expected!r}, last seen {last[0] if last else None!r}") from None
+
+    def run(self, scenario: Callable[["Target"], Awaitable[None]]) -> None:
+        raise NotImplementedError
+
+
+# --------------------------------------------------------------------------------------------- embedded
+class EmbeddedTarget(Target):
+    name = "embedded"
+
+    def __init__(self) -> None:
+        self.rt: pg.Runtime | None = None
+
+    def run(self, scenario: Callable[[Target], Awaitable[None]]) -> None:
+        async def main() -> None:
+            self.rt = pg.Runtime(*S.ALL)
+            await asyncio.wait_for(scenario(self), TEST_TIMEOUT_S)
+        asyncio.run(main())
+
+    @staticmethod
+    async def _guard(aw: Awaitable[Any]) -> Any:
+        try:
+            return await aw
+        except pg.StuckError:
+            raise
+        except restate.TerminalError as exc:
+            raise CallFailed(exc.status_code, exc.message, exc.metadata) from None
+
+    async def call(self, service, handler, arg=NOARG, *, key=None, idempotency_key=None, headers=None, raw=None):
+        body = raw if raw is not None else (_encode(arg) or b"")
+        out = await self._guard(self.rt.generic_call(service, handler, body, key=key,
+                                                     idempotency_key=idempotency_key, headers=headers))
+        return _decode(out, raw is not None)
+
+    async def send(self, service, handler, arg=NOARG, *, key=None, delay=None, idempotency_key=None):
+        h = await self._guard(self.rt.generic_send(service, handler, _encode(arg) or b"", key=key, send_delay=delay,
+                                                   idempotency_key=idempotency_key))
+        return Sent(h.invocation_id, h.status)
+
+    async def attach(self, invocation_id):
+        return await self._guard(self.rt.attach(invocation_id))
+
+    async def output(self, invocation_id):
+        return await self._output(lambda: self.rt.output(invocation_id))
+
+    async def _output(self, read: Callable[[], Any]) -> Any:
+        await self.rt.settle()
+        try:
+            return read()
+        except pg.NotReady:
+            raise NotReady() from None
+        except restate.TerminalError as exc:
+            raise CallFailed(exc.status_code, exc.message, exc.metadata) from None
+
+    async def attach_idempotent(self, service, handler, key, idempotency_key):
+        return await self._guard(self.rt.attach(_HANDLERS[(service, handler)], key=key,
+                                                idempotency_key=idempotency_key))
+
+    async def output_idempotent(self, service, handler, key, idempotency_key):
+        return await self._output(lambda: self.rt.output(_HANDLERS[(service, handler)], key=key,
+                                                         idempotency_key=idempotency_key))
+
+    def _workflow_main(self, service: str) -> Any:
+        svc = next(s for s in S.ALL if s.name == service)
+        name = next(n for n, h in svc.handlers.items() if h.kind == "workflow")
+        return _HANDLERS[(service, name)]
+
+    async def attach_workflow(self, service, key):
+        return await self._guard(self.rt.attach(self._workflow_main(service), key=key))
+
+    async def output_workflow(self, service, key):
+        return await self._output(lambda: self.rt.output(self._workflow_main(service), key=key))
+
+    async def cancel(self, invocation_id):
+        self.rt.cancel(invocation_id)
+
+    async def kill(self, invocation_id):
+        self.rt.kill(invocation_id)
+
+    async def resolve_awakeable(self, awakeable_id, value):
+        self.rt.resolve_awakeable(awakeable_id, value)
+
+    async def reject_awakeable(self, awakeable_id, reason):
+        self.rt.reject_awakeable(awakeable_id, reason)
+
+    async def state(self, service, key):
+        await self.rt.settle()
+        return self.rt.state(service, key)
+
+    async def status(self, invocation_id):
+        await self.rt.settle()
+        try:
+            return self.rt.invocation(invocation_id).status
+        except KeyError:
+            return None
+
+    async def wait(self, delta):
+        await self.rt.advance(delta)
+
+    async def until(self, check, what, timeout=10.0):
+        step = timedelta(milliseconds=25)
+        for _ in range(int(timeout / step.total_seconds())):
+            await self.rt.settle()
+            result = await check()
+            if result:
+                return result
+            await self.rt.advance(step)
+        raise AssertionError(f"{what}: not true after {timeout} s of virtual time")
+
+
+# --------------------------------------------------------------------------------------------- real
+class RealTarget(Target):
+    name = "real"
+    slack = timedelta(milliseconds=400)
+
+    def __init__(self, server: real.RestateServer) -> None:
+        self.server = server
+
+    def run(self, scenario: Callable[[Target], Awaitable[None]]) -> None:
+        async def main() -> None:
+            await asyncio.wait_for(scenario(self), TEST_TIMEOUT_S)
+        asyncio.run(main())
+
+    async def _http(self, method: str, url: str, body: bytes | None = None,
+                    headers: dict[str, str] | None = None) -> Any:
+        try:
+            return await asyncio.to_thread(real._http, method, url, body, headers or {}, TEST_TIMEOUT_S)
+        except real.IngressError as exc:
+            if exc.status == 470:
+                raise NotReady() from None
+            raise CallFailed(exc.code, exc.message, exc.metadata) from None
+
+    async def call(self, service, handler, arg=NOARG, *, key=None, idempotency_key=None, headers=None, raw=None):
+        hdrs = dict(headers or {})
+        body = raw if raw is not None else _encode(arg)
+        if body is not None:
+            hdrs["content-type"] = "application/octet-stream" if raw is not None else "application/json"
+        if idempotency_key is not None:
+            hdrs["idempotency-key"] = idempotency_key
+        url = self.server.ingress_url + real.ingress_path(service, handler, key)
+        resp = await self._http("POST", url, body, hdrs)
+        return _decode(resp.body, raw is not None)
+
+    async def send(self, service, handler, arg=NOARG, *, key=None, delay=None, idempotency_key=None):
+        hdrs = {}
+        body = _encode(arg)
+        if body is not None:
+            hdrs["content-type"] = "application/json"
+        if idempotency_key is not None:
+            hdrs["idempotency-key"] = idempotency_key
+        url = self.server.ingress_url + real.ingress_path(service, handler, key) + "/send"
+        if delay:
+            url += f"?delay={int(delay.total_seconds() * 1000)}ms"
+        doc = (await self._http("POST", url, body, hdrs)).json()
+        return Sent(doc["invocationId"], doc["status"])
+
+    async def _get(self, path: str) -> Any:
+        return (await self._http("GET", self.server.ingress_url + path)).json()
+
+    async def attach(self, invocation_id):
+        return await self._get(f"/restate/invocation/{invocation_id}/attach")
+
+    async def output(self, invocation_id):
+        return await self._get(f"/restate/invocation/{invocation_id}/output")
+
+    @staticmethod
+    def _idem_path(service: str, handler: str, key: str | None, idempotency_key: str) -> str:
+        parts = [service] + ([key] if key is not None else []) + [handler, idempotency_key]
+        return "/restate/invocation/" + "/".join(real.urllib.parse.quote(p, safe="") for p in parts)
+
+    async def attach_idempotent(self, service, handler, key, idempotency_key):
+        return await self._get(self._idem_path(service, handler, key, idempotency_key) + "/attach")
+
+    async def output_idempotent(self, service, handler, key, idempotency_key):
+        return await self._get(self._idem_path(service, handler, key, idempotency_key) + "/output")
+
+    async def attach_workflow(self, service, key):
+        return await self._get(f"/restate/workflow/{service}/{key}/attach")
+
+    async def output_workflow(self, service, key):
+        return await self._get(f"/restate/workflow/{service}/{key}/output")
+
+    async def _admin(self, invocation_id: str, op: str) -> None:
+        try:
+            await self._http("PATCH", f"{self.server.admin_url}/invocations/{invocation_id}/{op}")
+        except CallFailed as exc:
+            if exc.code != 409:  # "already completed": as rt.cancel/kill, leave a finished invocation alone
+                raise
+
+    async def cancel(self, invocation_id):
+        await self._admin(invocation_id, "cancel")
+
+    async def kill(self, invocation_id):
+        await self._admin(invocation_id, "kill")
+
+    async def resolve_awakeable(self, awakeable_id, value):
+        await self._http("POST", f"{self.server.ingress_url}/restate/awakeables/{awakeable_id}/resolve",
+                         json.dumps(value).encode(), {"content-type": "application/json"})
+
+    async def reject_awakeable(self, awakeable_id, reason):
+        await self._http("POST", f"{self.server.ingress_url}/restate/awakeables/{awakeable_id}/reject",
+                         reason.encode(), {"content-type": "text/plain"})
+
+    async def query(self, sql: str) -> list[dict[str, Any]]:
+        return await asyncio.to_thread(self.server.query, sql)
+
+    async def state(self, service, key):
+        rows = await self.query(f"SELECT key, value_utf8 FROM state WHERE service_name = '{service}' "
+                                f"AND service_key = '{key}'")
+        return {r["key"]: json.loads(r["value_utf8"]) for r in rows}
+
+    async def status(self, invocation_id):
+        rows = await self.query(f"SELECT status FROM sys_invocation WHERE id = '{invocation_id}'")
+        return rows[0]["status"] if rows else None
+
+    async def wait(self, delta):
+        await asyncio.sleep(delta.total_seconds())
+
+    async def until(self, check, what, timeout=10.0):
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            result = await check()
+            if result:
+                return result
+            if loop.time() > deadline:
+                raise AssertionError(f"{what}: not true after {timeout} s")
+            await asyncio.sleep(0.03)
+
+
+# --------------------------------------------------------------------------------------------- fixtures
+@pytest.fixture(scope="session")
+def conformance_server(restate_server):
+    """The session's real server with every conformance service registered once."""
+    restate_server.register(*S.ALL)
+    return restate_server.server
+
+
+@pytest.fixture(params=["embedded", "real"])
+def target(request) -> Target:
+    if request.param == "embedded":
+        return EmbeddedTarget()
+    return RealTarget(request.getfixturevalue("conformance_server"))
+
+
+async def known_gap(t: Target, gap: str, body: Callable[[], Awaitable[None]]) -> None:
+    """Run `body`; on a target where differences.KNOWN_GAPS lists `gap`, it is expected to fail (xfail), and
+    passing fails the test so the entry gets removed once the gap is closed."""
+    import differences
+    reason = differences.KNOWN_GAPS[gap].get(t.name)
+    if reason is None:
+        await body()
+        return
+    try:
+        await body()
+    except (AssertionError, CallFailed) as exc:
+        pytest.xfail(f"known gap {gap}: {reason} ({exc})")
+    pytest.fail(f"known gap {gap!r} no longer shows on the {t.name} target: remove it from "
+                f"differences.KNOWN_GAPS", pytrace=False)
+
+
+def scenario(fn: Callable[[Target], Awaitable[None]]) -> Callable[[Target], None]:
+    """Turn `async def test_x(t)` into a pytest test run once per target."""
+    @functools.wraps(fn)
+    def test(target: Target) -> None:
+        target.run(fn)
+    test.__signature__ = inspect.Signature([inspect.Parameter("target", inspect.Parameter.POSITIONAL_OR_KEYWORD)])
+    return test

@@ -1,0 +1,120 @@
+"""The deliberate differences (differences.DIFFERENCES), each shown on both engines: what the embedded runtime
+does, what the real server does, and that they agree on what happens around it."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from datetime import timedelta
+
+import pytest
+
+import playground as pg
+from playground import real
+from conformance_targets import CallFailed, fresh, scenario
+import differences
+
+
+def test_every_difference_has_a_reason():
+    assert set(differences.DIFFERENCES) == {"deadlock", "stuck", "time", "cancel_completed", "ids"}
+    assert all(len(reason) > 80 for reason in differences.DIFFERENCES.values())
+
+
+async def _still_waiting(t, aw, what: str) -> asyncio.Task:
+    """Start `aw` in the background; on the real server it must still be waiting after t.delay."""
+    task = asyncio.ensure_future(aw)
+    await asyncio.sleep(t.delay.total_seconds())
+    assert not task.done(), f"{what} should still be waiting on the real server"
+    return task
+
+
+@scenario
+async def test_deadlock_raises_here_and_hangs_there(t):
+    k = fresh()
+    root = await t.send("CycA", "hop", 2, key=k)  # A(k) -> B(k) -> A(k): the second A queues behind the first
+    if t.name == "embedded":
+        with pytest.raises(pg.DeadlockError, match="deadlock"):
+            await t.attach(root.invocation_id)
+        waiting = None
+    else:
+        waiting = await _still_waiting(t, t.attach(root.invocation_id), "an attach to a deadlocked invocation")
+    await t.cancel(root.invocation_id)  # breaking it ends the same way on both
+    try:
+        await (waiting if waiting is not None else t.attach(root.invocation_id))
+        raise AssertionError("the cancelled root should fail")
+    except CallFailed as exc:
+        assert (exc.code, exc.message) == (409, "cancelled")
+
+
+@scenario
+async def test_an_await_nothing_can_complete_raises_here_and_waits_there(t):
+    k = fresh()
+    program = {"commands": [{"type": "awaitOne", "command": {"type": "createAwakeable", "awakeableKey": "a"}}]}
+    sent = await t.send("Interpreter", "interpretCommands", program, key=k)
+    await t.until(lambda: t.call("Interpreter", "hasAwakeable", "a", key=k), "hasAwakeable")
+    if t.name == "embedded":
+        with pytest.raises(pg.StuckError, match="awakeable"):
+            await t.attach(sent.invocation_id)
+        waiting = None
+    else:
+        waiting = await _still_waiting(t, t.attach(sent.invocation_id), "an attach to a blocked invocation")
+    await t.call("Interpreter", "resolveAwakeable", {"awakeableKey": "a", "value": "late"}, key=k)
+    assert await (waiting if waiting is not None else t.attach(sent.invocation_id)) == "late"
+
+
+@scenario
+async def test_an_hour_of_delay_is_virtual_here_and_real_there(t):
+    k = fresh()
+    sent = await t.send("Counter", "add", 1, key=k, delay=timedelta(hours=1))
+    assert await t.status(sent.invocation_id) == "scheduled"
+    if t.name == "embedded":
+        before, wall = t.rt.now, time.monotonic()
+        await t.wait(timedelta(hours=1))
+        assert t.rt.now - before == timedelta(hours=1) and time.monotonic() - wall < 5
+        assert await t.call("Counter", "get", key=k) == 1
+    else:
+        async def scheduled_row():
+            rows = await t.query(f"SELECT * FROM sys_invocation "
+                                 f"WHERE id = '{sent.invocation_id}'")
+            return rows and rows[0].get("scheduled_start_at") and rows[0]
+        row = await t.until(scheduled_row, "scheduled_start_at in sys_invocation")
+        assert row["scheduled_start_at"] > row["created_at"]
+        assert await t.call("Counter", "get", key=k) == 0
+        await t.cancel(sent.invocation_id)  # don't leave it scheduled on the session's server
+
+
+@scenario
+async def test_a_blocked_invocation_shows_running_on_both(t):
+    k = fresh()
+    program = {"commands": [{"type": "awaitOne", "command": {"type": "createAwakeable", "awakeableKey": "a"}}]}
+    sent = await t.send("Interpreter", "interpretCommands", program, key=k)
+    await t.until(lambda: t.call("Interpreter", "hasAwakeable", "a", key=k), "hasAwakeable")
+    assert await t.status(sent.invocation_id) == "running"
+    await t.call("Interpreter", "resolveAwakeable", {"awakeableKey": "a", "value": "v"}, key=k)
+    assert await t.attach(sent.invocation_id) == "v"
+    assert await t.status(sent.invocation_id) == "completed"
+
+
+@scenario
+async def test_cancel_of_a_completed_invocation(t):
+    sent = await t.send("TestUtilsService", "uppercaseEcho", "x")
+    assert await t.attach(sent.invocation_id) == "X"
+    if t.name == "embedded":
+        t.rt.cancel(sent.invocation_id)  # quietly left alone
+        t.rt.kill(sent.invocation_id)
+    else:
+        for op in ("cancel", "kill"):
+            with pytest.raises(real.IngressError) as err:
+                await asyncio.to_thread(real._http, "PATCH", f"{t.server.admin_url}/invocations/"
+                                        f"{sent.invocation_id}/{op}")
+            assert err.value.status == 409 and "already completed" in err.value.body.decode()
+    assert await t.attach(sent.invocation_id) == "X"
+
+
+@scenario
+async def test_invocation_id_formats(t):
+    sent = await t.send("TestUtilsService", "uppercaseEcho", "x")
+    pattern = {"embedded": r"inv_1[0-9a-f]{24}", "real": r"inv_1[0-9A-Za-z]{20,40}"}[t.name]
+    assert re.fullmatch(pattern, sent.invocation_id), sent.invocation_id
+    await t.attach(sent.invocation_id)
