@@ -590,6 +590,13 @@ class Runtime(Ingress, Waiting, Commands):
         self._promises.pop(wk, None)
         self._forget(inv.id)
 
+    def _drop(self, inv: Invocation) -> None:
+        """Remove an invocation and every table entry naming it (its retention timer then finds nothing)."""
+        self._forget(inv.id)
+        for table in (self._idempotency, self._workflow_runs):
+            for k in [k for k, v in table.items() if v == inv.id]:
+                del table[k]
+
     def _forget(self, inv_id: str) -> None:
         inv = self._invocations.get(inv_id)
         if inv is None or not inv.completed:
@@ -603,7 +610,8 @@ class Runtime(Ingress, Waiting, Commands):
             return
         if inv.status in ("pending", "scheduled") and inv.attempts == 0:
             inv.status = "completed"  # keeps a delayed start from firing; the inbox skips completed entries
-            self._complete(inv, Failure(409, "canceled"))
+            self._complete(inv, Failure(409, "canceled"))  # whoever waits for it gets 409 "canceled"
+            self._drop(inv)  # and, as in Restate, it is gone: it never started
             return
         self._deliver(inv, "Signal", idx=messages.CANCEL_SIGNAL, void=messages.new("Void"))
         # The signal makes its current await fail at once: it no longer waits on anything, so a cycle

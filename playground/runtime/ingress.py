@@ -144,23 +144,26 @@ class Ingress:
             raise restate.TerminalError(error.message, error.code)
         return inv
 
-    def _find(self, target: Any, key: str | None, idempotency_key: str | None) -> Invocation:
+    def _find(self, target: Any, key: str | None, idempotency_key: str | None, missing: str) -> Invocation:
         """The invocation an attach/output refers to: an id; a workflow handler and its id (the run of that
         workflow); or a handler, key and idempotency key (the idempotent invocation)."""
         if isinstance(target, str):
             if key is not None or idempotency_key is not None:
                 raise TypeError("pass either an invocation id, or a handler with key=/idempotency_key=, not both")
-            return self._get(target)
+            inv = self._invocations.get(target)
+            if inv is None:  # never existed, expired after its retention, or cancelled before it started
+                raise restate.TerminalError(missing, 404)
+            return inv
         h = self._handler_of(target)
         svc, name = h.service_tag.name, h.name
         if idempotency_key is not None:
             inv_id = self._idempotency.get((svc, key or "", name, idempotency_key))
             if inv_id is None:
-                raise restate.TerminalError("not found", 404)
+                raise restate.TerminalError(missing, 404)
         elif h.service_tag.kind == "workflow" and key is not None:
             inv_id = self._workflow_runs.get((svc, key))
             if inv_id is None:
-                raise restate.TerminalError("not found", 404)
+                raise restate.TerminalError(missing, 404)
         else:
             raise restate.TerminalError("You can attach only to invocations created with an idempotency key, or "
                                         "for workflow methods.", 400)
@@ -169,13 +172,13 @@ class Ingress:
     async def attach(self, target: Any, key: str | None = None, idempotency_key: str | None = None) -> Any:
         """Wait for an invocation's result: by invocation id, by workflow (`attach(run, key="wf-1")`), or by
         idempotency key (`attach(handler, key=..., idempotency_key=...)`). Decoded with its handler's serde."""
-        inv = self._find(target, key, idempotency_key)
+        inv = self._find(target, key, idempotency_key, "not found")  # Restate's ingress messages for a 404
         await self._await_done(inv, f"attach to {inv.id} ({inv.target})")
         return self._decode_for(inv)
 
     def output(self, target: Any, key: str | None = None, idempotency_key: str | None = None) -> Any:
         """The result of a completed invocation (found as for attach); raises pg.NotReady while it runs."""
-        inv = self._find(target, key, idempotency_key)
+        inv = self._find(target, key, idempotency_key, "invocation not found")
         if not inv.completed:
             raise NotReady(f"{inv.id} ({inv.target}) is {inv.status}: the response is not ready yet")
         return self._decode_for(inv)

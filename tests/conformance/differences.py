@@ -30,9 +30,4 @@ DIFFERENCES = {
 }
 
 KNOWN_GAPS = {
-    "cancelled_pending_attach": {
-        "embedded": ("an invocation cancelled while still queued (never started) keeps its record, completed "
-                     "with 409 'canceled', so attaching to it answers 409; the real server forgets it (it "
-                     "disappears from sys_invocation) and attach answers 404"),
-    },
 }

@@ -166,6 +166,9 @@ def test_attach_needs_an_id_a_workflow_or_an_idempotency_key() -> None:
         assert ei.value.status_code == 400 and "idempotency key" in ei.value.message
         with pytest.raises(restate.TerminalError) as ei:
             rt.output(place, key="never-ran")
+        assert (ei.value.status_code, ei.value.message) == (404, "invocation not found")  # Restate's wording
+        with pytest.raises(restate.TerminalError) as ei:
+            await rt.attach(place, key="never-ran")
         assert (ei.value.status_code, ei.value.message) == (404, "not found")
         with pytest.raises(TypeError, match="not both"):
             rt.output("inv_1", key="k")

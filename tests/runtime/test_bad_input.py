@@ -180,13 +180,17 @@ def test_bad_idempotency_keys_and_headers_are_rejected() -> None:
     run_(main)
 
 
-def test_output_and_attach_of_an_unknown_id_say_where_to_look() -> None:
+def test_output_and_attach_of_an_unknown_id_answer_404_as_restates_ingress_does() -> None:
     async def main() -> None:
         rt = rt_()
-        with pytest.raises(KeyError, match="rt.invocations"):
+        with pytest.raises(restate.TerminalError) as ei:
             rt.output("inv_nope")
-        with pytest.raises(KeyError, match="inv_nope"):
+        assert (ei.value.status_code, ei.value.message) == (404, "invocation not found")
+        with pytest.raises(restate.TerminalError) as ei:
             await rt.attach("inv_nope")
+        assert (ei.value.status_code, ei.value.message) == (404, "not found")
+        with pytest.raises(KeyError, match="rt.invocations"):
+            rt.journal("inv_nope")  # introspection of an unknown id is the caller's mistake
 
     run_(main)
 
