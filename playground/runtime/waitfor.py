@@ -9,6 +9,10 @@ Routing lock waits through a lock node keeps a lock handoff to one edge change, 
 A cycle is looked for only when an edge is added, by walking from the edge's head back to its tail, so
 the cost follows the cycle (and what hangs off its path), not the size of the graph. Shared handlers take
 no lock and so add no lock edges: an exclusive handler calling a shared one on its own key is no cycle.
+
+Every pending call counts as a wait, as if the caller needed all of them. A handler that races a call
+against something else (`restate.select` with a timeout) and whose call is part of a cycle is reported as
+deadlocked even though the other branch might still win; the graph does not know which awaits are races.
 """
 
 from __future__ import annotations
