@@ -412,6 +412,21 @@ def test_run_proposal_requests_an_ack_and_the_handler_finishes_after_the_ack() -
     assert executions == ["work"]
 
 
+def _run_to_end(app: Any, service: str, handler: str, journal: list[bytes] | None = None) -> list[Any]:
+    """Start an attempt with `journal` (default: just the Input), read until its terminal message, close the
+    body and return every item received, the AttemptEnded last."""
+
+    async def main() -> list[Any]:
+        attempt = Attempt(app, service, handler)
+        try:
+            attempt.start(start_msg(), journal if journal is not None else [input_frame()])
+            return await pump_until(attempt, is_named(*TERMINALS)) + await finish(attempt)
+        finally:
+            await ensure_ended(attempt)
+
+    return asyncio.run(main())
+
+
 def _replay_stored_run(completion: Any) -> tuple[list[str], list[Any]]:
     """Run the `once` handler against a journal whose run already completed with `completion`."""
     executions: list[str] = []
@@ -422,15 +437,7 @@ def _replay_stored_run(completion: Any) -> tuple[list[str], list[Any]]:
         framing.encode(completion),
     ]
 
-    async def main() -> list[Any]:
-        attempt = Attempt(app, "Runs", "once")
-        try:
-            attempt.start(start_msg(), journal)
-            return await pump_until(attempt, is_named("End", "Error")) + await finish(attempt)
-        finally:
-            await ensure_ended(attempt)
-
-    return executions, asyncio.run(main())
+    return executions, _run_to_end(app, "Runs", "once", journal)
 
 
 def test_replayed_run_is_not_executed_again_and_returns_the_stored_value() -> None:
@@ -479,15 +486,7 @@ def test_call_carries_both_notification_ids_and_completes_with_the_call_result(h
 
 
 def test_plain_exception_becomes_error_500_without_retry_delay() -> None:
-    async def main() -> list[Any]:
-        attempt = Attempt(APP, "Proto", "boom")
-        try:
-            attempt.start(start_msg(), [input_frame()])
-            return await pump_until(attempt, is_named(*TERMINALS)) + await finish(attempt)
-        finally:
-            await ensure_ended(attempt)
-
-    items = asyncio.run(main())
+    items = _run_to_end(APP, "Proto", "boom")
     assert names(items) == ["Error", "AttemptEnded"]
     error = received(items, "Error")[0]
     assert error.code == 500
@@ -498,28 +497,12 @@ def test_plain_exception_becomes_error_500_without_retry_delay() -> None:
 
 
 def test_retryable_error_carries_next_retry_delay_in_ms() -> None:
-    async def main() -> list[Any]:
-        attempt = Attempt(APP, "Proto", "retry_later")
-        try:
-            attempt.start(start_msg(), [input_frame()])
-            return await pump_until(attempt, is_named(*TERMINALS)) + await finish(attempt)
-        finally:
-            await ensure_ended(attempt)
-
-    error = received(asyncio.run(main()), "Error")[0]
+    error = received(_run_to_end(APP, "Proto", "retry_later"), "Error")[0]
     assert error.HasField("next_retry_delay") and error.next_retry_delay == 7000
 
 
 def test_terminal_error_becomes_a_failed_output_and_end() -> None:
-    async def main() -> list[Any]:
-        attempt = Attempt(APP, "Proto", "teapot")
-        try:
-            attempt.start(start_msg(), [input_frame()])
-            return await pump_until(attempt, is_named(*TERMINALS)) + await finish(attempt)
-        finally:
-            await ensure_ended(attempt)
-
-    items = asyncio.run(main())
+    items = _run_to_end(APP, "Proto", "teapot")
     assert names(items) == ["Output", "End", "AttemptEnded"]
     output = received(items, "Output")[0]
     assert output.WhichOneof("result") == "failure"
