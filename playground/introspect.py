@@ -142,9 +142,7 @@ def services(rt: "Runtime") -> pd.DataFrame:
 def journal_table(rt: "Runtime") -> pd.DataFrame:
     """Every invocation's journal in one table, like `sys_journal` (with `id` naming the invocation)."""
     frames = [journal(rt, inv).assign(id=inv.id) for inv in rt._all_invocations()]
-    if not frames:
-        return journal(rt, None).assign(id=pd.Series(dtype=object))
-    return pd.concat(frames, ignore_index=True)
+    return pd.concat(frames, ignore_index=True) if frames else _frame([], [*JOURNAL_COLUMNS, "id"])
 
 
 def journal_events(rt: "Runtime") -> pd.DataFrame:
@@ -256,16 +254,18 @@ def _payload(m: Any) -> Any:
     return None
 
 
-def journal(rt: "Runtime", inv: Invocation | None) -> pd.DataFrame:
+JOURNAL_COLUMNS = ["index", "entry_type", "name", "invoked_id", "invoked_target", "sleep_wakeup_at",
+                   "promise_name", "payload", "appended_at"]
+
+
+def journal(rt: "Runtime", inv: Invocation) -> pd.DataFrame:
     """One row per journal entry, like `sys_journal`, with the payload decoded."""
     rows = []
-    for i, e in enumerate(inv.journal if inv is not None else ()):
+    for i, e in enumerate(inv.journal):
         row = {"index": i, "entry_type": e.entry_type, "name": e.name}
         detail = _detail(rt, inv, e)
         row["name"] = detail.pop("name", row["name"])
         row.update(detail)
         row["appended_at"] = _ts(e.appended_at)
         rows.append(row)
-    cols = ["index", "entry_type", "name", "invoked_id", "invoked_target", "sleep_wakeup_at", "promise_name",
-            "payload", "appended_at"]
-    return _frame(rows, cols)
+    return _frame(rows, JOURNAL_COLUMNS)

@@ -291,7 +291,7 @@ def invocations_html(rt: "Runtime", limit: int = 200) -> str:
 def journal_html(rt: "Runtime", inv: Any, nested_depth: int = 1) -> str:
     """An invocation's journal: entries in order with type, name, target and payload; failed attempts
     between the entries where they happened; the callee's journal expandable under each call."""
-    from .introspect import _detail, describe_entry  # noqa: F401 - one way to read an entry
+    from .introspect import _detail
 
     errors_after: dict[int, list[Any]] = {}
     for err in inv.errors:

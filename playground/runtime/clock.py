@@ -119,9 +119,3 @@ class TimerHeap:
         else:
             heapq.heappop(self._wake)
         return t
-
-    def pending(self) -> list[Timer]:
-        out = [t for _, _, t in self._wake]
-        for lane in self._lanes.values():
-            out.extend(lane)
-        return sorted((t for t in out if not t.cancelled), key=Timer.key)

@@ -24,10 +24,6 @@ LockNode = tuple[str, str]  # (service, key)
 Node = Union[str, LockNode]
 
 
-def is_lock(node: Node) -> bool:
-    return isinstance(node, tuple)
-
-
 @dataclass(frozen=True)
 class Cycle:
     """One deadlock: the nodes in wait order (each waits for the next; the last waits for the first)."""
@@ -91,11 +87,6 @@ class WaitForGraph:
                     parent[nxt] = node
                     stack.append(nxt)
         return None
-
-    @property
-    def has_cycles(self) -> bool:
-        """Cheap: whether any cycle was recorded (it may have been broken since; cycles() checks)."""
-        return bool(self._cycles)
 
     def cycles(self) -> list[Cycle]:
         """The cycles that still stand (a cancel or kill removes an edge and so breaks its cycle)."""
