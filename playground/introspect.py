@@ -176,7 +176,7 @@ def sql(rt: "Runtime", query: str) -> pd.DataFrame:
         for name, build in TABLES.items():
             df = build(rt)
             for col in df.columns:  # bytes columns: DuckDB takes them as BLOB only from a typed column
-                if df[col].map(lambda v: isinstance(v, (bytes, bytearray))).any():
+                if df[col].dtype == object and df[col].map(lambda v: isinstance(v, (bytes, bytearray))).any():
                     df[col] = df[col].map(lambda v: bytes(v) if isinstance(v, (bytes, bytearray)) else None)
             con.register(name, df)
         return con.execute(query).df()

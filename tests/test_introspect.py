@@ -106,3 +106,13 @@ def test_sql_without_duckdb_says_how_to_install_it(monkeypatch) -> None:  # noqa
     monkeypatch.setattr(builtins, "__import__", no_duckdb)
     with pytest.raises(ImportError, match=r"pip install 'restate-playground\[sql\]'"):
         pg.Runtime().sql("SELECT 1")
+
+
+def test_sql_on_a_runtime_with_no_invocations_returns_empty_tables() -> None:
+    async def main() -> None:
+        rt = pg.Runtime(box)
+        assert rt.sql("SELECT count(*) AS n FROM sys_invocation").n.iloc[0] == 0
+        assert rt.sql("SELECT * FROM sys_journal").empty
+        assert list(rt.sql("SELECT name FROM sys_service").name) == ["IBox"]
+
+    asyncio.run(main())
