@@ -24,6 +24,11 @@ from .model import (
 )
 
 
+def _json_body(value: Any) -> bytes:
+    """What a cell sends as a completion value: JSON (the SDK's default serde), bytes as they are."""
+    return bytes(value) if isinstance(value, (bytes, bytearray)) else bytes(restate.serde.JsonSerde().serialize(value))
+
+
 class Ingress:
     """Part of Runtime (see core.py): it works on the state Runtime.__init__ sets up."""
 
@@ -236,8 +241,7 @@ class Ingress:
     def resolve_awakeable(self, awakeable_id: str, value: Any = None) -> None:
         """Complete an awakeable from a cell, as `POST /restate/awakeables/<id>/resolve` does. `value` is
         encoded as JSON (the SDK's default serde), bytes are sent as they are."""
-        body = value if isinstance(value, (bytes, bytearray)) else restate.serde.JsonSerde().serialize(value)
-        self._complete_awakeable(awakeable_id, {"value": messages.new("Value", content=bytes(body))})
+        self._complete_awakeable(awakeable_id, {"value": messages.new("Value", content=_json_body(value))})
 
     def reject_awakeable(self, awakeable_id: str, message: str, code: int = 500) -> None:
         """Fail an awakeable from a cell: the awaiting handler gets TerminalError(message, code)."""
@@ -253,8 +257,7 @@ class Ingress:
 
     def resolve_promise(self, workflow: str, key: str, name: str, value: Any = None) -> None:
         """Resolve a workflow's durable promise from a cell; a second resolution fails with 409, as in Restate."""
-        body = value if isinstance(value, (bytes, bytearray)) else restate.serde.JsonSerde().serialize(value)
-        self._complete_promise((workflow, key), name, bytes(body))
+        self._complete_promise((workflow, key), name, _json_body(value))
 
     def reject_promise(self, workflow: str, key: str, name: str, message: str, code: int = 500) -> None:
         self._complete_promise((workflow, key), name, Failure(code, message))
