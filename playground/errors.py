@@ -67,3 +67,10 @@ class DeadlockError(StuckError):
 
     def _repr_html_(self) -> str:
         return self.deadlock._repr_html_() if self.deadlock else f"<pre>{self}</pre>"
+
+
+class StoreError(RuntimeError):
+    """A store file that cannot be used: corrupt, locked by another process, or from an incompatible version.
+
+    The file is never written to when this is raised.
+    """

@@ -105,6 +105,8 @@ class AttemptEnded:
     status: int | None
     error: BaseException | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    # cancelled from outside, not by abort(): its event loop is shutting down (the script or kernel ends)
+    lost: bool = False
 
 
 class Attempt:
@@ -125,6 +127,8 @@ class Attempt:
         self._status: int | None = None
         self._resp_headers: dict[str, str] = {}
         self._task: asyncio.Task[None] | None = None
+        self._aborted = False
+        self._lost = False
         self.ended: AttemptEnded | None = None
         # (kind, millis) of sleeps and sends the SDK was asked for, in command order (see sdk_hooks)
         self.delays: deque[tuple[str, int]] = deque()
@@ -148,6 +152,7 @@ class Attempt:
             # The SDK reads in a task of its own; it is cancelled here only when its loop shuts down
             # (or after the response is complete). Don't leave the handler waiting for a body end.
             if not self._response_done.is_set():
+                self._lost = not self._aborted
                 self.abort()
             raise
 
@@ -187,6 +192,7 @@ class Attempt:
             await self._app(self._scope, self._receive, self._send)
         except asyncio.CancelledError:
             error = ConnectionAbortedError("attempt aborted")
+            self._lost = self._lost or not self._aborted
         except BaseException as exc:  # noqa: BLE001 - any app failure ends the attempt; report it
             error = exc
         # The task's context holds this attempt; clear it so attempt -> task -> context -> attempt is no
@@ -196,7 +202,7 @@ class Attempt:
 
     def _report_end(self, error: BaseException | None) -> None:
         self._response_done.set()
-        self.ended = AttemptEnded(self._status, error, self._resp_headers)
+        self.ended = AttemptEnded(self._status, error, self._resp_headers, self._lost)
         on_end = self.on_end
         # drop the callbacks: they usually close over an object that refers back to this attempt
         self.on_message = self.on_end = self.on_waiting = None
@@ -245,6 +251,7 @@ class Attempt:
         close; if its receive task was cancelled too (loop shutdown), nothing would ever close it. So keep
         cancelling the app task, a few times, until it has finished.
         """
+        self._aborted = True
         self._input_closed = True
         self._inbox.put({"type": "http.disconnect"})
         self._response_done.set()

@@ -86,6 +86,10 @@ class TimerHeap:
         lane.insert(i, t)
         return t
 
+    def clear(self) -> None:
+        self._wake.clear()
+        self._lanes.clear()
+
     def _wake_head(self) -> Timer | None:
         heap = self._wake
         while heap and heap[0][2].cancelled:

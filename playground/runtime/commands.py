@@ -36,14 +36,19 @@ class Commands:
     def _state_of(self, inv: Invocation) -> dict[str, bytes]:
         return self._state.setdefault((inv.target.service, inv.target.key or ""), {})
 
+    def _changed_state_of(self, inv: Invocation) -> dict[str, bytes]:
+        wk = (inv.target.service, inv.target.key or "")
+        self._dirty_state.add(wk)
+        return self._state.setdefault(wk, {})
+
     def _cmd_SetState(self, inv: Invocation, msg: Any) -> None:
-        self._state_of(inv)[msg.key.decode()] = msg.value.content
+        self._changed_state_of(inv)[msg.key.decode()] = msg.value.content
 
     def _cmd_ClearState(self, inv: Invocation, msg: Any) -> None:
-        self._state_of(inv).pop(msg.key.decode(), None)
+        self._changed_state_of(inv).pop(msg.key.decode(), None)
 
     def _cmd_ClearAllState(self, inv: Invocation, msg: Any) -> None:
-        self._state_of(inv).clear()
+        self._changed_state_of(inv).clear()
 
     def _cmd_GetLazyState(self, inv: Invocation, msg: Any) -> None:
         value = self._state_of(inv).get(msg.key.decode())
@@ -68,9 +73,7 @@ class Commands:
         cid = msg.result_completion_id
         wake = self._now() + self._delay_for(inv, "sleep", msg.wake_up_time)
         inv.journal[-1].due_ms = wake
-        self._add_timer(wake, lambda: self._deliver(inv, "SleepCompletion", completion_id=cid,
-                                                    void=messages.new("Void")),
-                        f"sleep of {inv.id} {inv.target}")
+        self._schedule_sleep(inv, cid, wake)
 
     def _child(self, inv: Invocation, msg: Any, delay_ms: int) -> tuple[Invocation, bool, Failure | None]:
         target = Target(msg.service_name, msg.handler_name, msg.key or None)
@@ -205,6 +208,7 @@ class Commands:
         if name in table:
             raise restate.TerminalError("promise was already completed", 409)
         table[name] = value
+        self._dirty_promises.add(wk)
         self._progress += 1
         for waiter, wcid in self._promise_waiters.pop((*wk, name), []):
             self._deliver(waiter, "GetPromiseCompletion", completion_id=wcid, **_value_or_failure(value))

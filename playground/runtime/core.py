@@ -50,15 +50,17 @@ from .model import (
     Target,
     TransientError,
 )
+from .recovery import Recovery
+from .store import open_store
 from .waitfor import WaitForGraph
 from .waiting import Waiting
 
 
-class Runtime(Ingress, Waiting, Commands):
+class Runtime(Ingress, Waiting, Commands, Recovery):
     """An embedded Restate server for notebooks and tests. See the README for a tour."""
 
     def __init__(self, *services: Any, clock: str = "virtual", start: datetime | None = None, seed: int = 0,
-                 mode: str = "normal") -> None:
+                 mode: str = "normal", store: Any = None) -> None:
         if mode not in ("normal", "always_suspend"):
             raise ValueError(f"mode must be 'normal' or 'always_suspend', not {mode!r}")
         # always_suspend: every attempt gets its journal and then a closed request body, so the SDK suspends
@@ -67,9 +69,41 @@ class Runtime(Ingress, Waiting, Commands):
         sdk_hooks.install()
         notebook.install_error_display()
         self._clock = Clock(clock, start)
-        self._timers = TimerHeap()
+        self._seed = seed
         self._rng = random.Random(seed)
+        self._ids_drawn = 0  # invocation ids drawn from _rng (a restore draws as many again)
+        self._inbox_seq = 0
         self._services: dict[str, _Registered] = {}
+        self._manifests: dict[str, dict[str, Any]] = {}  # each service's latest manifest entry (kept in the store)
+        self._revisions: dict[str, int] = {}
+        # what changed in the current event, written to the store when it ends (see recovery.py)
+        self._dirty: set[Invocation] = set()
+        self._dirty_state: set[tuple[str, str]] = set()
+        self._dirty_promises: set[tuple[str, str]] = set()
+        self._dirty_services: set[str] = set()
+        self._to_start: list[Invocation] = []  # restored invocations to start once a loop runs
+        self._closed: str | None = None
+        self._reset_tables()
+        self.faults = Faults(self)
+        self._changed = asyncio.Event()  # wakes the wall-clock timer loop (clock="real")
+        self._last_activity = time.monotonic()
+        self._sleepers: set[asyncio.Future[None]] = set()  # waiters in _quiesce
+        self._progress = 0  # bumped by every delivery, start and completion: "did anything happen?"
+        self._check_scheduled = False
+        self._heartbeat: asyncio.TimerHandle | None = None
+        self._real_timer_task: asyncio.Task[None] | None = None
+        self._store = open_store(store, self)
+        snapshot = self._store.load()
+        if services:
+            self.register(*services)
+        if snapshot is not None:
+            self._restore(snapshot)
+        else:
+            self._commit()  # a new store starts with the clock and the services
+
+    def _reset_tables(self) -> None:
+        """The in-memory tables, empty (at construction, and before a restore from the store)."""
+        self._timers = TimerHeap()
         self._invocations: dict[str, Invocation] = {}
         self._by_start_id: dict[bytes, Invocation] = {}
         self._state: dict[tuple[str, str], dict[str, bytes]] = {}
@@ -82,16 +116,6 @@ class Runtime(Ingress, Waiting, Commands):
         self._live: set[Invocation] = set()
         self._wait = WaitForGraph()
         self._runs: dict[str, _AttemptRun] = {}  # the attempt in flight, per invocation id
-        self.faults = Faults(self)
-        self._changed = asyncio.Event()  # wakes the wall-clock timer loop (clock="real")
-        self._last_activity = time.monotonic()
-        self._sleepers: set[asyncio.Future[None]] = set()  # waiters in _quiesce
-        self._progress = 0  # bumped by every delivery, start and completion: "did anything happen?"
-        self._check_scheduled = False
-        self._heartbeat: asyncio.TimerHandle | None = None
-        self._real_timer_task: asyncio.Task[None] | None = None
-        if services:
-            self.register(*services)
 
     # ------------------------------------------------------------------ registration
     def register(self, *services: Any) -> None:
@@ -108,12 +132,19 @@ class Runtime(Ingress, Waiting, Commands):
             if s.name in names:
                 raise ValueError(f"two services named {s.name!r} in one register() call")
             names.add(s.name)
+        self._check_open()
         deployment = AsgiDeployment(restate.app(services=list(services)))
-        infos = parse_manifest(deployment.discover())
+        manifest = deployment.discover()
+        infos = parse_manifest(manifest)
         for s in services:
             previous = self._services.get(s.name)
-            revision = previous.revision + 1 if previous else 1
+            revision = previous.revision + 1 if previous else self._revisions.get(s.name, 1)
             self._services[s.name] = _Registered(infos[s.name], deployment, s, revision)
+            self._manifests[s.name] = next(m for m in manifest["services"] if m["name"] == s.name)
+            self._revisions[s.name] = revision
+            self._dirty_services.add(s.name)
+        self._rebind(names)
+        self._commit()
 
     def services(self) -> dict[str, ServiceInfo]:
         return {name: reg.info for name, reg in self._services.items()}
@@ -134,11 +165,6 @@ class Runtime(Ingress, Waiting, Commands):
         self._timers.add(due_ms, action, what)
         self._timer_added()
 
-    def _add_expiry(self, after_ms: int, action: Callable[[], None], what: str) -> None:
-        """A housekeeping timer (retention): it fires when time passes, but never makes time skip."""
-        self._timers.add_housekeeping(self._now(), after_ms, action, what)
-        self._timer_added()
-
     def _timer_added(self) -> None:
         if self._clock.kind == "real":
             self._changed.set()  # the wall-clock timer loop may need to wake earlier
@@ -151,6 +177,7 @@ class Runtime(Ingress, Waiting, Commands):
             fired = True
         if fired:
             self._changed.set()
+            self._commit()
         return fired
 
     def _ensure_real_timer_task(self) -> None:
@@ -185,6 +212,7 @@ class Runtime(Ingress, Waiting, Commands):
             await self._quiesce()
         self._clock.set(target)
         await self._quiesce()
+        self._commit()  # the clock, too, is durable
 
     async def settle(self) -> None:
         """Run until nothing can progress at the current time (time itself does not move)."""
@@ -199,6 +227,7 @@ class Runtime(Ingress, Waiting, Commands):
         else:
             raw = self._rng.getrandbits(128).to_bytes(16, "big")
             seed = self._rng.getrandbits(64)
+            self._ids_drawn += 1
         return _id_from(raw), raw, seed
 
     def _invoke(self, target: Target, body: bytes, headers: dict[str, str] | None, idem: str | None, delay_ms: int,
@@ -209,6 +238,7 @@ class Runtime(Ingress, Waiting, Commands):
         404 with Restate's ingress messages; `strict` is False for calls from handlers, where the callee's
         kind decides whether a key is used.
         """
+        self._check_open()
         reg = self._services.get(target.service)
         if reg is None:
             raise restate.TerminalError(f"service '{target.service}' not found, make sure to register the service "
@@ -262,6 +292,7 @@ class Runtime(Ingress, Waiting, Commands):
         for k, v in (headers or {}).items():
             inp.headers.add(key=k, value=v)
         inv.journal.append(JournalEntry(_M["Input"], inp, now))
+        self._dirty.add(inv)
         self._invocations[inv.id] = inv
         self._by_start_id[raw] = inv
         if hinfo.ty == "WORKFLOW":
@@ -271,14 +302,45 @@ class Runtime(Ingress, Waiting, Commands):
         if delay_ms > 0:
             inv.status = "scheduled"
             inv.scheduled_at = now + delay_ms
-            self._add_timer(now + delay_ms, lambda: self._enqueue(inv) if inv.status == "scheduled" else None,
-                            f"delayed start of {inv.id} {target}")
+            self._schedule_start(inv)
         else:
             self._enqueue(inv)
         return inv, False, None
 
+    def _schedule_start(self, inv: Invocation) -> None:
+        assert inv.scheduled_at is not None
+        self._add_timer(inv.scheduled_at, lambda: self._enqueue(inv) if inv.status == "scheduled" else None,
+                        f"delayed start of {inv.id} {inv.target}")
+
+    def _schedule_sleep(self, inv: Invocation, cid: int, wake_ms: int) -> None:
+        self._add_timer(wake_ms, lambda: self._deliver(inv, "SleepCompletion", completion_id=cid,
+                                                       void=messages.new("Void")),
+                        f"sleep of {inv.id} {inv.target}")
+
+    def _schedule_retry(self, inv: Invocation) -> None:
+        assert inv.next_retry_at is not None
+        self._add_timer(inv.next_retry_at, lambda: self._start(inv) if inv.status == "backing-off" else None,
+                        f"retry of {inv.id} {inv.target}")
+
+    def _schedule_expiry(self, inv: Invocation) -> None:
+        """Completed invocations are kept for a retention period, then purged as Restate does: workflow runs
+        with their workflow's state, idempotent ones with their key, the rest after the journal retention."""
+        assert inv.completed_at is not None and inv.expires_at is not None
+        action: Callable[[], None]
+        if inv.handler.ty == "WORKFLOW":
+            action, what = (lambda: self._expire_workflow(inv)), "workflow retention"
+        elif inv.idempotency_key is not None:
+            idem = (inv.target.service, inv.target.key or "", inv.target.handler, inv.idempotency_key)
+            action, what = (lambda: self._expire_idempotency(idem, inv.id)), "idempotency retention"
+        else:
+            action, what = (lambda: self._forget(inv.id)), "journal retention"
+        # a housekeeping timer: it fires when time passes, but never makes time skip
+        self._timers.add_housekeeping(inv.completed_at, inv.expires_at - inv.completed_at, action, what)
+        self._timer_added()
+
     def _enqueue(self, inv: Invocation) -> None:
         lk = inv.lock_key
+        self._dirty.add(inv)
         inv.status = "pending"
         if lk is None:
             self._start(inv)
@@ -290,6 +352,8 @@ class Runtime(Ingress, Waiting, Commands):
             self._start(inv)
         else:
             inv.inboxed_at = self._now()
+            self._inbox_seq += 1
+            inv.inbox_seq = self._inbox_seq
             inbox.append(inv)
             self._on_edge(self._wait.add(inv.id, lk, "queued"))
 
@@ -313,6 +377,10 @@ class Runtime(Ingress, Waiting, Commands):
     # ------------------------------------------------------------------ attempts
     def _start(self, inv: Invocation) -> None:
         """Open a new attempt: send Start and the journal; the SDK's messages then arrive in _on_message."""
+        if inv.deployment is None:
+            self._park(inv)  # restored from a store, and its handler is not registered
+            return
+        self._dirty.add(inv)
         self._progress += 1
         inv.status = "running"
         inv.attempts += 1
@@ -387,7 +455,9 @@ class Runtime(Ingress, Waiting, Commands):
             if self.faults.armed and len(inv.journal) > stored and not inv.completed:
                 injected = self.faults.crash_now(inv)  # after the message took full effect
                 if injected:
+                    self._commit()  # the entry is stored: the next attempt replays it
                     raise _AttemptFailed(injected)
+            self._commit()  # before the SDK hears anything back
         except _AttemptFailed as exc:
             run.broken = str(exc)
             attempt.abort()
@@ -396,12 +466,27 @@ class Runtime(Ingress, Waiting, Commands):
             attempt.abort()
 
     def _on_attempt_end(self, run: "_AttemptRun", ended: AttemptEnded) -> None:
+        if ended.lost and not run.inv.completed:
+            # Its event loop is shutting down: as in a crash, nothing about this attempt is recorded (the
+            # store still says running, and a restore replays it). Should this runtime be used again on
+            # another loop, the invocation starts again from its journal.
+            self._runs.pop(run.inv.id, None)
+            run.inv.attempt = None
+            run.inv.pending_runs = _NO_RUNS
+            self._live.discard(run.inv)
+            self._to_start.append(run.inv)
+            return
+        self._attempt_ended(run, ended)
+        self._commit()
+
+    def _attempt_ended(self, run: "_AttemptRun", ended: AttemptEnded) -> None:
         inv = run.inv
         if self._runs.get(inv.id) is run:
             del self._runs[inv.id]
         inv.attempt = None
         inv.pending_runs = _NO_RUNS
         self._live.discard(inv)
+        self._dirty.add(inv)
         self._touch()
         if inv.completed:
             return
@@ -458,6 +543,7 @@ class Runtime(Ingress, Waiting, Commands):
     def _append(self, inv: Invocation, type_id: int, msg: Any) -> JournalEntry:
         entry = JournalEntry(type_id, msg, self._now())
         inv.journal.append(entry)
+        self._dirty.add(inv)
         return entry
 
     def _deliver(self, inv: Invocation, kind: str, /, **fields: Any) -> None:
@@ -498,6 +584,7 @@ class Runtime(Ingress, Waiting, Commands):
         walk(fut)
         inv.waiting_ids = (completions, signals, named)
         inv.status = "suspended"
+        self._dirty.add(inv)
         # Something awaited may be stored already without the attempt having seen it (a run proposal stored
         # after the input closed; anything stored while it ran with a closed input, as in always_suspend).
         # What the attempt did see cannot be what it still waits for (e.g. a second await on one signal).
@@ -526,6 +613,7 @@ class Runtime(Ingress, Waiting, Commands):
     def _on_transient(self, inv: Invocation, failure: Failure, retry_delay: int | None, stored: bool,
                       related: str | None, stacktrace: str = "") -> None:
         now = self._now()
+        self._dirty.add(inv)
         err = TransientError(inv.attempts, len(inv.journal) - 1, now, failure.code, failure.message, stacktrace, related)
         inv.errors.append(err)
         inv.last_failure = err
@@ -541,12 +629,12 @@ class Runtime(Ingress, Waiting, Commands):
         delay = retry_delay if retry_delay is not None else policy.delay_ms(inv.attempts)
         inv.status = "backing-off"
         inv.next_retry_at = now + delay
-        self._add_timer(now + delay, lambda: self._start(inv) if inv.status == "backing-off" else None,
-                        f"retry of {inv.id} {inv.target}")
+        self._schedule_retry(inv)
 
     def _complete(self, inv: Invocation, result: bytes | Failure) -> None:
         self._progress += 1
         now = self._now()
+        self._dirty.add(inv)
         inv.completed = True
         inv.result = result
         inv.status = "completed"
@@ -563,18 +651,11 @@ class Runtime(Ingress, Waiting, Commands):
         self._sleepers.difference_update(waiters)  # woken here: no idle check needed on their behalf
         self._wake(waiters)  # type: ignore[arg-type]
         self._touch()
-        # Completed invocations are kept for a retention period, then purged as Restate does: workflow runs
-        # with their workflow's state, idempotent ones with their key, the rest after the journal retention.
-        if inv.handler.ty == "WORKFLOW":
-            self._add_expiry(inv.handler.workflow_retention_ms or DAY_MS, lambda: self._expire_workflow(inv),
-                             "workflow retention")
-        elif inv.idempotency_key is not None:
-            idem = (inv.target.service, inv.target.key or "", inv.target.handler, inv.idempotency_key)
-            self._add_expiry(inv.handler.idempotency_retention_ms or DAY_MS,
-                             lambda: self._expire_idempotency(idem, inv.id), "idempotency retention")
-        else:
-            self._add_expiry(inv.handler.journal_retention_ms or DAY_MS, lambda: self._forget(inv.id),
-                             "journal retention")
+        h = inv.handler
+        retention = (h.workflow_retention_ms if h.ty == "WORKFLOW" else
+                     h.idempotency_retention_ms if inv.idempotency_key is not None else h.journal_retention_ms)
+        inv.expires_at = now + (retention or DAY_MS)
+        self._schedule_expiry(inv)
 
     def _expire_idempotency(self, idem: tuple[str, str, str, str], inv_id: str) -> None:
         if self._idempotency.get(idem) == inv_id:
@@ -588,6 +669,8 @@ class Runtime(Ingress, Waiting, Commands):
         del self._workflow_runs[wk]
         self._state.pop(wk, None)
         self._promises.pop(wk, None)
+        self._dirty_state.add(wk)
+        self._dirty_promises.add(wk)
         self._forget(inv.id)
 
     def _drop(self, inv: Invocation) -> None:
@@ -602,6 +685,7 @@ class Runtime(Ingress, Waiting, Commands):
         if inv is None or not inv.completed:
             return
         del self._invocations[inv_id]
+        self._dirty.add(inv)  # the store deletes it
         if self._by_start_id.get(inv.start_id) is inv:
             del self._by_start_id[inv.start_id]
 

@@ -81,7 +81,7 @@ class Ingress:
         h, target = self._resolve(tpe, how, key)
         body = self._encode_arg(h, target, arg)
         inv = self._ingress_call(target, body, headers, idempotency_key)
-        await self._await_done(inv, f"{how}_call to {target}")
+        inv = await self._await_done(inv, f"{how}_call to {target}")
         return self._decode(h, inv.result)
 
     async def _typed_send(self, how: str, tpe: Any, key: str | None, arg: Any, send_delay: timedelta | None,
@@ -125,7 +125,7 @@ class Ingress:
                            idempotency_key: str | None = None, headers: dict[str, str] | None = None) -> bytes:
         target = self._generic_target(service, handler, arg, key)
         inv = self._ingress_call(target, bytes(arg), headers, idempotency_key)
-        await self._await_done(inv, f"generic_call to {target}")
+        inv = await self._await_done(inv, f"generic_call to {target}")
         if isinstance(inv.result, Failure):
             raise restate.TerminalError(inv.result.message, inv.result.code, metadata=inv.result.metadata or None)
         return inv.result or b""
@@ -140,11 +140,13 @@ class Ingress:
                       delay: int) -> SendHandle:
         inv, previous, _ = self._invoke(target, body, headers, idem, delay, invoked_by=None, strict=True)
         inv.sent = inv.sent or not previous
+        self._commit()
         exec_time = to_datetime(inv.scheduled_at) if inv.scheduled_at else None
         return SendHandle(inv.id, "PreviouslyAccepted" if previous else "Accepted", exec_time)
 
     def _ingress_call(self, target: Target, body: bytes, headers: dict[str, str] | None, idem: str | None) -> Invocation:
         inv, _previous, error = self._invoke(target, body, headers, idem, 0, invoked_by=None, strict=True)
+        self._commit()
         if error is not None:
             raise restate.TerminalError(error.message, error.code)
         return inv
@@ -178,7 +180,7 @@ class Ingress:
         """Wait for an invocation's result: by invocation id, by workflow (`attach(run, key="wf-1")`), or by
         idempotency key (`attach(handler, key=..., idempotency_key=...)`). Decoded with its handler's serde."""
         inv = self._find(target, key, idempotency_key, "not found")  # Restate's ingress messages for a 404
-        await self._await_done(inv, f"attach to {inv.id} ({inv.target})")
+        inv = await self._await_done(inv, f"attach to {inv.id} ({inv.target})")
         return self._decode_for(inv)
 
     def output(self, target: Any, key: str | None = None, idempotency_key: str | None = None) -> Any:
@@ -209,11 +211,13 @@ class Ingress:
         409 "cancelled" at its current await and cancels its pending calls); one not yet started ends at
         once with 409 "canceled"; a finished one is left alone."""
         self._cancel(self._get(invocation_id))
+        self._commit()
 
     def kill(self, invocation_id: str) -> None:
         """End an invocation and every call it waits on at once, without running any more handler code.
         Callers get 409 "killed"; one-way sends it made are not touched; locks are released."""
         self._kill(self._get(invocation_id))
+        self._commit()
 
     def pause(self, invocation_id: str) -> None:
         """Stop retrying (or running) an invocation until resume(); it shows as 'paused'."""
@@ -224,6 +228,8 @@ class Ingress:
             raise ValueError(f"{inv.id} has not started yet; cancel it instead, or let it start first")
         inv.status = "paused"
         inv.next_retry_at = None
+        self._dirty.add(inv)
+        self._commit()
         if inv.attempt is not None:
             inv.attempt.abort()  # the attempt ends; _on_attempt_end sees the pause and stays put
 
@@ -237,6 +243,8 @@ class Ingress:
         else:
             inv.status = "running"  # its aborted attempt is still winding down; restart when it has ended
             inv.resume_after_attempt = True
+            self._dirty.add(inv)
+        self._commit()
 
     def resolve_awakeable(self, awakeable_id: str, value: Any = None) -> None:
         """Complete an awakeable from a cell, as `POST /restate/awakeables/<id>/resolve` does. `value` is
@@ -254,10 +262,13 @@ class Ingress:
         if target is None:
             raise KeyError(f"no invocation in this runtime owns awakeable {awakeable_id!r}")
         self._signal(target, {"idx": idx}, result)
+        self._commit()
 
     def resolve_promise(self, workflow: str, key: str, name: str, value: Any = None) -> None:
         """Resolve a workflow's durable promise from a cell; a second resolution fails with 409, as in Restate."""
         self._complete_promise((workflow, key), name, _json_body(value))
+        self._commit()
 
     def reject_promise(self, workflow: str, key: str, name: str, message: str, code: int = 500) -> None:
         self._complete_promise((workflow, key), name, Failure(code, message))
+        self._commit()

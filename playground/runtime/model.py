@@ -94,7 +94,7 @@ class Invocation:
     target: Target
     service: ServiceInfo
     handler: HandlerInfo
-    deployment: Deployment
+    deployment: Deployment | None  # None: restored from a store, and its service is not registered (yet)
     revision: int
     start_id: bytes
     random_seed: int
@@ -108,8 +108,10 @@ class Invocation:
     status: str = "pending"
     scheduled_at: int | None = None  # execution time of a delayed send
     inboxed_at: int | None = None
+    inbox_seq: int = 0  # its place in its key's inbox (restored inboxes keep their order)
     running_at: int | None = None
     completed_at: int | None = None
+    expires_at: int | None = None  # when its retention ends and it is purged
     journal: list[JournalEntry] = field(default_factory=list)
     result: bytes | Failure | None = None
     completed: bool = False

@@ -46,6 +46,10 @@ class Waiting:
         each state change schedules (once per loop turn, however many waiters), or by the heartbeat.
         """
         loop = asyncio.get_running_loop()
+        self._check_open()
+        if self._to_start:
+            self._start_restored()
+            self._commit()
         while True:
             if until is not None and until.completed:
                 return
@@ -64,6 +68,8 @@ class Waiting:
             if self._heartbeat is None:
                 self._heartbeat = loop.call_later(1.0, self._beat)
             await fut
+            if until is not None and self._invocations.get(until.id, until) is not until:
+                return  # restarted from the store: the caller goes on with the restored record
             if until is not None and self._wait.cycle_reached_from(until.id) is not None:
                 return  # deadlocked: the caller reports it at once, without waiting for the rest to go idle
             if time.monotonic() - self._last_activity > INACTIVITY_TIMEOUT_S and self._any_busy():
@@ -99,14 +105,18 @@ class Waiting:
         if not self._any_busy():
             self._wake(self._sleepers)
 
-    async def _await_done(self, inv: Invocation, what: str) -> None:
-        """Wait for an invocation to complete, skipping virtual time when idle; raise instead of hanging."""
-        while not inv.completed:
+    async def _await_done(self, inv: Invocation, what: str) -> Invocation:
+        """Wait for an invocation to complete, skipping virtual time when idle; raise instead of hanging.
+        Returns its record (after rt.faults.restart, the one restored from the store)."""
+        while True:
+            inv = self._invocations.get(inv.id, inv)
+            if inv.completed:
+                return inv
             self._last_activity = time.monotonic()
             self._raise_if_deadlocked(inv, what)
             await self._quiesce(until=inv)
             if inv.completed:
-                return
+                return inv
             self._raise_if_deadlocked(inv, what)
             # Idle. Code running beside this await (another task, the rest of a cell that started it in the
             # background) may still complete what it waits on: give it a few loop turns before deciding.
@@ -196,6 +206,9 @@ class Waiting:
                 nxt = self._invocations.get(self._locks[cur.lock_key])
                 lines.append(f"{head}: queued behind {nxt.id if nxt else '?'} which holds the lock on "
                              f"{cur.target.service}/{cur.target.key}")
+            elif cur.deployment is None:
+                lines.append(f"{head}: its handler {cur.target.service}/{cur.target.handler} is not registered "
+                             f"(it was restored from the store); register its service with rt.register(...)")
             elif cur.status == "paused":
                 err = cur.last_failure
                 lines.append(f"{head} after {cur.attempts} attempts; last failure: "

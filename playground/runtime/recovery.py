@@ -1,0 +1,286 @@
+"""Durability: what the runtime tells its store after each event, how it comes back from a store after
+the process died (or rt.faults.restart), and what happens to invocations whose handlers are not registered.
+
+A restore rebuilds the runtime's tables from the records alone, as Restate's partition processor does
+after a restart: locks from the invocations that run, inboxes in their stored order, timers at their
+original times (delayed starts, sleeps, retries, retention), callers waiting on callees, and promise
+waiters from the journals. Invocations that were running start a new attempt and replay their journal,
+so a `ctx.run` whose result was stored never runs again; suspended ones stay suspended.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import warnings
+from collections import deque
+from typing import Any
+
+from ..protocol import messages
+from ..protocol.deployment import parse_manifest
+from .common import _M, _failure_msg, _value_or_failure
+from .model import Failure, Invocation, JournalEntry, Target, TransientError
+from .store import MemoryStore, Snapshot, SqliteStore, _result_from
+
+
+class MissingHandlerWarning(UserWarning):
+    """Invocations restored from a store target handlers that are not registered; they wait for them."""
+
+
+class Recovery:
+    """Part of Runtime (see core.py): it works on the state Runtime.__init__ sets up."""
+
+    _store: MemoryStore | SqliteStore
+
+    # ------------------------------------------------------------------ what is written
+    def _durable_meta(self) -> dict[str, Any]:
+        return {"now_ms": self._clock.now_ms(), "seed": self._seed, "ids_drawn": self._ids_drawn,
+                "inbox_seq": self._inbox_seq}
+
+    def _clear_dirty(self) -> None:
+        self._dirty.clear()
+        self._dirty_state.clear()
+        self._dirty_promises.clear()
+        self._dirty_services.clear()
+
+    def _commit(self) -> None:
+        """End of an event: the store writes what it changed, in one transaction."""
+        self._store.commit(self)
+
+    @property
+    def store(self) -> str | None:
+        """The store's file, or None for the in-memory default."""
+        return self._store.path
+
+    def close(self, reason: str = "rt.close() was called") -> None:
+        """Stop this runtime: attempts in flight end, its store file is released. Later use raises."""
+        if self._closed is not None:
+            return
+        self._closed = reason
+        self._detach_attempts()
+        self._timers.clear()
+        self._store.close()
+
+    def _check_open(self) -> None:
+        if self._closed is not None:
+            raise RuntimeError(f"this Runtime is closed ({self._closed}); create a new one "
+                               f"(pg.Runtime(..., store=...) resumes from the same store)")
+
+    def _detach_attempts(self) -> None:
+        """Stop every attempt in flight without letting anything it still does reach the runtime (a crash)."""
+        for run in list(self._runs.values()):
+            a = run.attempt
+            a.on_message = a.on_end = lambda *_: None  # type: ignore[method-assign]
+            a.on_waiting = lambda: None  # type: ignore[method-assign]
+            a.abort()
+        self._runs.clear()
+
+    async def _restart(self) -> None:
+        """Lose everything in memory and come back from the store, as after the process died."""
+        self._check_open()
+        self._detach_attempts()
+        for _ in range(3):  # let the aborted attempts' tasks wind down
+            await asyncio.sleep(0)
+        snap = self._store.reload(self)
+        waiters = [w for inv in self._invocations.values() if not inv.completed for w in inv.waiters]
+        self._reset_tables()
+        self._restore(snap)
+        self._wake(waiters)  # awaits in cells go on with the restored invocations (see _await_done)
+        self._wake(self._sleepers)
+
+    # ------------------------------------------------------------------ restore
+    def _restore(self, snap: Snapshot) -> None:
+        meta = snap.meta
+        if self._clock.kind != "real" and "now_ms" in meta:
+            self._clock.set(meta["now_ms"])
+        self._seed = meta.get("seed", self._seed)
+        self._rng = random.Random(self._seed)
+        self._ids_drawn = meta.get("ids_drawn", 0)
+        for _ in range(self._ids_drawn):  # the id generator continues where it was: no id is ever reused
+            self._rng.getrandbits(128)
+            self._rng.getrandbits(64)
+        self._inbox_seq = meta.get("inbox_seq", 0)
+        for name, manifest in snap.manifests.items():
+            self._manifests.setdefault(name, manifest)
+            self._revisions.setdefault(name, snap.revisions.get(name, 1))
+        self._state = {k: dict(v) for k, v in snap.state.items()}
+        self._promises = {k: dict(v) for k, v in snap.promises.items()}
+
+        restored = [self._restored_invocation(rec, snap) for rec in snap.invocations]
+        for inv in restored:
+            self._invocations[inv.id] = inv
+            self._by_start_id[inv.start_id] = inv
+            key_s = inv.target.key or ""
+            if inv.handler.ty == "WORKFLOW":
+                self._workflow_runs[(inv.target.service, key_s)] = inv.id
+            elif inv.idempotency_key is not None:
+                self._idempotency[(inv.target.service, key_s, inv.target.handler, inv.idempotency_key)] = inv.id
+        live = [inv for inv in restored if not inv.completed]
+        for inv in sorted((i for i in restored if i.completed and i.expires_at is not None),
+                          key=lambda i: (i.expires_at, i.completed_at)):
+            self._schedule_expiry(inv)
+        # locks: whoever started and has not finished holds its key; the rest queue in their stored order
+        for inv in live:
+            lk = inv.lock_key
+            if lk is not None and inv.status not in ("pending", "scheduled"):
+                self._locks[lk] = inv.id
+                self._wait.add(lk, inv.id, "holds")
+        for inv in sorted((i for i in live if i.status == "pending" and i.lock_key is not None),
+                          key=lambda i: i.inbox_seq):
+            lk = inv.lock_key
+            assert lk is not None
+            self._inboxes.setdefault(lk, deque()).append(inv)
+            self._on_edge(self._wait.add(inv.id, lk, "queued"))
+        to_start: list[Invocation] = []
+        for inv in live:
+            self._restore_waits(inv)
+            if inv.status == "scheduled":
+                self._schedule_start(inv)
+            elif inv.status == "backing-off" and inv.next_retry_at is not None:
+                self._schedule_retry(inv)
+            elif inv.status in ("running", "backing-off"):  # running when the process died; or parked
+                to_start.append(inv)
+        for lk, inbox in self._inboxes.items():  # a free key with a queue (not expected; cheap to be sure)
+            if lk not in self._locks and inbox:
+                head = inbox.popleft()
+                self._wait.remove(head.id, lk)
+                self._locks[lk] = head.id
+                self._wait.add(lk, head.id, "holds")
+                to_start.append(head)
+        self._to_start.extend(to_start)
+        self._warn_missing()
+        self._start_restored()
+        self._commit()
+
+    def _restored_invocation(self, rec: dict[str, Any], snap: Snapshot) -> Invocation:
+        target = Target(rec["service"], rec["handler"], rec["key"])
+        service, handler, deployment = self._bind(target)
+        inv = Invocation(
+            id=rec["id"], target=target, service=service, handler=handler, deployment=deployment,
+            revision=rec["revision"], start_id=bytes.fromhex(rec["start_id"]), random_seed=rec["random_seed"],
+            created_at=rec["created_at"], invoked_by=rec["invoked_by"], sent=rec["sent"],
+            invoked_by_id=rec["invoked_by_id"], invoked_by_target=rec["invoked_by_target"],
+            idempotency_key=rec["idempotency_key"], runtime=self, status=rec["status"],
+            scheduled_at=rec["scheduled_at"], inboxed_at=rec["inboxed_at"], inbox_seq=rec["inbox_seq"],
+            running_at=rec["running_at"], completed_at=rec["completed_at"], expires_at=rec["expires_at"],
+            result=_result_from(rec["result"]), completed=rec["completed"], attempts=rec["attempts"],
+            retry_count_since_last_entry=rec["retry_count_since_last_entry"], next_retry_at=rec["next_retry_at"],
+        )
+        if rec["waiting_ids"] is not None:
+            c, s, n = rec["waiting_ids"]
+            inv.waiting_ids = (set(c), set(s), set(n))
+        for type_id, frame, at, due in snap.journals.get(inv.id, ()):
+            msg = messages.parse(type_id, frame[8:])
+            inv.journal.append(JournalEntry(type_id, msg, at, frame, due))
+        inv.errors = [TransientError(**e) for e in snap.errors.get(inv.id, ())]
+        inv.last_failure = inv.errors[-1] if inv.errors else None
+        if inv.completed:
+            inv.callers = inv.waiters = ()
+        return inv
+
+    def _bind(self, target: Target) -> tuple[Any, Any, Any]:
+        """The registered service and handler for a restored invocation, else the stored manifest's (and no
+        deployment: it waits until its service is registered)."""
+        reg = self._services.get(target.service)
+        if reg is not None and target.handler in reg.info.handlers:
+            return reg.info, reg.info.handlers[target.handler], reg.deployment
+        manifest = self._manifests.get(target.service)
+        info = parse_manifest({"services": [manifest]})[target.service] if manifest else None
+        if info is None or target.handler not in info.handlers:
+            raise self._store_corrupt(f"an invocation of {target} has no stored service description")
+        return info, info.handlers[target.handler], None
+
+    def _store_corrupt(self, why: str) -> Exception:
+        from ..errors import StoreError
+        self._store.close()
+        return StoreError(f"cannot open the store {self._store.path!r}: it is corrupt ({why}). "
+                          f"The file was left untouched.")
+
+    def _restore_waits(self, inv: Invocation) -> None:
+        """Who `inv` waits for, from its journal: callees and attached invocations, workflow promises."""
+        done = {e.msg.completion_id for e in inv.journal if messages.is_notification(e.type_id)
+                and e.type_id != _M["Signal"]}
+        for e in inv.journal:
+            if not messages.is_command(e.type_id):
+                continue
+            cid = getattr(e.msg, "result_completion_id", None)
+            if cid is None or cid in done:
+                continue
+            if e.type_id == _M["Call"]:
+                callee = self._invocations.get(self._call_target_id(inv, e.msg) or "")
+                self._wait_on(inv, callee, cid, "call")
+            elif e.type_id == _M["AttachInvocation"]:
+                self._wait_on(inv, self._resolve_attach_target(e.msg), cid, "attach")
+            elif e.type_id == _M["GetPromise"]:
+                wk = (inv.target.service, inv.target.key or "")
+                value = self._promises.get(wk, {}).get(e.msg.key)
+                if value is not None:
+                    self._deliver(inv, "GetPromiseCompletion", completion_id=cid, **_value_or_failure(value))
+                else:
+                    self._promise_waiters.setdefault((*wk, e.msg.key), []).append((inv, cid))
+            elif e.type_id == _M["Sleep"] and e.due_ms is not None:
+                self._schedule_sleep(inv, cid, e.due_ms)
+
+    def _wait_on(self, inv: Invocation, target: Invocation | None, cid: int, kind: str) -> None:
+        name = "CallCompletion" if kind == "call" else "AttachInvocationCompletion"
+        if target is None:
+            self._deliver(inv, name, completion_id=cid, failure=_failure_msg(Failure(404, "not found")))
+        elif target.completed:
+            self._deliver(inv, name, completion_id=cid, **_value_or_failure(target.result or b""))
+        else:
+            target.callers.append((inv, cid, kind))
+            self._on_edge(self._wait.add(inv.id, target.id, kind))
+
+    def _start_restored(self) -> None:
+        """Start what a restore (or a registration) let go, once an event loop runs."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return  # no loop yet (a script building its runtime before asyncio.run): the first await does it
+        pending, self._to_start = self._to_start, []
+        for inv in pending:
+            if not inv.completed and inv.status not in ("paused", "suspended", "scheduled"):
+                self._start(inv)
+
+    # ------------------------------------------------------------------ handlers that are not registered
+    def _missing(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for inv in self._invocations.values():
+            if inv.deployment is None and not inv.completed:
+                name = f"{inv.target.service}/{inv.target.handler}"
+                counts[name] = counts.get(name, 0) + 1
+        return counts
+
+    def _warn_missing(self) -> None:
+        counts = self._missing()
+        if counts:
+            listed = ", ".join(f"{name} ({n})" for name, n in sorted(counts.items()))
+            warnings.warn(f"the store {self._store.path!r} holds invocations of handlers that are not registered: "
+                          f"{listed}. They wait; register their services (rt.register(...)) and they resume.",
+                          MissingHandlerWarning, stacklevel=4)
+
+    def _park(self, inv: Invocation) -> None:
+        """An invocation whose handler is not registered: it waits, showing why, until register() binds it."""
+        name = f"{inv.target.service}/{inv.target.handler}"
+        message = (f"the handler {name} is not registered in this runtime (it was, when this invocation "
+                   f"was stored); register its service with rt.register(...) and the invocation resumes")
+        inv.status = "backing-off"
+        inv.next_retry_at = None
+        if inv.last_failure is None or inv.last_failure.message != message:
+            err = TransientError(inv.attempts, len(inv.journal) - 1, self._now(), 500, message)
+            inv.errors.append(err)
+            inv.last_failure = err
+        self._dirty.add(inv)
+
+    def _rebind(self, names: set[str]) -> None:
+        """After register(): invocations restored without their handler take the new registration."""
+        for inv in self._invocations.values():
+            if inv.deployment is None and inv.target.service in names:
+                service, handler, deployment = self._bind(inv.target)
+                if deployment is None:
+                    continue
+                inv.service, inv.handler, inv.deployment = service, handler, deployment
+                if not inv.completed and inv.status == "backing-off" and inv.next_retry_at is None:
+                    self._to_start.append(inv)
+        self._start_restored()
+

@@ -1,0 +1,326 @@
+"""Where the runtime's durable records live: in memory (the default) or in a SQLite file.
+
+The runtime works on its own tables in memory and tells the store what changed at the end of every event
+(a message from the SDK, a timer, an attempt's end, an operation from a cell): one transaction each, so the
+journal entry an SDK message adds and the state change it makes commit together, before the SDK is told
+anything about them. What the store holds is what recovery needs: invocations with their journals and
+failed attempts, K/V state, workflow promises, the services' manifests, the clock and the id generator.
+Everything else (locks, inboxes, timers, who waits for whom) is rebuilt from those records on restore,
+see recovery.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import weakref
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ..errors import StoreError
+from .model import Failure, Invocation, JournalEntry, TransientError
+
+if TYPE_CHECKING:
+    from .core import Runtime
+
+FORMAT = "restate-playground-store"
+VERSION = 1
+
+
+@dataclass
+class Snapshot:
+    """Every durable record, as a store hands it back for a restore."""
+
+    meta: dict[str, Any] = field(default_factory=dict)  # now_ms, seed, ids_drawn, inbox_seq
+    manifests: dict[str, dict[str, Any]] = field(default_factory=dict)  # service name -> its manifest entry
+    revisions: dict[str, int] = field(default_factory=dict)
+    invocations: list[dict[str, Any]] = field(default_factory=list)  # records, in creation order
+    journals: dict[str, list[tuple[int, bytes, int, int | None]]] = field(default_factory=dict)
+    errors: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    state: dict[tuple[str, str], dict[str, bytes]] = field(default_factory=dict)
+    promises: dict[tuple[str, str], dict[str, bytes | Failure]] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------------------------- records
+def _result_record(result: bytes | Failure | None) -> Any:
+    if isinstance(result, Failure):
+        return {"code": result.code, "message": result.message, "metadata": result.metadata}
+    return None if result is None else result.hex()
+
+
+def _result_from(rec: Any) -> bytes | Failure | None:
+    if isinstance(rec, dict):
+        return Failure(rec["code"], rec["message"], dict(rec.get("metadata") or {}))
+    return None if rec is None else bytes.fromhex(rec)
+
+
+def invocation_record(inv: Invocation) -> dict[str, Any]:
+    """The durable part of an invocation (its journal and errors are stored beside it)."""
+    t = inv.target
+    return {
+        "id": inv.id, "service": t.service, "handler": t.handler, "key": t.key, "revision": inv.revision,
+        "start_id": inv.start_id.hex(), "random_seed": inv.random_seed, "created_at": inv.created_at,
+        "invoked_by": inv.invoked_by, "sent": inv.sent, "invoked_by_id": inv.invoked_by_id,
+        "invoked_by_target": inv.invoked_by_target, "idempotency_key": inv.idempotency_key,
+        "status": inv.status, "scheduled_at": inv.scheduled_at, "inboxed_at": inv.inboxed_at,
+        "inbox_seq": inv.inbox_seq, "running_at": inv.running_at, "completed_at": inv.completed_at,
+        "expires_at": inv.expires_at, "completed": inv.completed, "result": _result_record(inv.result),
+        "attempts": inv.attempts, "retry_count_since_last_entry": inv.retry_count_since_last_entry,
+        "next_retry_at": inv.next_retry_at,
+        "waiting_ids": [sorted(s) for s in inv.waiting_ids] if inv.waiting_ids is not None else None,
+    }
+
+
+def error_record(err: TransientError) -> dict[str, Any]:
+    return {"attempt": err.attempt, "after_entry": err.after_entry, "at_ms": err.at_ms, "code": err.code,
+            "message": err.message, "stacktrace": err.stacktrace, "related_command": err.related_command}
+
+
+def entry_record(e: JournalEntry) -> tuple[int, bytes, int, int | None]:
+    return (e.type_id, e.frame(), e.appended_at, e.due_ms)
+
+
+def snapshot_of(rt: "Runtime") -> Snapshot:
+    """The records of a runtime's current tables, as a store would have them (what a restart keeps)."""
+    invs = list(rt._invocations.values())
+    return Snapshot(
+        meta=rt._durable_meta(),
+        manifests=dict(rt._manifests), revisions=dict(rt._revisions),
+        invocations=[invocation_record(i) for i in invs],
+        journals={i.id: [entry_record(e) for e in i.journal] for i in invs},
+        errors={i.id: [error_record(e) for e in i.errors] for i in invs},
+        state={k: dict(v) for k, v in rt._state.items()},
+        promises={k: dict(v) for k, v in rt._promises.items()},
+    )
+
+
+# ---------------------------------------------------------------------------------------------- stores
+class MemoryStore:
+    """The default: the runtime's own tables are the records, so there is nothing to write. A restart
+    (rt.faults.restart) rebuilds the runtime from a snapshot of them, as the SQLite store would."""
+
+    durable = False
+    path: str | None = None
+
+    def load(self) -> Snapshot | None:
+        return None
+
+    def commit(self, rt: "Runtime") -> None:
+        rt._clear_dirty()
+
+    def reload(self, rt: "Runtime") -> Snapshot:
+        return snapshot_of(rt)
+
+    def close(self) -> None:
+        pass
+
+
+_SCHEMA = """
+CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE services (name TEXT PRIMARY KEY, revision INTEGER NOT NULL, manifest TEXT NOT NULL);
+CREATE TABLE invocations (id TEXT PRIMARY KEY, record TEXT NOT NULL);
+CREATE TABLE journal (invocation_id TEXT NOT NULL, idx INTEGER NOT NULL, type_id INTEGER NOT NULL,
+                      frame BLOB NOT NULL, appended_at INTEGER NOT NULL, due_ms INTEGER,
+                      PRIMARY KEY (invocation_id, idx));
+CREATE TABLE errors (invocation_id TEXT NOT NULL, idx INTEGER NOT NULL, record TEXT NOT NULL,
+                     PRIMARY KEY (invocation_id, idx));
+CREATE TABLE state (service TEXT NOT NULL, key TEXT NOT NULL, name TEXT NOT NULL, value BLOB NOT NULL,
+                    PRIMARY KEY (service, key, name));
+CREATE TABLE promises (service TEXT NOT NULL, key TEXT NOT NULL, name TEXT NOT NULL, value BLOB,
+                       failure TEXT, PRIMARY KEY (service, key, name));
+"""
+_TABLES = {"meta", "services", "invocations", "journal", "errors", "state", "promises"}
+
+# One open store per file in this process: re-running the cell that creates a runtime on a file closes the
+# runtime that had it open before (a store can have one writer; another process gets a clear error).
+_open: dict[str, weakref.ref[Runtime]] = {}
+
+
+class SqliteStore:
+    """A SQLite file in WAL mode, held with an exclusive lock for as long as the runtime has it open.
+
+    Commits use synchronous=NORMAL: every committed transaction survives the process dying at any moment;
+    a power failure may lose the last few (the operating system had not written them yet).
+    """
+
+    durable = True
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = os.fspath(path)
+        self._written: dict[str, tuple[int, int]] = {}  # invocation id -> (journal entries, errors) stored
+        self._meta: dict[str, Any] = {}
+        self._db: sqlite3.Connection | None = None
+        self._open()
+
+    def _fail(self, why: str) -> StoreError:
+        self.close()
+        return StoreError(f"cannot open the store {self.path!r}: {why}. The file was left untouched.")
+
+    def _open(self) -> None:
+        if os.path.isdir(self.path):
+            raise StoreError(f"cannot open the store {self.path!r}: it is a directory; pass a file name such as "
+                             f"'demo.sqlite'")
+        existed = os.path.exists(self.path) and os.path.getsize(self.path) > 0
+        try:
+            self._db = sqlite3.connect(self.path, timeout=0, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA locking_mode=EXCLUSIVE")
+            self._db.execute("BEGIN EXCLUSIVE")  # takes the file's lock, held until close
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc) or "busy" in str(exc):
+                raise self._fail("another process has it open (a runtime there still runs on it); stop that "
+                                 "runtime (rt.close() or restart its kernel), or open another file") from None
+            raise self._fail(f"SQLite could not open it ({exc})") from None
+        except sqlite3.DatabaseError as exc:
+            raise self._fail(f"it is not a SQLite database or it is corrupt ({exc})") from None
+        try:
+            tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            if existed or tables:
+                self._check(tables)
+            else:
+                for statement in _SCHEMA.split(";"):  # (executescript would end the transaction holding the lock)
+                    if statement.strip():
+                        self._db.execute(statement)
+                self._db.executemany("INSERT INTO meta VALUES (?, ?)",
+                                     [("format", json.dumps(FORMAT)), ("version", json.dumps(VERSION))])
+            self._db.execute("COMMIT")
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+        except StoreError:
+            raise
+        except sqlite3.DatabaseError as exc:
+            raise self._fail(f"it is not a SQLite database or it is corrupt ({exc})") from None
+
+    def _check(self, tables: set[str]) -> None:
+        assert self._db is not None
+        if "meta" not in tables:
+            raise self._fail("it is a SQLite database, but not a restate-playground store")
+        meta = {k: json.loads(v) for k, v in self._db.execute("SELECT name, value FROM meta")}
+        if meta.get("format") != FORMAT:
+            raise self._fail("it is a SQLite database, but not a restate-playground store")
+        if meta.get("version") != VERSION:
+            raise self._fail(f"it was written in store format {meta.get('version')}, and this restate-playground "
+                             f"reads format {VERSION}; open it with the version that wrote it, or use a new file")
+        if not _TABLES <= tables:
+            raise self._fail(f"it is corrupt: tables {sorted(_TABLES - tables)} are missing")
+        check = self._db.execute("PRAGMA quick_check").fetchone()[0]
+        if check != "ok":
+            raise self._fail(f"it is corrupt (SQLite's integrity check says: {check})")
+        self._meta = meta
+
+    # ------------------------------------------------------------------ reading
+    def load(self) -> Snapshot | None:
+        """Everything stored, or None for a new file."""
+        db = self._db
+        assert db is not None
+        snap = Snapshot(meta=dict(self._meta))
+        if "now_ms" not in snap.meta:
+            return None
+        try:
+            for name, rev, manifest in db.execute("SELECT name, revision, manifest FROM services"):
+                snap.manifests[name] = json.loads(manifest)
+                snap.revisions[name] = rev
+            for (record,) in db.execute("SELECT record FROM invocations ORDER BY rowid"):
+                snap.invocations.append(json.loads(record))
+            for inv_id, type_id, frame, at, due in db.execute(
+                    "SELECT invocation_id, type_id, frame, appended_at, due_ms FROM journal "
+                    "ORDER BY invocation_id, idx"):
+                snap.journals.setdefault(inv_id, []).append((type_id, bytes(frame), at, due))
+            for inv_id, record in db.execute("SELECT invocation_id, record FROM errors ORDER BY invocation_id, idx"):
+                snap.errors.setdefault(inv_id, []).append(json.loads(record))
+            for svc, key, name, value in db.execute("SELECT service, key, name, value FROM state ORDER BY rowid"):
+                snap.state.setdefault((svc, key), {})[name] = bytes(value)
+            for svc, key, name, value, failure in db.execute(
+                    "SELECT service, key, name, value, failure FROM promises ORDER BY rowid"):
+                snap.promises.setdefault((svc, key), {})[name] = (
+                    _result_from(json.loads(failure)) if failure is not None else bytes(value))  # type: ignore[assignment]
+        except (sqlite3.DatabaseError, ValueError, KeyError) as exc:
+            raise self._fail(f"it is corrupt ({exc!r})") from None
+        self._written = {r["id"]: (len(snap.journals.get(r["id"], ())), len(snap.errors.get(r["id"], ())))
+                         for r in snap.invocations}
+        return snap
+
+    def reload(self, rt: "Runtime") -> Snapshot:
+        snap = self.load()
+        return snap if snap is not None else Snapshot(meta=rt._durable_meta())
+
+    # ------------------------------------------------------------------ writing
+    def commit(self, rt: "Runtime") -> None:
+        """Write what changed since the last commit, in one transaction."""
+        db = self._db
+        if db is None:
+            rt._clear_dirty()
+            return
+        db.execute("BEGIN")
+        try:
+            for inv in rt._dirty:
+                self._write_invocation(db, rt, inv)
+            for name in rt._dirty_services:
+                db.execute("INSERT OR REPLACE INTO services VALUES (?, ?, ?)",
+                           (name, rt._revisions[name], json.dumps(rt._manifests[name])))
+            for svc, key in rt._dirty_state:
+                db.execute("DELETE FROM state WHERE service=? AND key=?", (svc, key))
+                db.executemany("INSERT INTO state VALUES (?, ?, ?, ?)",
+                               [(svc, key, n, v) for n, v in rt._state.get((svc, key), {}).items()])
+            for svc, key in rt._dirty_promises:
+                db.execute("DELETE FROM promises WHERE service=? AND key=?", (svc, key))
+                db.executemany("INSERT INTO promises VALUES (?, ?, ?, ?, ?)", [
+                    (svc, key, n, None, json.dumps(_result_record(v))) if isinstance(v, Failure) else
+                    (svc, key, n, v, None) for n, v in rt._promises.get((svc, key), {}).items()])
+            meta = rt._durable_meta()
+            changed = [(k, json.dumps(v)) for k, v in meta.items() if self._meta.get(k) != v]
+            if changed:
+                db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", changed)
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        self._meta.update(meta)
+        rt._clear_dirty()
+
+    def _write_invocation(self, db: sqlite3.Connection, rt: "Runtime", inv: Invocation) -> None:
+        written = self._written.get(inv.id)
+        if rt._invocations.get(inv.id) is not inv:  # forgotten (retention over, or cancelled before it started)
+            if written is not None:
+                for table in ("invocations", "journal", "errors"):
+                    key = "id" if table == "invocations" else "invocation_id"
+                    db.execute(f"DELETE FROM {table} WHERE {key}=?", (inv.id,))
+                del self._written[inv.id]
+            return
+        n_entries, n_errors = written or (0, 0)
+        db.execute("INSERT INTO invocations VALUES (?, ?) ON CONFLICT(id) DO UPDATE SET record=excluded.record",
+                   (inv.id, json.dumps(invocation_record(inv))))
+        if len(inv.journal) > n_entries:
+            db.executemany("INSERT INTO journal VALUES (?, ?, ?, ?, ?, ?)",
+                           [(inv.id, i, *entry_record(e)) for i, e in enumerate(inv.journal[n_entries:], n_entries)])
+        if len(inv.errors) > n_errors:
+            db.executemany("INSERT INTO errors VALUES (?, ?, ?)",
+                           [(inv.id, i, json.dumps(error_record(e))) for i, e in
+                            enumerate(inv.errors[n_errors:], n_errors)])
+        self._written[inv.id] = (len(inv.journal), len(inv.errors))
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+        ref = _open.get(os.path.realpath(self.path))
+        owner = ref() if ref is not None else None
+        if owner is None or owner._store is self:
+            _open.pop(os.path.realpath(self.path), None)
+
+
+def open_store(store: Any, rt: "Runtime") -> MemoryStore | SqliteStore:
+    """`store=` as Runtime takes it: None (in memory) or a file path."""
+    if store is None:
+        return MemoryStore()
+    if not isinstance(store, (str, os.PathLike)):
+        raise TypeError(f"store must be a file path such as 'demo.sqlite' (or None for memory), not "
+                        f"{type(store).__name__}")
+    real = os.path.realpath(os.fspath(store))
+    previous = _open.get(real)
+    old = previous() if previous is not None else None
+    if old is not None and old is not rt:
+        old.close(f"another Runtime opened its store {os.fspath(store)!r}")
+    s = SqliteStore(store)
+    _open[real] = weakref.ref(rt)
+    return s
