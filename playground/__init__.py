@@ -8,10 +8,10 @@ Everything else is private and may change.
 """
 
 from . import render
-from .errors import Deadlock, DeadlockError, NotReady, StuckError
+from .errors import Deadlock, DeadlockError, NotReady, StoreError, StuckError
 from .runtime import Runtime, SendHandle
 
-__all__ = ["Runtime", "SendHandle", "NotReady", "StuckError", "DeadlockError", "Deadlock", "render",
+__all__ = ["Runtime", "SendHandle", "NotReady", "StuckError", "DeadlockError", "Deadlock", "StoreError", "render",
            "serve", "RestateServer"]
 
 

@@ -402,6 +402,9 @@ class Runtime(Ingress, Waiting, Commands, Recovery):
                 start.state_map.add(key=k.encode(), value=v)
         attempt = inv.deployment.open(inv.target.service, inv.target.handler, [("x-restate-invocation-id", inv.id)])
         run = self._runs[inv.id] = _AttemptRun(inv, attempt, len(inv.journal))
+        if inv.journal[-1].type_id == _M["Output"]:
+            # stored by an attempt that died before its End: this one replays it and only sends End
+            run.output = inv.journal[-1].msg
         attempt.on_message = lambda item: self._on_message(run, item)
         attempt.on_end = lambda ended: self._on_attempt_end(run, ended)
         attempt.on_waiting = self._touch
@@ -416,8 +419,8 @@ class Runtime(Ingress, Waiting, Commands, Recovery):
         """One message from the SDK, handled synchronously as the SDK sends it."""
         inv, attempt = run.inv, run.attempt
         self._last_activity = time.monotonic()
-        if inv.completed or inv.killing:
-            return  # killed (or already ended): nothing the SDK still sends counts
+        if inv.completed or inv.killing or run.broken is not None:
+            return  # killed, ended, or its attempt failed (a crash): nothing the SDK still sends counts
         name = item.name
         if name == "AwaitingOn":
             inv.awaiting = item.msg.awaiting_on

@@ -1,0 +1,477 @@
+"""The store: a runtime reopened on its SQLite file (or restarted with rt.faults.restart) resumes every
+invocation by replay, with timers at their original times and completed ctx.run effects never repeated;
+a file it cannot use gives a clear error and is left untouched."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sqlite3
+import subprocess
+from contextlib import closing
+import sys
+import textwrap
+import warnings
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import restate
+
+import playground as pg
+from playground.runtime.recovery import MissingHandlerWarning
+
+effects: list[str] = []
+
+shop = restate.Workflow("Shop")
+
+
+@shop.main()
+async def order(ctx: restate.WorkflowContext, item: str) -> str:
+    await ctx.run_typed("charge", lambda: effects.append(f"charge {item}") or "charged")
+    await ctx.sleep(timedelta(hours=1))
+    await ctx.run_typed("ship", lambda: effects.append(f"ship {item}") or "shipped")
+    ctx.object_send(note, key="log", arg=f"sent {item}", send_delay=timedelta(hours=2))
+    return f"{item} done"
+
+
+@shop.handler()
+async def approve(ctx: restate.WorkflowSharedContext, who: str) -> None:
+    await ctx.promise("approval", type_hint=str).resolve(who)
+
+
+@shop.handler()
+async def approval(ctx: restate.WorkflowSharedContext) -> str:
+    return await ctx.promise("approval", type_hint=str).value()
+
+
+log = restate.VirtualObject("Log")
+
+
+@log.handler()
+async def note(ctx: restate.ObjectContext, line: str) -> list[str]:
+    lines = (await ctx.get("lines", type_hint=list[str])) or []
+    lines.append(line)
+    ctx.set("lines", lines)
+    return lines
+
+
+@log.handler()
+async def hold(ctx: restate.ObjectContext) -> str:
+    """Holds the key until its awakeable is resolved from a cell."""
+    name, promise = ctx.awakeable(type_hint=str)
+    ctx.set("awakeable", name)
+    got = await promise
+    lines = (await ctx.get("lines", type_hint=list[str])) or []
+    ctx.set("lines", [*lines, f"held {got}"])
+    return got
+
+
+svc = restate.Service("Tools")
+
+
+@svc.handler()
+async def flaky(ctx: restate.Context, n: int) -> int:
+    effects.append("flaky")
+    tries = effects.count("flaky")
+    if tries < 3:
+        raise ValueError(f"not yet ({tries})")  # a plain exception: retried on the backoff schedule
+    return n
+
+
+@svc.handler()
+async def relay(ctx: restate.Context, item: str) -> str:
+    return await ctx.workflow_call(order, key=item, arg=item)
+
+
+SERVICES = (shop, log, svc)
+
+
+def run(coro_fn):  # noqa: ANN001, ANN201 - a small helper: one process lifetime of a runtime per call
+    return asyncio.run(coro_fn())
+
+
+@pytest.fixture(autouse=True)
+def _clear_effects() -> None:
+    effects.clear()
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> str:
+    return str(tmp_path / "demo.sqlite")
+
+
+def reopen(db: str, *services: object, **kw: object) -> pg.Runtime:
+    return pg.Runtime(*(services or SERVICES), store=db, **kw)
+
+
+# ---------------------------------------------------------------------------------------------- resuming
+def test_a_reopened_runtime_resumes_a_workflow_without_repeating_a_completed_run(db: str) -> None:
+    async def first() -> str:
+        rt = reopen(db, clock="manual")
+        h = await rt.workflow_send(order, key="book", arg="book")
+        await rt.settle()  # charged, now sleeping for an hour that the manual clock does not pass
+        assert effects == ["charge book"]
+        rt.close()
+        return h.invocation_id
+
+    inv_id = run(first)
+
+    async def second() -> None:
+        rt = reopen(db, clock="manual")
+        assert rt.invocation(inv_id).status in ("running", "suspended")
+        await rt.advance(timedelta(hours=1))
+        assert await rt.attach(inv_id) == "book done"
+        assert effects == ["charge book", "ship book"]  # the charge was replayed from the journal, not run
+        rt.close()
+
+    run(second)
+
+
+def test_sleeps_and_delayed_sends_fire_at_their_original_time_after_a_reopen(db: str) -> None:
+    async def first() -> None:
+        rt = reopen(db)
+        await rt.workflow_send(order, key="lamp", arg="lamp")
+        await rt.settle()
+        rt.close()
+
+    run(first)
+
+    async def second() -> None:
+        rt = reopen(db)
+        start = rt.now
+        assert await rt.attach(order, key="lamp") == "lamp done"
+        wf = rt.invocation(rt.invocations().query("target_handler_name == 'run' or target_handler_name == 'order'")
+                           .id.iloc[0])
+        sleep_done = next(e for e in wf.journal if e.entry_type == "Notification: Sleep")
+        assert sleep_done.appended_at - int(start.timestamp() * 1000) == 3_600_000
+        await rt.advance(timedelta(hours=3))
+        assert rt.state("Log", "log") == {"lines": ["sent lamp"]}
+        sent = rt.invocation(rt.invocations().query("target_handler_name == 'note'").id.iloc[0])
+        assert sent.running_at - sent.created_at == 2 * 3_600_000  # the send's delay, not reset by the reopen
+        rt.close()
+
+    run(second)
+
+
+def test_state_inbox_order_promises_and_idempotency_survive_a_reopen(db: str) -> None:
+    async def first() -> tuple[str, str]:
+        rt = reopen(db)
+        await rt.object_send(hold, key="k")
+        await rt.object_send(note, key="k", arg="first")
+        await rt.object_send(note, key="k", arg="second")
+        await rt.settle()
+        assert rt.inbox().shape[0] == 2  # queued behind the holder
+        await rt.workflow_send(approve, key="w", arg="ann")
+        await rt.settle()
+        h = await rt.service_send(flaky, arg=7, idempotency_key="once")
+        awakeable = rt.state("Log", "k")["awakeable"]
+        rt.close()
+        return awakeable, h.invocation_id
+
+    awakeable, idem_id = run(first)
+
+    async def second() -> None:
+        rt = reopen(db)
+        queued = list(rt.inbox().id)  # still queued, in order
+        assert [rt.invocation(i).journal[0].msg.value.content for i in queued] == [b'"first"', b'"second"']
+        rt.resolve_awakeable(awakeable, "yes")
+        await rt.settle()
+        assert rt.state("Log", "k")["lines"] == ["held yes", "first", "second"]
+        assert await rt.workflow_call(approval, key="w") == "ann"
+        again = await rt.service_send(flaky, arg=7, idempotency_key="once")
+        assert (again.status, again.invocation_id) == ("PreviouslyAccepted", idem_id)
+        rt.close()
+
+    run(second)
+
+
+def test_new_invocation_ids_after_a_reopen_are_those_of_a_runtime_that_never_stopped(db: str, tmp_path: Path) -> None:
+    async def straight() -> list[str]:
+        rt = pg.Runtime(*SERVICES, seed=5)
+        ids = [(await rt.object_send(note, key="a", arg=str(i))).invocation_id for i in range(4)]
+        await rt.settle()
+        return ids
+
+    async def first() -> list[str]:
+        rt = reopen(db, seed=5)
+        ids = [(await rt.object_send(note, key="a", arg=str(i))).invocation_id for i in range(2)]
+        rt.close()
+        return ids
+
+    async def second() -> list[str]:
+        rt = reopen(db, seed=99)  # the stored seed wins: the generator continues where it was
+        ids = [(await rt.object_send(note, key="a", arg=str(i))).invocation_id for i in range(2, 4)]
+        await rt.settle()
+        assert rt.state("Log", "a") == {"lines": ["0", "1", "2", "3"]}
+        rt.close()
+        return ids
+
+    expected = run(straight)
+    assert run(first) + run(second) == expected
+
+
+def test_a_retry_backoff_resumes_at_its_original_time_after_a_reopen(db: str) -> None:
+    async def first() -> tuple[str, int]:
+        rt = reopen(db, clock="manual")
+        h = await rt.service_send(flaky, arg=1)
+        await rt.settle()
+        inv = rt.invocation(h.invocation_id)
+        assert inv.status == "backing-off"
+        due = inv.next_retry_at
+        rt.close()
+        return h.invocation_id, due
+
+    inv_id, due = run(first)
+
+    async def second() -> None:
+        rt = reopen(db, clock="manual")
+        inv = rt.invocation(inv_id)
+        assert (inv.status, inv.next_retry_at, inv.attempts) == ("backing-off", due, 1)
+        assert len(inv.errors) == 1 and "not yet (1)" in inv.errors[0].message
+        now = int(rt.now.timestamp() * 1000)
+        await rt.advance(timedelta(milliseconds=due - now - 1))
+        assert rt.invocation(inv_id).attempts == 1  # not yet due
+        await rt.advance(timedelta(milliseconds=1))
+        assert rt.invocation(inv_id).attempts == 2
+        await rt.advance(timedelta(seconds=5))
+        assert rt.output(inv_id) == 1
+        rt.close()
+
+    run(second)
+
+
+def test_retention_purges_a_completed_invocation_at_its_original_time_after_a_reopen(db: str) -> None:
+    async def first() -> str:
+        rt = reopen(db)
+        h = await rt.object_send(note, key="r", arg="x")
+        await rt.settle()
+        await rt.advance(timedelta(hours=23))
+        rt.close()
+        return h.invocation_id
+
+    inv_id = run(first)
+
+    async def second() -> None:
+        rt = reopen(db)
+        assert rt.output(inv_id) == ["x"]
+        await rt.advance(timedelta(hours=1))
+        with pytest.raises(restate.TerminalError) as err:
+            rt.output(inv_id)
+        assert err.value.status_code == 404
+        rt.close()
+
+    run(second)
+    with closing(sqlite3.connect(db)) as con, con:  # and the purge reached the file
+        assert con.execute("SELECT count(*) FROM invocations").fetchone()[0] == 0
+        assert con.execute("SELECT count(*) FROM journal").fetchone()[0] == 0
+
+
+def test_a_call_in_flight_resumes_after_a_reopen_and_the_caller_gets_its_result(db: str) -> None:
+    async def first() -> str:
+        rt = reopen(db, clock="manual")
+        h = await rt.service_send(relay, arg="pen")
+        await rt.settle()
+        rt.close()
+        return h.invocation_id
+
+    inv_id = run(first)
+
+    async def second() -> None:
+        rt = reopen(db, clock="manual")
+        await rt.advance(timedelta(hours=1))
+        assert await rt.attach(inv_id) == "pen done"
+        assert effects == ["charge pen", "ship pen"]
+        rt.close()
+
+    run(second)
+
+
+# ---------------------------------------------------------------------------------------------- restart
+def _journal_of(rt: pg.Runtime, service: str) -> list:
+    return [e for i in rt._invocations.values() if i.target.service == service for e in i.journal]
+
+
+@pytest.mark.parametrize("store", ["memory", "sqlite"])
+def test_a_call_awaited_across_a_restart_completes_on_the_restored_runtime(store: str, db: str) -> None:
+    async def main() -> None:
+        rt = pg.Runtime(*SERVICES, store=db if store == "sqlite" else None)
+        call = asyncio.ensure_future(rt.workflow_call(order, key="cup", arg="cup"))
+        while not any(e.entry_type == "Command: Sleep" for e in _journal_of(rt, "Shop")):
+            await asyncio.sleep(0)  # until the charge's result is stored and the workflow sleeps
+        await rt.faults.restart()
+        assert await call == "cup done"
+        assert effects == ["charge cup", "ship cup"]
+        inv = rt.invocation(rt.invocations().id.iloc[0])
+        assert inv.attempts >= 2  # a new attempt replayed the journal
+        rt.close()
+
+    run(main)
+
+
+def test_a_suspended_invocation_stays_suspended_across_a_restart(db: str) -> None:
+    async def main() -> None:
+        rt = pg.Runtime(*SERVICES, store=db, mode="always_suspend")
+        h = await rt.object_send(hold, key="s")
+        await rt.settle()
+        inv = rt.invocation(h.invocation_id)
+        assert inv.status == "suspended"
+        attempts = inv.attempts
+        await rt.faults.restart()
+        inv = rt.invocation(h.invocation_id)
+        assert (inv.status, inv.attempts) == ("suspended", attempts)
+        rt.resolve_awakeable(rt.state("Log", "s")["awakeable"], "late")
+        assert await rt.attach(h.invocation_id) == "late"
+        rt.close()
+
+    run(main)
+
+
+# ---------------------------------------------------------------------------------------------- missing handlers
+def test_invocations_of_unregistered_handlers_wait_with_a_clear_error_until_registered(db: str) -> None:
+    async def first() -> str:
+        rt = reopen(db, clock="manual")
+        h = await rt.workflow_send(order, key="tea", arg="tea")
+        await rt.settle()
+        rt.close()
+        return h.invocation_id
+
+    inv_id = run(first)
+
+    async def second() -> None:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            rt = pg.Runtime(log, svc, store=db, clock="manual")  # Shop is not registered
+        assert [str(w.message) for w in caught if w.category is MissingHandlerWarning] == [
+            f"the store {db!r} holds invocations of handlers that are not registered: Shop/order (1). "
+            f"They wait; register their services (rt.register(...)) and they resume."]
+        await rt.settle()
+        inv = rt.invocation(inv_id)
+        assert inv.status == "backing-off"
+        assert "the handler Shop/order is not registered" in inv.last_failure.message
+        with pytest.raises(pg.StuckError, match="its handler Shop/order is not registered"):
+            await rt.attach(inv_id)
+        rt.register(shop)
+        await rt.advance(timedelta(hours=1))
+        assert await rt.attach(inv_id) == "tea done"
+        assert effects == ["charge tea", "ship tea"]
+        rt.close()
+
+    run(second)
+
+
+# ---------------------------------------------------------------------------------------------- bad files
+def _unchanged_after_open(path: Path, match: str) -> None:
+    before = path.read_bytes()
+    with pytest.raises(pg.StoreError, match=match) as err:
+        pg.Runtime(*SERVICES, store=str(path))
+    assert "left untouched" in str(err.value)
+    assert path.read_bytes() == before
+
+
+def test_a_corrupt_file_is_reported_and_left_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "junk.sqlite"
+    path.write_bytes(b"this is not a database\n" * 100)
+    _unchanged_after_open(path, "not a SQLite database or it is corrupt")
+
+
+def test_a_database_that_is_not_a_playground_store_is_reported_and_left_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "other.sqlite"
+    with closing(sqlite3.connect(path)) as con, con:
+        con.execute("CREATE TABLE customers (name TEXT)")
+    _unchanged_after_open(path, "not a restate-playground store")
+
+
+def test_a_store_from_an_incompatible_version_is_reported_and_left_untouched(db: str) -> None:
+    run(lambda: _open_and_close(db))
+    with closing(sqlite3.connect(db)) as con, con:
+        con.execute("UPDATE meta SET value=? WHERE name='version'", (json.dumps(99),))
+    _unchanged_after_open(Path(db), "store format 99, and this restate-playground reads format 1")
+
+
+def test_a_damaged_store_is_reported_and_left_untouched(db: str) -> None:
+    run(lambda: _open_and_close(db))
+    with closing(sqlite3.connect(db)) as con, con:
+        con.execute("DROP TABLE journal")
+    _unchanged_after_open(Path(db), r"corrupt: tables \['journal'\] are missing")
+
+
+async def _open_and_close(db: str) -> None:
+    rt = reopen(db)
+    await rt.object_send(note, key="x", arg="y")
+    await rt.settle()
+    rt.close()
+
+
+def test_a_store_held_by_another_process_is_reported_and_not_written(db: str) -> None:
+    run(lambda: _open_and_close(db))
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import sys, time, playground as pg
+        rt = pg.Runtime(store={db!r})
+        print("open", flush=True)
+        sys.stdin.readline()
+    """)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "open"
+        with pytest.raises(pg.StoreError, match="another process has it open"):
+            pg.Runtime(*SERVICES, store=db)
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)
+    # once the holder is gone (even killed), the file opens again with everything in it
+    async def after() -> None:
+        rt = reopen(db)
+        assert rt.state("Log", "x") == {"lines": ["y"]}
+        rt.close()
+
+    run(after)
+
+
+def test_a_directory_is_not_a_store(tmp_path: Path) -> None:
+    with pytest.raises(pg.StoreError, match="it is a directory"):
+        pg.Runtime(store=str(tmp_path))
+
+
+def test_store_must_be_a_path(tmp_path: Path) -> None:
+    with pytest.raises(TypeError, match="store must be a file path"):
+        pg.Runtime(store=42)
+
+
+def test_reopening_a_store_in_the_same_process_closes_the_runtime_that_had_it(db: str) -> None:
+    async def main() -> None:
+        old = reopen(db)
+        await old.object_send(note, key="o", arg="1")
+        await old.settle()
+        new = reopen(db)  # as when the cell that creates the runtime is run again
+        assert new.state("Log", "o") == {"lines": ["1"]}
+        with pytest.raises(RuntimeError, match="this Runtime is closed .*another Runtime opened its store"):
+            await old.object_send(note, key="o", arg="2")
+        new.close()
+
+    run(main)
+
+
+def test_the_store_file_is_sqlite_in_wal_mode_and_readable_by_other_tools(db: str) -> None:
+    run(lambda: _open_and_close(db))
+    with closing(sqlite3.connect(db)) as con, con:
+        assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        assert {"invocations", "journal", "state", "promises", "meta"} <= tables
+        assert con.execute("SELECT value FROM state WHERE service='Log' AND key='x'").fetchone()[0] == b'["y"]'
+    assert os.path.exists(db)
+
+
+def test_an_output_stored_just_before_a_crash_completes_the_invocation_on_replay() -> None:
+    async def main() -> None:
+        rt = pg.Runtime(*SERVICES)
+        rt.faults.crash_after(note, entry=3)  # 0 Input, 1 GetEagerState, 2 SetState, 3 Output: crash before End
+        h = await rt.object_send(note, key="z", arg="once")
+        assert await rt.attach(h.invocation_id) == ["once"]
+        inv = rt.invocation(h.invocation_id)
+        kinds = [e.entry_type for e in inv.journal]
+        assert kinds[-1] == "Command: Output" and kinds.count("Command: Output") == 1
+        assert [e.message for e in inv.errors] == ["injected crash after journal entry 3 (rt.faults.crash_after)"]
+        assert (inv.status, rt.output(h.invocation_id)) == ("completed", ["once"])
+
+    run(main)
