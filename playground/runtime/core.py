@@ -93,6 +93,7 @@ class Runtime(Ingress, Waiting, Commands, Recovery):
         self._heartbeat: asyncio.TimerHandle | None = None
         self._real_timer_task: asyncio.Task[None] | None = None
         self._store = open_store(store, self)
+        self._bind_store()
         snapshot = self._store.load()
         if services:
             self.register(*services)
@@ -132,7 +133,8 @@ class Runtime(Ingress, Waiting, Commands, Recovery):
             if s.name in names:
                 raise ValueError(f"two services named {s.name!r} in one register() call")
             names.add(s.name)
-        self._check_open()
+        if self._closed is not None:
+            self._check_open()
         deployment = AsgiDeployment(restate.app(services=list(services)))
         manifest = deployment.discover()
         infos = parse_manifest(manifest)
@@ -238,7 +240,8 @@ class Runtime(Ingress, Waiting, Commands, Recovery):
         404 with Restate's ingress messages; `strict` is False for calls from handlers, where the callee's
         kind decides whether a key is used.
         """
-        self._check_open()
+        if self._closed is not None:
+            self._check_open()
         reg = self._services.get(target.service)
         if reg is None:
             raise restate.TerminalError(f"service '{target.service}' not found, make sure to register the service "

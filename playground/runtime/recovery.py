@@ -43,9 +43,12 @@ class Recovery:
         self._dirty_promises.clear()
         self._dirty_services.clear()
 
-    def _commit(self) -> None:
-        """End of an event: the store writes what it changed, in one transaction."""
-        self._store.commit(self)
+    def _bind_store(self) -> None:
+        """`self._commit()` ends an event: the store writes what it changed, in one transaction. In memory
+        there is nothing to write, and forgetting the changed invocations is all it does (kept cheap: it
+        runs several times per invocation)."""
+        store = self._store
+        self._commit = self._dirty.clear if not store.durable else (lambda: store.commit(self))
 
     @property
     def store(self) -> str | None:

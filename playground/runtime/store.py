@@ -106,9 +106,6 @@ class MemoryStore:
     def load(self) -> Snapshot | None:
         return None
 
-    def commit(self, rt: "Runtime") -> None:
-        rt._clear_dirty()
-
     def reload(self, rt: "Runtime") -> Snapshot:
         return snapshot_of(rt)
 

@@ -46,7 +46,8 @@ class Waiting:
         each state change schedules (once per loop turn, however many waiters), or by the heartbeat.
         """
         loop = asyncio.get_running_loop()
-        self._check_open()
+        if self._closed is not None:
+            self._check_open()
         if self._to_start:
             self._start_restored()
             self._commit()
