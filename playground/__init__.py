@@ -8,10 +8,11 @@ Everything else is private and may change.
 """
 
 from . import render
-from .errors import Deadlock, DeadlockError, NotReady, StoreError, StuckError
+from .errors import Deadlock, DeadlockError, MissingHandlerWarning, NotReady, StoreError, StuckError
 from .runtime import Runtime, SendHandle
 
-__all__ = ["Runtime", "SendHandle", "NotReady", "StuckError", "DeadlockError", "Deadlock", "StoreError", "render",
+__all__ = ["Runtime", "SendHandle", "NotReady", "StuckError", "DeadlockError", "Deadlock", "StoreError",
+           "MissingHandlerWarning", "render",
            "serve", "RestateServer"]
 
 

@@ -74,3 +74,7 @@ class StoreError(RuntimeError):
 
     The file is never written to when this is raised.
     """
+
+
+class MissingHandlerWarning(UserWarning):
+    """A store holds invocations of handlers that are not registered; they wait until they are."""

@@ -16,15 +16,12 @@ import warnings
 from collections import deque
 from typing import Any
 
+from ..errors import MissingHandlerWarning
 from ..protocol import messages
 from ..protocol.deployment import parse_manifest
 from .common import _M, _failure_msg, _value_or_failure
 from .model import Failure, Invocation, JournalEntry, Target, TransientError
 from .store import MemoryStore, Snapshot, SqliteStore, _result_from
-
-
-class MissingHandlerWarning(UserWarning):
-    """Invocations restored from a store target handlers that are not registered; they wait for them."""
 
 
 class Recovery:

@@ -20,7 +20,6 @@ import pytest
 import restate
 
 import playground as pg
-from playground.runtime.recovery import MissingHandlerWarning
 
 effects: list[str] = []
 
@@ -343,7 +342,7 @@ def test_invocations_of_unregistered_handlers_wait_with_a_clear_error_until_regi
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             rt = pg.Runtime(log, svc, store=db, clock="manual")  # Shop is not registered
-        assert [str(w.message) for w in caught if w.category is MissingHandlerWarning] == [
+        assert [str(w.message) for w in caught if w.category is pg.MissingHandlerWarning] == [
             f"the store {db!r} holds invocations of handlers that are not registered: Shop/order (1). "
             f"They wait; register their services (rt.register(...)) and they resume."]
         await rt.settle()
