@@ -60,6 +60,7 @@ class Recovery:
         self._detach_attempts()
         self._timers.clear()
         self._store.close()
+        self._wake(self._sleepers)  # awaits in cells raise now instead of waiting on a runtime that is gone
 
     def _check_open(self) -> None:
         if self._closed is not None:
@@ -83,6 +84,8 @@ class Recovery:
             await asyncio.sleep(0)
         snap = self._store.reload(self)
         waiters = [w for inv in self._invocations.values() if not inv.completed for w in inv.waiters]
+        self._clear_dirty()  # (nothing is pending between events; and these records are about to go)
+        self._to_start = []
         self._reset_tables()
         self._restore(snap)
         self._wake(waiters)  # awaits in cells go on with the restored invocations (see _await_done)

@@ -69,6 +69,8 @@ class Waiting:
             if self._heartbeat is None:
                 self._heartbeat = loop.call_later(1.0, self._beat)
             await fut
+            if self._closed is not None:
+                self._check_open()
             if until is not None and self._invocations.get(until.id, until) is not until:
                 return  # restarted from the store: the caller goes on with the restored record
             if until is not None and self._wait.cycle_reached_from(until.id) is not None:

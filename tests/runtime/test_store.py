@@ -474,3 +474,16 @@ def test_an_output_stored_just_before_a_crash_completes_the_invocation_on_replay
         assert (inv.status, rt.output(h.invocation_id)) == ("completed", ["once"])
 
     run(main)
+
+
+def test_closing_a_runtime_ends_an_await_on_it_with_a_clear_error(db: str) -> None:
+    async def main() -> None:
+        rt = reopen(db)
+        call = asyncio.ensure_future(rt.object_call(hold, key="c"))  # waits for an awakeable
+        while not rt.state("Log", "c"):
+            await asyncio.sleep(0)
+        rt.close()
+        with pytest.raises(RuntimeError, match=r"this Runtime is closed \(rt.close\(\) was called\)"):
+            await call
+
+    run(main)
