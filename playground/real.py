@@ -335,11 +335,24 @@ class RestateServer:
                                        f"{self.admin_port}, {self.node_port}): already in use") from None
         return self
 
-    def _launch(self, binary: Path) -> None:
+    def restart(self, hard: bool = False, timeout: float = 15.0) -> None:
+        """Stop the server (SIGKILL if `hard`, else SIGTERM) and start it again on the same ports and data:
+        what it had stored (invocations, journals, state, registrations) survives, as in production."""
+        proc, self.process = self.process, None
+        if proc is not None and proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc.pid, signal.SIGKILL if hard else signal.SIGTERM)
+            proc.wait(timeout)
+        if self._log_file is not None:
+            self._log_file.close()
+            self._log_file = None
+        self._launch(self._binary or find_server_binary(), keep_base_dir=True)
+
+    def _launch(self, binary: Path, keep_base_dir: bool = False) -> None:
         if self._base_dir_arg is not None:
             self.base_dir = self._base_dir_arg
             self.base_dir.mkdir(parents=True, exist_ok=True)
-        else:
+        elif not (keep_base_dir and self._tmp is not None):  # a restart keeps its temporary directory
             self._tmp = tempfile.mkdtemp(prefix="restate-playground-")
             self.base_dir = Path(self._tmp)
         config_path = self.base_dir / "restate.toml"

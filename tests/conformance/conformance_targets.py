@@ -106,6 +106,7 @@ class Target:
     async def state(self, service: str, key: str) -> dict[str, Any]: ...
     async def status(self, invocation_id: str) -> str | None: ...
     async def wait(self, delta: timedelta) -> None: ...
+    async def restart(self, hard: bool) -> None: ...  # the engine dies (SIGKILL) or stops, and starts again
 
     async def until(self, check: Callable[[], Awaitable[Any]], what: str, timeout: float = 10.0) -> Any:
         raise NotImplementedError
@@ -217,6 +218,9 @@ class EmbeddedTarget(Target):
 
     async def wait(self, delta):
         await self.rt.advance(delta)
+
+    async def restart(self, hard):
+        await self.rt.faults.restart()  # in memory, a hard and a graceful stop lose the same: nothing stored
 
     async def until(self, check, what, timeout=10.0):
         step = timedelta(milliseconds=25)
@@ -336,6 +340,9 @@ class RealTarget(Target):
 
     async def wait(self, delta):
         await asyncio.sleep(delta.total_seconds())
+
+    async def restart(self, hard):
+        await asyncio.to_thread(self.server.restart, hard)
 
     async def until(self, check, what, timeout=10.0):
         loop = asyncio.get_running_loop()

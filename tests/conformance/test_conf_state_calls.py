@@ -95,6 +95,33 @@ async def test_s06_exclusive_handlers_on_one_key_run_one_at_a_time(t):
     assert state["results"] == ["v", ""] and state["awk-a"].startswith("sign_1")
 
 
+async def _state_survives_a_restart(t, hard: bool) -> None:
+    k = fresh()
+    assert await t.call("Counter", "add", 1, key=k, idempotency_key=fresh()) == {"oldValue": 0, "newValue": 1}
+    await t.restart(hard)
+    again = fresh()
+
+    async def add_two() -> object:  # retried with one idempotency key until the engine answers
+        try:
+            return await t.call("Counter", "add", 2, key=k, idempotency_key=again)
+        except (CallFailed, OSError):
+            return None
+
+    assert await t.until(add_two, "Counter.add after the restart") == {"oldValue": 1, "newValue": 3}
+    assert await t.call("Counter", "add", 2, key=k, idempotency_key=again) == {"oldValue": 1, "newValue": 3}
+    assert await t.state("Counter", k) == {"counter": 3}  # the retries with one key applied once
+
+
+@scenario
+async def test_s07_state_survives_a_hard_restart_and_an_idempotent_retry_applies_once(t):
+    await _state_survives_a_restart(t, hard=True)
+
+
+@scenario
+async def test_s07_state_survives_a_graceful_restart_and_an_idempotent_retry_applies_once(t):
+    await _state_survives_a_restart(t, hard=False)
+
+
 # --------------------------------------------------------------------------------------------- B. ordering
 async def _ordering(t, one_way: list[bool]) -> None:
     lst = fresh("list")
