@@ -79,9 +79,9 @@ class Recovery:
     async def _restart(self) -> None:
         """Lose everything in memory and come back from the store, as after the process died."""
         self._check_open()
+        # All in one step: nothing (a timer, another task's await) may act on the old tables once the
+        # attempts are cut off; their tasks wind down afterwards, talking to no one.
         self._detach_attempts()
-        for _ in range(3):  # let the aborted attempts' tasks wind down
-            await asyncio.sleep(0)
         snap = self._store.reload(self)
         waiters = [w for inv in self._invocations.values() if not inv.completed for w in inv.waiters]
         self._clear_dirty()  # (nothing is pending between events; and these records are about to go)
@@ -90,6 +90,7 @@ class Recovery:
         self._restore(snap)
         self._wake(waiters)  # awaits in cells go on with the restored invocations (see _await_done)
         self._wake(self._sleepers)
+        await asyncio.sleep(0)
 
     # ------------------------------------------------------------------ restore
     def _restore(self, snap: Snapshot) -> None:
