@@ -213,7 +213,7 @@ class Outcome:
     rerun_budget: int  # how many closure re-executions the injected faults could cause, at most
     events: Counter[str]  # which faults were injected
     errors: int  # failed attempts recorded across all invocations
-    fingerprint: list[tuple[Any, ...]]  # per invocation: id, target, status, journal size, attempts
+    fingerprint: list[tuple[Any, ...]]  # per invocation: id, target, status, journal entry types, attempts, errors
     now: Any
 
 
@@ -457,11 +457,12 @@ async def parent(ctx: restate.Context) -> str:
 
 @pytest.mark.parametrize("store", ["memory", "sqlite"])
 def test_a_restart_while_an_attach_waits_issues_each_send_once(store: str, tmp_path: Path) -> None:
-    """The soak's seeds 230 (sqlite), 1058, 2667 (memory), ... reduced: rt.faults.restart() yields to the loop
-    after stopping the attempts in flight and before rebuilding from the store. An attach waiting in the
-    background fires a timer due in that window (here the parent's delayed start; in the soak also retries
-    and wake-ups), which starts an attempt on the old records that nothing stops. After the restore that
-    attempt still runs and sends, and the restored invocation replays and sends again: two children."""
+    """The soak's seeds 230 (sqlite), 1058, 2667 (memory), 2712 (sqlite) reduced. rt.faults.restart() used to
+    yield to the loop after stopping the attempts in flight and before rebuilding from the store; an attach
+    waiting in the background then fired a timer due in that window (here the parent's delayed start; in the
+    soak also retries and wake-ups of suspended invocations), which started an attempt on the old records
+    that nothing stopped. After the restore that attempt still ran and sent, and the restored invocation
+    replayed and sent again: two children (turns 4 to 6 here). Fixed by restarting in one step."""
 
     async def main(turns: int) -> tuple[int, int]:
         rt = pg.Runtime(repro, store=str(tmp_path / f"r{turns}.sqlite") if store == "sqlite" else None)
