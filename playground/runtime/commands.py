@@ -92,11 +92,8 @@ class Commands:
         cid = msg.result_completion_id
         if failure is not None:
             self._deliver(inv, "CallCompletion", completion_id=cid, failure=_failure_msg(failure))
-        elif child.completed:
-            self._deliver(inv, "CallCompletion", completion_id=cid, **_value_or_failure(child.result or b""))
         else:
-            child.callers.append((inv, cid, "call"))
-            self._on_edge(self._wait.add(inv.id, child.id, "call"))
+            self._wait_on(inv, child, cid, "call")
 
     def _cmd_OneWayCall(self, inv: Invocation, msg: Any) -> None:
         delay = self._delay_for(inv, "send", msg.invoke_time)
@@ -157,16 +154,19 @@ class Commands:
         return None
 
     def _cmd_AttachInvocation(self, inv: Invocation, msg: Any) -> None:
-        target = self._resolve_attach_target(msg)
-        cid = msg.result_completion_id
+        self._wait_on(inv, self._resolve_attach_target(msg), msg.result_completion_id, "attach")
+
+    def _wait_on(self, inv: Invocation, target: Invocation | None, cid: int, kind: str) -> None:
+        """`inv` awaits `target`'s result ("call" or "attach"): answered now if it is done (404 if there is
+        none), else when it completes; meanwhile the wait-for graph has the edge."""
+        name = "CallCompletion" if kind == "call" else "AttachInvocationCompletion"
         if target is None:
-            self._deliver(inv, "AttachInvocationCompletion", completion_id=cid,
-                          failure=_failure_msg(Failure(404, "not found")))
+            self._deliver(inv, name, completion_id=cid, failure=_failure_msg(Failure(404, "not found")))
         elif target.completed:
-            self._deliver(inv, "AttachInvocationCompletion", completion_id=cid, **_value_or_failure(target.result or b""))
+            self._deliver(inv, name, completion_id=cid, **_value_or_failure(target.result or b""))
         else:
-            target.callers.append((inv, cid, "attach"))
-            self._on_edge(self._wait.add(inv.id, target.id, "attach"))
+            target.callers.append((inv, cid, kind))
+            self._on_edge(self._wait.add(inv.id, target.id, kind))
 
     def _cmd_GetInvocationOutput(self, inv: Invocation, msg: Any) -> None:
         target = self._resolve_attach_target(msg)

@@ -19,8 +19,8 @@ from typing import Any
 from ..errors import MissingHandlerWarning
 from ..protocol import messages
 from ..protocol.deployment import parse_manifest
-from .common import _M, _failure_msg, _value_or_failure
-from .model import Failure, Invocation, JournalEntry, Target, TransientError
+from .common import _M
+from .model import Invocation, JournalEntry, Target, TransientError
 from .store import MemoryStore, Snapshot, SqliteStore, _result_from
 
 
@@ -216,24 +216,9 @@ class Recovery:
             elif e.type_id == _M["AttachInvocation"]:
                 self._wait_on(inv, self._resolve_attach_target(e.msg), cid, "attach")
             elif e.type_id == _M["GetPromise"]:
-                wk = (inv.target.service, inv.target.key or "")
-                value = self._promises.get(wk, {}).get(e.msg.key)
-                if value is not None:
-                    self._deliver(inv, "GetPromiseCompletion", completion_id=cid, **_value_or_failure(value))
-                else:
-                    self._promise_waiters.setdefault((*wk, e.msg.key), []).append((inv, cid))
+                self._cmd_GetPromise(inv, e.msg)  # answered now if resolved, else when it is
             elif e.type_id == _M["Sleep"] and e.due_ms is not None:
                 self._schedule_sleep(inv, cid, e.due_ms)
-
-    def _wait_on(self, inv: Invocation, target: Invocation | None, cid: int, kind: str) -> None:
-        name = "CallCompletion" if kind == "call" else "AttachInvocationCompletion"
-        if target is None:
-            self._deliver(inv, name, completion_id=cid, failure=_failure_msg(Failure(404, "not found")))
-        elif target.completed:
-            self._deliver(inv, name, completion_id=cid, **_value_or_failure(target.result or b""))
-        else:
-            target.callers.append((inv, cid, kind))
-            self._on_edge(self._wait.add(inv.id, target.id, kind))
 
     def _start_restored(self) -> None:
         """Start what a restore (or a registration) let go, once an event loop runs."""
