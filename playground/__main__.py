@@ -43,16 +43,23 @@ def _services_at(spec: str) -> list[Any]:
     return items
 
 
-def _wait_for_signal() -> None:
+def _stop_on_signal() -> threading.Event:
+    """Install the Ctrl-C/SIGTERM handlers before anything starts, so a signal that arrives while the server
+    is starting or just after "ready" is printed still stops it cleanly (exit 0, child stopped)."""
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
+    return stop
+
+
+def _wait(stop: threading.Event) -> None:
     while not stop.wait(0.5):
         pass
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     from .real import IngressError, serve
+    stop = _stop_on_signal()
     services = _services_at(args.target)
     app = serve(*services, port=args.port, host=args.host)
     names = ", ".join(s.name for s in services)
@@ -65,7 +72,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
                 print(f"could not register {app.url} with {args.admin_url}: {exc}", file=sys.stderr, flush=True)
                 return 1
             print(f"registered with {args.admin_url} as deployment {answer.get('id')}", flush=True)
-        _wait_for_signal()
+        _wait(stop)
     finally:
         app.stop()
     return 0
@@ -73,6 +80,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 def _cmd_server(args: argparse.Namespace) -> int:
     from .real import RestateServer
+    stop = _stop_on_signal()
     server = RestateServer(ingress_port=args.ingress_port, admin_port=args.admin_port, node_port=args.node_port,
                            base_dir=args.base_dir)
     server.start()
@@ -80,7 +88,7 @@ def _cmd_server(args: argparse.Namespace) -> int:
           flush=True)
     print(f"log: {server.log_path}; Ctrl-C stops it", flush=True)
     try:
-        _wait_for_signal()
+        _wait(stop)
     finally:
         server.stop()
     return 0

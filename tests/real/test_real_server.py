@@ -224,3 +224,20 @@ def test_python_m_playground_server_runs_until_sigterm(restate_server):
         assert proc.wait(30) == 0
     with pytest.raises(ProcessLookupError):
         os.kill(server_pid, 0)
+
+
+def test_sigterm_right_after_ready_still_stops_the_server_cleanly(restate_server):
+    """The handlers are installed before the server starts: a SIGTERM the moment "ready" is printed used to
+    hit the default handler (exit -15) in the gap before they were installed."""
+    ports = [real._free_port() for _ in range(3)]
+    proc = subprocess.Popen([sys.executable, "-m", "playground", "server", "--ingress-port", str(ports[0]),
+                             "--admin-port", str(ports[1]), "--node-port", str(ports[2])],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        line = proc.stdout.readline()
+    finally:
+        os.kill(proc.pid, signal.SIGTERM)
+        assert proc.wait(30) == 0, proc.stdout.read()
+    server_pid = int(line.split("pid ")[1].split(")")[0])
+    with pytest.raises(ProcessLookupError):
+        os.kill(server_pid, 0)
