@@ -531,6 +531,7 @@ class ServedApp:
         self.port: int = self._sock.getsockname()[1]
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop_event: asyncio.Event | None = None
+        self._cut: asyncio.Event | None = None  # set by stop() when requests in flight are cut off
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
         self._error: BaseException | None = None
@@ -560,6 +561,28 @@ class ServedApp:
         _served.add(self)
         return self
 
+    async def _app_with_cutoff(self, scope: Any, receive: Any, send: Any) -> None:
+        """The SDK's app, with a receive that reports a disconnect once stop() cuts requests off: the SDK
+        then ends the request itself and hypercorn closes the stream cleanly (cancelling the request task
+        instead tears down hypercorn's task group mid-send)."""
+        cut = self._cut
+        assert cut is not None
+
+        async def receive_until_cut() -> Any:
+            if cut.is_set():
+                return {"type": "http.disconnect"}
+            got, stop = asyncio.ensure_future(receive()), asyncio.ensure_future(cut.wait())
+            try:
+                await asyncio.wait((got, stop), return_when=asyncio.FIRST_COMPLETED)
+                if got.done():
+                    return got.result()
+                return {"type": "http.disconnect"}
+            finally:  # also when the SDK cancels its reader at the end of a request
+                stop.cancel()
+                got.cancel()
+
+        await self.app(scope, receive_until_cut, send)
+
     def _run(self) -> None:
         from hypercorn.asyncio import serve as hypercorn_serve
         from hypercorn.config import Config
@@ -572,14 +595,15 @@ class ServedApp:
         if errorlog.level == logging.NOTSET:  # hypercorn warns that the SDK app has no lifespan: not news
             errorlog.setLevel(logging.ERROR)
         config.errorlog = errorlog
-        config.graceful_timeout = 2.0
+        config.graceful_timeout = 5.0  # longer than stop()'s grace: stop() cuts requests off first
         loop = asyncio.new_event_loop()
         self._loop = loop
         try:
             asyncio.set_event_loop(loop)
             self._stop_event = asyncio.Event()
+            self._cut = asyncio.Event()
             self._ready.set()
-            loop.run_until_complete(hypercorn_serve(self.app, config, shutdown_trigger=self._stop_event.wait))
+            loop.run_until_complete(hypercorn_serve(self._app_with_cutoff, config, shutdown_trigger=self._stop_event.wait))
         except BaseException as exc:  # noqa: BLE001 - reported by start()
             self._error = exc
         finally:
@@ -590,11 +614,19 @@ class ServedApp:
     def register(self, admin_url: str, force: bool = True) -> dict[str, Any]:
         return register(admin_url, self.url, force=force)
 
-    def stop(self, timeout: float = 10.0) -> None:
+    def stop(self, timeout: float = 10.0, grace: float = 1.0) -> None:
+        """Stop accepting, give requests in flight `grace` seconds to finish, then cut them off (an invocation
+        waiting on a long sleep would otherwise hold its stream open and the shutdown with it); the Restate
+        server retries what was cut off on the next deployment that serves it."""
         thread, self._thread = self._thread, None
-        if thread is not None and self._loop is not None and self._stop_event is not None:
+        loop = self._loop
+        if thread is not None and loop is not None and self._stop_event is not None:
             with contextlib.suppress(RuntimeError):  # the loop may be closed already
-                self._loop.call_soon_threadsafe(self._stop_event.set)
+                loop.call_soon_threadsafe(self._stop_event.set)
+            thread.join(grace)
+            if thread.is_alive() and self._cut is not None:
+                with contextlib.suppress(RuntimeError):
+                    loop.call_soon_threadsafe(self._cut.set)
             thread.join(timeout)
         with contextlib.suppress(OSError):
             self._sock.close()

@@ -51,6 +51,15 @@ async def add(ctx: restate.ObjectContext, n: int) -> int:
     return total
 
 
+napper = restate.Service("RealNapper")
+
+
+@napper.handler()
+async def nap(ctx: restate.Context, millis: int) -> str:
+    await ctx.sleep(timedelta(milliseconds=millis))
+    return "rested"
+
+
 def post(url: str, body: bytes | None = None, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
     """Plain urllib, as a user without an HTTP client package would call the ingress."""
     hdrs = {"content-type": "application/json"} if body is not None else {}
@@ -120,6 +129,33 @@ def test_sends_and_delayed_sends(deployed):
         assert time.monotonic() < deadline, status_of()
         time.sleep(0.05)
     assert deployed.call("RealCounter", "add", 0, key="Sam") == 2
+
+
+def test_stopping_a_served_app_cuts_off_a_sleeping_invocation_and_the_server_retries_it(restate_server):
+    """A sleeping invocation holds its HTTP/2 stream open; stop() gives it a grace period, then ends it, and
+    the serving thread is gone (it used to outlive stop() for as long as the sleep lasted)."""
+    app = real.serve(napper)
+    restate_server.server.register(app.url)
+    sent = restate_server.send("RealNapper", "nap", 60_000)
+    row = lambda: restate_server.query(f"SELECT status, retry_count FROM sys_invocation "
+                                       f"WHERE id = '{sent['invocationId']}'")[0]
+
+    def wait_for(check) -> None:
+        deadline = time.monotonic() + 10
+        while not check(row()):
+            assert time.monotonic() < deadline, row()
+            time.sleep(0.02)
+
+    wait_for(lambda r: r["status"] == "running")
+    thread = app._thread
+    app.stop()
+    assert thread is not None and not thread.is_alive()
+    again = real.serve(napper, port=app.port)  # the same address: the server's retry finds it
+    try:
+        wait_for(lambda r: r["status"] == "running" and (r.get("retry_count") or 0) >= 1)
+    finally:
+        real._http("PATCH", f"{restate_server.admin_url}/invocations/{sent['invocationId']}/kill")
+        again.stop()
 
 
 def test_the_server_is_the_pinned_npm_build_on_loopback(deployed):
