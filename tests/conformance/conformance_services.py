@@ -5,7 +5,8 @@ signals, cancel/kill test trees, and workflows.
 
 Both targets run these same objects: the embedded runtime in the test's event loop, the real server through
 a hypercorn app on a thread of the same process. So module-level records (`EVENTS`, `ATTEMPTS`) are seen by
-the tests on both; every scenario uses fresh keys, so records never mix between tests or targets.
+the tests on both; every scenario uses fresh keys, so records never mix between tests or targets. The
+exception is `CRASHABLE`, which the real target serves from a child process so that it can be killed.
 """
 
 from __future__ import annotations
@@ -556,6 +557,22 @@ async def self_promise_run(ctx: restate.WorkflowContext) -> str:
     await ctx.promise("p", type_hint=str).resolve("success")
     return await ctx.promise("p", type_hint=str).value()
 
+
+# --------------------------------------------------------------------------------------------- crashing deployment (E)
+# Served apart from ALL: on the real target by a separate `python -m playground serve` process that the
+# scenario kills (S34), so the retries must outlast that process's restart (20 s of 50 ms steps).
+CRASH_RETRY = InvocationRetryPolicy(initial_interval=timedelta(milliseconds=50), exponentiation_factor=1.0,
+                                    max_interval=timedelta(milliseconds=50), max_attempts=400, on_max_attempts="kill")
+sleeper = restate.Service("Sleeper")
+
+
+@sleeper.handler(name="sleep", invocation_retry_policy=CRASH_RETRY)
+async def sleeper_sleep(ctx: restate.Context, millis: int) -> str:
+    await ctx.sleep(timedelta(milliseconds=millis))
+    return "sleep"
+
+
+CRASHABLE = [sleeper]
 
 # --------------------------------------------------------------------------------------------- deadlocks (differences)
 cyc_a = restate.VirtualObject("CycA")

@@ -10,7 +10,8 @@ become true. Two implementations:
 - `RealTarget`: the session's real Restate server (the package's `restate_server` fixture) with the same
   service objects served by hypercorn in this process and registered once; calls go through the HTTP
   ingress, cancel/kill through the admin API, state and statuses through the admin SQL endpoint
-  (`POST /query`, `accept: application/json`); `wait` sleeps for real and `until` polls.
+  (`POST /query`, `accept: application/json`); `wait` sleeps for real and `until` polls. The one
+  exception is S.CRASHABLE, served by a child process (`CrashableDeployment`) that S34 kills.
 
 Scenarios use `t.delay` (300 ms) for timers and sends, so the real server runs them quickly, and
 `t.slack`: 0 on the virtual clock (timers fire exactly on time) and some margin on the real one.
@@ -22,9 +23,17 @@ import asyncio
 import functools
 import inspect
 import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any, Awaitable, Callable
 
 import pytest
@@ -74,7 +83,7 @@ def _decode(body: bytes, raw: bool) -> Any:
 # handler functions by (service, handler) name: the embedded runtime's attach/output by idempotency key and
 # by workflow id take the decorated function
 _HANDLERS: dict[tuple[str, str], Any] = {}
-for _svc in S.ALL:
+for _svc in S.ALL + S.CRASHABLE:
     for _name, _h in _svc.handlers.items():
         _HANDLERS[(_svc.name, _name)] = _h.fn
 
@@ -107,6 +116,10 @@ class Target:
     async def status(self, invocation_id: str) -> str | None: ...
     async def wait(self, delta: timedelta) -> None: ...
     async def restart(self, hard: bool) -> None: ...  # the engine dies (SIGKILL) or stops, and starts again
+    # the deployment serving S.CRASHABLE dies (SIGKILL) or stops (SIGTERM) mid-invocation and comes back
+    async def crash_service(self, hard: bool) -> None: ...
+    async def attempts(self, invocation_id: str) -> int: ...  # attempts started so far (1 = no retry yet)
+    def clock(self) -> float: ...  # seconds on the target's clock (virtual on the embedded runtime)
 
     async def until(self, check: Callable[[], Awaitable[Any]], what: str, timeout: float = 10.0) -> Any:
         raise NotImplementedError
@@ -135,7 +148,7 @@ class EmbeddedTarget(Target):
 
     def run(self, scenario: Callable[[Target], Awaitable[None]]) -> None:
         async def main() -> None:
-            self.rt = pg.Runtime(*S.ALL)
+            self.rt = pg.Runtime(*S.ALL, *S.CRASHABLE)
             await asyncio.wait_for(scenario(self), TEST_TIMEOUT_S)
         asyncio.run(main())
 
@@ -222,6 +235,17 @@ class EmbeddedTarget(Target):
     async def restart(self, hard):
         await self.rt.faults.restart()  # in memory, a hard and a graceful stop lose the same: nothing stored
 
+    async def crash_service(self, hard):
+        await self.rt.settle()
+        assert self.rt.faults.drop_deployment() >= 1, "no attempt was in flight to cut off"
+
+    async def attempts(self, invocation_id):
+        await self.rt.settle()
+        return self.rt.invocation(invocation_id).attempts
+
+    def clock(self):
+        return self.rt.now.timestamp()
+
     async def until(self, check, what, timeout=10.0):
         step = timedelta(milliseconds=25)
         for _ in range(int(timeout / step.total_seconds())):
@@ -238,8 +262,9 @@ class RealTarget(Target):
     name = "real"
     slack = timedelta(milliseconds=400)
 
-    def __init__(self, server: real.RestateServer) -> None:
+    def __init__(self, server: real.RestateServer, crashable: CrashableDeployment) -> None:
         self.server = server
+        self.crashable = crashable
 
     def run(self, scenario: Callable[[Target], Awaitable[None]]) -> None:
         async def main() -> None:
@@ -344,6 +369,16 @@ class RealTarget(Target):
     async def restart(self, hard):
         await asyncio.to_thread(self.server.restart, hard)
 
+    async def crash_service(self, hard):
+        self.crashable.crash(hard)  # on this (the main) thread: its child then dies with the test process
+
+    async def attempts(self, invocation_id):
+        rows = await self.query(f"SELECT retry_count FROM sys_invocation WHERE id = '{invocation_id}'")
+        return 1 + (rows[0].get("retry_count") or 0) if rows else 0
+
+    def clock(self):
+        return time.monotonic()
+
     async def until(self, check, what, timeout=10.0):
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
@@ -356,19 +391,71 @@ class RealTarget(Target):
             await asyncio.sleep(0.03)
 
 
+class CrashableDeployment:
+    """S.CRASHABLE served by `python -m playground serve` in a child process, so that a scenario can kill
+    it (SIGKILL) or stop it (SIGTERM) mid-invocation, as Restate's own suite kills a service container, and
+    serve it again on the same address (the server's retries then find it)."""
+
+    def __init__(self) -> None:
+        self.port = real._free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log = tempfile.NamedTemporaryFile(prefix="crashable-", suffix=".log", delete=False)
+
+    def start(self, timeout: float = 30.0) -> None:
+        main = threading.current_thread() is threading.main_thread()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "playground", "serve", "conformance_services:CRASHABLE", "--port", str(self.port),
+             "--no-register"], cwd=str(Path(__file__).parent), stdin=subprocess.DEVNULL, stdout=self.log,
+            stderr=subprocess.STDOUT, preexec_fn=real._set_pdeathsig if main and sys.platform == "linux" else None)
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"serving {S.CRASHABLE} exited with {self.proc.returncode}: "
+                                   f"{Path(self.log.name).read_text()[-2000:]}")
+            try:
+                real._http("GET", self.url + "/health", timeout=1)
+                return
+            except (OSError, real.IngressError):
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{self.url} did not come up within {timeout:.0f} s") from None
+                time.sleep(0.05)
+
+    def crash(self, hard: bool) -> None:
+        assert self.proc is not None
+        os.kill(self.proc.pid, signal.SIGKILL if hard else signal.SIGTERM)
+        code = self.proc.wait(30)
+        assert code == (-signal.SIGKILL if hard else 0), f"the deployment exited with {code}"
+        self.start()
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)  # only the child this object started, by pid
+            self.proc.wait(30)
+        self.log.close()
+        os.unlink(self.log.name)
+
+
 # --------------------------------------------------------------------------------------------- fixtures
 @pytest.fixture(scope="session")
 def conformance_server(restate_server):
-    """The session's real server with every conformance service registered once."""
+    """The session's real server with every conformance service registered once: S.ALL served in this
+    process, S.CRASHABLE by a child process a scenario may kill."""
     restate_server.register(*S.ALL)
-    return restate_server.server
+    crashable = CrashableDeployment()
+    crashable.start()
+    try:
+        restate_server.server.register(crashable.url)
+        yield restate_server.server, crashable
+    finally:
+        crashable.stop()
 
 
 @pytest.fixture(params=["embedded", "real"])
 def target(request) -> Target:
     if request.param == "embedded":
         return EmbeddedTarget()
-    return RealTarget(request.getfixturevalue("conformance_server"))
+    return RealTarget(*request.getfixturevalue("conformance_server"))
 
 
 async def known_gap(t: Target, gap: str, body: Callable[[], Awaitable[None]]) -> None:

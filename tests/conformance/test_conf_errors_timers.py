@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import random
+from datetime import timedelta
+from typing import Awaitable
 
 from conformance_targets import CallFailed, NotReady, fresh, scenario
 import conformance_services as S
@@ -164,6 +166,42 @@ async def test_s33_many_concurrent_sleeps(t):
     results = await asyncio.gather(*[t.attach(s.invocation_id) for s in sent])
     assert results == ["ok:sleep|ok:sleep|ok:sleep|ok:sleep|ok:sleep"] * 10
     assert [S.EVENTS[k] for k in keys] == [[results[0]]] * 10
+
+
+async def _sleep_survives_a_service_crash(t, hard: bool) -> None:
+    sleep, crash_at = t.delay * 16, t.delay * 3
+    sent = await t.send("Sleeper", "sleep", int(sleep.total_seconds() * 1000), idempotency_key=fresh())
+    started = t.clock()
+    await t.wait(crash_at)
+    await t.crash_service(hard)
+    await t.until(lambda: _at_least(t.attempts(sent.invocation_id), 2), "a second attempt after the crash")
+    not_yet = sleep.total_seconds() - (t.clock() - started) - (t.slack + t.delay / 10).total_seconds()
+    if not_yet > 0:
+        await t.wait(timedelta(seconds=not_yet))
+        try:
+            await t.output(sent.invocation_id)
+            raise AssertionError("the sleep ended early")
+        except NotReady:
+            pass
+    await t.eventually_equal(lambda: _output_or_none(t, sent.invocation_id), "sleep", "output after the sleep")
+    took = t.clock() - started
+    # the journaled sleep keeps its wake-up time: a timer restarted by the new attempt would end at
+    # crash_at + sleep or later
+    assert took < (sleep + crash_at / 2).total_seconds(), f"completed after {took:.2f} s"
+
+
+async def _at_least(count: Awaitable[int], n: int) -> bool:
+    return await count >= n
+
+
+@scenario
+async def test_s34_sleep_survives_the_service_being_killed_mid_sleep(t):
+    await _sleep_survives_a_service_crash(t, hard=True)
+
+
+@scenario
+async def test_s34_sleep_survives_the_service_being_stopped_mid_sleep(t):
+    await _sleep_survives_a_service_crash(t, hard=False)
 
 
 @scenario
