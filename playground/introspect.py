@@ -4,6 +4,7 @@ where they apply), and `sql()`, which runs the SQL a user would give `restate sq
 from __future__ import annotations
 
 import json
+import warnings
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -179,7 +180,9 @@ def sql(rt: "Runtime", query: str) -> pd.DataFrame:
                 if df[col].dtype == object and df[col].map(lambda v: isinstance(v, (bytes, bytearray))).any():
                     df[col] = df[col].map(lambda v: bytes(v) if isinstance(v, (bytes, bytearray)) else None)
             con.register(name, df)
-        return con.execute(query).df()
+        with warnings.catch_warnings():  # DuckDB's own DataFrame conversion uses an API pandas 3.1 deprecates
+            warnings.filterwarnings("ignore", message="The inplace keyword", category=DeprecationWarning)
+            return con.execute(query).df()
     finally:
         con.close()
 
