@@ -40,7 +40,7 @@ import weakref
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 __all__ = ["RestateServer", "ServedApp", "RestateServerUnavailable", "IngressError", "serve", "register",
            "find_server_binary", "install_server", "SERVER_VERSION"]
@@ -241,6 +241,14 @@ def _set_pdeathsig() -> None:  # runs in the child between fork and exec
         pass
 
 
+def _dies_with_us() -> Callable[[], None] | None:
+    """The preexec_fn for a child that should get SIGTERM when this process dies. Linux sends it when the
+    *thread* that forked exits, so only a child forked by the main thread can use it."""
+    if sys.platform == "linux" and threading.current_thread() is threading.main_thread():
+        return _set_pdeathsig
+    return None
+
+
 _running: "weakref.WeakSet[RestateServer]" = weakref.WeakSet()
 _served: "weakref.WeakSet[ServedApp]" = weakref.WeakSet()
 
@@ -368,8 +376,7 @@ class RestateServer:
              "--no-logo"],
             stdin=subprocess.DEVNULL, stdout=self._log_file, stderr=subprocess.STDOUT, env=env,
             cwd=str(self.base_dir), start_new_session=True,
-            preexec_fn=_set_pdeathsig if threading.current_thread() is threading.main_thread()
-            and sys.platform == "linux" else None)
+            preexec_fn=_dies_with_us())
         _running.add(self)
         try:
             self._wait_healthy(t0)

@@ -28,7 +28,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -403,11 +402,10 @@ class CrashableDeployment:
         self.log = tempfile.NamedTemporaryFile(prefix="crashable-", suffix=".log", delete=False)
 
     def start(self, timeout: float = 30.0) -> None:
-        main = threading.current_thread() is threading.main_thread()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "playground", "serve", "conformance_services:CRASHABLE", "--port", str(self.port),
              "--no-register"], cwd=str(Path(__file__).parent), stdin=subprocess.DEVNULL, stdout=self.log,
-            stderr=subprocess.STDOUT, preexec_fn=real._set_pdeathsig if main and sys.platform == "linux" else None)
+            stderr=subprocess.STDOUT, preexec_fn=real._dies_with_us())
         deadline = time.monotonic() + timeout
         while True:
             if self.proc.poll() is not None:
