@@ -72,6 +72,14 @@ def post(url: str, body: bytes | None = None, headers: dict[str, str] | None = N
         return exc.code, exc.read()
 
 
+def eventually(check, what: str, timeout: float = 10.0) -> None:
+    """Poll `check()` (a real server changes state on its own time) until it is true; fail after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"{what}: not true after {timeout:.0f} s"
+        time.sleep(0.02)
+
+
 @pytest.fixture(scope="module")
 def deployed(restate_server):
     restate_server.register(greeter, counter)
@@ -124,10 +132,7 @@ def test_sends_and_delayed_sends(deployed):
     assert "executionTime" in sent
     status_of = lambda: deployed.query(f"SELECT status FROM sys_invocation WHERE id = '{sent['invocationId']}'")
     assert status_of() == [{"status": "scheduled"}]
-    deadline = time.monotonic() + 10
-    while status_of() != [{"status": "completed"}]:
-        assert time.monotonic() < deadline, status_of()
-        time.sleep(0.05)
+    eventually(lambda: status_of() == [{"status": "completed"}], f"the delayed send completed ({status_of()})")
     assert deployed.call("RealCounter", "add", 0, key="Sam") == 2
 
 
@@ -139,20 +144,14 @@ def test_stopping_a_served_app_cuts_off_a_sleeping_invocation_and_the_server_ret
     sent = restate_server.send("RealNapper", "nap", 60_000)
     row = lambda: restate_server.query(f"SELECT status, retry_count FROM sys_invocation "
                                        f"WHERE id = '{sent['invocationId']}'")[0]
-
-    def wait_for(check) -> None:
-        deadline = time.monotonic() + 10
-        while not check(row()):
-            assert time.monotonic() < deadline, row()
-            time.sleep(0.02)
-
-    wait_for(lambda r: r["status"] == "running")
+    eventually(lambda: row()["status"] == "running", "the invocation is running")
     thread = app._thread
     app.stop()
     assert thread is not None and not thread.is_alive()
     again = real.serve(napper, port=app.port)  # the same address: the server's retry finds it
     try:
-        wait_for(lambda r: r["status"] == "running" and (r.get("retry_count") or 0) >= 1)
+        eventually(lambda: (r := row())["status"] == "running" and (r.get("retry_count") or 0) >= 1,
+                   "the server retried the invocation on the new app")
     finally:
         real._http("PATCH", f"{restate_server.admin_url}/invocations/{sent['invocationId']}/kill")
         again.stop()
@@ -245,15 +244,25 @@ def test_compare_real_benchmark_runs(restate_server):
         sys.modules.pop(spec.name, None)
 
 
-def test_python_m_playground_server_runs_until_sigterm(restate_server):
+def _server_cli() -> tuple[subprocess.Popen[str], list[int]]:
+    """`python -m playground server` on free ports (ingress, admin, node)."""
     ports = [real._free_port() for _ in range(3)]
     proc = subprocess.Popen([sys.executable, "-m", "playground", "server", "--ingress-port", str(ports[0]),
                              "--admin-port", str(ports[1]), "--node-port", str(ports[2])],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return proc, ports
+
+
+def _pid_in(ready_line: str) -> int:
+    return int(ready_line.split("pid ")[1].split(")")[0])
+
+
+def test_python_m_playground_server_runs_until_sigterm(restate_server):
+    proc, ports = _server_cli()
     try:
         line = proc.stdout.readline()
         assert f"ingress http://127.0.0.1:{ports[0]}, admin http://127.0.0.1:{ports[1]}" in line, line
-        server_pid = int(line.split("pid ")[1].split(")")[0])
+        server_pid = _pid_in(line)
         assert urllib.request.urlopen(f"http://127.0.0.1:{ports[0]}/restate/health", timeout=5).status == 200
     finally:
         os.kill(proc.pid, signal.SIGTERM)
@@ -265,15 +274,12 @@ def test_python_m_playground_server_runs_until_sigterm(restate_server):
 def test_sigterm_right_after_ready_still_stops_the_server_cleanly(restate_server):
     """The handlers are installed before the server starts: a SIGTERM the moment "ready" is printed used to
     hit the default handler (exit -15) in the gap before they were installed."""
-    ports = [real._free_port() for _ in range(3)]
-    proc = subprocess.Popen([sys.executable, "-m", "playground", "server", "--ingress-port", str(ports[0]),
-                             "--admin-port", str(ports[1]), "--node-port", str(ports[2])],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc, _ports = _server_cli()
     try:
         line = proc.stdout.readline()
     finally:
         os.kill(proc.pid, signal.SIGTERM)
         assert proc.wait(30) == 0, proc.stdout.read()
-    server_pid = int(line.split("pid ")[1].split(")")[0])
+    server_pid = _pid_in(line)
     with pytest.raises(ProcessLookupError):
         os.kill(server_pid, 0)
