@@ -17,7 +17,7 @@ PACKAGE = "playground.protocol.v7"
 
 @dataclass(frozen=True)
 class F:
-    """One field: `kind` is a scalar name or a message name; `repeated`/`oneof`/`optional` as in proto3."""
+    """One field: `kind` is a scalar, enum or message name; `repeated`/`oneof`/`optional` as in proto3."""
 
     name: str
     number: int
@@ -36,6 +36,16 @@ _SCALARS = {
     "bool": descriptor_pb2.FieldDescriptorProto.TYPE_BOOL,
 }
 
+# Enums: (value name, number) pairs. Proto3 enums are open, so numbers outside these still parse.
+ENUMS: dict[str, list[tuple[str, int]]] = {
+    "ServiceProtocolVersion": [("SERVICE_PROTOCOL_VERSION_UNSPECIFIED", 0), ("V1", 1), ("V2", 2), ("V3", 3),
+                               ("V4", 4), ("V5", 5), ("V6", 6), ("V7", 7)],
+    "CombinatorType": [("COMBINATOR_TYPE_UNKNOWN", 0), ("FIRST_COMPLETED", 1), ("ALL_COMPLETED", 2),
+                       ("FIRST_SUCCEEDED_OR_ALL_FAILED", 3), ("ALL_SUCCEEDED_OR_FIRST_FAILED", 4)],
+    "ErrorBehavior": [("RETRY", 0), ("PAUSE", 1), ("FAIL", 2)],
+    "BuiltInSignal": [("SIGNAL_UNKNOWN", 0), ("CANCEL", 1)],
+}
+
 _VALUE_FAILURE = [F("value", 5, "Value", oneof="result"), F("failure", 6, "Failure", oneof="result")]
 _VOID_VALUE_FAILURE = [F("void", 4, "Void", oneof="result"), *_VALUE_FAILURE]
 
@@ -48,19 +58,24 @@ SCHEMA: dict[str, list[F]] = {
     "Header": [F("key", 1, "string"), F("value", 2, "string")],
     "StateKeys": [F("keys", 1, "bytes", repeated=True)],
     "StateEntry": [F("key", 1, "bytes"), F("value", 2, "bytes")],
-    "WorkflowTarget": [F("workflow_name", 1, "string"), F("workflow_key", 2, "string")],
+    "WorkflowTarget": [
+        F("workflow_name", 1, "string"),
+        F("workflow_key", 2, "string"),
+        F("scope", 3, "string", optional=True),  # V7
+    ],
     "IdempotentRequestTarget": [
         F("service_name", 1, "string"),
         F("service_key", 2, "string", optional=True),
         F("handler_name", 3, "string"),
         F("idempotency_key", 4, "string"),
+        F("scope", 5, "string", optional=True),  # V7
     ],
     "Future": [
         F("waiting_completions", 1, "uint32", repeated=True),
         F("waiting_signals", 2, "uint32", repeated=True),
         F("waiting_named_signals", 3, "string", repeated=True),
         F("nested_futures", 4, "Future", repeated=True),
-        F("combinator_type", 5, "int32"),
+        F("combinator_type", 5, "CombinatorType"),
     ],
     # --- control ---
     "Start": [
@@ -73,6 +88,9 @@ SCHEMA: dict[str, list[F]] = {
         F("retry_count_since_last_stored_entry", 7, "uint32"),
         F("duration_since_last_stored_entry", 8, "uint64"),
         F("random_seed", 9, "uint64"),
+        F("scope", 10, "string", optional=True),  # V7, like the two below
+        F("limit_key", 11, "string", optional=True),
+        F("idempotency_key", 12, "string", optional=True),
     ],
     "Suspension": [F("awaiting_on", 4, "Future")],
     # V5/V6 layout of the same frame (0x0001): flat lists instead of a Future tree
@@ -89,6 +107,7 @@ SCHEMA: dict[str, list[F]] = {
         F("related_command_name", 5, "string", optional=True),
         F("related_command_type", 6, "uint32", optional=True),
         F("next_retry_delay", 8, "uint64", optional=True),
+        F("behavior", 9, "ErrorBehavior"),  # V7
     ],
     "End": [],
     "CommandAck": [F("command_index", 1, "uint32")],
@@ -131,6 +150,8 @@ SCHEMA: dict[str, list[F]] = {
         F("headers", 4, "Header", repeated=True),
         F("key", 5, "string"),
         F("idempotency_key", 6, "string", optional=True),
+        F("scope", 7, "string", optional=True),  # V7, like limit_key
+        F("limit_key", 8, "string", optional=True),
         F("invocation_id_notification_idx", 10, "uint32"),
         F("result_completion_id", 11, "uint32"),
         F("name", 12, "string"),
@@ -143,6 +164,8 @@ SCHEMA: dict[str, list[F]] = {
         F("headers", 5, "Header", repeated=True),
         F("key", 6, "string"),
         F("idempotency_key", 7, "string", optional=True),
+        F("scope", 8, "string", optional=True),  # V7, like limit_key
+        F("limit_key", 9, "string", optional=True),
         F("invocation_id_notification_idx", 10, "uint32"),
         F("name", 12, "string"),
     ],
@@ -176,7 +199,17 @@ SCHEMA: dict[str, list[F]] = {
         F("failure", 3, "Failure", oneof="result"),
         F("name", 12, "string"),
     ],
-    # --- notifications (all share the NotificationTemplate layout) ---
+    # --- notifications (all share the NotificationTemplate layout; the template itself is never framed) ---
+    "NotificationTemplate": [
+        F("completion_id", 1, "uint32", oneof="id"),
+        F("signal_id", 2, "uint32", oneof="id"),
+        F("signal_name", 3, "string", oneof="id"),
+        F("void", 4, "Void", oneof="result"),
+        F("value", 5, "Value", oneof="result"),
+        F("failure", 6, "Failure", oneof="result"),
+        F("invocation_id", 16, "string", oneof="result"),
+        F("state_keys", 17, "StateKeys", oneof="result"),
+    ],
     "GetLazyStateCompletion": [F("completion_id", 1, "uint32"), F("void", 4, "Void", oneof="result"), F("value", 5, "Value", oneof="result")],
     "GetLazyStateKeysCompletion": [F("completion_id", 1, "uint32"), F("state_keys", 17, "StateKeys")],
     "GetPromiseCompletion": [F("completion_id", 1, "uint32"), *_VALUE_FAILURE],
@@ -267,6 +300,10 @@ def entry_type(type_id: int) -> str:
 
 def _build_classes() -> dict[str, type]:
     fdp = descriptor_pb2.FileDescriptorProto(name="playground_protocol_v7.proto", package=PACKAGE, syntax="proto3")
+    for enum_name, values in ENUMS.items():
+        edp = fdp.enum_type.add(name=enum_name)
+        for value_name, number in values:
+            edp.value.add(name=value_name, number=number)
     for msg_name, fields in SCHEMA.items():
         mdp = fdp.message_type.add(name=msg_name)
         oneofs: list[str] = []
@@ -275,6 +312,9 @@ def _build_classes() -> dict[str, type]:
             fd.label = fd.LABEL_REPEATED if f.repeated else fd.LABEL_OPTIONAL
             if f.kind in _SCALARS:
                 fd.type = _SCALARS[f.kind]
+            elif f.kind in ENUMS:
+                fd.type = fd.TYPE_ENUM
+                fd.type_name = f".{PACKAGE}.{f.kind}"
             else:
                 fd.type = fd.TYPE_MESSAGE
                 fd.type_name = f".{PACKAGE}.{f.kind}"

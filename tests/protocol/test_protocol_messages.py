@@ -9,106 +9,310 @@ from google.protobuf.descriptor import FieldDescriptor
 
 from playground.protocol import messages
 
-# (message, type id) facts from the service protocol (protocol.proto comments "Type: 0x....").
-KNOWN_TYPE_IDS: list[tuple[str, int]] = [
-    ("Start", 0x0000),
-    ("Suspension", 0x0001),
-    ("Error", 0x0002),
-    ("End", 0x0003),
-    ("ProposeRunCompletion", 0x0005),
-    ("AwaitingOn", 0x0006),
-    ("ProposeRunCompletionAck", 0x0007),
-    ("Input", 0x0400),
-    ("Output", 0x0401),
-    ("Sleep", 0x040C),
-    ("Call", 0x040D),
-    ("OneWayCall", 0x040E),
-    ("SendSignal", 0x0410),
-    ("Run", 0x0411),
-    ("CompleteAwakeable", 0x0414),
-    ("SleepCompletion", 0x800C),
-    ("CallCompletion", 0x800D),
-    ("CallInvocationIdCompletion", 0x800E),
-    ("RunCompletion", 0x8011),
-    ("Signal", 0xFBFF),
+# Service protocol V7 as restate-server 1.7.x and restate-sdk 1.3.0 speak it (protocol.proto in
+# restatedev/restate, service-protocol/dev/restate/service/protocol.proto; V7 added the scope/limit_key and
+# idempotency_key fields, Future, AwaitingOn, ProposeRunCompletionAck and ErrorMessage.behavior). Every
+# message, written out here as facts: (official name, our short name, frame type id or None for nested
+# types, [(field, number, type, label)]), label being "", "repeated", "optional" (proto3 optional, so it
+# tracks presence) or "oneof <group>".
+V7_MESSAGES: list[tuple[str, str, int | None, list[tuple[str, int, str, str]]]] = [
+    ("StartMessage.StateEntry", "StateEntry", None, [
+        ("key", 1, "bytes", ""),
+        ("value", 2, "bytes", ""),
+    ]),
+    ("StartMessage", "Start", 0x0000, [
+        ("id", 1, "bytes", ""),
+        ("debug_id", 2, "string", ""),
+        ("known_entries", 3, "uint32", ""),
+        ("state_map", 4, "StateEntry", "repeated"),
+        ("partial_state", 5, "bool", ""),
+        ("key", 6, "string", ""),
+        ("retry_count_since_last_stored_entry", 7, "uint32", ""),
+        ("duration_since_last_stored_entry", 8, "uint64", ""),
+        ("random_seed", 9, "uint64", ""),
+        ("scope", 10, "string", "optional"),
+        ("limit_key", 11, "string", "optional"),
+        ("idempotency_key", 12, "string", "optional"),
+    ]),
+    ("Future", "Future", None, [
+        ("waiting_completions", 1, "uint32", "repeated"),
+        ("waiting_signals", 2, "uint32", "repeated"),
+        ("waiting_named_signals", 3, "string", "repeated"),
+        ("nested_futures", 4, "Future", "repeated"),
+        ("combinator_type", 5, "CombinatorType", ""),
+    ]),
+    ("SuspensionMessage", "Suspension", 0x0001, [
+        ("awaiting_on", 4, "Future", ""),
+    ]),
+    ("ErrorMessage", "Error", 0x0002, [
+        ("code", 1, "uint32", ""),
+        ("message", 2, "string", ""),
+        ("stacktrace", 3, "string", ""),
+        ("related_command_index", 4, "uint32", "optional"),
+        ("related_command_name", 5, "string", "optional"),
+        ("related_command_type", 6, "uint32", "optional"),
+        ("next_retry_delay", 8, "uint64", "optional"),
+        ("behavior", 9, "ErrorBehavior", ""),
+    ]),
+    ("EndMessage", "End", 0x0003, [
+    ]),
+    ("CommandAckMessage", "CommandAck", 0x0004, [
+        ("command_index", 1, "uint32", ""),
+    ]),
+    ("ProposeRunCompletionMessage", "ProposeRunCompletion", 0x0005, [
+        ("result_completion_id", 1, "uint32", ""),
+        ("value", 14, "bytes", "oneof result"),
+        ("failure", 15, "Failure", "oneof result"),
+    ]),
+    ("AwaitingOnMessage", "AwaitingOn", 0x0006, [
+        ("awaiting_on", 1, "Future", ""),
+        ("executing_side_effects", 2, "bool", ""),
+    ]),
+    ("ProposeRunCompletionAckMessage", "ProposeRunCompletionAck", 0x0007, [
+        ("completion_id", 1, "uint32", ""),
+    ]),
+    ("NotificationTemplate", "NotificationTemplate", None, [
+        ("completion_id", 1, "uint32", "oneof id"),
+        ("signal_id", 2, "uint32", "oneof id"),
+        ("signal_name", 3, "string", "oneof id"),
+        ("void", 4, "Void", "oneof result"),
+        ("value", 5, "Value", "oneof result"),
+        ("failure", 6, "Failure", "oneof result"),
+        ("invocation_id", 16, "string", "oneof result"),
+        ("state_keys", 17, "StateKeys", "oneof result"),
+    ]),
+    ("InputCommandMessage", "Input", 0x0400, [
+        ("headers", 1, "Header", "repeated"),
+        ("name", 12, "string", ""),
+        ("value", 14, "Value", ""),
+    ]),
+    ("OutputCommandMessage", "Output", 0x0401, [
+        ("name", 12, "string", ""),
+        ("value", 14, "Value", "oneof result"),
+        ("failure", 15, "Failure", "oneof result"),
+    ]),
+    ("GetLazyStateCommandMessage", "GetLazyState", 0x0402, [
+        ("key", 1, "bytes", ""),
+        ("result_completion_id", 11, "uint32", ""),
+        ("name", 12, "string", ""),
+    ]),
+    ("GetLazyStateCompletionNotificationMessage", "GetLazyStateCompletion", 0x8002, [
+        ("completion_id", 1, "uint32", ""),
+        ("void", 4, "Void", "oneof result"),
+        ("value", 5, "Value", "oneof result"),
+    ]),
+    ("SetStateCommandMessage", "SetState", 0x0403, [
+        ("key", 1, "bytes", ""),
+        ("value", 3, "Value", ""),
+        ("name", 12, "string", ""),
+    ]),
+    ("ClearStateCommandMessage", "ClearState", 0x0404, [
+        ("key", 1, "bytes", ""),
+        ("name", 12, "string", ""),
+    ]),
+    ("ClearAllStateCommandMessage", "ClearAllState", 0x0405, [
+        ("name", 12, "string", ""),
+    ]),
+    ("GetLazyStateKeysCommandMessage", "GetLazyStateKeys", 0x0406, [
+        ("result_completion_id", 11, "uint32", ""),
+        ("name", 12, "string", ""),
+    ]),
+    ("GetLazyStateKeysCompletionNotificationMessage", "GetLazyStateKeysCompletion", 0x8006, [
+        ("completion_id", 1, "uint32", ""),
+        ("state_keys", 17, "StateKeys", ""),
+    ]),
+    ("GetEagerStateCommandMessage", "GetEagerState", 0x0407, [
+        ("key", 1, "bytes", ""),
+        ("name", 12, "string", ""),
+        ("void", 13, "Void", "oneof result"),
+        ("value", 14, "Value", "oneof result"),
+    ]),
+    ("GetEagerStateKeysCommandMessage", "GetEagerStateKeys", 0x0408, [
+        ("name", 12, "string", ""),
+        ("value", 14, "StateKeys", ""),
+    ]),
+    ("GetPromiseCommandMessage", "GetPromise", 0x0409, [
+        ("key", 1, "string", ""),
+        ("result_completion_id", 11, "uint32", ""),
+        ("name", 12, "string", ""),
+    ]),
+    ("GetPromiseCompletionNotificationMessage", "GetPromiseCompletion", 0x8009, [
+        ("completion_id", 1, "uint32", ""),
+        ("value", 5, "Value", "oneof result"),
+        ("failure", 6, "Failure", "oneof result"),
+    ]),
+    ("PeekPromiseCommandMessage", "PeekPromise", 0x040A, [
+        ("key", 1, "string", ""),
+        ("result_completion_id", 11, "uint32", ""),
+        ("name", 12, "string", ""),
+    ]),
+    ("PeekPromiseCompletionNotificationMessage", "PeekPromiseCompletion", 0x800A, [
+        ("completion_id", 1, "uint32", ""),
+        ("void", 4, "Void", "oneof result"),
+        ("value", 5, "Value", "oneof result"),
+        ("failure", 6, "Failure", "oneof result"),
+    ]),
+    ("CompletePromiseCommandMessage", "CompletePromise", 0x040B, [
+        ("key", 1, "string", ""),
+        ("completion_value", 2, "Value", "oneof completion"),
+        ("completion_failure", 3, "Failure", "oneof completion"),
+        ("result_completion_id", 11, "uint32", ""),
+        ("name", 12, "string", ""),
+    ]),
+    ("CompletePromiseCompletionNotificationMessage", "CompletePromiseCompletion", 0x800B, [
+        ("completion_id", 1, "uint32", ""),
+        ("void", 4, "Void", "oneof result"),
+        ("failure", 6, "Failure", "oneof result"),
+    ]),
+    ("SleepCommandMessage", "Sleep", 0x040C, [
+        ("wake_up_time", 1, "uint64", ""),
+        ("result_completion_id", 11, "uint32", ""),
+        ("name", 12, "string", ""),
+    ]),
+    ("SleepCompletionNotificationMessage", "SleepCompletion", 0x800C, [
+        ("completion_id", 1, "uint32", ""),
+        ("void", 4, "Void", ""),
+    ]),
+    ("CallCommandMessage", "Call", 0x040D, [
+        ("service_name", 1, "string", ""),
+        ("handler_name", 2, "string", ""),
+        ("parameter", 3, "bytes", ""),
+        ("headers", 4, "Header", "repeated"),
+        ("key", 5, "string", ""),
+        ("idempotency_key", 6, "string", "optional"),
+        ("scope", 7, "string", "optional"),
+        ("limit_key", 8, "string", "optional"),
+        ("invocation_id_notification_idx", 10, "uint32", ""),
+        ("result_completion_id", 11, "uint32", ""),
+        ("name", 12, "string", ""),
+    ]),
+    ("CallInvocationIdCompletionNotificationMessage", "CallInvocationIdCompletion", 0x800E, [
+        ("completion_id", 1, "uint32", ""),
+        ("invocation_id", 16, "string", ""),
+    ]),
+    ("CallCompletionNotificationMessage", "CallCompletion", 0x800D, [
+        ("completion_id", 1, "uint32", ""),
+        ("value", 5, "Value", "oneof result"),
+        ("failure", 6, "Failure", "oneof result"),
+    ]),
+    ("OneWayCallCommandMessage", "OneWayCall", 0x040E, [
+        ("service_name", 1, "string", ""),
+        ("handler_name", 2, "string", ""),
+        ("parameter", 3, "bytes", ""),
+        ("invoke_time", 4, "uint64", ""),
+        ("headers", 5, "Header", "repeated"),
+        ("key", 6, "string", ""),
+        ("idempotency_key", 7, "string", "optional"),
+        ("scope", 8, "string", "optional"),
+        ("limit_key", 9, "string", "optional"),
+        ("invocation_id_notification_idx", 10, "uint32", ""),
+        ("name", 12, "string", ""),
+    ]),
+    ("SendSignalCommandMessage", "SendSignal", 0x0410, [
+        ("target_invocation_id", 1, "string", ""),
+        ("idx", 2, "uint32", "oneof signal_id"),
+        ("name", 3, "string", "oneof signal_id"),
+        ("void", 4, "Void", "oneof result"),
+        ("value", 5, "Value", "oneof result"),
+        ("failure", 6, "Failure", "oneof result"),
+        ("entry_name", 12, "string", ""),
+    ]),
+    ("RunCommandMessage", "Run", 0x0411, [
+        ("result_completion_id", 11, "uint32", ""),
+        ("name", 12, "string", ""),
+    ]),
+    ("RunCompletionNotificationMessage", "RunCompletion", 0x8011, [
+        ("completion_id", 1, "uint32", ""),
+        ("value", 5, "Value", "oneof result"),
+        ("failure", 6, "Failure", "oneof result"),
+    ]),
+    ("AttachInvocationCommandMessage", "AttachInvocation", 0x0412, [
+        ("invocation_id", 1, "string", "oneof target"),
+        ("idempotent_request_target", 3, "IdempotentRequestTarget", "oneof target"),
+        ("workflow_target", 4, "WorkflowTarget", "oneof target"),
+        ("result_completion_id", 11, "uint32", ""),
+        ("name", 12, "string", ""),
+    ]),
+    ("AttachInvocationCompletionNotificationMessage", "AttachInvocationCompletion", 0x8012, [
+        ("completion_id", 1, "uint32", ""),
+        ("value", 5, "Value", "oneof result"),
+        ("failure", 6, "Failure", "oneof result"),
+    ]),
+    ("GetInvocationOutputCommandMessage", "GetInvocationOutput", 0x0413, [
+        ("invocation_id", 1, "string", "oneof target"),
+        ("idempotent_request_target", 3, "IdempotentRequestTarget", "oneof target"),
+        ("workflow_target", 4, "WorkflowTarget", "oneof target"),
+        ("result_completion_id", 11, "uint32", ""),
+        ("name", 12, "string", ""),
+    ]),
+    ("GetInvocationOutputCompletionNotificationMessage", "GetInvocationOutputCompletion", 0x8013, [
+        ("completion_id", 1, "uint32", ""),
+        ("void", 4, "Void", "oneof result"),
+        ("value", 5, "Value", "oneof result"),
+        ("failure", 6, "Failure", "oneof result"),
+    ]),
+    ("CompleteAwakeableCommandMessage", "CompleteAwakeable", 0x0414, [
+        ("awakeable_id", 1, "string", ""),
+        ("value", 2, "Value", "oneof result"),
+        ("failure", 3, "Failure", "oneof result"),
+        ("name", 12, "string", ""),
+    ]),
+    ("SignalNotificationMessage", "Signal", 0xFBFF, [
+        ("idx", 2, "uint32", "oneof signal_id"),
+        ("name", 3, "string", "oneof signal_id"),
+        ("void", 4, "Void", "oneof result"),
+        ("value", 5, "Value", "oneof result"),
+        ("failure", 6, "Failure", "oneof result"),
+    ]),
+    ("StateKeys", "StateKeys", None, [
+        ("keys", 1, "bytes", "repeated"),
+    ]),
+    ("Value", "Value", None, [
+        ("content", 1, "bytes", ""),
+    ]),
+    ("Failure", "Failure", None, [
+        ("code", 1, "uint32", ""),
+        ("message", 2, "string", ""),
+        ("metadata", 3, "FailureMetadata", "repeated"),
+    ]),
+    ("FailureMetadata", "FailureMetadata", None, [
+        ("key", 1, "string", ""),
+        ("value", 2, "string", ""),
+    ]),
+    ("Header", "Header", None, [
+        ("key", 1, "string", ""),
+        ("value", 2, "string", ""),
+    ]),
+    ("WorkflowTarget", "WorkflowTarget", None, [
+        ("workflow_name", 1, "string", ""),
+        ("workflow_key", 2, "string", ""),
+        ("scope", 3, "string", "optional"),
+    ]),
+    ("IdempotentRequestTarget", "IdempotentRequestTarget", None, [
+        ("service_name", 1, "string", ""),
+        ("service_key", 2, "string", "optional"),
+        ("handler_name", 3, "string", ""),
+        ("idempotency_key", 4, "string", ""),
+        ("scope", 5, "string", "optional"),
+    ]),
+    ("Void", "Void", None, [
+    ]),
 ]
 
-# (message, field, number) facts from protocol.proto, spot-checked against the compiled descriptors.
-KNOWN_FIELD_NUMBERS: list[tuple[str, str, int]] = [
-    ("Start", "id", 1),
-    ("Start", "debug_id", 2),
-    ("Start", "known_entries", 3),
-    ("Start", "state_map", 4),
-    ("Start", "partial_state", 5),
-    ("Start", "key", 6),
-    ("Start", "retry_count_since_last_stored_entry", 7),
-    ("Start", "duration_since_last_stored_entry", 8),
-    ("Start", "random_seed", 9),
-    ("Suspension", "awaiting_on", 4),
-    ("Error", "code", 1),
-    ("Error", "message", 2),
-    ("Error", "stacktrace", 3),
-    ("Error", "related_command_index", 4),
-    ("Error", "related_command_name", 5),
-    ("Error", "related_command_type", 6),
-    ("Error", "next_retry_delay", 8),
-    ("ProposeRunCompletion", "result_completion_id", 1),
-    ("ProposeRunCompletion", "value", 14),
-    ("ProposeRunCompletion", "failure", 15),
-    ("AwaitingOn", "awaiting_on", 1),
-    ("AwaitingOn", "executing_side_effects", 2),
-    ("ProposeRunCompletionAck", "completion_id", 1),
-    ("Input", "headers", 1),
-    ("Input", "value", 14),
-    ("Output", "value", 14),
-    ("Output", "failure", 15),
-    ("GetEagerState", "void", 13),
-    ("GetEagerState", "value", 14),
-    ("SetState", "value", 3),
-    ("CompletePromise", "completion_value", 2),
-    ("CompletePromise", "completion_failure", 3),
-    ("Sleep", "wake_up_time", 1),
-    ("Sleep", "result_completion_id", 11),
-    ("Call", "service_name", 1),
-    ("Call", "handler_name", 2),
-    ("Call", "parameter", 3),
-    ("Call", "headers", 4),
-    ("Call", "key", 5),
-    ("Call", "idempotency_key", 6),
-    ("Call", "invocation_id_notification_idx", 10),
-    ("Call", "result_completion_id", 11),
-    ("Call", "name", 12),
-    ("OneWayCall", "invoke_time", 4),
-    ("OneWayCall", "headers", 5),
-    ("OneWayCall", "key", 6),
-    ("OneWayCall", "idempotency_key", 7),
-    ("OneWayCall", "invocation_id_notification_idx", 10),
-    ("SendSignal", "target_invocation_id", 1),
-    ("SendSignal", "idx", 2),
-    ("SendSignal", "entry_name", 12),
-    ("Run", "result_completion_id", 11),
-    ("Run", "name", 12),
-    ("CompleteAwakeable", "awakeable_id", 1),
-    ("CompleteAwakeable", "value", 2),
-    ("CompleteAwakeable", "failure", 3),
-    ("CallInvocationIdCompletion", "completion_id", 1),
-    ("CallInvocationIdCompletion", "invocation_id", 16),
-    ("CallCompletion", "value", 5),
-    ("CallCompletion", "failure", 6),
-    ("GetLazyStateKeysCompletion", "state_keys", 17),
-    ("SleepCompletion", "void", 4),
-    ("Signal", "idx", 2),
-    ("Signal", "name", 3),
-    ("Signal", "void", 4),
-    ("Signal", "value", 5),
-    ("Signal", "failure", 6),
-    ("Future", "waiting_completions", 1),
-    ("Future", "waiting_signals", 2),
-    ("Future", "waiting_named_signals", 3),
-    ("Future", "nested_futures", 4),
-    ("Future", "combinator_type", 5),
-    ("Failure", "metadata", 3),
-]
+V7_ENUMS: dict[str, list[tuple[str, int]]] = {
+    "ServiceProtocolVersion": [("SERVICE_PROTOCOL_VERSION_UNSPECIFIED", 0), ("V1", 1), ("V2", 2), ("V3", 3),
+                               ("V4", 4), ("V5", 5), ("V6", 6), ("V7", 7)],
+    "CombinatorType": [("COMBINATOR_TYPE_UNKNOWN", 0), ("FIRST_COMPLETED", 1), ("ALL_COMPLETED", 2),
+                       ("FIRST_SUCCEEDED_OR_ALL_FAILED", 3), ("ALL_SUCCEEDED_OR_FIRST_FAILED", 4)],
+    "ErrorBehavior": [("RETRY", 0), ("PAUSE", 1), ("FAIL", 2)],
+    "BuiltInSignal": [("SIGNAL_UNKNOWN", 0), ("CANCEL", 1)],
+}
+
+_SCALAR_TYPES = {
+    "bytes": FieldDescriptor.TYPE_BYTES, "string": FieldDescriptor.TYPE_STRING,
+    "uint32": FieldDescriptor.TYPE_UINT32, "uint64": FieldDescriptor.TYPE_UINT64,
+    "int32": FieldDescriptor.TYPE_INT32, "bool": FieldDescriptor.TYPE_BOOL,
+}
 
 
 def _field(message: str, field: str) -> FieldDescriptor:
@@ -119,11 +323,54 @@ def _roundtrip(msg: Any) -> Any:
     return messages.parse(messages.type_id_of(msg), msg.SerializeToString())
 
 
-@pytest.mark.parametrize(("name", "type_id"), KNOWN_TYPE_IDS)
-def test_known_messages_have_their_wire_type_ids(name: str, type_id: int) -> None:
-    assert messages.TYPE_IDS[name] == type_id
+def test_the_table_has_every_v7_message_and_nothing_else_but_the_v5_suspension_layout() -> None:
+    assert set(messages.SCHEMA) == {ours for _, ours, _, _ in V7_MESSAGES} | {"SuspensionV5"}
+    assert len(V7_MESSAGES) == 51 and sum(len(fields) for *_, fields in V7_MESSAGES) == 179
+
+
+@pytest.mark.parametrize(("official", "name", "type_id"),
+                         [(official, ours, tid) for official, ours, tid, _ in V7_MESSAGES if tid is not None])
+def test_framed_messages_have_their_wire_type_ids(official: str, name: str, type_id: int) -> None:
+    assert messages.TYPE_IDS[name] == type_id, official
     assert messages.NAMES_BY_ID[type_id] == name
     assert messages.type_id_of(messages.new(name)) == type_id
+
+
+def test_only_the_framed_messages_have_type_ids() -> None:
+    assert set(messages.TYPE_IDS) == {ours for _, ours, tid, _ in V7_MESSAGES if tid is not None}
+
+
+@pytest.mark.parametrize(("official", "name", "fields"),
+                         [(official, ours, fields) for official, ours, _, fields in V7_MESSAGES],
+                         ids=[official for official, *_ in V7_MESSAGES])
+def test_every_field_matches_the_official_v7_definition(official: str, name: str,
+                                                        fields: list[tuple[str, int, str, str]]) -> None:
+    desc = messages.CLASSES[name].DESCRIPTOR
+    assert sorted(desc.fields_by_name) == sorted(f for f, *_ in fields), f"{official}: fields differ"
+    for field, number, kind, label in fields:
+        fd = desc.fields_by_name[field]
+        where = f"{official}.{field}"
+        assert fd.number == number, where
+        if kind in _SCALAR_TYPES:
+            assert fd.type == _SCALAR_TYPES[kind], where
+        elif kind in V7_ENUMS:
+            assert fd.type == FieldDescriptor.TYPE_ENUM and fd.enum_type.name == kind, where
+        else:
+            assert fd.type == FieldDescriptor.TYPE_MESSAGE and fd.message_type.name == kind, where
+        assert fd.is_repeated == (label == "repeated"), where
+        group = fd.containing_oneof
+        if label.startswith("oneof "):
+            assert group is not None and group.name == label.removeprefix("oneof "), where
+        elif label == "optional":
+            assert fd.has_presence and group is not None and group.name == f"_{field}", where  # proto3 optional
+        else:
+            assert group is None, where
+
+
+@pytest.mark.parametrize(("enum", "values"), list(V7_ENUMS.items()))
+def test_enums_have_the_official_values(enum: str, values: list[tuple[str, int]]) -> None:
+    desc = messages.CLASSES["Error"].DESCRIPTOR.file.enum_types_by_name[enum]
+    assert [(v.name, v.number) for v in desc.values] == values
 
 
 def test_type_ids_are_unique_and_every_framed_message_has_a_class() -> None:
@@ -187,11 +434,6 @@ def test_entry_type_of_unknown_ids_falls_back_to_hex() -> None:
     assert messages.entry_type(0x0100) == "0x100"
 
 
-@pytest.mark.parametrize(("message", "field", "number"), KNOWN_FIELD_NUMBERS)
-def test_descriptor_field_numbers_match_the_service_protocol(message: str, field: str, number: int) -> None:
-    assert _field(message, field).number == number
-
-
 @pytest.mark.parametrize(
     ("message", "field", "group"),
     [
@@ -224,6 +466,15 @@ def test_oneof_members_belong_to_their_group(message: str, field: str, group: st
         ("Error", "related_command_type"),
         ("Error", "next_retry_delay"),
         ("IdempotentRequestTarget", "service_key"),
+        ("IdempotentRequestTarget", "scope"),
+        ("WorkflowTarget", "scope"),
+        ("Start", "scope"),
+        ("Start", "limit_key"),
+        ("Start", "idempotency_key"),
+        ("Call", "scope"),
+        ("Call", "limit_key"),
+        ("OneWayCall", "scope"),
+        ("OneWayCall", "limit_key"),
     ],
 )
 def test_proto3_optional_fields_track_presence(message: str, field: str) -> None:
@@ -276,6 +527,33 @@ def test_call_round_trip_keeps_idempotency_key_presence() -> None:
     back_without = _roundtrip(without)
     assert (back_without.invocation_id_notification_idx, back_without.result_completion_id) == (1, 2)
     assert back_without.parameter == b'"x"'
+
+
+def test_v7_start_fields_round_trip_and_an_empty_value_is_still_present() -> None:
+    start = messages.new("Start", debug_id="inv_1", scope="tenant-a", limit_key="", idempotency_key="k-1")
+    back = _roundtrip(start)
+    assert (back.scope, back.idempotency_key) == ("tenant-a", "k-1")
+    assert back.HasField("limit_key") and back.limit_key == ""
+    assert not any(_roundtrip(messages.new("Start", debug_id="inv_1")).HasField(f)
+                   for f in ("scope", "limit_key", "idempotency_key"))
+
+
+def test_scope_and_limit_key_of_calls_and_sends_encode_to_their_v7_tags() -> None:
+    # hand-computed: Call scope = field 7, limit_key = 8; OneWayCall scope = 8, limit_key = 9 (length-delimited)
+    assert messages.new("Call", scope="s", limit_key="l").SerializeToString() == \
+        bytes([7 << 3 | 2, 1, ord("s"), 8 << 3 | 2, 1, ord("l")])
+    assert messages.new("OneWayCall", scope="s", limit_key="l").SerializeToString() == \
+        bytes([8 << 3 | 2, 1, ord("s"), 9 << 3 | 2, 1, ord("l")])
+    back = _roundtrip(messages.new("OneWayCall", service_name="S", handler_name="h", scope="s"))
+    assert back.HasField("scope") and not back.HasField("limit_key")
+
+
+@pytest.mark.parametrize(("behavior", "number"), [("RETRY", 0), ("PAUSE", 1), ("FAIL", 2)])
+def test_error_behavior_round_trips_as_its_enum_number(behavior: str, number: int) -> None:
+    back = _roundtrip(messages.new("Error", code=500, behavior=behavior))
+    assert back.behavior == number
+    assert messages.new("Error", code=500, behavior=number).SerializeToString() == \
+        (bytes([1 << 3 | 0, 0xF4, 0x03]) + (bytes([9 << 3 | 0, number]) if number else b""))
 
 
 def test_error_round_trip_keeps_optional_next_retry_delay() -> None:
@@ -339,9 +617,9 @@ def test_call_fields_encode_to_the_documented_wire_tags() -> None:
 
 
 def test_parsing_keeps_unknown_fields_from_newer_protocol_versions() -> None:
-    # Error.behavior (field 9, V7+) is not in our table; it must not break parsing and must survive re-encoding.
+    # a field no version up to V7 defines (Error field 15) must not break parsing and must survive re-encoding
     base = messages.new("Error", code=500).SerializeToString()
-    payload = base + bytes([9 << 3 | 0, 2])
+    payload = base + bytes([15 << 3 | 0, 2])
     msg = messages.parse(messages.TYPE_IDS["Error"], payload)
     assert msg.code == 500
     assert msg.SerializeToString() == payload
