@@ -24,8 +24,31 @@ from .model import (
 )
 
 
+# A default restate-server 1.7 negotiates protocol V6 (V7 sits behind experimental-enable-protocol-v7), and
+# there the SDK itself fails the attempt with this (code 573) when a call or send carries a scope or a limit
+# key; the invocation then retries by its policy. The playground speaks V7 and refuses the same commands
+# with the same words, so a notebook behaves as a default server does.
+UNSUPPORTED_ON_V6 = 573
+_UNSUPPORTED_ON_V6_MESSAGE = ("Feature '{}' is not supported by the negotiated protocol version "
+                              "'application/vnd.restate.invocation.v6', the minimum required version is "
+                              "'application/vnd.restate.invocation.v7'")
+
+
 class Commands:
     """Part of Runtime (see core.py): it works on the state Runtime.__init__ sets up."""
+
+    def _refuse_v7_only(self, name: str, msg: Any) -> None:
+        """Fail the attempt on what only a V7 server with its experimental flow control takes: scoped calls,
+        sends and attach/output targets, and limit keys (see UNSUPPORTED_ON_V6)."""
+        feature = None
+        if name in ("Call", "OneWayCall"):
+            feature = "scope" if msg.HasField("scope") else "limit key" if msg.HasField("limit_key") else None
+        elif name in ("AttachInvocation", "GetInvocationOutput"):
+            which = msg.WhichOneof("target")
+            if which != "invocation_id" and which is not None and getattr(msg, which).HasField("scope"):
+                feature = "scope"
+        if feature is not None:
+            raise _AttemptFailed(_UNSUPPORTED_ON_V6_MESSAGE.format(feature), UNSUPPORTED_ON_V6)
 
     # ------------------------------------------------------------------ commands
     def _on_command(self, inv: Invocation, name: str, msg: Any) -> None:

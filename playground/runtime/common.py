@@ -59,4 +59,9 @@ class _Registered:
 
 
 class _AttemptFailed(Exception):
-    """A command the runtime cannot honour: the attempt fails and is retried, as Restate does."""
+    """A command the runtime cannot honour: the attempt fails (with `code`, 500 unless said) and is retried,
+    as Restate does."""
+
+    def __init__(self, message: str, code: int = 500) -> None:
+        super().__init__(message)
+        self.code = code

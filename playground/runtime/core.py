@@ -449,6 +449,7 @@ class Runtime(Ingress, Waiting, Commands, Recovery):
                         raise _AttemptFailed(injected)
                 self._on_run_proposal(inv, attempt, item)
             elif messages.is_command(item.type_id):
+                self._refuse_v7_only(name, item.msg)  # before anything is stored, as the SDK refuses it on V6
                 self._append(inv, item.type_id, item.msg)
                 if name == "Output":
                     run.output = item.msg
@@ -465,7 +466,7 @@ class Runtime(Ingress, Waiting, Commands, Recovery):
                     raise _AttemptFailed(injected)
             self._commit()  # before the SDK hears anything back
         except _AttemptFailed as exc:
-            run.broken = str(exc)
+            run.broken, run.broken_code = str(exc), exc.code
             attempt.abort()
         except Exception as exc:  # noqa: BLE001 - a runtime bug must fail the attempt, not the SDK's send()
             run.broken = f"the playground runtime failed handling {name}: {exc!r}"
@@ -510,7 +511,7 @@ class Runtime(Ingress, Waiting, Commands, Recovery):
                           "the deployment closed the stream without ending the invocation")
         if run.broken is not None:
             if not inv.completed:
-                self._on_transient(inv, Failure(500, run.broken), None, stored, related=None)
+                self._on_transient(inv, Failure(run.broken_code, run.broken), None, stored, related=None)
         elif terminal is not None and terminal.name == "End":
             if run.output is None:
                 self._on_transient(inv, Failure(571, "the SDK ended without an output"), None, stored, related=None)
@@ -796,10 +797,11 @@ class Runtime(Ingress, Waiting, Commands, Recovery):
 class _AttemptRun:
     """What one attempt has seen so far."""
 
-    __slots__ = ("inv", "attempt", "stored_before", "terminal", "output", "broken")
+    __slots__ = ("inv", "attempt", "stored_before", "terminal", "output", "broken", "broken_code")
 
     def __init__(self, inv: Invocation, attempt: Attempt, stored_before: int) -> None:
         self.inv, self.attempt, self.stored_before = inv, attempt, stored_before
         self.terminal: Received | None = None
         self.output: Any = None
         self.broken: str | None = None
+        self.broken_code = 500

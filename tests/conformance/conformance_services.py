@@ -11,6 +11,7 @@ exception is `CRASHABLE`, which the real target serves from a child process so t
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from datetime import timedelta
 from typing import Any
@@ -595,3 +596,118 @@ async def hop_b(ctx: restate.ObjectContext, depth: int) -> str:
 
 ALL = [counter, map_object, list_object, proxy, failing, utils, private_greeter, proxy_greeter, holder, interp,
        cancel_blocking, cancel_runner, kill_singleton, kill_runner, block_wf, payment, self_promise, cyc_a, cyc_b]
+
+# --------------------------------------------------------------------------------------------- issue 12: V7 features
+# What a default restate-server 1.7 (protocol V6 negotiated) does with the V7-only parts of the SDK's API.
+v7_features = restate.VirtualObject("V7Features")
+
+
+@v7_features.handler(name="scopedCall")
+async def v7_scoped_call(ctx: restate.ObjectContext) -> str:
+    ATTEMPTS[ctx.key()] += 1
+    ctx.set("before", 1)
+    return await ctx.scope("tenant-a").service_call(uppercase_echo, arg="x")
+
+
+@v7_features.handler(name="scopedSend")
+async def v7_scoped_send(ctx: restate.ObjectContext) -> str:
+    ATTEMPTS[ctx.key()] += 1
+    return await ctx.scope("tenant-a").object_send(add, key=ctx.key(), arg=1).invocation_id()
+
+
+@v7_features.handler(name="limitKeyCall")
+async def v7_limit_key_call(ctx: restate.ObjectContext) -> str:
+    ATTEMPTS[ctx.key()] += 1
+    return (await ctx.generic_call("TestUtilsService", "uppercaseEcho", b'"x"', limit_key="tenant-a")).decode()
+
+
+request_info = restate.Service("RequestInfo")
+
+
+@request_info.handler(name="info")
+async def request_info_fields(ctx: restate.Context) -> dict[str, Any]:
+    r = ctx.request()
+    return {"scope": r.scope, "limitKey": r.limit_key, "idempotencyKey": r.idempotency_key}
+
+
+@request_info.handler(name="callInfo")
+async def request_info_call(ctx: restate.Context, idempotency_key: str) -> dict[str, Any]:
+    return await ctx.service_call(request_info_fields, arg=None, idempotency_key=idempotency_key)
+
+
+ALL += [v7_features, request_info]
+
+# --------------------------------------------------------------------------------------------- issue 12: round 2
+# Service communication and its edges: calls and sends by name, delays, idempotency keys from handlers, odd
+# keys, big payloads, errors through several hops, many keys.
+hops = restate.Service("Hops")
+
+
+def _hop_args(req: dict[str, Any]) -> dict[str, Any]:
+    arg = json.dumps(req["arg"]).encode() if "arg" in req else b""
+    return {"service": req["service"], "handler": req["handler"], "arg": arg, "key": req.get("key"),
+            "idempotency_key": req.get("idempotencyKey")}
+
+
+@hops.handler(name="genericCall")
+async def hops_generic_call(ctx: restate.Context, req: dict[str, Any]) -> Any:
+    """Call any handler by name with a JSON argument; answers the callee's JSON result."""
+    out = await ctx.generic_call(**_hop_args(req))
+    return json.loads(out) if out else None
+
+
+@hops.handler(name="genericSend")
+async def hops_generic_send(ctx: restate.Context, req: dict[str, Any]) -> str:
+    """Send to any handler by name; `delayMillis` (0 included) becomes send_delay. Answers the invocation id."""
+    delay = timedelta(milliseconds=req["delayMillis"]) if req.get("delayMillis") is not None else None
+    return await ctx.generic_send(**_hop_args(req), send_delay=delay).invocation_id()
+
+
+@hops.handler(name="fail")
+async def hops_fail(ctx: restate.Context, em: dict[str, Any]) -> None:
+    raise restate.TerminalError(em["message"], em["code"], metadata=em["metadata"])
+
+
+@hops.handler(name="middle")
+async def hops_middle(ctx: restate.Context, em: dict[str, Any]) -> None:
+    await ctx.service_call(hops_fail, arg=em)
+
+
+@hops.handler(name="top")
+async def hops_top(ctx: restate.Context, em: dict[str, Any]) -> None:
+    await ctx.service_call(hops_middle, arg=em)
+
+
+@hops.handler(name="catchTop")
+async def hops_catch_top(ctx: restate.Context, em: dict[str, Any]) -> dict[str, Any]:
+    try:
+        await ctx.service_call(hops_top, arg=em)
+    except restate.TerminalError as exc:
+        return {"code": exc.status_code, "message": exc.message, "metadata": exc.metadata or {}}
+    return {}
+
+
+@hops.handler(name="relayBig")
+async def hops_relay_big(ctx: restate.Context, size: int) -> dict[str, Any]:
+    """Pass `size` characters to another handler and back; answers what came back, summarised."""
+    out = await ctx.service_call(uppercase_echo, arg="b" * (size - 1) + "z")
+    return {"length": len(out), "first": out[0], "last": out[-1], "allB": out[:-1] == "B" * (size - 1)}
+
+
+@hops.handler(name="setMany")
+async def hops_set_many(ctx: restate.Context, req: dict[str, Any]) -> None:
+    """Set an entry on `n` keys of MapObject, one send each."""
+    for i in range(req["n"]):
+        ctx.object_send(map_set, key=f"{req['prefix']}-{i}", arg={"key": "i", "value": str(i)})
+
+
+greeting = restate.Workflow("GreetingWf")
+
+
+@greeting.main(name="run")
+async def greeting_run(ctx: restate.WorkflowContext, name: str) -> str:
+    EVENTS[ctx.key()].append(f"run {name}")
+    return f"Hello {name}"
+
+
+ALL += [hops, greeting]

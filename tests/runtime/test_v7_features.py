@@ -1,0 +1,78 @@
+"""V7-only parts of the SDK's API (scopes, limit keys) get what a default restate-server 1.7 gives them: the
+attempt fails with 573 and the invocation retries by its policy (tests/conformance/test_conf_v7.py shows the
+same on a real server)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import pytest
+import restate
+from restate.retry_policy import InvocationRetryPolicy
+
+import playground as pg
+from playground.protocol import messages
+
+greeter = restate.Service("V7Greeter")
+runs: list[str] = []
+
+
+@greeter.handler()
+async def greet(ctx: restate.Context, name: str) -> str:
+    runs.append(name)
+    return f"Hello {name}"
+
+
+caller = restate.Service("V7Caller")
+THREE_TRIES = InvocationRetryPolicy(initial_interval=timedelta(seconds=1), exponentiation_factor=1.0,
+                                    max_attempts=3, on_max_attempts="kill")
+
+
+@caller.handler(invocation_retry_policy=THREE_TRIES)
+async def scoped(ctx: restate.Context, name: str) -> str:
+    return await ctx.scope("tenant-a").service_call(greet, arg=name)
+
+
+@caller.handler()
+async def plain(ctx: restate.Context, name: str) -> str:
+    return await ctx.service_call(greet, arg=name)
+
+
+REFUSAL = ("Feature 'scope' is not supported by the negotiated protocol version "
+           "'application/vnd.restate.invocation.v6', the minimum required version is "
+           "'application/vnd.restate.invocation.v7'")
+
+
+def test_a_scoped_call_fails_each_attempt_with_573_until_its_policy_gives_up() -> None:
+    async def main() -> None:
+        runs.clear()
+        rt = pg.Runtime(greeter, caller)
+        with pytest.raises(restate.TerminalError) as ei:
+            await rt.service_call(scoped, arg="ann")
+        assert (ei.value.status_code, ei.value.message) == (573, REFUSAL)
+        inv = rt.invocation(rt.invocations().query("target == 'V7Caller/scoped'").id.iloc[0])
+        assert inv.attempts == 3 and [e.code for e in inv.errors] == [573, 573, 573]
+        assert list(rt.journal(inv.id).entry_type) == ["Command: Input"]  # the call was never stored
+        assert runs == [] and len(rt.invocations()) == 1  # and nothing was invoked
+        assert await rt.service_call(plain, arg="bob") == "Hello bob"  # unscoped calls are unaffected
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize("which", ["workflow_target", "idempotent_request_target"])
+@pytest.mark.parametrize("command", ["AttachInvocation", "GetInvocationOutput"])
+def test_scoped_attach_and_output_targets_are_refused_too(command: str, which: str) -> None:
+    rt = pg.Runtime(greeter)
+    target = (messages.new("WorkflowTarget", workflow_name="W", workflow_key="k", scope="s")
+              if which == "workflow_target" else
+              messages.new("IdempotentRequestTarget", service_name="S", handler_name="h", idempotency_key="i",
+                           scope="s"))
+    with pytest.raises(Exception, match="Feature 'scope' is not supported") as ei:
+        rt._refuse_v7_only(command, messages.new(command, **{which: target}))
+    assert ei.value.code == 573
+    unscoped = type(target)()
+    unscoped.CopyFrom(target)
+    unscoped.ClearField("scope")
+    rt._refuse_v7_only(command, messages.new(command, **{which: unscoped}))  # no scope: accepted
+    rt._refuse_v7_only(command, messages.new(command, invocation_id="inv_1"))
