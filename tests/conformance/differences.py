@@ -27,6 +27,11 @@ DIFFERENCES = {
     "ids": (
         "Invocation ids are 'inv_1' + hex on the embedded runtime, 'inv_1' + base62 on the server; both "
         "start with 'inv_1' and are opaque to the SDK."),
+    "object_without_key": (
+        "Calling a virtual object or workflow handler from the ingress without a key: both answer 400 'bad path, "
+        "expected either /:service-name/:handler or /:object-name/:object-key/:handler'; the embedded runtime "
+        "adds '(a key is required)'. Reason: from a cell (rt.generic_call without key=) there is no path to "
+        "look at, so the extra words say what is actually wrong."),
 }
 
 KNOWN_GAPS = {

@@ -17,7 +17,8 @@ import differences
 
 
 def test_every_difference_has_a_reason():
-    assert set(differences.DIFFERENCES) == {"deadlock", "stuck", "time", "cancel_completed", "ids"}
+    assert set(differences.DIFFERENCES) == {"deadlock", "stuck", "time", "cancel_completed", "ids",
+                                            "object_without_key"}
     assert all(len(reason) > 80 for reason in differences.DIFFERENCES.values())
 
 
@@ -118,3 +119,20 @@ async def test_invocation_id_formats(t):
     pattern = {"embedded": r"inv_1[0-9a-f]{24}", "real": r"inv_1[0-9A-Za-z]{20,40}"}[t.name]
     assert re.fullmatch(pattern, sent.invocation_id), sent.invocation_id
     await t.attach(sent.invocation_id)
+
+
+BAD_PATH = "bad path, expected either /:service-name/:handler or /:object-name/:object-key/:handler"
+
+
+@scenario
+async def test_an_object_call_without_a_key_names_the_missing_key_here(t):
+    k = fresh()
+    for call in (t.call("Counter", "add", 1), t.call("GreetingWf", "run", "x")):  # an object and a workflow
+        try:
+            await call
+            raise AssertionError("a keyed handler without a key should be refused")
+        except CallFailed as exc:
+            expected = BAD_PATH + (" (a key is required)" if t.name == "embedded" else "")
+            assert (exc.code, exc.message) == (400, expected)
+    assert await t.call("Counter", "get", key=k) == 0  # nothing ran; the same call with a key works
+    assert await t.call("Counter", "add", 1, key=k) == {"oldValue": 0, "newValue": 1}
