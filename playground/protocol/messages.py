@@ -278,6 +278,7 @@ TYPE_IDS: dict[str, int] = {
 NAMES_BY_ID: dict[int, str] = {v: k for k, v in TYPE_IDS.items()}
 
 CANCEL_SIGNAL = 1  # built-in signal index; awakeables use 17 and up
+ERROR_RETRY, ERROR_PAUSE, ERROR_FAIL = 0, 1, 2  # Error.behavior (V7): what the SDK asks the server to do
 
 
 def is_command(type_id: int) -> bool:

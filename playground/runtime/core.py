@@ -529,7 +529,7 @@ class Runtime(Ingress, Waiting, Commands, Recovery):
                     if e.code == 570:
                         related = self._diverged(inv, e.related_command_index) or related
             delay = e.next_retry_delay if e.HasField("next_retry_delay") else None
-            self._on_transient(inv, Failure(e.code, e.message), delay, stored, related, e.stacktrace)
+            self._on_transient(inv, Failure(e.code, e.message), delay, stored, related, e.stacktrace, e.behavior)
 
     def _abort_all(self, reason: str) -> int:
         """Fail every attempt in flight (their invocations retry, as after a crash of the deployment)."""
@@ -618,7 +618,9 @@ class Runtime(Ingress, Waiting, Commands, Recovery):
             attempt.notify(notif)
 
     def _on_transient(self, inv: Invocation, failure: Failure, retry_delay: int | None, stored: bool,
-                      related: str | None, stacktrace: str = "") -> None:
+                      related: str | None, stacktrace: str = "", behavior: int = messages.ERROR_RETRY) -> None:
+        """Record a failed attempt, then retry by the policy; an SDK's Error.behavior (V7) of PAUSE or FAIL
+        takes precedence, as Restate's invoker gives it: pause now, or fail now as on_max_attempts='kill'."""
         now = self._now()
         self._dirty.add(inv)
         err = TransientError(inv.attempts, len(inv.journal) - 1, now, failure.code, failure.message, stacktrace, related)
@@ -626,8 +628,10 @@ class Runtime(Ingress, Waiting, Commands, Recovery):
         inv.last_failure = err
         inv.retry_count_since_last_entry = 1 if stored else inv.retry_count_since_last_entry + 1
         policy = inv.handler.retry
-        if policy.max_attempts is not None and inv.attempts >= policy.max_attempts:
-            if policy.on_max_attempts == "kill":
+        exhausted = policy.max_attempts is not None and inv.attempts >= policy.max_attempts
+        fail_now, pause_now = behavior == messages.ERROR_FAIL, behavior == messages.ERROR_PAUSE
+        if exhausted or fail_now or pause_now:
+            if fail_now or (not pause_now and policy.on_max_attempts == "kill"):
                 self._complete(inv, failure)
             else:
                 inv.status = "paused"

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from typing import Any
 
 import pytest
 import restate
 from restate.retry_policy import InvocationRetryPolicy
 
 import playground as pg
-from playground.protocol import messages
+from playground.protocol import framing, messages
 
 greeter = restate.Service("V7Greeter")
 runs: list[str] = []
@@ -76,3 +77,82 @@ def test_scoped_attach_and_output_targets_are_refused_too(command: str, which: s
     unscoped.ClearField("scope")
     rt._refuse_v7_only(command, messages.new(command, **{which: unscoped}))  # no scope: accepted
     rt._refuse_v7_only(command, messages.new(command, invocation_id="inv_1"))
+
+
+flaky = restate.Service("V7Flaky")
+flaky_runs: list[str] = []
+
+
+@flaky.handler()
+async def boom(ctx: restate.Context) -> None:
+    flaky_runs.append("boom")
+    raise ValueError("boom")
+
+
+def _asking_for(app: Any, behavior: int) -> Any:
+    """The SDK's app, with every Error it sends rewritten to carry Error.behavior = `behavior` (SDK 1.3.0's
+    Python API has no way to ask for one)."""
+    async def wrapped(scope: dict, receive: Any, send: Any) -> None:
+        decoder = framing.Decoder()
+
+        async def rewrite(event: dict) -> None:
+            if event["type"] == "http.response.body" and event.get("body"):
+                out = b""
+                for type_id, flags, payload in decoder.feed(event["body"]):
+                    if type_id == messages.TYPE_IDS["Error"]:
+                        msg = messages.parse(type_id, payload)
+                        msg.behavior = behavior
+                        payload = msg.SerializeToString()
+                    out += framing.encode_raw(type_id, payload, flags)
+                event = {**event, "body": out}
+            await send(event)
+        await app(scope, receive, rewrite)
+    return wrapped
+
+
+def _runtime_asking_for(behavior: int) -> pg.Runtime:
+    rt = pg.Runtime(flaky)
+    deployment = rt._services["V7Flaky"].deployment
+    deployment.app = _asking_for(deployment.app, behavior)
+    return rt
+
+
+def test_an_error_asking_to_fail_ends_the_invocation_after_one_attempt() -> None:
+    async def main() -> None:
+        flaky_runs.clear()
+        rt = _runtime_asking_for(messages.ERROR_FAIL)
+        with pytest.raises(restate.TerminalError) as ei:
+            await rt.service_call(boom)
+        assert ei.value.status_code == 500 and "boom" in ei.value.message
+        assert flaky_runs == ["boom"] and rt.invocations().status.tolist() == ["completed"]
+
+    asyncio.run(main())
+
+
+def test_an_error_asking_to_pause_pauses_after_one_attempt_and_resume_runs_again() -> None:
+    async def main() -> None:
+        flaky_runs.clear()
+        rt = _runtime_asking_for(messages.ERROR_PAUSE)
+        sent = await rt.service_send(boom)
+        await rt.settle()
+        await rt.advance(timedelta(minutes=10))
+        inv = rt.invocation(sent.invocation_id)
+        assert (inv.status, inv.attempts, flaky_runs) == ("paused", 1, ["boom"])
+        assert inv.last_failure.code == 500 and "boom" in inv.last_failure.message
+        rt.resume(sent.invocation_id)
+        await rt.settle()
+        assert (inv.status, inv.attempts, len(flaky_runs)) == ("paused", 2, 2)
+
+    asyncio.run(main())
+
+
+def test_an_error_asking_to_retry_follows_the_retry_policy() -> None:
+    async def main() -> None:
+        flaky_runs.clear()
+        rt = _runtime_asking_for(messages.ERROR_RETRY)
+        sent = await rt.service_send(boom)
+        await rt.advance(timedelta(seconds=4))
+        inv = rt.invocation(sent.invocation_id)
+        assert inv.status == "backing-off" and inv.attempts >= 3
+
+    asyncio.run(main())
