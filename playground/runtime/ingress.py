@@ -121,8 +121,22 @@ class Ingress:
             raise TypeError(f"generic calls take raw bytes as arg, not {type(arg).__name__} (e.g. b'\"Hi\"')")
         return Target(service, handler, key)
 
+    @staticmethod
+    def _refuse_scope(scope: str | None, limit_key: str | None) -> None:
+        """A default restate-server 1.7's ingress refuses scoped requests and limit keys (flow control is an
+        experimental feature there); the same 400s here."""
+        for name, value in (("scope", scope), ("limit_key", limit_key)):
+            if value is not None and not isinstance(value, str):
+                raise TypeError(f"{name} must be a str or None, not {type(value).__name__}")
+        if scope is not None:
+            raise restate.TerminalError("scoped invocations require vqueues to be enabled", 400)
+        if limit_key is not None:
+            raise restate.TerminalError("limit-key requires a scope to be set", 400)
+
     async def generic_call(self, service: str, handler: str, arg: bytes, key: str | None = None,
-                           idempotency_key: str | None = None, headers: dict[str, str] | None = None) -> bytes:
+                           idempotency_key: str | None = None, headers: dict[str, str] | None = None,
+                           scope: str | None = None, limit_key: str | None = None) -> bytes:
+        self._refuse_scope(scope, limit_key)
         target = self._generic_target(service, handler, arg, key)
         inv = self._ingress_call(target, bytes(arg), headers, idempotency_key)
         inv = await self._await_done(inv, f"generic_call to {target}")
@@ -132,7 +146,9 @@ class Ingress:
 
     async def generic_send(self, service: str, handler: str, arg: bytes, key: str | None = None,
                            send_delay: timedelta | None = None, idempotency_key: str | None = None,
-                           headers: dict[str, str] | None = None) -> SendHandle:
+                           headers: dict[str, str] | None = None, scope: str | None = None,
+                           limit_key: str | None = None) -> SendHandle:
+        self._refuse_scope(scope, limit_key)
         target = self._generic_target(service, handler, arg, key)
         return self._ingress_send(target, bytes(arg), headers, idempotency_key, _ms(send_delay, "send_delay"))
 

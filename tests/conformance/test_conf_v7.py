@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import re
 
+import restate
+
 import conformance_services as S
 from conformance_targets import CallFailed, Target, fresh, scenario
+from playground import real
 
 V6_REFUSES = ("Feature '{}' is not supported by the negotiated protocol version "
               "'application/vnd.restate.invocation.v6', the minimum required version is "
@@ -85,3 +88,40 @@ async def test_request_scope_limit_key_and_idempotency_key_are_none_on_a_default
     assert await t.call("RequestInfo", "info") == nothing
     assert await t.call("RequestInfo", "info", idempotency_key=fresh()) == nothing  # from the ingress
     assert await t.call("RequestInfo", "callInfo", fresh()) == nothing  # from a handler
+
+
+async def _ingress(t: Target, verb: str, service: str, handler: str, *, key: str | None = None,
+                   scope: str | None = None, limit_key: str | None = None) -> object:
+    """A call or send from outside with a scope (the ingress path /restate/scope/<scope>/<verb>/...) and/or a
+    limit key (the x-restate-limit-key header), as restate's client sends them; rt.generic_call/send here."""
+    if t.name == "embedded":
+        fn = t.rt.generic_call if verb == "call" else t.rt.generic_send
+        try:
+            return await fn(service, handler, b'"x"', key=key, scope=scope, limit_key=limit_key)
+        except restate.TerminalError as exc:
+            raise CallFailed(exc.status_code, exc.message) from None
+    path = real.ingress_path(service, handler, key)
+    path = f"/restate/scope/{scope}/{verb}{path}" if scope is not None else path + ("/send" if verb == "send" else "")
+    headers = {"content-type": "application/json", **({"x-restate-limit-key": limit_key} if limit_key else {})}
+    return await t._http("POST", t.server.ingress_url + path, b'"x"', headers)
+
+
+@scenario
+async def test_the_ingress_refuses_scopes_and_limit_keys_with_400(t):
+    k = fresh()
+    cases = [
+        ("call", "TestUtilsService", None, "tenant-a", None, "scoped invocations require vqueues to be enabled"),
+        ("send", "TestUtilsService", None, "tenant-a", None, "scoped invocations require vqueues to be enabled"),
+        ("call", "TestUtilsService", None, "tenant-a", "l1", "scoped invocations require vqueues to be enabled"),
+        ("call", "TestUtilsService", None, None, "l1", "limit-key requires a scope to be set"),
+        ("send", "TestUtilsService", None, None, "l1", "limit-key requires a scope to be set"),
+        ("call", "Counter", k, "tenant-a", None, "scoped invocations require vqueues to be enabled"),
+    ]
+    for verb, service, key, scope, limit_key, message in cases:
+        handler = "add" if service == "Counter" else "uppercaseEcho"
+        try:
+            await _ingress(t, verb, service, handler, key=key, scope=scope, limit_key=limit_key)
+            raise AssertionError(f"{verb} with scope={scope!r} limit_key={limit_key!r} should be refused")
+        except CallFailed as exc:
+            assert (exc.code, exc.message) == (400, message), (verb, scope, limit_key)
+    assert await t.state("Counter", k) == {} and S.EVENTS[k] == []  # nothing ran

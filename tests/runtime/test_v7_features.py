@@ -156,3 +156,23 @@ def test_an_error_asking_to_retry_follows_the_retry_policy() -> None:
         assert inv.status == "backing-off" and inv.attempts >= 3
 
     asyncio.run(main())
+
+
+@pytest.mark.parametrize(("kwargs", "error", "match"), [
+    ({"scope": 7}, TypeError, "scope must be a str or None, not int"),
+    ({"limit_key": b"l"}, TypeError, "limit_key must be a str or None, not bytes"),
+    ({"scope": "tenant-a"}, restate.TerminalError, "scoped invocations require vqueues to be enabled"),
+    ({"limit_key": "l1"}, restate.TerminalError, "limit-key requires a scope to be set"),
+])
+@pytest.mark.parametrize("verb", ["generic_call", "generic_send"])
+def test_cells_scope_and_limit_key_are_refused_before_anything_is_created(verb: str, kwargs: dict, error: type,
+                                                                         match: str) -> None:
+    async def main() -> None:
+        rt = pg.Runtime(greeter)
+        with pytest.raises(error, match=match) as ei:
+            await getattr(rt, verb)("V7Greeter", "greet", b'"ann"', **kwargs)
+        if error is restate.TerminalError:
+            assert ei.value.status_code == 400
+        assert len(rt.invocations()) == 0
+
+    asyncio.run(main())
