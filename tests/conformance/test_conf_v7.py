@@ -6,6 +6,7 @@ limit key or idempotency key."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 import restate
@@ -103,7 +104,10 @@ async def _ingress(t: Target, verb: str, service: str, handler: str, *, key: str
     path = real.ingress_path(service, handler, key)
     path = f"/restate/scope/{scope}/{verb}{path}" if scope is not None else path + ("/send" if verb == "send" else "")
     headers = {"content-type": "application/json", **({"x-restate-limit-key": limit_key} if limit_key else {})}
-    return await t._http("POST", t.server.ingress_url + path, b'"x"', headers)
+    try:
+        return await asyncio.to_thread(real._http, "POST", t.server.ingress_url + path, b'"x"', headers)
+    except real.IngressError as exc:
+        raise CallFailed(exc.code, exc.message) from None
 
 
 @scenario
