@@ -609,6 +609,16 @@ async def v7_scoped_call(ctx: restate.ObjectContext) -> str:
     return await ctx.scope("tenant-a").service_call(uppercase_echo, arg="x")
 
 
+_THREE_TRIES = InvocationRetryPolicy(initial_interval=timedelta(milliseconds=50), exponentiation_factor=1.0,
+                                    max_attempts=3, on_max_attempts="kill")
+
+
+@v7_features.handler(name="scopedCallThreeTries", invocation_retry_policy=_THREE_TRIES)
+async def v7_scoped_call_three_tries(ctx: restate.ObjectContext) -> str:
+    ATTEMPTS[ctx.key()] += 1
+    return await ctx.scope("tenant-a").service_call(uppercase_echo, arg="x")
+
+
 @v7_features.handler(name="scopedSend")
 async def v7_scoped_send(ctx: restate.ObjectContext) -> str:
     ATTEMPTS[ctx.key()] += 1

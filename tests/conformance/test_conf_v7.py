@@ -84,6 +84,17 @@ async def test_a_limit_key_without_a_scope_is_refused_as_a_limit_key(t):
 
 
 @scenario
+async def test_a_scoped_call_that_runs_out_of_attempts_fails_with_573(t):
+    k = fresh()
+    try:
+        await t.call("V7Features", "scopedCallThreeTries", key=k)
+        raise AssertionError("the scoped call should fail once its three attempts are used up")
+    except CallFailed as exc:
+        assert (exc.code, exc.message) == (573, V6_REFUSES.format("scope"))
+    assert S.ATTEMPTS[k] == 3
+
+
+@scenario
 async def test_request_scope_limit_key_and_idempotency_key_are_none_on_a_default_server(t):
     nothing = {"scope": None, "limitKey": None, "idempotencyKey": None}
     assert await t.call("RequestInfo", "info") == nothing
