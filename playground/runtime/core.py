@@ -99,12 +99,15 @@ class Runtime(Ingress, Waiting, Commands, Recovery):
         self._store = open_store(store, self)
         self._bind_store()
         snapshot = self._store.load()
-        if services:
-            self.register(*services)
-        if snapshot is not None:
-            self._restore_stored(snapshot)
-        else:
-            self._commit()  # a new store starts with the clock and the services
+        commit, self._commit = self._commit, lambda: None  # nothing is written before the records are restored
+        try:
+            if services:
+                self.register(*services)
+            if snapshot is not None:
+                self._restore_stored(snapshot)  # a record it cannot use: StoreError, the file untouched
+        finally:
+            self._commit = commit
+        self._commit()  # a new store starts with the clock and the services
 
     def _reset_tables(self) -> None:
         """The in-memory tables, empty (at construction, and before a restore from the store)."""
