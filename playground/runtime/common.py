@@ -55,8 +55,8 @@ def _utf8(text: str, what: str) -> None:
     try:
         text.encode()
     except UnicodeEncodeError as exc:
-        raise ValueError(f"{what} must be text that UTF-8 can encode; {text!r} has {exc.reason} at position "
-                         f"{exc.start}") from None
+        raise ValueError(f"{what} must be text that UTF-8 can encode; {text!r} cannot be encoded ({exc.reason}, "
+                         f"at position {exc.start})") from None
 
 
 def check_request(target: Any, headers: Any, idem: Any) -> None:

@@ -22,6 +22,7 @@ from typing import Any
 import restate
 
 from .. import notebook
+from ..errors import StoreError
 from ..protocol import framing, messages, sdk_hooks
 from ..protocol.deployment import AsgiDeployment, ServiceInfo, parse_manifest
 from ..protocol.driver import Attempt, AttemptEnded, Received
@@ -201,7 +202,10 @@ class Runtime(Ingress, Waiting, Commands, Recovery):
 
     async def _real_timer_loop(self) -> None:
         while self._timers.next_due() is not None:
-            self._fire_due_timers()
+            try:
+                self._fire_due_timers()
+            except StoreError:
+                return  # the runtime has stopped (see _on_attempt_end)
             nxt = self._timers.next_due()
             if nxt is None:
                 break
@@ -521,7 +525,10 @@ class Runtime(Ingress, Waiting, Commands, Recovery):
             self._to_start.append(run.inv)
             return
         self._attempt_ended(run, ended)
-        self._commit()
+        try:
+            self._commit()
+        except StoreError:
+            pass  # the store could not be written: the runtime has stopped, and every await on it says why
 
     def _attempt_ended(self, run: "_AttemptRun", ended: AttemptEnded) -> None:
         inv = run.inv
