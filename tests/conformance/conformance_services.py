@@ -595,3 +595,16 @@ async def hop_b(ctx: restate.ObjectContext, depth: int) -> str:
 
 ALL = [counter, map_object, list_object, proxy, failing, utils, private_greeter, proxy_greeter, holder, interp,
        cancel_blocking, cancel_runner, kill_singleton, kill_runner, block_wf, payment, self_promise, cyc_a, cyc_b]
+
+# --------------------------------------------------------------------------------------------- clock range (i13)
+far_future = restate.Service("FarFuture")
+
+
+@far_future.handler(name="sleepPastTheClock",
+                    invocation_retry_policy=InvocationRetryPolicy(max_attempts=2, on_max_attempts="kill"))
+async def sleep_past_the_clock(ctx: restate.Context) -> str:
+    await ctx.sleep(timedelta(days=3_000_000))  # wakes in year 10239
+    return "woke"
+
+
+ALL += [far_future]

@@ -27,6 +27,12 @@ DIFFERENCES = {
     "ids": (
         "Invocation ids are 'inv_1' + hex on the embedded runtime, 'inv_1' + base62 on the server; both "
         "start with 'inv_1' and are opaque to the SDK."),
+    "clock_range": (
+        "A time past 9999-12-31T23:59:59.999Z, the last a Python datetime can show, is refused here: "
+        "send_delay and advance() raise ValueError, and a handler's ctx.sleep (or delayed send) that far "
+        "fails its attempt with a message naming the limit. Restate 1.7.12 stores such a sleep and waits; "
+        "for an ingress send that far it creates the invocation and then drops the connection (a panic "
+        "while writing the response). Reason: the runtime's clock and views are datetimes."),
 }
 
 KNOWN_GAPS = {
