@@ -109,14 +109,20 @@ class Recovery:
         # All in one step: nothing (a timer, another task's await) may act on the old tables once the
         # attempts are cut off; their tasks wind down afterwards, talking to no one.
         self._detach_attempts()
-        snap = self._store.reload(self)
         waiters = [w for inv in self._invocations.values() if not inv.completed for w in inv.waiters]
-        self._clear_dirty()  # (nothing is pending between events; and these records are about to go)
-        self._to_start = []
-        self._reset_tables()
-        self._restore(snap)
-        self._wake(waiters)  # awaits in cells go on with the restored invocations (see _await_done)
-        self._wake(self._sleepers)
+        try:
+            snap = self._store.reload(self)
+            self._clear_dirty()  # (nothing is pending between events; and these records are about to go)
+            self._to_start = []
+            self._reset_tables()
+            self._restore_stored(snap)
+        except StoreError as exc:  # the file is closed: this runtime stops, and says why when used again
+            self._closed = self._store_failure = str(exc)
+            self._timers.clear()
+            raise
+        finally:
+            self._wake(waiters)  # awaits in cells go on with the restored invocations (see _await_done)
+            self._wake(self._sleepers)
         await asyncio.sleep(0)
 
     # ------------------------------------------------------------------ restore

@@ -625,3 +625,21 @@ def test_an_empty_store_file_opens_as_a_new_store_with_a_warning(tmp_path: Path)
         warnings.simplefilter("error")  # a new file, or a store with records, opens without a word
         pg.Runtime(*SERVICES, store=str(path)).close()
         pg.Runtime(*SERVICES, store=str(tmp_path / "new.sqlite")).close()
+
+
+def test_a_damaged_journal_entry_found_by_a_restart_stops_the_runtime_with_a_store_error(db: str) -> None:
+    async def main() -> None:
+        rt = reopen(db)
+        await rt.object_send(note, key="x", arg="y")
+        await rt.settle()
+        inv_id = rt.invocations().id[0]
+        rt._store._db.execute("UPDATE journal SET frame=? WHERE idx=1", (b"\x04\x07" + b"\x00" * 6 + b"\xff",))
+        with pytest.raises(pg.StoreError, match=rf"journal entry 1 of invocation {inv_id} \(Log/x/note\) cannot "
+                                               rf"be decoded"):
+            await rt.faults.restart()
+        with pytest.raises(pg.StoreError, match="journal entry 1"):  # and it stays stopped, saying why
+            await rt.object_send(note, key="x", arg="z")
+
+    run(main)
+    with closing(sqlite3.connect(db, timeout=0)) as con:  # the file was closed: it is not locked
+        assert con.execute("SELECT count(*) FROM journal").fetchone()[0] == 4
