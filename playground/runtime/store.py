@@ -287,7 +287,7 @@ class SqliteStore:
         """Why a commit failed, in words (the full disk named as such)."""
         if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
             return f"the disk is full (SQLite: {exc})"
-        return f"SQLite could not write it ({exc})"
+        return f"SQLite reported: {exc}"
 
     def _write_invocation(self, db: sqlite3.Connection, rt: "Runtime", inv: Invocation) -> None:
         written = self._written.get(inv.id)
