@@ -70,7 +70,8 @@ class DeadlockError(StuckError):
 
 
 class StoreError(RuntimeError):
-    """A store file that cannot be used: corrupt, locked by another process, or from an incompatible version.
+    """A store file that cannot be used: corrupt, locked by another process, from an incompatible version, or
+    one that cannot be written (a full disk: the runtime then stops, showing what the file holds).
 
     The file is never written to when this is raised.
     """

@@ -12,9 +12,23 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 DEFAULT_START = datetime(2026, 1, 1, tzinfo=UTC)
+# The clock's range: what a Python datetime can show. A due time beyond it is refused where it is asked for.
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
+LATEST = datetime.max.replace(tzinfo=UTC, microsecond=999000)
+MAX_MS = (LATEST - EPOCH) // _MS
+MIN_MS = (datetime.min.replace(tzinfo=UTC) - EPOCH) // _MS
+
+
+def check_due(due_ms: int, what: str) -> int:
+    """`due_ms` if the clock can show it, else a ValueError naming the limit."""
+    if due_ms > MAX_MS:
+        raise ValueError(f"{what} would be due after {LATEST.isoformat()}, the latest time the clock can "
+                         f"represent; pass a shorter duration")
+    return due_ms
 
 
 class Clock:
@@ -24,7 +38,10 @@ class Clock:
         if kind not in ("virtual", "manual", "real"):
             raise ValueError(f"clock must be 'virtual', 'manual' or 'real', not {kind!r}")
         self.kind = kind
-        start = start or DEFAULT_START
+        start = DEFAULT_START if start is None else start
+        if not isinstance(start, datetime):
+            raise TypeError(f"start must be a timezone-aware datetime such as datetime(2026, 1, 1, "
+                            f"tzinfo=timezone.utc), not {type(start).__name__}")
         if start.tzinfo is None:
             raise ValueError("the clock's start must be timezone-aware, e.g. datetime(2026, 1, 1, tzinfo=timezone.utc)")
         self._now_ms = int(start.timestamp() * 1000)
@@ -41,7 +58,9 @@ class Clock:
 
 
 def to_datetime(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+    """The time `ms` shows as; any stored value beyond the clock's range shows as its limit, so a view of
+    the runtime never fails on a record."""
+    return EPOCH + min(max(ms, MIN_MS), MAX_MS) * _MS
 
 
 @dataclass(slots=True)

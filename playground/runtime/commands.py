@@ -10,6 +10,7 @@ from typing import Any
 import restate
 
 from ..protocol import messages
+from .clock import check_due
 from .common import (
     _M,
     _AttemptFailed,
@@ -95,6 +96,10 @@ class Commands:
     def _cmd_Sleep(self, inv: Invocation, msg: Any) -> None:
         cid = msg.result_completion_id
         wake = self._now() + self._delay_for(inv, "sleep", msg.wake_up_time)
+        try:
+            check_due(wake, f"ctx.sleep({msg.name!r})" if msg.name else "ctx.sleep")
+        except ValueError as exc:
+            raise _AttemptFailed(str(exc)) from None
         inv.journal[-1].due_ms = wake
         self._schedule_sleep(inv, cid, wake)
 
@@ -107,6 +112,8 @@ class Commands:
         except restate.TerminalError as exc:
             # Restate keeps retrying such a caller until the target appears (or it is killed).
             raise _AttemptFailed(f"cannot call {target}: {exc.message}") from None
+        except (TypeError, ValueError) as exc:  # e.g. a send_delay beyond the clock's range
+            raise _AttemptFailed(f"cannot call {target}: {exc}") from None
 
     def _cmd_Call(self, inv: Invocation, msg: Any) -> None:
         child, _previous, failure = self._child(inv, msg, 0)

@@ -51,6 +51,39 @@ def _ms(delta: timedelta | None, what: str) -> int:
     return int(delta.total_seconds() * 1000)
 
 
+def _utf8(text: str, what: str) -> None:
+    try:
+        text.encode()
+    except UnicodeEncodeError as exc:
+        raise ValueError(f"{what} must be text that UTF-8 can encode; {text!r} cannot be encoded ({exc.reason}, "
+                         f"at position {exc.start})") from None
+
+
+def check_request(target: Any, headers: Any, idem: Any) -> None:
+    """A request's target, headers and idempotency key, checked before anything is created: each must be
+    text that goes on the wire (a value that cannot would fail half-way through starting the invocation)."""
+    for what, value in (("service", target.service), ("handler", target.handler)):
+        if not isinstance(value, str):
+            raise TypeError(f"{what} must be a str, not {type(value).__name__}")
+    if target.key is not None:
+        if not isinstance(target.key, str):
+            raise TypeError(f"key must be a str, not {type(target.key).__name__}")
+        _utf8(target.key, "key")
+    if headers is not None:
+        if not isinstance(headers, dict):
+            raise TypeError(f"headers must be a dict of str to str, not {type(headers).__name__}")
+        for k, v in headers.items():
+            if not isinstance(k, str) or not isinstance(v, str):
+                raise TypeError(f"headers must be a dict of str to str; {k!r}: {v!r} is "
+                                f"{type(k).__name__}: {type(v).__name__}")
+            _utf8(k, "a header name")
+            _utf8(v, f"header {k!r}")
+    if idem is not None:
+        if not isinstance(idem, str) or not idem:
+            raise ValueError("idempotency_key must be a non-empty str")
+        _utf8(idem, "idempotency_key")
+
+
 class _Registered:
     """One revision of a service: what discovery said about it, the deployment serving it, and the SDK object."""
 

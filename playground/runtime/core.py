@@ -22,10 +22,11 @@ from typing import Any
 import restate
 
 from .. import notebook
+from ..errors import StoreError
 from ..protocol import framing, messages, sdk_hooks
 from ..protocol.deployment import AsgiDeployment, ServiceInfo, parse_manifest
 from ..protocol.driver import Attempt, AttemptEnded, Received
-from .clock import Clock, TimerHeap, to_datetime
+from .clock import Clock, TimerHeap, check_due, to_datetime
 from .commands import Commands
 from .common import (
     _INPUT,
@@ -38,6 +39,7 @@ from .common import (
     _ms,
     _Registered,
     _value_or_failure,
+    check_request,
 )
 from .faults import Faults
 from .ingress import Ingress
@@ -61,6 +63,8 @@ class Runtime(Ingress, Waiting, Commands, Recovery):
 
     def __init__(self, *services: Any, clock: str = "virtual", start: datetime | None = None, seed: int = 0,
                  mode: str = "normal", store: Any = None) -> None:
+        if not isinstance(seed, int) or isinstance(seed, bool):
+            raise TypeError(f"seed must be an int (it fixes the invocation ids), not {type(seed).__name__}")
         if mode not in ("normal", "always_suspend"):
             raise ValueError(f"mode must be 'normal' or 'always_suspend', not {mode!r}")
         # always_suspend: every attempt gets its journal and then a closed request body, so the SDK suspends
@@ -83,6 +87,7 @@ class Runtime(Ingress, Waiting, Commands, Recovery):
         self._dirty_services: set[str] = set()
         self._to_start: list[Invocation] = []  # restored invocations to start once a loop runs
         self._closed: str | None = None
+        self._store_failure: str | None = None  # why the store could not be written (the runtime then stops)
         self._reset_tables()
         self.faults = Faults(self)
         self._changed = asyncio.Event()  # wakes the wall-clock timer loop (clock="real")
@@ -95,12 +100,15 @@ class Runtime(Ingress, Waiting, Commands, Recovery):
         self._store = open_store(store, self)
         self._bind_store()
         snapshot = self._store.load()
-        if services:
-            self.register(*services)
-        if snapshot is not None:
-            self._restore(snapshot)
-        else:
-            self._commit()  # a new store starts with the clock and the services
+        commit, self._commit = self._commit, lambda: None  # nothing is written before the records are restored
+        try:
+            if services:
+                self.register(*services)
+            if snapshot is not None:
+                self._restore_stored(snapshot)  # a record it cannot use: StoreError, the file untouched
+        finally:
+            self._commit = commit
+        self._commit()  # a new store starts with the clock and the services
 
     def _reset_tables(self) -> None:
         """The in-memory tables, empty (at construction, and before a restore from the store)."""
@@ -130,6 +138,8 @@ class Runtime(Ingress, Waiting, Commands, Recovery):
                 hint = (" (pass the service object that the handler was declared on, not the handler)"
                         if callable(s) else "")
                 raise TypeError(f"register() takes restate.Service, VirtualObject or Workflow objects; got {what}{hint}")
+            if not s.name:
+                raise ValueError("a service needs a non-empty name, e.g. restate.Service('Greeter')")
             if s.name in names:
                 raise ValueError(f"two services named {s.name!r} in one register() call")
             names.add(s.name)
@@ -192,7 +202,10 @@ class Runtime(Ingress, Waiting, Commands, Recovery):
 
     async def _real_timer_loop(self) -> None:
         while self._timers.next_due() is not None:
-            self._fire_due_timers()
+            try:
+                self._fire_due_timers()
+            except StoreError:
+                return  # the runtime has stopped (see _on_attempt_end)
             nxt = self._timers.next_due()
             if nxt is None:
                 break
@@ -207,7 +220,10 @@ class Runtime(Ingress, Waiting, Commands, Recovery):
         """Move virtual time forward, firing every timer due on the way in order, and settle."""
         if self._clock.kind == "real":
             raise ValueError("advance() needs a virtual or manual clock; this runtime uses clock='real'")
-        target = self._now() + _ms(delta, "advance()'s delta")
+        if not isinstance(delta, timedelta):
+            raise TypeError(f"advance() takes a datetime.timedelta, e.g. timedelta(hours=1), not "
+                            f"{type(delta).__name__}")
+        target = check_due(self._now() + _ms(delta, "advance()'s delta"), "advance()")
         await self._quiesce()
         while (nxt := self._timers.next_due()) is not None and nxt.due_ms <= target:
             self._clock.set(nxt.due_ms)
@@ -242,6 +258,9 @@ class Runtime(Ingress, Waiting, Commands, Recovery):
         """
         if self._closed is not None:
             self._check_open()
+        check_request(target, headers, idem)
+        if delay_ms > 0:
+            check_due(self._now() + delay_ms, "send_delay")
         reg = self._services.get(target.service)
         if reg is None:
             raise restate.TerminalError(f"service '{target.service}' not found, make sure to register the service "
@@ -260,10 +279,6 @@ class Runtime(Ingress, Waiting, Commands, Recovery):
             raise restate.TerminalError(f"a key was provided, but the callee '{target.service}' is a Service", 400)
         if invoked_by is None and hinfo.ingress_private:
             raise restate.TerminalError("the invoked service is not public", 400)  # Restate's ingress wording
-        if headers is not None and not isinstance(headers, dict):
-            raise TypeError(f"headers must be a dict of str to str, not {type(headers).__name__}")
-        if idem is not None and (not isinstance(idem, str) or not idem):
-            raise ValueError("idempotency_key must be a non-empty str")
 
         key_s = target.key or ""
         if hinfo.ty == "WORKFLOW":
@@ -379,17 +394,53 @@ class Runtime(Ingress, Waiting, Commands, Recovery):
 
     # ------------------------------------------------------------------ attempts
     def _start(self, inv: Invocation) -> None:
-        """Open a new attempt: send Start and the journal; the SDK's messages then arrive in _on_message."""
+        """Open a new attempt: send Start and the journal; the SDK's messages then arrive in _on_message.
+
+        Whatever fails on the way is that attempt's failure (retried, and shown in its errors), so no
+        invocation is ever left 'running' without an attempt."""
         if inv.deployment is None:
             self._park(inv)  # restored from a store, and its handler is not registered
             return
         self._dirty.add(inv)
         self._progress += 1
-        inv.status = "running"
         inv.attempts += 1
-        inv.running_at = inv.running_at or self._now()
         inv.next_retry_at = None
         inv.awaiting = None  # what an earlier attempt awaited says nothing about this one
+        try:
+            start = self._start_message(inv)
+            attempt = inv.deployment.open(inv.target.service, inv.target.handler,
+                                          [("x-restate-invocation-id", inv.id)])
+            frames = [e.frame() for e in inv.journal]
+        except Exception as exc:  # noqa: BLE001 - e.g. a record that cannot be encoded: this attempt fails
+            self._on_transient(inv, Failure(500, f"the playground runtime could not start an attempt: {exc!r}"),
+                               None, False, None)
+            return
+        inv.status = "running"
+        inv.running_at = inv.running_at or self._now()
+        run = self._runs[inv.id] = _AttemptRun(inv, attempt, len(inv.journal))
+        if inv.journal[-1].type_id == _M["Output"]:
+            # stored by an attempt that died before its End: this one replays it and only sends End
+            run.output = inv.journal[-1].msg
+        attempt.on_message = lambda item: self._on_message(run, item)
+        attempt.on_end = lambda ended: self._on_attempt_end(run, ended)
+        attempt.on_waiting = self._touch
+        inv.attempt = attempt
+        inv.pending_runs = self._unfinished_runs(inv)
+        self._live.add(inv)  # busy from now until the SDK blocks or the attempt ends
+        try:
+            attempt.start(start, frames)
+        except Exception as exc:  # noqa: BLE001 - e.g. no event loop runs: this attempt fails, as above
+            del self._runs[inv.id]
+            inv.attempt, inv.pending_runs = None, _NO_RUNS
+            self._live.discard(inv)
+            self._on_transient(inv, Failure(500, f"the playground runtime could not start an attempt: {exc!r}"),
+                               None, False, None)
+            return
+        if self.mode == "always_suspend":
+            attempt.close_input()
+
+    def _start_message(self, inv: Invocation) -> Any:
+        """The Start message of the next attempt (its state map too, for eager state)."""
         lazy = inv.handler.lazy_state
         start = _START()
         start.id = inv.start_id
@@ -403,20 +454,7 @@ class Runtime(Ingress, Waiting, Commands, Recovery):
         if not lazy and inv.service.keyed:
             for k, v in self._state.get((inv.target.service, inv.target.key or ""), {}).items():
                 start.state_map.add(key=k.encode(), value=v)
-        attempt = inv.deployment.open(inv.target.service, inv.target.handler, [("x-restate-invocation-id", inv.id)])
-        run = self._runs[inv.id] = _AttemptRun(inv, attempt, len(inv.journal))
-        if inv.journal[-1].type_id == _M["Output"]:
-            # stored by an attempt that died before its End: this one replays it and only sends End
-            run.output = inv.journal[-1].msg
-        attempt.on_message = lambda item: self._on_message(run, item)
-        attempt.on_end = lambda ended: self._on_attempt_end(run, ended)
-        attempt.on_waiting = self._touch
-        inv.attempt = attempt
-        inv.pending_runs = self._unfinished_runs(inv)
-        self._live.add(inv)  # busy from now until the SDK blocks or the attempt ends
-        attempt.start(start, [e.frame() for e in inv.journal])
-        if self.mode == "always_suspend":
-            attempt.close_input()
+        return start
 
     def _on_message(self, run: "_AttemptRun", item: Received) -> None:
         """One message from the SDK, handled synchronously as the SDK sends it."""
@@ -456,7 +494,11 @@ class Runtime(Ingress, Waiting, Commands, Recovery):
                 elif name == "Run":
                     inv.pending_runs.add(item.msg.result_completion_id)
                 else:
-                    self._on_command(inv, name, item.msg)
+                    try:
+                        self._on_command(inv, name, item.msg)
+                    except _AttemptFailed:
+                        del inv.journal[stored:]  # refused: not stored, so the next attempt sends it again
+                        raise
             else:
                 raise _AttemptFailed(f"unexpected message {name} from the SDK")
             if self.faults.armed and len(inv.journal) > stored and not inv.completed:
@@ -484,7 +526,10 @@ class Runtime(Ingress, Waiting, Commands, Recovery):
             self._to_start.append(run.inv)
             return
         self._attempt_ended(run, ended)
-        self._commit()
+        try:
+            self._commit()
+        except StoreError:
+            pass  # the store could not be written: the runtime has stopped, and every await on it says why
 
     def _attempt_ended(self, run: "_AttemptRun", ended: AttemptEnded) -> None:
         inv = run.inv

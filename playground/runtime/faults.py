@@ -26,6 +26,13 @@ def _pattern(target: Any) -> str:
     return f"{h.service_tag.name}/{h.name}"
 
 
+def _check_int(what: str, value: Any, least: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{what} must be an int >= {least}, not {type(value).__name__}")
+    if value < least:
+        raise ValueError(f"{what} must be >= {least} (got {value})")
+
+
 def _matches(pattern: str | None, inv: "Invocation") -> bool:
     if pattern is None:
         return True
@@ -52,15 +59,16 @@ class Faults:
     def crash_after(self, target: Any, entry: int, times: int = 1) -> None:
         """Crash the attempt of a matching invocation right after journal entry `entry` is stored (the entry
         stays: the next attempt replays it), `times` times."""
-        if entry < 0 or times < 1:
-            raise ValueError("entry must be >= 0 and times >= 1")
+        _check_int("entry", entry, 0)
+        _check_int("times", times, 1)
         self._crashes.append(_Rule(_pattern(target), times, entry=entry))
 
     def fail_run(self, name: str, times: int = 1, target: Any = None) -> None:
         """Lose the result of `ctx.run(name, ...)` `times` times: the closure has run, but the attempt fails
         before its result is stored, so the next attempt runs it again (ctx.run is at least once)."""
-        if times < 1:
-            raise ValueError("times must be >= 1")
+        if not isinstance(name, str):
+            raise TypeError(f"name must be the str name given to ctx.run, not {type(name).__name__}")
+        _check_int("times", times, 1)
         self._runs.append(_Rule(_pattern(target) if target is not None else None, times, run_name=name))
 
     def drop_deployment(self) -> int:

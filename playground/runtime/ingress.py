@@ -29,6 +29,16 @@ def _json_body(value: Any) -> bytes:
     return bytes(value) if isinstance(value, (bytes, bytearray)) else bytes(restate.serde.JsonSerde().serialize(value))
 
 
+def _check_failure(message: Any, code: Any) -> None:
+    """A rejection's message and code, checked before anything is completed."""
+    if not isinstance(message, str):
+        raise TypeError(f"message must be a str, not {type(message).__name__}")
+    if not isinstance(code, int) or isinstance(code, bool):
+        raise TypeError(f"code must be an int error code such as 500, not {type(code).__name__}")
+    if not 0 <= code <= 0xFFFF:
+        raise ValueError(f"code must be an error code between 0 and 65535, such as 500 (got {code})")
+
+
 class Ingress:
     """Part of Runtime (see core.py): it works on the state Runtime.__init__ sets up."""
 
@@ -269,9 +279,13 @@ class Ingress:
 
     def reject_awakeable(self, awakeable_id: str, message: str, code: int = 500) -> None:
         """Fail an awakeable from a cell: the awaiting handler gets TerminalError(message, code)."""
+        _check_failure(message, code)
         self._complete_awakeable(awakeable_id, {"failure": _failure_msg(Failure(code, message))})
 
     def _complete_awakeable(self, awakeable_id: str, result: dict[str, Any]) -> None:
+        if not isinstance(awakeable_id, str):
+            raise TypeError(f"awakeable_id must be the str id of an awakeable ('sign_1...', as ctx.awakeable() "
+                            f"returns it), not {type(awakeable_id).__name__}")
         target, idx = self._parse_awakeable(awakeable_id)
         if idx == 0:
             raise ValueError(f"{awakeable_id!r} is not an awakeable id (they look like 'sign_1...')")
@@ -281,10 +295,26 @@ class Ingress:
         self._commit()
 
     def resolve_promise(self, workflow: str, key: str, name: str, value: Any = None) -> None:
-        """Resolve a workflow's durable promise from a cell; a second resolution fails with 409, as in Restate."""
+        """Resolve a workflow's durable promise from a cell; a second resolution fails with 409, as in Restate.
+        As with a shared handler in Restate, the workflow's run need not have started: it sees the promise
+        resolved when it does."""
+        self._check_promise(workflow, key, name)
         self._complete_promise((workflow, key), name, _json_body(value))
         self._commit()
 
     def reject_promise(self, workflow: str, key: str, name: str, message: str, code: int = 500) -> None:
+        """Fail a workflow's durable promise from a cell: its awaiter gets TerminalError(message, code)."""
+        self._check_promise(workflow, key, name)
+        _check_failure(message, code)
         self._complete_promise((workflow, key), name, Failure(code, message))
         self._commit()
+
+    def _check_promise(self, workflow: str, key: str, name: str) -> None:
+        for what, value in (("workflow", workflow), ("key", key), ("name", name)):
+            if not isinstance(value, str):
+                raise TypeError(f"{what} must be a str, not {type(value).__name__}")
+        manifest = self._manifests.get(workflow)
+        if manifest is None or manifest.get("ty") != "WORKFLOW":
+            known = sorted(n for n, m in self._manifests.items() if m.get("ty") == "WORKFLOW")
+            raise ValueError(f"{workflow!r} is not a registered workflow; promises belong to workflows "
+                             f"(registered: {', '.join(map(repr, known)) or 'none'})")

@@ -16,9 +16,10 @@ import warnings
 from collections import deque
 from typing import Any
 
-from ..errors import MissingHandlerWarning
+from ..errors import MissingHandlerWarning, StoreError
 from ..protocol import messages
 from ..protocol.deployment import parse_manifest
+from .clock import Clock, to_datetime
 from .common import _M
 from .model import Invocation, JournalEntry, Target, TransientError
 from .store import MemoryStore, Snapshot, SqliteStore, _result_from
@@ -63,9 +64,35 @@ class Recovery:
         self._wake(self._sleepers)  # awaits in cells raise now instead of waiting on a runtime that is gone
 
     def _check_open(self) -> None:
+        if self._store_failure is not None:
+            raise StoreError(self._store_failure)
         if self._closed is not None:
             raise RuntimeError(f"this Runtime is closed ({self._closed}); create a new one "
                                f"(pg.Runtime(..., store=...) resumes from the same store)")
+
+    def _store_failed(self, why: str) -> StoreError:
+        """A commit failed (a full disk): the event that made it is not stored. The runtime stops, and its
+        tables become what the file holds, so what it shows is what a reopen resumes from."""
+        path = self._store.path
+        message = (f"the store {path!r} could not be written: {why}. The last event was not stored, and this "
+                   f"runtime has stopped; it now shows what the file holds. Free some space, then open the store "
+                   f"again with pg.Runtime(..., store={path!r}): it resumes from there, nothing committed is lost")
+        snap = self._store.load()
+        waiters = [w for inv in self._invocations.values() if not inv.completed for w in inv.waiters]
+        self._closed = self._store_failure = message
+        self._detach_attempts()
+        self._store.close()
+        self._clear_dirty()
+        self._to_start = []
+        self._reset_tables()
+        if snap is not None:
+            if self._clock.kind != "real":  # the clock, too, as stored (the failed event may have moved it)
+                self._clock = Clock(self._clock.kind, to_datetime(snap.meta["now_ms"]))
+            self._restore(snap)  # starts nothing and writes nothing: the runtime is closed
+        self._timers.clear()
+        self._wake(waiters)
+        self._wake(self._sleepers)
+        return StoreError(message)
 
     def _detach_attempts(self) -> None:
         """Stop every attempt in flight without letting anything it still does reach the runtime (a crash)."""
@@ -82,17 +109,33 @@ class Recovery:
         # All in one step: nothing (a timer, another task's await) may act on the old tables once the
         # attempts are cut off; their tasks wind down afterwards, talking to no one.
         self._detach_attempts()
-        snap = self._store.reload(self)
         waiters = [w for inv in self._invocations.values() if not inv.completed for w in inv.waiters]
-        self._clear_dirty()  # (nothing is pending between events; and these records are about to go)
-        self._to_start = []
-        self._reset_tables()
-        self._restore(snap)
-        self._wake(waiters)  # awaits in cells go on with the restored invocations (see _await_done)
-        self._wake(self._sleepers)
+        try:
+            snap = self._store.reload(self)
+            self._clear_dirty()  # (nothing is pending between events; and these records are about to go)
+            self._to_start = []
+            self._reset_tables()
+            self._restore_stored(snap)
+        except StoreError as exc:  # the file is closed: this runtime stops, and says why when used again
+            self._closed = self._store_failure = str(exc)
+            self._timers.clear()
+            raise
+        finally:
+            self._wake(waiters)  # awaits in cells go on with the restored invocations (see _await_done)
+            self._wake(self._sleepers)
         await asyncio.sleep(0)
 
     # ------------------------------------------------------------------ restore
+    def _restore_stored(self, snap: Snapshot) -> None:
+        """Restore from what a store file holds: a record the runtime cannot use is a StoreError (the file
+        is closed, untouched), never an exception from deep inside."""
+        try:
+            self._restore(snap)
+        except StoreError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any record the code does not expect
+            raise self._store_corrupt(f"a stored record cannot be restored: {exc!r}") from None
+
     def _restore(self, snap: Snapshot) -> None:
         meta = snap.meta
         if self._clock.kind != "real" and "now_ms" in meta:
@@ -173,8 +216,12 @@ class Recovery:
         if rec["waiting_ids"] is not None:
             c, s, n = rec["waiting_ids"]
             inv.waiting_ids = (set(c), set(s), set(n))
-        for type_id, frame, at, due in snap.journals.get(inv.id, ()):
-            msg = messages.parse(type_id, frame[8:])
+        for index, (type_id, frame, at, due) in enumerate(snap.journals.get(inv.id, ())):
+            try:
+                msg = messages.parse(type_id, frame[8:])
+            except Exception as exc:  # noqa: BLE001 - protobuf's DecodeError, or an unknown type id
+                raise self._store_corrupt(f"journal entry {index} of invocation {inv.id} ({target}) cannot "
+                                          f"be decoded: {exc}") from None
             inv.journal.append(JournalEntry(type_id, msg, at, frame, due))
         inv.errors = [TransientError(**e) for e in snap.errors.get(inv.id, ())]
         inv.last_failure = inv.errors[-1] if inv.errors else None
@@ -195,7 +242,6 @@ class Recovery:
         return info, info.handlers[target.handler], None
 
     def _store_corrupt(self, why: str) -> Exception:
-        from ..errors import StoreError
         self._store.close()
         return StoreError(f"cannot open the store {self._store.path!r}: it is corrupt ({why}). "
                           f"The file was left untouched.")
@@ -222,6 +268,8 @@ class Recovery:
 
     def _start_restored(self) -> None:
         """Start what a restore (or a registration) let go, once an event loop runs."""
+        if self._closed is not None:
+            return
         try:
             asyncio.get_running_loop()
         except RuntimeError:

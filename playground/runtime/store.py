@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import warnings
 import weakref
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -159,6 +160,10 @@ class SqliteStore:
             raise StoreError(f"cannot open the store {self.path!r}: it is a directory; pass a file name such as "
                              f"'demo.sqlite'")
         existed = os.path.exists(self.path) and os.path.getsize(self.path) > 0
+        if os.path.exists(self.path) and not existed:
+            warnings.warn(f"the store file {self.path!r} is empty (0 bytes), so it starts as a new, empty store; "
+                          f"if it held a store before (was it truncated?), what it held is gone",
+                          UserWarning, stacklevel=5)
         try:
             self._db = sqlite3.connect(self.path, timeout=0, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA locking_mode=EXCLUSIVE")
@@ -269,11 +274,20 @@ class SqliteStore:
             if changed:
                 db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", changed)
             db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
+        except BaseException as exc:
+            if db.in_transaction:  # (SQLite has rolled back by itself after some errors, e.g. a full disk)
+                db.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.DatabaseError):
+                raise rt._store_failed(self._write_error(exc)) from None
             raise
         self._meta.update(meta)
         rt._clear_dirty()
+
+    def _write_error(self, exc: sqlite3.DatabaseError) -> str:
+        """Why a commit failed, in words (the full disk named as such)."""
+        if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+            return f"the disk is full (SQLite: {exc})"
+        return f"SQLite reported: {exc}"
 
     def _write_invocation(self, db: sqlite3.Connection, rt: "Runtime", inv: Invocation) -> None:
         written = self._written.get(inv.id)
@@ -313,6 +327,9 @@ def open_store(store: Any, rt: "Runtime") -> MemoryStore | SqliteStore:
     if not isinstance(store, (str, os.PathLike)):
         raise TypeError(f"store must be a file path such as 'demo.sqlite' (or None for memory), not "
                         f"{type(store).__name__}")
+    if os.fspath(store) in ("", ":memory:"):
+        raise ValueError(f"store={os.fspath(store)!r} is not a file: pass store=None to keep everything in memory "
+                         f"(the default), or a file path such as 'demo.sqlite' to keep it across restarts")
     real = os.path.realpath(os.fspath(store))
     previous = _open.get(real)
     old = previous() if previous is not None else None

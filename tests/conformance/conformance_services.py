@@ -721,3 +721,15 @@ async def greeting_run(ctx: restate.WorkflowContext, name: str) -> str:
 
 
 ALL += [hops, greeting]
+# --------------------------------------------------------------------------------------------- clock range (i13)
+far_future = restate.Service("FarFuture")
+
+
+@far_future.handler(name="sleepPastTheClock",
+                    invocation_retry_policy=InvocationRetryPolicy(max_attempts=2, on_max_attempts="kill"))
+async def sleep_past_the_clock(ctx: restate.Context) -> str:
+    await ctx.sleep(timedelta(days=3_000_000))  # wakes in year 10239
+    return "woke"
+
+
+ALL += [far_future]

@@ -32,6 +32,12 @@ DIFFERENCES = {
         "expected either /:service-name/:handler or /:object-name/:object-key/:handler'; the embedded runtime "
         "adds '(a key is required)'. Reason: from a cell (rt.generic_call without key=) there is no path to "
         "look at, so the extra words say what is actually wrong."),
+    "clock_range": (
+        "A time past 9999-12-31T23:59:59.999Z, the last a Python datetime can show, is refused here: "
+        "send_delay and advance() raise ValueError, and a handler's ctx.sleep (or delayed send) that far "
+        "fails its attempt with a message naming the limit. Restate 1.7.12 stores such a sleep and waits; "
+        "for an ingress send that far it creates the invocation and then drops the connection (a panic "
+        "while writing the response). Reason: the runtime's clock and views are datetimes."),
 }
 
 KNOWN_GAPS = {

@@ -18,7 +18,8 @@ import differences
 
 def test_every_difference_has_a_reason():
     assert set(differences.DIFFERENCES) == {"deadlock", "stuck", "time", "cancel_completed", "ids",
-                                            "object_without_key"}
+                                            "object_without_key",
+                                            "clock_range"}
     assert all(len(reason) > 80 for reason in differences.DIFFERENCES.values())
 
 

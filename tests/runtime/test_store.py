@@ -487,3 +487,159 @@ def test_closing_a_runtime_ends_an_await_on_it_with_a_clear_error(db: str) -> No
             await call
 
     run(main)
+
+
+# ---------------------------------------------------------------------------------------------- issue 13
+def _edit_record(db: str, inv_id: str, **fields: object) -> None:
+    with closing(sqlite3.connect(db)) as con, con:
+        record = json.loads(con.execute("SELECT record FROM invocations WHERE id=?", (inv_id,)).fetchone()[0])
+        record.update(fields)
+        con.execute("UPDATE invocations SET record=? WHERE id=?", (json.dumps(record), inv_id))
+
+
+def test_a_refused_delay_creates_nothing_and_a_stored_time_beyond_the_clock_still_reads(db: str) -> None:
+    async def first() -> str:
+        rt = reopen(db)
+        with pytest.raises(ValueError, match="send_delay would be due after 9999-12-31"):
+            await rt.object_send(note, key="x", arg="y", send_delay=timedelta.max)
+        handle = await rt.object_send(note, key="x", arg="y", send_delay=timedelta(hours=1))
+        rt.close()
+        return handle.invocation_id
+
+    inv_id = run(first)
+    _edit_record(db, inv_id, scheduled_at=10**17, created_at=-(10**17))  # as an older version could write
+
+    async def second() -> None:
+        rt = reopen(db)
+        row = rt.invocations().iloc[0]
+        assert (row.id, row.status, len(rt.invocations())) == (inv_id, "scheduled", 1)
+        assert str(row.scheduled_start_at) == "9999-12-31 23:59:59.999000+00:00"  # shown at the clock's limit
+        assert str(row.created_at) == "0001-01-01 00:00:00+00:00"
+        assert rt.sql("SELECT count(*) AS n FROM sys_invocation").n[0] == 1
+        assert rt.now.year == 2026 and "1 scheduled" in repr(rt)
+        rt.close()
+
+    run(second)
+
+
+def test_a_damaged_journal_entry_is_a_store_error_naming_it_and_the_file_is_closed_and_untouched(db: str) -> None:
+    run(lambda: _open_and_close(db))
+    with closing(sqlite3.connect(db)) as con, con:
+        inv_id, frame = con.execute("SELECT invocation_id, frame FROM journal WHERE idx=1").fetchone()
+        damaged = bytearray(frame)
+        damaged[8] ^= 0xFF  # one flipped byte in the entry's protobuf body
+        con.execute("UPDATE journal SET frame=? WHERE idx=1", (bytes(damaged),))
+    _unchanged_after_open(Path(db), rf"corrupt \(journal entry 1 of invocation {inv_id} \(Log/x/note\) "
+                                    rf"cannot be decoded: Error parsing message")
+    reader = subprocess.run([sys.executable, "-c", f"import sqlite3; print(sqlite3.connect({db!r}, timeout=0)"
+                             f".execute('SELECT count(*) FROM journal').fetchone()[0])"],
+                            capture_output=True, text=True, timeout=60)
+    assert (reader.returncode, reader.stdout.strip()) == (0, "4"), reader.stderr  # not locked: the file was closed
+
+
+filler = restate.VirtualObject("Filler")
+
+
+@filler.handler()
+async def fill(ctx: restate.ObjectContext, size: int) -> int:
+    ctx.set("blob", "x" * size)
+    return size
+
+
+def _disk_full_after(rt: pg.Runtime, spare_pages: int = 0) -> None:
+    """SQLite says "database or disk is full" once the file would grow past its current size (what a full
+    disk does, deterministically and without root)."""
+    db = rt._store._db
+    pages = db.execute("PRAGMA page_count").fetchone()[0]
+    db.execute(f"PRAGMA max_page_count={pages + spare_pages}")
+
+
+def _records(snap: object) -> tuple[object, ...]:
+    errors = {k: v for k, v in snap.errors.items() if v}  # (a store has no row for an empty list)
+    return (snap.invocations, snap.journals, errors, snap.state, snap.promises, snap.meta["now_ms"])
+
+
+def test_a_full_disk_is_a_store_error_and_the_runtime_then_shows_what_the_file_holds(db: str) -> None:
+    from playground.runtime.store import SqliteStore, snapshot_of
+
+    async def main() -> None:
+        rt = pg.Runtime(*SERVICES, filler, store=db)
+        await rt.object_call(note, key="a", arg="kept")
+        _disk_full_after(rt, spare_pages=2)
+        accepted = []
+        with pytest.raises(pg.StoreError) as err:
+            for i in range(100):
+                accepted.append((await rt.object_send(note, key=f"k{i}", arg="x" * 3000)).invocation_id)
+                await rt.advance(timedelta(seconds=1))
+        assert accepted, "the disk filled up at once; give it more spare pages"
+        assert str(err.value).startswith(f"the store {db!r} could not be written: the disk is full (SQLite: "
+                                         f"database or disk is full). The last event was not stored")
+        assert "open the store again with pg.Runtime(..., store=" in str(err.value)
+        with pytest.raises(pg.StoreError, match="the disk is full"):  # it refuses further work, saying why
+            await rt.object_send(note, key="b", arg="more")
+        in_memory = _records(snapshot_of(rt))
+        on_disk = SqliteStore(db)
+        try:
+            assert in_memory == _records(on_disk.load())  # memory and disk agree
+        finally:
+            on_disk.close()
+        again = pg.Runtime(*SERVICES, filler, store=db)  # nothing committed is lost
+        assert set(accepted) <= set(again.invocations().id)
+        for inv_id in accepted:
+            assert await again.attach(inv_id) == ["x" * 3000]
+        assert again.state("Log", "a") == {"lines": ["kept"]}
+        again.close()
+
+    run(main)
+
+
+def test_a_full_disk_while_a_handler_runs_ends_the_await_with_a_store_error(db: str) -> None:
+    async def main() -> None:
+        rt = pg.Runtime(*SERVICES, filler, store=db)
+        assert await rt.object_call(fill, key="f", arg=10) == 10
+        _disk_full_after(rt)
+        with pytest.raises(pg.StoreError, match="could not be written: the disk is full"):
+            await rt.object_call(fill, key="f", arg=100_000)  # its SetState does not fit
+        assert rt.state("Filler", "f") == {"blob": "x" * 10}  # as stored
+        first, second = rt._all_invocations()  # the second is stored with its Input, and no further
+        assert (first.status, second.status, len(second.journal)) == ("completed", "running", 1)
+        rt.close()
+        again = pg.Runtime(*SERVICES, filler, store=db)  # with room on the disk, it runs on from there
+        assert again.state("Filler", "f") == {"blob": "x" * 10}
+        assert await again.attach(second.id) == 100_000
+        assert again.state("Filler", "f") == {"blob": "x" * 100_000}
+        again.close()
+
+    run(main)
+
+
+def test_an_empty_store_file_opens_as_a_new_store_with_a_warning(tmp_path: Path) -> None:
+    path = tmp_path / "truncated.sqlite"
+    path.write_bytes(b"")
+    with pytest.warns(UserWarning, match=r"the store file .*truncated.sqlite' is empty \(0 bytes\), so it starts "
+                                         r"as a new, empty store; if it held a store before \(was it truncated\?\)"):
+        rt = pg.Runtime(*SERVICES, store=str(path))
+    assert len(rt.invocations()) == 0
+    rt.close()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a new file, or a store with records, opens without a word
+        pg.Runtime(*SERVICES, store=str(path)).close()
+        pg.Runtime(*SERVICES, store=str(tmp_path / "new.sqlite")).close()
+
+
+def test_a_damaged_journal_entry_found_by_a_restart_stops_the_runtime_with_a_store_error(db: str) -> None:
+    async def main() -> None:
+        rt = reopen(db)
+        await rt.object_send(note, key="x", arg="y")
+        await rt.settle()
+        inv_id = rt.invocations().id[0]
+        rt._store._db.execute("UPDATE journal SET frame=? WHERE idx=1", (b"\x04\x07" + b"\x00" * 6 + b"\xff",))
+        with pytest.raises(pg.StoreError, match=rf"journal entry 1 of invocation {inv_id} \(Log/x/note\) cannot "
+                                               rf"be decoded"):
+            await rt.faults.restart()
+        with pytest.raises(pg.StoreError, match="journal entry 1"):  # and it stays stopped, saying why
+            await rt.object_send(note, key="x", arg="z")
+
+    run(main)
+    with closing(sqlite3.connect(db, timeout=0)) as con:  # the file was closed: it is not locked
+        assert con.execute("SELECT count(*) FROM journal").fetchone()[0] == 4
