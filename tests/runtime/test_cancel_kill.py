@@ -3,7 +3,8 @@
 Cancel delivers the cancel signal to a started invocation: the SDK raises TerminalError 409 "cancelled" at its
 current await and forwards the cancellation to the calls it waits on. An invocation that has not started ends at
 once with the server's 409 "canceled" (one l). Kill ends an invocation and the calls it waits on at once with
-409 "killed", without running any more handler code; one-way sends are left alone; locks are released.
+409 "killed", without running any more handler code; one-way sends are left alone; locks are released. Either
+way, one that had not started (scheduled, or queued in an inbox) is then forgotten, as restate-server does.
 """
 
 from __future__ import annotations
