@@ -38,6 +38,12 @@ async def go_send(ctx: restate.Context, x: str) -> str:
 
 
 @caller.handler()
+async def go_send_later(ctx: restate.Context, x: str) -> str:
+    ctx.generic_send("MtLate", "hello", f'"{x}"'.encode(), send_delay=timedelta(hours=1))
+    return "sent later"
+
+
+@caller.handler()
 async def go_unknown_handler(ctx: restate.Context, x: str) -> str:
     return (await ctx.generic_call("MtCaller", "added_later", f'"{x}"'.encode())).decode()
 
@@ -207,6 +213,25 @@ def test_a_send_to_a_missing_object_is_rejected_the_same_way_and_delivered_once_
         assert await rt.attach(h.invocation_id) == "sent"
         await rt.settle()
         assert rt.state("MtLateObj", "k1") == {"x": "y"}
+
+    asyncio.run(main())
+
+
+def test_a_delayed_send_to_a_missing_service_is_rejected_and_its_delay_counts_from_the_retry_that_sends_it() -> None:
+    async def main() -> None:
+        rt = make()
+        h = await rt.service_send(go_send_later, arg="d")
+        await rt.advance(timedelta(seconds=2))
+        assert row(rt, h.invocation_id)["last_failure"] == rejected("OneWayCall", 1, "MtLate/hello")
+        assert set(rt.invocations().target_service_name) == {"MtCaller"}
+
+        rt.register(late)
+        assert await rt.attach(h.invocation_id) == "sent later"
+        sent_at = rt.now
+        [child] = rt.invocations().query("target_service_name == 'MtLate'").to_dict("records")
+        assert child["status"] == "scheduled"
+        assert child["scheduled_start_at"] == sent_at + timedelta(hours=1)  # restate-server measured the same
+        assert await rt.attach(child["id"]) == "late hello d"
 
     asyncio.run(main())
 
