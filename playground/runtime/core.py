@@ -745,8 +745,8 @@ class Runtime(Ingress, Waiting, Commands, Recovery):
 
     def _freed_by_this_kill(self, inv: Invocation) -> bool:
         """Queued for a lock whose holder is being killed (a call an invocation made to its own key, or a
-        deadlock's queued member): on Restate it starts on the freed lock before the kill reaches it, so it
-        ends as a killed invocation that is kept, not forgotten."""
+        deadlock's queued member): Restate starts it on the freed lock before the kill reaches it, so it is
+        kept, not forgotten (it ends killed, or completed if its handler wins the race; here: killed)."""
         lk = inv.lock_key
         holder = self._invocations.get(self._locks.get(lk, "")) if lk is not None else None
         return holder is not None and holder.killing

@@ -45,6 +45,7 @@ import conformance_services as S
 
 NOARG = object()
 TEST_TIMEOUT_S = 30.0
+LATE_APPS: list[real.ServedApp] = []  # deployments RealTarget.register_late added, served for the session
 
 
 class CallFailed(Exception):
@@ -289,16 +290,11 @@ class RealTarget(Target):
     def __init__(self, server: real.RestateServer, crashable: CrashableDeployment) -> None:
         self.server = server
         self.crashable = crashable
-        self.late_apps: list[real.ServedApp] = []  # deployments register_late added (stopped after the test)
 
     def run(self, scenario: Callable[[Target], Awaitable[None]]) -> None:
         async def main() -> None:
             await asyncio.wait_for(scenario(self), TEST_TIMEOUT_S)
-        try:
-            asyncio.run(main())
-        finally:
-            for app in self.late_apps:
-                app.stop()
+        asyncio.run(main())
 
     async def _http(self, method: str, url: str, body: bytes | None = None,
                     headers: dict[str, str] | None = None) -> Any:
@@ -410,7 +406,7 @@ class RealTarget(Target):
 
     async def register_late(self, *services):
         app = await asyncio.to_thread(real.serve, *services)
-        self.late_apps.append(app)
+        LATE_APPS.append(app)  # served as long as the server keeps the registration: the whole session
         await asyncio.to_thread(self.server.register, app.url)
 
     async def failure(self, invocation_id):
@@ -500,6 +496,9 @@ def conformance_server(restate_server):
         yield restate_server.server, crashable
     finally:
         crashable.stop()
+        for app in LATE_APPS:
+            app.stop()
+        LATE_APPS.clear()
 
 
 @pytest.fixture(params=["embedded", "real"])

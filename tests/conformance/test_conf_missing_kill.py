@@ -223,18 +223,22 @@ async def test_killing_a_caller_forgets_its_call_queued_behind_another_holder(t)
 
 
 @scenario
-async def test_killing_a_deadlocks_root_keeps_its_queued_member_as_killed(t):
+async def test_killing_a_deadlocks_root_keeps_its_queued_member(t):
     # Unlike the cases above, the queued member waits for the lock the killed root holds: restate-server
-    # starts it on the freed lock before the kill reaches it, so it is kept as a killed invocation.
+    # starts it on the freed lock before the kill reaches it, so it is kept, not forgotten. The embedded
+    # runtime kills it before it runs (409 "killed"); on the real server it is killed too, or, if its handler
+    # is quick enough (here it returns at once), completes first: a race.
     k = fresh()
     root = (await t.send("CycA", "hop", 2, key=k)).invocation_id
     [_root, queued] = await t.until(lambda: _two(t.ids_of("CycA", "hop", k)), "the second A queued")
     await t.eventually_equal(lambda: t.status(queued), "pending", "the second A queued behind the root")
     await t.kill(root)
-    for inv in (root, queued):
-        exc = await _fails(t.attach(inv))
+    exc = await _fails(t.attach(root))
+    assert (exc.code, exc.message) == (409, "killed")
+    await t.eventually_equal(lambda: t.status(queued), "completed", "the queued member ended and was kept")
+    if t.name == "embedded":
+        exc = await _fails(t.attach(queued))
         assert (exc.code, exc.message) == (409, "killed")
-        assert await t.status(inv) == "completed"
 
 
 # --------------------------------------------------------------------------------------------- the difference
