@@ -202,7 +202,7 @@ async def test_a_handler_attached_to_a_killed_delayed_send_gets_409_killed(t):
     k = fresh()
     sent = (await t.send("KillGate", "record", "late", key=k, delay=timedelta(seconds=2))).invocation_id
     attacher = (await t.send("KillCaller", "attachTo", sent)).invocation_id
-    await t.wait(t.delay)  # the attach is journaled and waits
+    await t.eventually_equal(lambda: t.journal_size(attacher), 2, "the attach journaled (Input, AttachInvocation)")
     await t.kill(sent)
     assert await t.attach(attacher) == "caught 409 killed"
     await assert_forgotten(t, sent)
