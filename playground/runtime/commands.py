@@ -103,7 +103,32 @@ class Commands:
         inv.journal[-1].due_ms = wake
         self._schedule_sleep(inv, cid, wake)
 
+    def _callee_problem(self, target: Target) -> tuple[str, bool] | None:
+        """Why Restate rejects a call or send from a handler to `target` (its words), and whether registering
+        a service can cure it; None when the target can be invoked."""
+        reg = self._services.get(target.service)
+        if reg is None or target.handler not in reg.info.handlers:
+            return f"the service handler {target.service}/{target.handler} was not found", True
+        if not reg.info.keyed and target.key:
+            return (f"a key was provided, but the callee '{target.service}' is a Service. Only VirtualObjects "
+                    f"or Workflows accept a key"), False
+        return None
+
+    def _check_callee(self, inv: Invocation, name: str, msg: Any) -> None:
+        """Reject a Call or OneWayCall that Restate cannot route BEFORE it is stored, as Restate does (RT0018 for
+        a handler that is not registered, RT0017 for a key sent to a Service): the attempt fails, the journal
+        stays as it was, and the handler's retry policy retries it; once the target exists, a retry goes through."""
+        target = Target(msg.service_name, msg.handler_name, msg.key or None)
+        problem = self._callee_problem(target)
+        if problem is None:
+            return
+        index = sum(1 for e in inv.journal if messages.is_command(e.type_id))  # the Input is command 0
+        self._rejected_calls[inv.id] = target
+        raise _AttemptFailed(f"cannot process command Command: {name} (command index {index}) because of a "
+                             f"failed precondition: {problem[0]}")
+
     def _child(self, inv: Invocation, msg: Any, delay_ms: int) -> tuple[Invocation, bool, Failure | None]:
+        """Create the callee of a Call or OneWayCall (its target was checked by _check_callee)."""
         target = Target(msg.service_name, msg.handler_name, msg.key or None)
         headers = {h.key: h.value for h in msg.headers}
         idem = msg.idempotency_key if msg.HasField("idempotency_key") else None

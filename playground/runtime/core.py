@@ -125,6 +125,8 @@ class Runtime(Ingress, Waiting, Commands, Recovery):
         self._live: set[Invocation] = set()
         self._wait = WaitForGraph()
         self._runs: dict[str, _AttemptRun] = {}  # the attempt in flight, per invocation id
+        # invocations whose last attempt failed on a call or send Restate cannot route: the target it named
+        self._rejected_calls: dict[str, Target] = {}
 
     # ------------------------------------------------------------------ registration
     def register(self, *services: Any) -> None:
@@ -406,6 +408,8 @@ class Runtime(Ingress, Waiting, Commands, Recovery):
         inv.attempts += 1
         inv.next_retry_at = None
         inv.awaiting = None  # what an earlier attempt awaited says nothing about this one
+        if self._rejected_calls:
+            self._rejected_calls.pop(inv.id, None)
         try:
             start = self._start_message(inv)
             attempt = inv.deployment.open(inv.target.service, inv.target.handler,
@@ -488,6 +492,8 @@ class Runtime(Ingress, Waiting, Commands, Recovery):
                 self._on_run_proposal(inv, attempt, item)
             elif messages.is_command(item.type_id):
                 self._refuse_v7_only(name, item.msg)  # before anything is stored, as the SDK refuses it on V6
+                if name in ("Call", "OneWayCall"):
+                    self._check_callee(inv, name, item.msg)  # a target Restate cannot route fails the attempt
                 self._append(inv, item.type_id, item.msg)
                 if name == "Output":
                     run.output = item.msg
@@ -696,6 +702,8 @@ class Runtime(Ingress, Waiting, Commands, Recovery):
         inv.status = "completed"
         inv.completed_at = now
         inv.awaiting = None
+        if self._rejected_calls:
+            self._rejected_calls.pop(inv.id, None)
         self._release_lock(inv)
         callers, waiters = inv.callers, inv.waiters
         inv.callers = inv.waiters = _DONE  # a completed invocation keeps no wait lists (it may be retained a day)
@@ -745,13 +753,22 @@ class Runtime(Ingress, Waiting, Commands, Recovery):
         if self._by_start_id.get(inv.start_id) is inv:
             del self._by_start_id[inv.start_id]
 
+    @staticmethod
+    def _not_started(inv: Invocation) -> bool:
+        return inv.status in ("pending", "scheduled") and inv.attempts == 0
+
+    def _end_unstarted(self, inv: Invocation, failure: Failure) -> None:
+        """End an invocation that never started (a delayed send, or queued in a key's inbox): whoever waits
+        for it gets `failure`, and then, as in Restate, it is forgotten (attach and output answer 404)."""
+        inv.status = "completed"  # keeps a delayed start from firing; the inbox skips completed entries
+        self._complete(inv, failure)
+        self._drop(inv)
+
     def _cancel(self, inv: Invocation) -> None:
         if inv.completed:
             return
-        if inv.status in ("pending", "scheduled") and inv.attempts == 0:
-            inv.status = "completed"  # keeps a delayed start from firing; the inbox skips completed entries
-            self._complete(inv, Failure(409, "canceled"))  # whoever waits for it gets 409 "canceled"
-            self._drop(inv)  # and, as in Restate, it is gone: it never started
+        if self._not_started(inv):
+            self._end_unstarted(inv, Failure(409, "canceled"))  # the server's spelling, one l
             return
         self._deliver(inv, "Signal", idx=messages.CANCEL_SIGNAL, void=messages.new("Void"))
         # The signal makes its current await fail at once: it no longer waits on anything, so a cycle
@@ -763,6 +780,9 @@ class Runtime(Ingress, Waiting, Commands, Recovery):
     def _kill(self, inv: Invocation) -> None:
         if inv.completed or inv.killing:
             return
+        if self._not_started(inv) and not self._freed_by_this_kill(inv):
+            self._end_unstarted(inv, Failure(409, "killed"))
+            return
         # Stop it first (no more notifications reach its handler code), then kill what it waits on, then
         # complete it: its lock is released only after a call queued behind it has been killed, so that
         # call never starts.
@@ -772,6 +792,14 @@ class Runtime(Ingress, Waiting, Commands, Recovery):
         for child in self._pending_callees(inv):
             self._kill(child)
         self._complete(inv, Failure(409, "killed"))
+
+    def _freed_by_this_kill(self, inv: Invocation) -> bool:
+        """Queued for a lock whose holder is being killed (a call an invocation made to its own key, or a
+        deadlock's queued member): Restate starts it on the freed lock before the kill reaches it, so it is
+        kept, not forgotten (it ends killed, or completed if its handler wins the race; here: killed)."""
+        lk = inv.lock_key
+        holder = self._invocations.get(self._locks.get(lk, "")) if lk is not None else None
+        return holder is not None and holder.killing
 
     def _pending_callees(self, inv: Invocation) -> list[Invocation]:
         """Invocations that `inv` called (request-response) and still waits for."""

@@ -241,7 +241,9 @@ class Ingress:
 
     def kill(self, invocation_id: str) -> None:
         """End an invocation and every call it waits on at once, without running any more handler code.
-        Callers get 409 "killed"; one-way sends it made are not touched; locks are released."""
+        Callers get 409 "killed"; one-way sends it made are not touched; locks are released. One that has not
+        started (a delayed send, or queued in a key's inbox) is then forgotten, as Restate does: attach and
+        output answer 404."""
         self._kill(self._get(invocation_id))
         self._commit()
 

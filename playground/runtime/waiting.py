@@ -128,6 +128,8 @@ class Waiting:
                 await asyncio.sleep(0)
             if inv.completed or self._progress != epoch or self._any_busy():
                 continue
+            if self._rejected_calls:
+                self._raise_if_rejected_call(inv, what)
             nxt = self._timers.next_due(include_housekeeping=False)
             if nxt is not None and self._clock.kind == "virtual":
                 self._clock.set(nxt.due_ms)
@@ -191,9 +193,35 @@ class Waiting:
             f"{what} can never complete: nothing in the runtime can make progress.\n{body}\n"
             f"Inspect with rt.journal(id); unblock by completing what it waits on or with rt.cancel(id).", inv.id)
 
+    def _raise_if_rejected_call(self, inv: Invocation, what: str) -> None:
+        """The await ends at an invocation whose call or send Restate rejects (its target is not registered):
+        retrying on the clock cannot help, so say what is missing and how to fix it. Not raised once the
+        target is registered (the next retry goes through) or when the retry policy kills it in the end."""
+        chain = self._walk(inv)
+        last = chain[-1][0]
+        target = self._rejected_calls.get(last.id)
+        if target is None or last.status != "backing-off":
+            return
+        problem = self._callee_problem(target)
+        policy = last.handler.retry
+        if problem is None or (policy.on_max_attempts == "kill" and policy.max_attempts is not None):
+            return
+        reason, registrable = problem
+        fix = (f"register its service with rt.register(...) and the next retry goes through, or end it with "
+               f"rt.kill({last.id!r})" if registrable else
+               f"the handler code must change; end the invocation with rt.kill({last.id!r})")
+        body = "\n".join(f"  {line}" for _, line in chain)
+        raise StuckError(
+            f"{what} can never complete: {last.id} {last.target} calls {target}, which Restate rejects "
+            f"({reason}). A real server keeps retrying it; {fix}.\n{body}", inv.id)
+
     def _explain(self, inv: Invocation) -> list[str]:
         """Describe what `inv` waits on, following calls and locks."""
-        lines: list[str] = []
+        return [line for _, line in self._walk(inv)]
+
+    def _walk(self, inv: Invocation) -> list[tuple[Invocation, str]]:
+        """The invocations `inv` waits on, following calls and locks, each with a line saying why."""
+        lines: list[tuple[Invocation, str]] = []
         path: list[str] = []
         cur: Invocation | None = inv
         while cur is not None:
@@ -201,31 +229,32 @@ class Waiting:
                 break
             path.append(cur.id)
             if cur.completed:
-                lines.append(f"{cur.id} {cur.target} is completed")
+                lines.append((cur, f"{cur.id} {cur.target} is completed"))
                 break
             nxt: Invocation | None = None
             head = f"{cur.id} {cur.target} is {cur.status}"
             if cur.status == "pending" and cur.lock_key and cur.lock_key in self._locks:
                 nxt = self._invocations.get(self._locks[cur.lock_key])
-                lines.append(f"{head}: queued behind {nxt.id if nxt else '?'} which holds the lock on "
-                             f"{cur.target.service}/{cur.target.key}")
+                lines.append((cur, f"{head}: queued behind {nxt.id if nxt else '?'} which holds the lock on "
+                                   f"{cur.target.service}/{cur.target.key}"))
             elif cur.deployment is None:
-                lines.append(f"{head}: its handler {cur.target.service}/{cur.target.handler} is not registered "
-                             f"(it was restored from the store); register its service with rt.register(...)")
+                lines.append((cur, f"{head}: its handler {cur.target.service}/{cur.target.handler} is not "
+                                   f"registered (it was restored from the store); register its service with "
+                                   f"rt.register(...)"))
             elif cur.status == "paused":
                 err = cur.last_failure
-                lines.append(f"{head} after {cur.attempts} attempts; last failure: "
-                             f"{err.message if err else 'unknown'} (fix the cause, then rt.resume({cur.id!r}); "
-                             f"or rt.kill({cur.id!r}) to end it)")
+                lines.append((cur, f"{head} after {cur.attempts} attempts; last failure: "
+                                   f"{err.message if err else 'unknown'} (fix the cause, then rt.resume({cur.id!r}); "
+                                   f"or rt.kill({cur.id!r}) to end it)"))
             elif cur.status == "backing-off":
                 err = cur.last_failure
-                lines.append(f"{head}: attempt {cur.attempts} failed ({err.message if err else 'unknown'}); "
-                             f"the next attempt starts at {to_datetime(cur.next_retry_at or 0).isoformat()}")
+                lines.append((cur, f"{head}: attempt {cur.attempts} failed ({err.message if err else 'unknown'}); "
+                                   f"the next attempt starts at {to_datetime(cur.next_retry_at or 0).isoformat()}"))
             elif cur.status == "scheduled":
-                lines.append(f"{head} to start at {to_datetime(cur.scheduled_at or 0).isoformat()}")
+                lines.append((cur, f"{head} to start at {to_datetime(cur.scheduled_at or 0).isoformat()}"))
             else:
                 waits, nxt = self._waits_on(cur)
-                lines.append(f"{head} and waits for {waits}" if waits else head)
+                lines.append((cur, f"{head} and waits for {waits}" if waits else head))
             cur = nxt
         return lines
 

@@ -733,3 +733,139 @@ async def sleep_past_the_clock(ctx: restate.Context) -> str:
 
 
 ALL += [far_future]
+# --------------------------------------------------------------------------------------------- missing targets (issue 12)
+# MissingCaller calls and sends to services that neither engine has at the start. Each scenario registers its
+# own late service with t.register_late(...) (on the real server a registration lasts the whole session, so no
+# two scenarios share one); Nowhere is never registered.
+missing_caller = restate.Service("MissingCaller")
+late_service = restate.Service("LateService")
+late_send_object = restate.VirtualObject("LateSendObject")
+late_call_object = restate.VirtualObject("LateCallObject")
+late_waited = restate.Service("LateWaited")
+nowhere = restate.Service("Nowhere")
+evolving = restate.Service("Evolving")  # registered from the start without the handler MissingCaller calls
+evolving_v2 = restate.Service("Evolving")  # the same service with it, registered late
+GIVE_UP = InvocationRetryPolicy(initial_interval=timedelta(milliseconds=100), max_attempts=3, on_max_attempts="kill")
+
+
+@late_service.handler(name="hello")
+async def late_hello(ctx: restate.Context, x: str) -> str:
+    return f"late hello {x}"
+
+
+@late_waited.handler(name="hello")
+async def late_waited_hello(ctx: restate.Context, x: str) -> str:
+    return f"waited hello {x}"
+
+
+@late_send_object.handler(name="remember")
+async def late_send_remember(ctx: restate.ObjectContext, x: str) -> None:
+    ctx.set("x", x)
+
+
+@late_call_object.handler(name="remember")
+async def late_call_remember(ctx: restate.ObjectContext, x: str) -> str:
+    return f"{ctx.key()} remembers {x}"
+
+
+@nowhere.handler(name="hello")
+async def nowhere_hello(ctx: restate.Context, x: str) -> str:
+    return "unreachable"
+
+
+@evolving.handler(name="old")
+async def evolving_old(ctx: restate.Context, x: str) -> str:
+    return f"old {x}"
+
+
+evolving_v2.handler(name="old")(evolving_old)
+
+
+@evolving_v2.handler(name="addedLater")
+async def evolving_added(ctx: restate.Context, x: str) -> str:
+    return f"added later {x}"
+
+
+@missing_caller.handler(name="callLate")
+async def call_late(ctx: restate.Context, x: str) -> str:
+    return await ctx.service_call(late_hello, arg=x)
+
+
+@missing_caller.handler(name="callLateWaited")
+async def call_late_waited(ctx: restate.Context, x: str) -> str:
+    return await ctx.service_call(late_waited_hello, arg=x)
+
+
+@missing_caller.handler(name="sendLate")
+async def send_late(ctx: restate.Context, key: str) -> str:
+    ctx.object_send(late_send_remember, key=key, arg="sent")
+    return "sent"
+
+
+@missing_caller.handler(name="callLateObject")
+async def call_late_object(ctx: restate.Context, key: str) -> str:
+    return await ctx.object_call(late_call_remember, key=key, arg="called")
+
+
+@missing_caller.handler(name="callAddedLater")
+async def call_added_later(ctx: restate.Context, x: str) -> str:
+    return await ctx.service_call(evolving_added, arg=x)
+
+
+@missing_caller.handler(name="callNowhereAfterRun")
+async def call_nowhere_after_run(ctx: restate.Context, x: str) -> str:
+    await ctx.run_typed("before", lambda: "ran")
+    return await ctx.service_call(nowhere_hello, arg=x)
+
+
+@missing_caller.handler(name="callNowhereGivingUp", invocation_retry_policy=GIVE_UP)
+async def call_nowhere_giving_up(ctx: restate.Context, x: str) -> str:
+    return await ctx.service_call(nowhere_hello, arg=x)
+
+
+@missing_caller.handler(name="callServiceWithKey")
+async def call_service_with_key(ctx: restate.Context, x: str) -> str:
+    return await ctx.object_call(evolving_old, key="oops", arg=x)  # a key for a Service: RT0017
+
+
+# --------------------------------------------------------------------------------------------- kill before start (issue 12)
+kill_gate = restate.VirtualObject("KillGate")
+kill_caller = restate.Service("KillCaller")
+
+
+@kill_gate.handler()
+async def occupy(ctx: restate.ObjectContext) -> str:
+    """Hold the key's lock until the test unlocks AwakeableHolder(key)."""
+    awakeable_id, awakeable = ctx.awakeable(type_hint=str)
+    ctx.object_send(hold, key=ctx.key(), arg=awakeable_id)
+    return await awakeable
+
+
+@kill_gate.handler()
+async def record(ctx: restate.ObjectContext, tag: str) -> str:
+    EVENTS[ctx.key()].append(f"record {tag}")
+    return f"recorded {tag}"
+
+
+@kill_caller.handler(name="callRecord")
+async def call_record(ctx: restate.Context, key: str) -> str:
+    try:
+        return await ctx.object_call(record, key=key, arg="from caller")
+    except restate.TerminalError as exc:
+        return f"caught {exc.status_code} {exc.message}"
+
+
+@kill_caller.handler(name="callRecordUncaught")
+async def call_record_uncaught(ctx: restate.Context, key: str) -> str:
+    return await ctx.object_call(record, key=key, arg="from caller")
+
+
+@kill_caller.handler(name="attachTo")
+async def attach_to(ctx: restate.Context, invocation_id: str) -> str:
+    try:
+        return await ctx.attach_invocation(invocation_id, type_hint=str)
+    except restate.TerminalError as exc:
+        return f"caught {exc.status_code} {exc.message}"
+
+
+ALL += [missing_caller, evolving, kill_gate, kill_caller]

@@ -45,6 +45,7 @@ import conformance_services as S
 
 NOARG = object()
 TEST_TIMEOUT_S = 30.0
+LATE_APPS: list[real.ServedApp] = []  # deployments RealTarget.register_late added, served for the session
 
 
 class CallFailed(Exception):
@@ -119,6 +120,12 @@ class Target:
     async def crash_service(self, hard: bool) -> None: ...
     async def attempts(self, invocation_id: str) -> int: ...  # attempts started so far (1 = no retry yet)
     def clock(self) -> float: ...  # seconds on the target's clock (virtual on the embedded runtime)
+    # services that were not there at the start: a second deployment on the real server, rt.register here
+    async def register_late(self, *services: Any) -> None: ...
+    # the last failed attempt as sys_journal_events records it: (error_code, error_message), or None
+    async def failure(self, invocation_id: str) -> tuple[int, str] | None: ...
+    async def journal_size(self, invocation_id: str) -> int: ...
+    async def ids_of(self, service: str, handler: str, key: str) -> list[str]: ...  # in creation order
 
     async def until(self, check: Callable[[], Awaitable[Any]], what: str, timeout: float = 10.0) -> Any:
         raise NotImplementedError
@@ -244,6 +251,25 @@ class EmbeddedTarget(Target):
 
     def clock(self):
         return self.rt.now.timestamp()
+
+    async def register_late(self, *services):
+        self.rt.register(*services)
+
+    async def failure(self, invocation_id):
+        await self.rt.settle()
+        err = self.rt.invocation(invocation_id).last_failure
+        return (err.code, err.message) if err else None
+
+    async def journal_size(self, invocation_id):
+        await self.rt.settle()
+        return len(self.rt.invocation(invocation_id).journal)
+
+    async def ids_of(self, service, handler, key):
+        await self.rt.settle()
+        df = self.rt.invocations()
+        df = df[(df.target_service_name == service) & (df.target_handler_name == handler)
+                & (df.target_service_key == key)]
+        return list(df.sort_values("created_at", kind="stable").id)
 
     async def until(self, check, what, timeout=10.0):
         step = timedelta(milliseconds=25)
@@ -378,6 +404,29 @@ class RealTarget(Target):
     def clock(self):
         return time.monotonic()
 
+    async def register_late(self, *services):
+        app = await asyncio.to_thread(real.serve, *services)
+        LATE_APPS.append(app)  # served as long as the server keeps the registration: the whole session
+        await asyncio.to_thread(self.server.register, app.url)
+
+    async def failure(self, invocation_id):
+        rows = await self.query(f"SELECT event_json FROM sys_journal_events WHERE id = '{invocation_id}' "
+                                f"AND event_type = 'TransientError' ORDER BY appended_at DESC LIMIT 1")
+        if not rows:
+            return None
+        doc = json.loads(rows[0]["event_json"])
+        return doc["error_code"], doc["error_message"]
+
+    async def journal_size(self, invocation_id):
+        rows = await self.query(f"SELECT journal_size FROM sys_invocation WHERE id = '{invocation_id}'")
+        return rows[0]["journal_size"]
+
+    async def ids_of(self, service, handler, key):
+        rows = await self.query(f"SELECT id FROM sys_invocation WHERE target_service_name = '{service}' AND "
+                                f"target_handler_name = '{handler}' AND target_service_key = '{key}' "
+                                f"ORDER BY created_at")
+        return [r["id"] for r in rows]
+
     async def until(self, check, what, timeout=10.0):
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
@@ -447,6 +496,9 @@ def conformance_server(restate_server):
         yield restate_server.server, crashable
     finally:
         crashable.stop()
+        for app in LATE_APPS:
+            app.stop()
+        LATE_APPS.clear()
 
 
 @pytest.fixture(params=["embedded", "real"])

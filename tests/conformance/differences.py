@@ -15,8 +15,9 @@ DIFFERENCES = {
         "root ends them the same way on both (409 'cancelled')."),
     "stuck": (
         "An ingress await on an invocation that waits for something nothing can complete (an awakeable "
-        "nobody resolves) raises pg.StuckError when the runtime is idle; a real server keeps the request "
-        "open. Reason: a notebook cell must never hang."),
+        "nobody resolves, or a call to a handler that is not registered, which Restate keeps retrying) raises "
+        "pg.StuckError when the runtime is idle; a real server keeps the request open. Reason: a notebook "
+        "cell must never hang."),
     "time": (
         "Time is virtual: a 1 h delayed send runs after `advance(1h)` (or as soon as an await needs it) in "
         "milliseconds of wall time; on a real server it runs an hour later. Reason: lessons about hours of "

@@ -3,7 +3,8 @@
 Cancel delivers the cancel signal to a started invocation: the SDK raises TerminalError 409 "cancelled" at its
 current await and forwards the cancellation to the calls it waits on. An invocation that has not started ends at
 once with the server's 409 "canceled" (one l). Kill ends an invocation and the calls it waits on at once with
-409 "killed", without running any more handler code; one-way sends are left alone; locks are released.
+409 "killed", without running any more handler code; one-way sends are left alone; locks are released. Either
+way, one that had not started (scheduled, or queued in an inbox) is then forgotten, as restate-server does.
 """
 
 from __future__ import annotations
@@ -549,7 +550,7 @@ def test_kill_of_a_completed_invocation_is_a_no_op() -> None:
     asyncio.run(main())
 
 
-def test_kill_of_an_inboxed_invocation_ends_it_with_409_killed_and_it_never_runs() -> None:
+def test_kill_of_an_inboxed_invocation_forgets_it_and_it_never_runs() -> None:
     async def main() -> None:
         rt = make()
         await rt.object_send(occupy, key="g")
@@ -559,32 +560,137 @@ def test_kill_of_an_inboxed_invocation_ends_it_with_409_killed_and_it_never_runs
         assert row(rt, doomed.invocation_id)["status"] == "pending"
 
         rt.kill(doomed.invocation_id)
-        assert row(rt, doomed.invocation_id)["status"] == "completed"
-        assert row(rt, doomed.invocation_id)["completion_failure"] == "[409] killed"
+        # at once, as restate-server does: its row is gone, attach and output answer 404
+        assert doomed.invocation_id not in set(rt.invocations().id)
+        assert list(rt.inbox().id) == [after.invocation_id]
         with pytest.raises(restate.TerminalError) as ei:
             await rt.attach(doomed.invocation_id)
-        assert (ei.value.status_code, ei.value.message) == (409, "killed")
+        assert (ei.value.status_code, ei.value.message) == (404, "not found")
+        with pytest.raises(restate.TerminalError) as ei:
+            rt.output(doomed.invocation_id)
+        assert (ei.value.status_code, ei.value.message) == (404, "invocation not found")
+        with pytest.raises(KeyError, match="no invocation"):
+            rt.kill(doomed.invocation_id)  # the admin API answers 404 "does not exist" too
 
         await rt.advance(timedelta(hours=1))
         assert events == ["occupy", "occupy done", "record after"]
-        assert rt.invocation(doomed.invocation_id).attempts == 0
         assert await rt.attach(after.invocation_id) == "recorded after"
 
     asyncio.run(main())
 
 
-def test_kill_of_a_scheduled_delayed_send_ends_it_and_it_never_runs() -> None:
+@pytest.mark.parametrize("keyed", [True, False], ids=["object", "service"])
+def test_kill_of_a_scheduled_delayed_send_forgets_it_and_it_never_runs(keyed: bool) -> None:
     async def main() -> None:
         rt = make()
-        h = await rt.service_send(note, arg="late", send_delay=timedelta(hours=3))
+        if keyed:
+            h = await rt.object_send(record, key="later", arg="late", send_delay=timedelta(hours=3))
+        else:
+            h = await rt.service_send(note, arg="late", send_delay=timedelta(hours=3))
+        assert row(rt, h.invocation_id)["status"] == "scheduled"
+
         rt.kill(h.invocation_id)
-        assert row(rt, h.invocation_id)["completion_failure"] == "[409] killed"
-        await rt.advance(timedelta(hours=4))
-        assert events == []
-        assert rt.invocation(h.invocation_id).attempts == 0
+        assert h.invocation_id not in set(rt.invocations().id)
         with pytest.raises(restate.TerminalError) as ei:
             rt.output(h.invocation_id)
+        assert (ei.value.status_code, ei.value.message) == (404, "invocation not found")
+        with pytest.raises(restate.TerminalError) as ei:
+            await rt.attach(h.invocation_id)
+        assert (ei.value.status_code, ei.value.message) == (404, "not found")
+
+        await rt.advance(timedelta(hours=4))  # well past the due time
+        assert events == []
+        assert h.invocation_id not in set(rt.invocations().id)
+
+    asyncio.run(main())
+
+
+queued_caller = restate.Service("CkQueuedCaller")
+
+
+@queued_caller.handler()
+async def call_record(ctx: restate.Context, key: str) -> str:
+    try:
+        return await ctx.object_call(record, key=key, arg="from caller")
+    except restate.TerminalError as e:
+        return f"caught {e.status_code} {e.message}"
+
+
+@queued_caller.handler()
+async def call_record_uncaught(ctx: restate.Context, key: str) -> str:
+    return await ctx.object_call(record, key=key, arg="from caller")
+
+
+@queued_caller.handler()
+async def attach_to(ctx: restate.Context, invocation_id: str) -> str:
+    try:
+        return await ctx.attach_invocation(invocation_id, type_hint=str)
+    except restate.TerminalError as e:
+        return f"caught {e.status_code} {e.message}"
+
+
+def make_with_callers() -> pg.Runtime:
+    rt = make()
+    rt.register(queued_caller)
+    return rt
+
+
+def test_a_caller_waiting_on_a_killed_queued_call_gets_409_killed_and_the_callee_is_forgotten() -> None:
+    async def main() -> None:
+        rt = make_with_callers()
+        await rt.object_send(occupy, key="q")
+        caught = await rt.service_send(call_record, arg="q")
+        uncaught = await rt.service_send(call_record_uncaught, arg="q")
+        await rt.settle()
+        callees = rows_of(rt, "CkGate", "record")
+        assert [c["status"] for c in callees] == ["pending", "pending"]
+
+        for c in callees:
+            rt.kill(c["id"])
+        assert not set(c["id"] for c in callees) & set(rt.invocations().id)
+        # restate-server 1.7.12: the caller's call fails with TerminalError 409 "killed"
+        assert await rt.attach(caught.invocation_id) == "caught 409 killed"
+        with pytest.raises(restate.TerminalError) as ei:
+            await rt.attach(uncaught.invocation_id)
         assert (ei.value.status_code, ei.value.message) == (409, "killed")
+
+        await rt.advance(timedelta(hours=1))
+        assert events == ["occupy", "occupy done"]  # neither queued call ever ran
+
+    asyncio.run(main())
+
+
+def test_a_handler_attached_to_a_killed_delayed_send_gets_409_killed() -> None:
+    async def main() -> None:
+        rt = make_with_callers()
+        h = await rt.service_send(note, arg="later", send_delay=timedelta(hours=3))
+        attacher = await rt.service_send(attach_to, arg=h.invocation_id)
+        await rt.settle()
+        assert row(rt, attacher.invocation_id)["status"] in ("running", "suspended")
+
+        rt.kill(h.invocation_id)
+        assert await rt.attach(attacher.invocation_id) == "caught 409 killed"
+        assert h.invocation_id not in set(rt.invocations().id)
+
+    asyncio.run(main())
+
+
+def test_killing_a_caller_forgets_its_call_queued_behind_someone_else() -> None:
+    async def main() -> None:
+        rt = make_with_callers()
+        await rt.object_send(occupy, key="u")
+        caller_h = await rt.service_send(call_record_uncaught, arg="u")
+        await rt.settle()
+        [callee] = rows_of(rt, "CkGate", "record")
+        assert callee["status"] == "pending"
+
+        rt.kill(caller_h.invocation_id)
+        assert row(rt, caller_h.invocation_id)["completion_failure"] == "[409] killed"
+        # the kill reached the callee while it was still in the inbox (the lock is held by `occupy`, which
+        # is not killed): forgotten, as restate-server does
+        assert callee["id"] not in set(rt.invocations().id)
+        await rt.advance(timedelta(hours=1))
+        assert events == ["occupy", "occupy done"]
 
     asyncio.run(main())
 
