@@ -129,10 +129,7 @@ async def _killed_before_it_fires(t) -> None:
     assert await t.status(inv) is None
 
 
-def test_a_delayed_send_killed_before_it_fires_never_runs_and_is_forgotten(target, request):
-    if target.name == "embedded":  # here it completes with 409 'killed' and stays, instead of being forgotten
-        request.node.add_marker(pytest.mark.xfail(strict=True, reason="issue 12 item 2, fixed on branch "
-                                                                      "i12-missing-kill"))
+def test_a_delayed_send_killed_before_it_fires_never_runs_and_is_forgotten(target):
     target.run(_killed_before_it_fires)
 
 
