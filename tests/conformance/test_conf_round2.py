@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import json
 
-
 import conformance_services as S
 from conformance_targets import CallFailed, fresh, scenario
 
