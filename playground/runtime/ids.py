@@ -13,7 +13,8 @@ Derivation, as restate-server does it (checked against 1.7.12):
   xxh3-64(idempotency key + 0xFF) % 512; a plain service call picks the bucket at random;
 - uuid of a workflow run: the first 16 bytes (big-endian) of SHA-256("wf,<service>,<key>");
 - uuid of an idempotent call: SHA-256("ik,<service>[,<key>],<handler>,<idempotency key>"), likewise;
-- any other uuid is random.
+- any other uuid is random (a ULID in Restate's source; 1.7.12's show no timestamp): here it is drawn from
+  the runtime's seed (SeededIds), with the bucket of a plain service call.
 The raw id in the protocol's Start message (and inside awakeable ids) is the partition key and the uuid,
 both big-endian: 24 bytes.
 """
@@ -188,7 +189,7 @@ def idempotent_uuid(service: str, key: str | None, handler: str, idempotency_key
 
 def derived(service: str, key: str | None, handler: str, idempotency_key: str | None,
             workflow_run: bool) -> InvocationId | None:
-    """The id Restate gives a workflow run or an idempotent invocation (None for any other: its uuid is random)."""
+    """The id Restate gives a workflow run or an idempotent invocation (None for any other: see SeededIds)."""
     if workflow_run:
         assert key is not None
         return InvocationId(key_partition_key(key), workflow_uuid(service, key))
@@ -204,7 +205,7 @@ class SeededIds:
     taken as its base62 image so the hot path skips a byte swap), the SDK's random seed and the bucket of a
     service's partition key; so the n-th id is the same however a runtime got there, and a restore that
     skips the `drawn` ones continues the sequence. Ids are drawn in batches: the base62 work runs in one
-    tight loop instead of cold between two invocations (about 3x cheaper per id on a busy machine)."""
+    warm loop, several times cheaper per id than between two invocations (see the README's benchmarks)."""
 
     BATCH = 32
 
