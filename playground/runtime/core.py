@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import random
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -26,6 +25,7 @@ from ..errors import StoreError
 from ..protocol import framing, messages, sdk_hooks
 from ..protocol.deployment import AsgiDeployment, ServiceInfo, parse_manifest
 from ..protocol.driver import Attempt, AttemptEnded, Received
+from . import ids
 from .clock import Clock, TimerHeap, check_due, to_datetime
 from .commands import Commands
 from .common import (
@@ -35,7 +35,6 @@ from .common import (
     DAY_MS,
     _AttemptFailed,
     _failure_from,
-    _id_from,
     _ms,
     _Registered,
     _value_or_failure,
@@ -74,8 +73,7 @@ class Runtime(Ingress, Waiting, Commands, Recovery):
         notebook.install_error_display()
         self._clock = Clock(clock, start)
         self._seed = seed
-        self._rng = random.Random(seed)
-        self._ids_drawn = 0  # invocation ids drawn from _rng (a restore draws as many again)
+        self._seeded_ids = ids.SeededIds(seed)  # plain invocations' ids (a restore continues the sequence)
         self._inbox_seq = 0
         self._services: dict[str, _Registered] = {}
         self._manifests: dict[str, dict[str, Any]] = {}  # each service's latest manifest entry (kept in the store)
@@ -239,16 +237,15 @@ class Runtime(Ingress, Waiting, Commands, Recovery):
         await self._quiesce()
 
     # ------------------------------------------------------------------ creating invocations
-    def _new_ids(self, derive: tuple[str, ...] | None) -> tuple[str, bytes, int]:
-        if derive is not None:  # idempotent and workflow invocations get the same id each time, as in Restate
-            digest = hashlib.sha256("\x00".join(derive).encode()).digest()
-            raw = digest[:16]
-            seed = int.from_bytes(digest[16:24], "big")
-        else:
-            raw = self._rng.getrandbits(128).to_bytes(16, "big")
-            seed = self._rng.getrandbits(64)
-            self._ids_drawn += 1
-        return _id_from(raw), raw, seed
+    def _new_ids(self, target: Target, key: str | None, idem: str | None, workflow_run: bool) -> tuple[str, bytes, int]:
+        """The id, raw id (Start.id) and random seed of a new invocation: derived as restate-server derives
+        them for workflow runs and idempotent invocations, else from the seeded generator (see ids.py)."""
+        if not workflow_run and idem is None:
+            return self._seeded_ids.next(target.service, key)
+        iid = ids.derived(target.service, key, target.handler, idem, workflow_run)
+        assert iid is not None
+        raw = iid.to_bytes()
+        return str(iid), raw, int.from_bytes(hashlib.sha256(raw).digest()[:8], "big")
 
     def _invoke(self, target: Target, body: bytes, headers: dict[str, str] | None, idem: str | None, delay_ms: int,
                 invoked_by: Invocation | None, strict: bool) -> tuple[Invocation, bool, Failure | None]:
@@ -292,12 +289,8 @@ class Runtime(Ingress, Waiting, Commands, Recovery):
         if idem_key is not None and idem_key in self._idempotency:
             return self._invocations[self._idempotency[idem_key]], True, None
 
-        derive = None
-        if hinfo.ty == "WORKFLOW":
-            derive = ("wf", target.service, key_s)
-        elif idem_key is not None:
-            derive = ("idem", *idem_key)
-        inv_id, raw, seed = self._new_ids(derive)
+        inv_id, raw, seed = self._new_ids(target, target.key if reg.info.keyed else None, idem,
+                                          hinfo.ty == "WORKFLOW")
         now = self._now()
         inv = Invocation(
             id=inv_id, target=target, service=reg.info, handler=hinfo, deployment=reg.deployment,
