@@ -120,6 +120,8 @@ class Attempt:
         base = scope if scope is not None else make_scope(service, handler, content_type)
         self._scope = {**base, "headers": base["headers"] + [(k.encode(), v.encode()) for k, v in headers or ()]}
         self._inbox = _Pipe()
+        # frames written with notify() that the app has not taken yet: they go to it as one chunk (see notify)
+        self._batch: list[bytes] | None = None
         self._outbox = _Pipe()
         self._decoder = framing.Decoder()
         self._input_closed = False
@@ -147,7 +149,12 @@ class Attempt:
                 # After the body ended, hold the stream open until the response is complete.
                 await self._response_done.wait()
                 return {"type": "http.disconnect"}
-            return await self._inbox.get()
+            item = await self._inbox.get()
+            if type(item) is list:  # a batch of notify() frames
+                if item is self._batch:
+                    self._batch = None
+                return {"type": "http.request", "body": b"".join(item), "more_body": True}
+            return item
         except asyncio.CancelledError:
             # The SDK reads in a task of its own; it is cancelled here only when its loop shuts down
             # (or after the response is complete). Don't leave the handler waiting for a body end.
@@ -212,10 +219,20 @@ class Attempt:
             self._outbox.put(self.ended)
 
     def notify(self, msg: Any, flags: int = 0) -> bool:
-        """Write a message into the open request body. Returns False once the input is closed."""
+        """Write a message into the open request body. Returns False once the input is closed.
+
+        Messages written before the app reads again travel as one chunk, as bytes written to a socket would:
+        the SDK runs its whole progress loop (which walks every future it awaits) once per chunk, so
+        completions of a fan-out arriving one chunk each would cost it quadratic time.
+        """
         if self._input_closed:
             return False
-        self._inbox.put({"type": "http.request", "body": framing.encode(msg, flags), "more_body": True})
+        frame = framing.encode(msg, flags)
+        if self._batch is not None:
+            self._batch.append(frame)
+        else:
+            self._batch = [frame]
+            self._inbox.put(self._batch)
         self.sdk_waiting = False
         return True
 
@@ -232,6 +249,7 @@ class Attempt:
     def close_input(self) -> None:
         if not self._input_closed:
             self._input_closed = True
+            self._batch = None  # nothing may join a chunk queued before the end of the body
             self._inbox.put({"type": "http.request", "body": b"", "more_body": False})
 
     @property
@@ -253,6 +271,7 @@ class Attempt:
         """
         self._aborted = True
         self._input_closed = True
+        self._batch = None
         self._inbox.put({"type": "http.disconnect"})
         self._response_done.set()
         task = self._task
