@@ -107,6 +107,8 @@ class AttemptEnded:
     headers: dict[str, str] = field(default_factory=dict)
     # cancelled from outside, not by abort(): its event loop is shutting down (the script or kernel ends)
     lost: bool = False
+    # a BaseException that escaped handler code (KeyboardInterrupt, SystemExit, a stray CancelledError)
+    escaped: BaseException | None = None
 
 
 class Attempt:
@@ -132,6 +134,8 @@ class Attempt:
         self._aborted = False
         self._lost = False
         self.ended: AttemptEnded | None = None
+        # set by sdk_hooks (or _run_app) when a BaseException escaped handler code; see AttemptEnded.escaped
+        self.escaped: BaseException | None = None
         # (kind, millis) of sleeps and sends the SDK was asked for, in command order (see sdk_hooks)
         self.delays: deque[tuple[str, int]] = deque()
         # True while the SDK waits for input from us (its VM said "wait for external progress"; see sdk_hooks)
@@ -156,9 +160,12 @@ class Attempt:
                 return {"type": "http.request", "body": b"".join(item), "more_body": True}
             return item
         except asyncio.CancelledError:
-            # The SDK reads in a task of its own; it is cancelled here only when its loop shuts down
-            # (or after the response is complete). Don't leave the handler waiting for a body end.
-            if not self._response_done.is_set():
+            # The SDK reads in a task of its own. It cancels that task itself when the app ends (also when
+            # handler code raised a BaseException, before any terminal message); otherwise only the loop
+            # shutting down cancels it, and then the app task is being cancelled too. In that case don't
+            # leave the handler waiting for a body end.
+            task = self._task
+            if not self._response_done.is_set() and task is not None and task.cancelling():
                 self._lost = not self._aborted
                 self.abort()
             raise
@@ -200,6 +207,9 @@ class Attempt:
         except asyncio.CancelledError:
             error = ConnectionAbortedError("attempt aborted")
             self._lost = self._lost or not self._aborted
+        except (KeyboardInterrupt, SystemExit) as exc:  # raised outside handler code (sdk_hooks sees the rest)
+            error = exc
+            self.escaped = self.escaped or exc
         except BaseException as exc:  # noqa: BLE001 - any app failure ends the attempt; report it
             error = exc
         # The task's context holds this attempt; clear it so attempt -> task -> context -> attempt is no
@@ -209,7 +219,7 @@ class Attempt:
 
     def _report_end(self, error: BaseException | None) -> None:
         self._response_done.set()
-        self.ended = AttemptEnded(self._status, error, self._resp_headers, self._lost)
+        self.ended = AttemptEnded(self._status, error, self._resp_headers, self._lost, self.escaped)
         on_end = self.on_end
         # drop the callbacks: they usually close over an object that refers back to this attempt
         self.on_message = self.on_end = self.on_waiting = None
@@ -261,6 +271,12 @@ class Attempt:
 
     def next_nowait(self) -> Received | AttemptEnded | None:
         return self._outbox.get_nowait()
+
+    def fail(self, exc: BaseException) -> None:
+        """A BaseException escaped code the SDK runs beside the handler (an async ctx.run closure): end the
+        attempt as failed, with `exc` as what escaped."""
+        self.escaped = self.escaped or exc
+        self.abort()
 
     def abort(self) -> None:
         """Drop the connection, as a crashed deployment would.
