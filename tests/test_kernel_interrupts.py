@@ -94,6 +94,7 @@ def test_the_interrupt_button_on_an_awaited_call_says_the_invocation_goes_on_hol
     ename, evalue = out[-1]
     assert ename == "CancelledError"
     assert evalue.startswith("object_call to Held/k/nap was cancelled, but invocation inv_")
+    assert "keeps running, as on Restate" in evalue
     assert "keeps the lock on Held/k" in evalue and "await rt.attach(" in evalue and "rt.cancel(" in evalue
     after = kernel.run("inv_id = rt.invocations().id.iloc[0]\nprint(rt.invocation(inv_id).status)\n"
                        "rt.cancel(inv_id)\ntry:\n    await rt.attach(inv_id)\nexcept restate.TerminalError as e:\n"

@@ -91,7 +91,7 @@ class Runtime(Ingress, Waiting, Commands, Recovery):
         self._progress = 0  # bumped by every delivery, start and completion: "did anything happen?"
         self._check_scheduled = False
         # Loop callbacks, never tasks: a closing loop drops them, and nothing is left running.
-        self._heartbeat: asyncio.TimerHandle | None = None
+        self._heartbeat: tuple[asyncio.AbstractEventLoop, asyncio.TimerHandle] | None = None  # and its loop
         # clock="real": the callback that fires the next due timer, and the loop it is scheduled on
         self._real_timer: tuple[asyncio.AbstractEventLoop, asyncio.TimerHandle] | None = None
         # (invocation id, message) of each interrupt of handler code; awaits raise KeyboardInterrupt for

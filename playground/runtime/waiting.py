@@ -183,8 +183,9 @@ class Waiting:
         why = f" ({exc.args[0]})" if exc.args and exc.args[0] else ""
         lock = (f", and it keeps the lock on {inv.target.service}/{inv.target.key} until it ends"
                 if inv.lock_key is not None and self._locks.get(inv.lock_key) == inv.id else "")
-        return (f"{what} was cancelled{why}, but invocation {inv.id} goes on ({inv.status}), as on Restate: "
-                f"cancelling the await does not cancel the invocation{lock}. Wait for it again with "
+        state = {"running": "keeps running", "paused": "stays paused"}.get(inv.status, f"keeps running ({inv.status})")
+        return (f"{what} was cancelled{why}, but invocation {inv.id} {state}, as on Restate: cancelling an "
+                f"await does not cancel the invocation{lock}. Wait for it again with "
                 f"`await rt.attach({inv.id!r})`; cancel it with `rt.cancel({inv.id!r})`.")
 
     def _interrupt_awaits(self, inv: Invocation, exc: KeyboardInterrupt) -> None:
