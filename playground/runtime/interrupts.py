@@ -53,7 +53,7 @@ def _on_sigint(signum: int, frame: FrameType | None) -> None:
     previous = _previous
     if callable(previous):
         previous(signum, frame)
-    elif previous != signal.SIG_IGN:  # SIG_DFL: Python's default is to raise
+    elif previous != signal.SIG_IGN:  # SIG_DFL would end the process: stop with KeyboardInterrupt instead
         raise KeyboardInterrupt
 
 
