@@ -75,3 +75,14 @@ def bench_display():
 def test_display_benchmark_builds_and_times_every_view(bench_display) -> None:  # noqa: ANN001
     results = asyncio.run(bench_display.measure(entries=60, invocations=12))  # asserts the sizes inside
     assert len(results) == 6 and all(s >= 0 for s in results.values())
+
+
+@pytest.fixture(scope="module")
+def bench_fanout():
+    yield from _load(BENCH_PATH.with_name("bench_fanout.py"), "playground_bench_fanout")
+
+
+def test_fanout_benchmark_times_a_gather_and_counts_the_sdk_progress_rounds(bench_fanout) -> None:  # noqa: ANN001
+    result = asyncio.run(bench_fanout.measure(40, warmup=5))  # asserts the sum of the results inside
+    assert result.n == 40 and result.seconds > 0
+    assert 1 <= result.progress_calls <= 5 and result.progress_seconds >= 0

@@ -107,6 +107,8 @@ class AttemptEnded:
     headers: dict[str, str] = field(default_factory=dict)
     # cancelled from outside, not by abort(): its event loop is shutting down (the script or kernel ends)
     lost: bool = False
+    # a BaseException that escaped handler code (KeyboardInterrupt, SystemExit, a stray CancelledError)
+    escaped: BaseException | None = None
 
 
 class Attempt:
@@ -120,6 +122,8 @@ class Attempt:
         base = scope if scope is not None else make_scope(service, handler, content_type)
         self._scope = {**base, "headers": base["headers"] + [(k.encode(), v.encode()) for k, v in headers or ()]}
         self._inbox = _Pipe()
+        # frames written with notify() that the app has not taken yet: they go to it as one chunk (see notify)
+        self._batch: list[bytes] | None = None
         self._outbox = _Pipe()
         self._decoder = framing.Decoder()
         self._input_closed = False
@@ -130,6 +134,8 @@ class Attempt:
         self._aborted = False
         self._lost = False
         self.ended: AttemptEnded | None = None
+        # set by sdk_hooks (or _run_app) when a BaseException escaped handler code; see AttemptEnded.escaped
+        self.escaped: BaseException | None = None
         # (kind, millis) of sleeps and sends the SDK was asked for, in command order (see sdk_hooks)
         self.delays: deque[tuple[str, int]] = deque()
         # True while the SDK waits for input from us (its VM said "wait for external progress"; see sdk_hooks)
@@ -147,11 +153,19 @@ class Attempt:
                 # After the body ended, hold the stream open until the response is complete.
                 await self._response_done.wait()
                 return {"type": "http.disconnect"}
-            return await self._inbox.get()
+            item = await self._inbox.get()
+            if type(item) is list:  # a batch of notify() frames
+                if item is self._batch:
+                    self._batch = None
+                return {"type": "http.request", "body": b"".join(item), "more_body": True}
+            return item
         except asyncio.CancelledError:
-            # The SDK reads in a task of its own; it is cancelled here only when its loop shuts down
-            # (or after the response is complete). Don't leave the handler waiting for a body end.
-            if not self._response_done.is_set():
+            # The SDK reads in a task of its own. It cancels that task itself when the app ends (also when
+            # handler code raised a BaseException, before any terminal message); otherwise only the loop
+            # shutting down cancels it, and then the app task is being cancelled too. In that case don't
+            # leave the handler waiting for a body end.
+            task = self._task
+            if not self._response_done.is_set() and task is not None and task.cancelling():
                 self._lost = not self._aborted
                 self.abort()
             raise
@@ -193,6 +207,9 @@ class Attempt:
         except asyncio.CancelledError:
             error = ConnectionAbortedError("attempt aborted")
             self._lost = self._lost or not self._aborted
+        except (KeyboardInterrupt, SystemExit) as exc:  # raised outside handler code (sdk_hooks sees the rest)
+            error = exc
+            self.escaped = self.escaped or exc
         except BaseException as exc:  # noqa: BLE001 - any app failure ends the attempt; report it
             error = exc
         # The task's context holds this attempt; clear it so attempt -> task -> context -> attempt is no
@@ -202,7 +219,7 @@ class Attempt:
 
     def _report_end(self, error: BaseException | None) -> None:
         self._response_done.set()
-        self.ended = AttemptEnded(self._status, error, self._resp_headers, self._lost)
+        self.ended = AttemptEnded(self._status, error, self._resp_headers, self._lost, self.escaped)
         on_end = self.on_end
         # drop the callbacks: they usually close over an object that refers back to this attempt
         self.on_message = self.on_end = self.on_waiting = None
@@ -212,10 +229,20 @@ class Attempt:
             self._outbox.put(self.ended)
 
     def notify(self, msg: Any, flags: int = 0) -> bool:
-        """Write a message into the open request body. Returns False once the input is closed."""
+        """Write a message into the open request body. Returns False once the input is closed.
+
+        Messages written before the app reads again travel as one chunk, as bytes written to a socket would:
+        the SDK runs its whole progress loop (which walks every future it awaits) once per chunk, so
+        completions of a fan-out arriving one chunk each would cost it quadratic time.
+        """
         if self._input_closed:
             return False
-        self._inbox.put({"type": "http.request", "body": framing.encode(msg, flags), "more_body": True})
+        frame = framing.encode(msg, flags)
+        if self._batch is not None:
+            self._batch.append(frame)
+        else:
+            self._batch = [frame]
+            self._inbox.put(self._batch)
         self.sdk_waiting = False
         return True
 
@@ -232,6 +259,7 @@ class Attempt:
     def close_input(self) -> None:
         if not self._input_closed:
             self._input_closed = True
+            self._batch = None  # nothing may join a chunk queued before the end of the body
             self._inbox.put({"type": "http.request", "body": b"", "more_body": False})
 
     @property
@@ -244,6 +272,12 @@ class Attempt:
     def next_nowait(self) -> Received | AttemptEnded | None:
         return self._outbox.get_nowait()
 
+    def fail(self, exc: BaseException) -> None:
+        """A BaseException escaped code the SDK runs beside the handler (an async ctx.run closure): end the
+        attempt as failed, with `exc` as what escaped."""
+        self.escaped = self.escaped or exc
+        self.abort()
+
     def abort(self) -> None:
         """Drop the connection, as a crashed deployment would.
 
@@ -253,6 +287,7 @@ class Attempt:
         """
         self._aborted = True
         self._input_closed = True
+        self._batch = None
         self._inbox.put({"type": "http.disconnect"})
         self._response_done.set()
         task = self._task

@@ -8,15 +8,46 @@
    and lets an await that can never finish raise instead of hanging.
 
 Both only observe, for the attempt running in the current context; elsewhere the wrappers just delegate.
+
+3. BaseExceptions from handler code. The SDK lets KeyboardInterrupt and SystemExit through without recording
+   anything, and takes a CancelledError for its own cancellation and swallows it, leaving the attempt
+   hanging. `invoke_handler` is wrapped to hand them to the SDK as an ordinary failure (so the attempt ends
+   with an Error carrying the stack trace), noting the original on the attempt; an async ctx.run closure
+   that raises KeyboardInterrupt or SystemExit ends its attempt as failed instead of escaping the event loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 from typing import Any
 
 from .driver import current_attempt
+
+
+class RaisedInHandler(Exception):
+    """A BaseException raised by handler code, passed to the SDK as an ordinary failure of the attempt."""
+
+    def __init__(self, original: BaseException) -> None:
+        super().__init__(original)
+        self.original = original
+
+    def __repr__(self) -> str:
+        hint = (" (not a cancellation of the invocation, which the handler sees as TerminalError 409: a task or "
+                "future it awaited was cancelled)" if isinstance(self.original, asyncio.CancelledError) else "")
+        return f"{self.original!r} raised in handler code{hint}"
+
+
+def _escaped(exc: BaseException) -> bool:
+    """Whether `exc`, caught around handler code in an attempt, escaped handler code (rather than being
+    the cancellation of the attempt's own task, which the SDK must see as it is)."""
+    if current_attempt.get() is None:
+        return False
+    if isinstance(exc, asyncio.CancelledError):
+        task = asyncio.current_task()
+        return task is not None and not task.cancelling()
+    return True
 
 _installed = False
 
@@ -67,12 +98,52 @@ def install() -> bool:
         _record(self, "send", delay or 0)
         return orig_send(self, service, handler, parameter, key, delay, *args, **kwargs)
 
+    if not _wrap_handler_code():
+        return False
     for name in ("restate", "restate.server", "restate.server_context", "restate.vm"):
         logging.getLogger(name).addFilter(_QuietInsideAttempts())
     VMWrapper.sys_sleep = sys_sleep  # type: ignore[method-assign]
     VMWrapper.sys_send = sys_send  # type: ignore[method-assign]
     VMWrapper.do_progress = do_progress  # type: ignore[method-assign]
     _installed = True
+    return True
+
+
+def _wrap_handler_code() -> bool:
+    """Wrap the SDK's invoke_handler and ServerInvocationContext.create_run_coroutine (see 3. above)."""
+    try:
+        from restate import server_context
+    except ImportError:  # pragma: no cover - the SDK is a hard dependency
+        return False
+    orig_invoke = getattr(server_context, "invoke_handler", None)
+    context_cls = getattr(server_context, "ServerInvocationContext", None)
+    orig_run = getattr(context_cls, "create_run_coroutine", None)
+    if orig_invoke is None or orig_run is None:
+        return False
+
+    @functools.wraps(orig_invoke)
+    async def invoke_handler(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return await orig_invoke(*args, **kwargs)
+        except (KeyboardInterrupt, SystemExit, asyncio.CancelledError) as exc:
+            if not _escaped(exc):
+                raise
+            attempt = current_attempt.get()
+            attempt.escaped = attempt.escaped or exc  # type: ignore[union-attr]
+            raise RaisedInHandler(exc) from exc
+
+    @functools.wraps(orig_run)
+    async def create_run_coroutine(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await orig_run(self, *args, **kwargs)
+        except (KeyboardInterrupt, SystemExit) as exc:
+            attempt = current_attempt.get()
+            if attempt is None:
+                raise
+            attempt.fail(exc)  # in a task of its own: raising would take the event loop down with it
+
+    server_context.invoke_handler = invoke_handler  # type: ignore[assignment]
+    context_cls.create_run_coroutine = create_run_coroutine  # type: ignore[union-attr]
     return True
 
 

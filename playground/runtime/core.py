@@ -41,6 +41,7 @@ from .common import (
     check_request,
 )
 from .faults import Faults
+from .interrupts import sigint_guard
 from .ingress import Ingress
 from .model import (
     _DONE,
@@ -88,13 +89,17 @@ class Runtime(Ingress, Waiting, Commands, Recovery):
         self._store_failure: str | None = None  # why the store could not be written (the runtime then stops)
         self._reset_tables()
         self.faults = Faults(self)
-        self._changed = asyncio.Event()  # wakes the wall-clock timer loop (clock="real")
         self._last_activity = time.monotonic()
         self._sleepers: set[asyncio.Future[None]] = set()  # waiters in _quiesce
         self._progress = 0  # bumped by every delivery, start and completion: "did anything happen?"
         self._check_scheduled = False
-        self._heartbeat: asyncio.TimerHandle | None = None
-        self._real_timer_task: asyncio.Task[None] | None = None
+        # Loop callbacks, never tasks: a closing loop drops them, and nothing is left running.
+        self._heartbeat: tuple[asyncio.AbstractEventLoop, asyncio.TimerHandle] | None = None  # and its loop
+        # clock="real": the callback that fires the next due timer, and the loop it is scheduled on
+        self._real_timer: tuple[asyncio.AbstractEventLoop, asyncio.TimerHandle] | None = None
+        # (invocation id, message) of each interrupt of handler code; awaits raise KeyboardInterrupt for
+        # the ones that happened while they waited (see Waiting._raise_if_interrupted)
+        self._interrupts: list[tuple[str, str]] = []
         self._store = open_store(store, self)
         self._bind_store()
         snapshot = self._store.load()
@@ -179,8 +184,7 @@ class Runtime(Ingress, Waiting, Commands, Recovery):
 
     def _timer_added(self) -> None:
         if self._clock.kind == "real":
-            self._changed.set()  # the wall-clock timer loop may need to wake earlier
-            self._ensure_real_timer_task()
+            self._arm_real_timer()  # the new timer may be due before the one the loop waits for
 
     def _fire_due_timers(self) -> bool:
         fired = False
@@ -188,33 +192,34 @@ class Runtime(Ingress, Waiting, Commands, Recovery):
             t.action()
             fired = True
         if fired:
-            self._changed.set()
             self._commit()
         return fired
 
-    def _ensure_real_timer_task(self) -> None:
-        if self._real_timer_task is None or self._real_timer_task.done():
-            try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:
-                return
-            self._real_timer_task = loop.create_task(self._real_timer_loop())
+    def _arm_real_timer(self) -> None:
+        """clock='real': have the running loop call back when the next timer is due (looking at the wall
+        clock again at least once a second). A callback, not a task: when the loop closes, it is dropped."""
+        nxt = self._timers.next_due()
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # no loop yet: the first await arms it (see _quiesce)
+        if nxt is None or self._closed is not None:
+            return
+        delay = min(max(0.0, (nxt.due_ms - self._now()) / 1000), 1.0)
+        if self._real_timer is not None:
+            armed_on, h = self._real_timer
+            if armed_on is loop and not h.cancelled() and h.when() <= loop.time() + delay:
+                return  # armed on this loop, and early enough
+            h.cancel()
+        self._real_timer = (loop, loop.call_later(delay, self._on_real_timer))
 
-    async def _real_timer_loop(self) -> None:
-        while self._timers.next_due() is not None:
-            try:
-                self._fire_due_timers()
-            except StoreError:
-                return  # the runtime has stopped (see _on_attempt_end)
-            nxt = self._timers.next_due()
-            if nxt is None:
-                break
-            self._changed.clear()
-            wait = max(0.0, (nxt.due_ms - self._now()) / 1000)
-            try:
-                await asyncio.wait_for(self._changed.wait(), timeout=min(wait, 1.0))
-            except TimeoutError:
-                pass
+    def _on_real_timer(self) -> None:
+        self._real_timer = None
+        try:
+            self._fire_due_timers()
+        except StoreError:
+            return  # the runtime has stopped (see _on_attempt_end)
+        self._arm_real_timer()
 
     async def advance(self, delta: timedelta) -> None:
         """Move virtual time forward, firing every timer due on the way in order, and settle."""
@@ -224,17 +229,20 @@ class Runtime(Ingress, Waiting, Commands, Recovery):
             raise TypeError(f"advance() takes a datetime.timedelta, e.g. timedelta(hours=1), not "
                             f"{type(delta).__name__}")
         target = check_due(self._now() + _ms(delta, "advance()'s delta"), "advance()")
-        await self._quiesce()
-        while (nxt := self._timers.next_due()) is not None and nxt.due_ms <= target:
-            self._clock.set(nxt.due_ms)
-            await self._quiesce()
-        self._clock.set(target)
-        await self._quiesce()
+        seen = len(self._interrupts)
+        with sigint_guard:
+            await self._quiesce(seen=seen)
+            while (nxt := self._timers.next_due()) is not None and nxt.due_ms <= target:
+                self._clock.set(nxt.due_ms)
+                await self._quiesce(seen=seen)
+            self._clock.set(target)
+            await self._quiesce(seen=seen)
         self._commit()  # the clock, too, is durable
 
     async def settle(self) -> None:
         """Run until nothing can progress at the current time (time itself does not move)."""
-        await self._quiesce()
+        with sigint_guard:
+            await self._quiesce()
 
     # ------------------------------------------------------------------ creating invocations
     def _new_ids(self, target: Target, key: str | None, idem: str | None, workflow_run: bool) -> tuple[str, bytes, int]:
@@ -549,13 +557,18 @@ class Runtime(Ingress, Waiting, Commands, Recovery):
             return
         stored = len(inv.journal) > run.stored_before
         terminal = run.terminal
+        # a user's interrupt (Ctrl-C, Jupyter's interrupt button) in handler code: record the attempt as
+        # failed and pause, so that the same endless loop does not start again on the next await
+        interrupted = isinstance(ended.escaped, KeyboardInterrupt)
         if run.broken is None and terminal is None:
-            err = ended.error
-            run.broken = (f"the deployment ended the attempt without a result: {err!r}" if err else
+            err = ended.escaped or ended.error
+            run.broken = (f"{err!r} raised in handler code" if ended.escaped else
+                          f"the deployment ended the attempt without a result: {err!r}" if err else
                           "the deployment closed the stream without ending the invocation")
         if run.broken is not None:
             if not inv.completed:
-                self._on_transient(inv, Failure(run.broken_code, run.broken), None, stored, related=None)
+                self._on_transient(inv, Failure(run.broken_code, run.broken), None, stored, related=None,
+                                   pause=interrupted)
         elif terminal is not None and terminal.name == "End":
             if run.output is None:
                 self._on_transient(inv, Failure(571, "the SDK ended without an output"), None, stored, related=None)
@@ -573,7 +586,10 @@ class Runtime(Ingress, Waiting, Commands, Recovery):
                     if e.code == 570:
                         related = self._diverged(inv, e.related_command_index) or related
             delay = e.next_retry_delay if e.HasField("next_retry_delay") else None
-            self._on_transient(inv, Failure(e.code, e.message), delay, stored, related, e.stacktrace, e.behavior)
+            self._on_transient(inv, Failure(e.code, e.message), delay, stored, related, e.stacktrace, e.behavior,
+                               pause=interrupted)
+        if interrupted and not inv.completed:
+            self._interrupt_awaits(inv, ended.escaped)  # type: ignore[arg-type]
 
     def _abort_all(self, reason: str) -> int:
         """Fail every attempt in flight (their invocations retry, as after a crash of the deployment)."""
@@ -662,9 +678,11 @@ class Runtime(Ingress, Waiting, Commands, Recovery):
             attempt.notify(notif)
 
     def _on_transient(self, inv: Invocation, failure: Failure, retry_delay: int | None, stored: bool,
-                      related: str | None, stacktrace: str = "", behavior: int = messages.ERROR_RETRY) -> None:
+                      related: str | None, stacktrace: str = "", behavior: int = messages.ERROR_RETRY,
+                      pause: bool = False) -> None:
         """Record a failed attempt, then retry by the policy; an SDK's Error.behavior (V7) of PAUSE or FAIL
-        takes precedence, as Restate's invoker gives it: pause now, or fail now as on_max_attempts='kill'."""
+        takes precedence, as Restate's invoker gives it: pause now, or fail now as on_max_attempts='kill'.
+        `pause`: the attempt was cut off by the user's interrupt, which pauses the invocation."""
         now = self._now()
         self._dirty.add(inv)
         err = TransientError(inv.attempts, len(inv.journal) - 1, now, failure.code, failure.message, stacktrace, related)
@@ -672,6 +690,10 @@ class Runtime(Ingress, Waiting, Commands, Recovery):
         inv.last_failure = err
         inv.retry_count_since_last_entry = 1 if stored else inv.retry_count_since_last_entry + 1
         policy = inv.handler.retry
+        if pause:
+            inv.status = "paused"
+            self._touch()
+            return
         exhausted = policy.max_attempts is not None and inv.attempts >= policy.max_attempts
         fail_now, pause_now = behavior == messages.ERROR_FAIL, behavior == messages.ERROR_PAUSE
         if exhausted or fail_now or pause_now:

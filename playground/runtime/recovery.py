@@ -58,10 +58,14 @@ class Recovery:
         if self._closed is not None:
             return
         self._closed = reason
-        self._detach_attempts()
+        self._detach_attempts()  # their tasks end within a few loop turns
         self._timers.clear()
+        for armed in (self._real_timer, self._heartbeat):
+            if armed is not None:
+                armed[1].cancel()
+        self._real_timer = self._heartbeat = None
         self._store.close()
-        self._wake(self._sleepers)  # awaits in cells raise now instead of waiting on a runtime that is gone
+        self._wake_all_awaits()  # awaits in cells raise now instead of waiting on a runtime that is gone
 
     def _check_open(self) -> None:
         if self._store_failure is not None:

@@ -71,6 +71,10 @@ class WaitForGraph:
     def successors(self, u: Node) -> dict[Node, str]:
         return self._out.get(u, {})
 
+    def reaches(self, start: Node, goal: Node) -> bool:
+        """Whether `start` waits on `goal`, through a chain of edges."""
+        return start != goal and self._path(start, goal) is not None
+
     def _path(self, start: Node, goal: Node) -> list[Node] | None:
         """A path start -> ... -> goal (inclusive), by depth-first search; None if goal is unreachable."""
         parent: dict[Node, Node | None] = {start: None}

@@ -20,7 +20,13 @@ from .model import (
     Invocation,
     JournalEntry,
 )
+from .interrupts import sigint_guard
 from .waitfor import Cycle
+
+
+def _set_done(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
 
 
 class Waiting:
@@ -39,19 +45,25 @@ class Waiting:
     def _any_busy(self) -> bool:
         return any(not self._is_blocked(inv) for inv in self._live)
 
-    async def _quiesce(self, until: Invocation | None = None) -> None:
+    async def _quiesce(self, until: Invocation | None = None, seen: int | None = None) -> None:
         """Return when nothing can progress at the current time, or `until` has completed.
 
         A waiter sleeps on a future of its own, woken by its invocation completing, by the idle check that
         each state change schedules (once per loop turn, however many waiters), or by the heartbeat.
+        Raises KeyboardInterrupt when handler code it waits on is interrupted after interrupt number `seen`.
         """
         loop = asyncio.get_running_loop()
+        if seen is None:
+            seen = len(self._interrupts)
         if self._closed is not None:
             self._check_open()
         if self._to_start:
             self._start_restored()
             self._commit()
+        if self._clock.kind == "real":
+            self._arm_real_timer()  # e.g. timers restored from a store, or set up before this loop ran
         while True:
+            self._raise_if_interrupted(seen, until)
             if until is not None and until.completed:
                 return
             self._fire_due_timers()
@@ -59,6 +71,7 @@ class Waiting:
                 # let callbacks already scheduled on the loop run, then look again
                 for _ in range(2):
                     await asyncio.sleep(0)
+                self._raise_if_interrupted(seen, until)
                 if (until is not None and until.completed) or (not self._any_busy() and not self._fire_due_timers()):
                     return
                 continue
@@ -66,8 +79,8 @@ class Waiting:
             self._sleepers.add(fut)
             if until is not None:
                 until.waiters.append(fut)
-            if self._heartbeat is None:
-                self._heartbeat = loop.call_later(1.0, self._beat)
+            if self._heartbeat is None or self._heartbeat[0] is not loop:  # none yet, or left on a closed loop
+                self._heartbeat = (loop, loop.call_later(1.0, self._beat))
             await fut
             if self._closed is not None:
                 self._check_open()
@@ -95,7 +108,8 @@ class Waiting:
         self._heartbeat = None
         if self._sleepers:
             self._wake(self._sleepers)
-            self._heartbeat = asyncio.get_running_loop().call_later(1.0, self._beat)
+            loop = asyncio.get_running_loop()
+            self._heartbeat = (loop, loop.call_later(1.0, self._beat))
 
     def _touch(self) -> None:
         """Something may have become idle: check once, on the next loop turn."""
@@ -110,14 +124,28 @@ class Waiting:
 
     async def _await_done(self, inv: Invocation, what: str) -> Invocation:
         """Wait for an invocation to complete, skipping virtual time when idle; raise instead of hanging.
-        Returns its record (after rt.faults.restart, the one restored from the store)."""
+        Returns its record (after rt.faults.restart, the one restored from the store).
+
+        While it waits, an interrupt (SIGINT) that lands in handler code ends that attempt (see
+        interrupts.py). If this await is cancelled instead, its CancelledError says what goes on running."""
+        seen = len(self._interrupts)
+        with sigint_guard:
+            try:
+                return await self._wait_until_done(inv, what, seen)
+            except asyncio.CancelledError as exc:
+                still = self._invocations.get(inv.id)
+                if still is None or still.completed or self._closed is not None:
+                    raise
+                raise asyncio.CancelledError(self._goes_on(still, what, exc)) from None
+
+    async def _wait_until_done(self, inv: Invocation, what: str, seen: int) -> Invocation:
         while True:
             inv = self._invocations.get(inv.id, inv)
             if inv.completed:
                 return inv
             self._last_activity = time.monotonic()
             self._raise_if_deadlocked(inv, what)
-            await self._quiesce(until=inv)
+            await self._quiesce(until=inv, seen=seen)
             if inv.completed:
                 return inv
             self._raise_if_deadlocked(inv, what)
@@ -126,6 +154,7 @@ class Waiting:
             epoch = self._progress
             for _ in range(4):
                 await asyncio.sleep(0)
+            self._raise_if_interrupted(seen, inv)
             if inv.completed or self._progress != epoch or self._any_busy():
                 continue
             if self._rejected_calls:
@@ -135,15 +164,54 @@ class Waiting:
                 self._clock.set(nxt.due_ms)
                 continue
             if nxt is not None and self._clock.kind == "real":
-                self._ensure_real_timer_task()
-                fut = asyncio.get_running_loop().create_future()
-                inv.waiters.append(fut)
-                try:
-                    await asyncio.wait_for(fut, timeout=max(0.01, (nxt.due_ms - self._now()) / 1000))
-                except TimeoutError:
-                    pass
+                await self._sleep_until(inv, nxt.due_ms)
                 continue
             self._raise_stuck(inv, what, nxt)
+
+    async def _sleep_until(self, inv: Invocation, due_ms: int) -> None:
+        """clock='real': sleep until a timer is due, `inv` completes or something interrupts it."""
+        self._arm_real_timer()
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        inv.waiters.append(fut)
+        alarm = loop.call_later(max(0.01, (due_ms - self._now()) / 1000), _set_done, fut)
+        try:
+            await fut
+        finally:
+            alarm.cancel()
+
+    def _goes_on(self, inv: Invocation, what: str, exc: asyncio.CancelledError) -> str:
+        """What a cancelled await (Jupyter's interrupt button, a timeout) leaves behind, and what to do about it."""
+        why = f" ({exc.args[0]})" if exc.args and exc.args[0] else ""
+        lock = (f", and it keeps the lock on {inv.target.service}/{inv.target.key} until it ends"
+                if inv.lock_key is not None and self._locks.get(inv.lock_key) == inv.id else "")
+        state = {"running": "keeps running", "paused": "stays paused"}.get(inv.status, f"keeps running ({inv.status})")
+        return (f"{what} was cancelled{why}, but invocation {inv.id} {state}, as on Restate: cancelling an "
+                f"await does not cancel the invocation{lock}. Wait for it again with "
+                f"`await rt.attach({inv.id!r})`; cancel it with `rt.cancel({inv.id!r})`.")
+
+    def _interrupt_awaits(self, inv: Invocation, exc: KeyboardInterrupt) -> None:
+        """Handler code of `inv` was interrupted, its attempt recorded as failed and `inv` paused: the awaits
+        waiting on it (directly or through calls and locks) raise KeyboardInterrupt, as do settle/advance."""
+        self._interrupts.append((inv.id, (
+            f"{exc!r} stopped the handler of {inv.id} ({inv.target}) in attempt {inv.attempts}; the attempt is "
+            f"recorded as failed and the invocation is paused. Run it again from its journal with "
+            f"rt.resume({inv.id!r}), or end it with rt.kill({inv.id!r}).")))
+        self._wake_all_awaits()
+
+    def _wake_all_awaits(self) -> None:
+        """Wake every await in progress (settle, advance, and awaits on invocations), to look again."""
+        self._wake(self._sleepers)
+        for inv in list(self._invocations.values()):
+            if inv.waiters and not inv.completed:
+                self._wake(inv.waiters)  # type: ignore[arg-type]
+
+    def _raise_if_interrupted(self, seen: int, inv: Invocation | None) -> None:
+        """Raise KeyboardInterrupt for an interrupt after number `seen` that this await waits on (an await
+        without an invocation, settle() or advance(), waits on everything)."""
+        for inv_id, message in self._interrupts[seen:]:
+            if inv is None or inv.id == inv_id or self._wait.reaches(inv.id, inv_id):
+                raise KeyboardInterrupt(message)
 
     def _on_edge(self, cycle: Cycle | None) -> None:
         if cycle is not None:
