@@ -45,6 +45,7 @@ class Waiting:
         A waiter sleeps on a future of its own, woken by its invocation completing, by the idle check that
         each state change schedules (once per loop turn, however many waiters), or by the heartbeat.
         """
+        __tracebackhide__ = True  # IPython (and pytest) show the user's frame, not the runtime's
         loop = asyncio.get_running_loop()
         if self._closed is not None:
             self._check_open()
@@ -111,6 +112,7 @@ class Waiting:
     async def _await_done(self, inv: Invocation, what: str) -> Invocation:
         """Wait for an invocation to complete, skipping virtual time when idle; raise instead of hanging.
         Returns its record (after rt.faults.restart, the one restored from the store)."""
+        __tracebackhide__ = True  # IPython (and pytest) show the user's frame, not the runtime's
         while True:
             inv = self._invocations.get(inv.id, inv)
             if inv.completed:
@@ -148,6 +150,7 @@ class Waiting:
             self._wake(self._sleepers)  # awaits on a member, or behind one, raise now
 
     def _raise_if_deadlocked(self, inv: Invocation, what: str) -> None:
+        __tracebackhide__ = True  # IPython (and pytest) show the user's frame, not the runtime's
         cycle = self._wait.cycle_reached_from(inv.id)
         if cycle is None:
             return
@@ -182,6 +185,7 @@ class Waiting:
         return Deadlock(members, [(_node_label(u), _node_label(v), k) for u, v, k in edges])
 
     def _raise_stuck(self, inv: Invocation, what: str, nxt: Any) -> None:
+        __tracebackhide__ = True  # IPython (and pytest) show the user's frame, not the runtime's
         body = "\n".join(f"  {line}" for line in self._explain(inv))
         if nxt is not None:  # manual clock
             raise StuckError(
