@@ -107,16 +107,18 @@ def test_timeline_text_is_at_least_12_px_and_no_label_lies_over_a_bar() -> None:
 
 
 def test_graphs_display_as_svg_and_png_images_not_html() -> None:
-    """A notebook that JupyterLab does not trust yet (just opened, not run) sanitizes HTML: an SVG inside it
-    shows as loose text. An SVG image shows where it is trusted, a PNG everywhere."""
+    """A notebook that JupyterLab does not trust yet (just opened, not run) sanitizes HTML, and an SVG inside
+    it shows as loose text; it does not draw SVG images either. An SVG image shows where it is trusted, a PNG
+    everywhere, and HTML with inline CSS (the timeline) everywhere."""
     rt = scenario()
     bundle = pg.render.call_graph(rt)._repr_mimebundle_()
     assert set(bundle) == {"image/svg+xml", "image/png", "text/plain"}
     assert bundle["image/svg+xml"].startswith("<svg") and "RBox/k/put" in bundle["image/svg+xml"]
     import base64
     assert base64.b64decode(bundle["image/png"]).startswith(b"\x89PNG")
-    tl = pg.render.timeline(rt, "RBox")._repr_mimebundle_()
-    assert set(tl) == {"image/svg+xml", "text/plain"} and tl["image/svg+xml"].startswith("<svg")
+    tl = pg.render.timeline(rt, "RBox")._repr_mimebundle_()  # our own drawing: HTML and CSS, no SVG at all
+    assert set(tl) == {"text/html", "text/plain"} and "<svg" not in tl["text/html"]
+    assert tl["text/html"].count("class='pg-bar'") == 5 and "RBox/k" in tl["text/html"]
 
 
 def test_without_a_renderer_a_graph_shows_its_dot_source_and_a_hint(monkeypatch) -> None:  # noqa: ANN001

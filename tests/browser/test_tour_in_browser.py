@@ -299,6 +299,7 @@ def test_the_tour_runs_in_jupyterlab_and_every_widget_renders_its_content(tmp_pa
     t0 = time.monotonic()
     with running_lab(tmp_path) as lab:
         _check_tour_in_browser(lab, sync_playwright)
+        _check_untrusted_lesson(lab, sync_playwright)
     print(f"tour in the browser: {time.monotonic() - t0:.1f}s")
 
 
@@ -408,5 +409,63 @@ def _check_tour_in_browser(lab: Lab, sync_playwright: Any) -> None:
             errors = "\n".join(c for c in console if c.startswith("error"))
             print(f"browser console errors:\n{errors}\njupyterlab log:\n{lab.log()}", file=sys.stderr)
             raise
+        finally:
+            browser.close()
+
+
+UNTRUSTED_LESSON = "04_ordering.ipynb"  # stored with a wait-for graph and a timeline
+
+STORED_OUTPUTS_JS = """() => {
+    const w = window.jupyterapp.shell.currentWidget;
+    const cells = w.content.widgets.filter(c => c.model.type === 'code' && c.model.outputs.length > 0);
+    return {cells: cells.length, trusted: cells.filter(c => c.model.trusted).length};
+}"""
+
+TIMELINE_HTML_JS = """(root) => {
+    const box = e => { const r = e.getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom]; };
+    const bars = Array.from(root.querySelectorAll('.pg-bar'));
+    const labels = Array.from(root.querySelectorAll('div')).filter(
+        d => d.children.length === 0 && d.textContent.trim() && !bars.includes(d));
+    return {
+        bars: bars.map(box).filter(b => b[2] - b[0] > 0 && b[3] - b[1] > 0),
+        labels: labels.map(d => ({text: d.textContent, px: parseFloat(getComputedStyle(d).fontSize), box: box(d)})),
+    };
+}"""
+
+
+def _check_untrusted_lesson(lab: Lab, sync_playwright: Any) -> None:
+    """A lesson just opened, not run: JupyterLab does not trust its stored outputs, so it sanitizes their HTML
+    and draws no SVG. Its graphs must show as pictures (the PNG) and the timeline as its HTML, legibly."""
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1000})
+            page.goto(f"{lab.url}/lab/workspaces/pg-lesson-{os.getpid()}/tree/{UNTRUSTED_LESSON}?reset"
+                      f"&token={lab.token}")
+            page.wait_for_function("window.jupyterapp !== undefined", timeout=60_000)
+            page.wait_for_function(f"window.jupyterapp.shell.currentWidget?.context?.path === "
+                                   f"{UNTRUSTED_LESSON!r}", timeout=60_000)
+            page.wait_for_selector(".jp-OutputArea-output", timeout=60_000)
+            stored = page.evaluate(STORED_OUTPUTS_JS)
+            assert stored["cells"] > 0 and stored["trusted"] == 0, stored  # really the untrusted case
+            images = page.locator(".jp-OutputArea-output img")
+            images.first.wait_for(timeout=15_000)
+            sources = [img.get_attribute("src") or "" for img in images.all()]
+            assert sources and all(src.startswith("data:image/png") for src in sources), sources[:2]
+            for img in images.all():
+                assert page.evaluate("(i) => i.complete && i.naturalWidth > 0", img.element_handle())
+            for text in page.locator(".jp-OutputArea-output").all_inner_texts():
+                assert "stroke" not in text and "</" not in text, f"loose SVG in an output:\n{text[:300]}"
+            timeline = page.locator(".jp-OutputArea-output .pg-timeline-html").first
+            timeline.wait_for(timeout=15_000)
+            drawn = page.evaluate(TIMELINE_HTML_JS, timeline.element_handle())
+            assert len(drawn["bars"]) >= 5, drawn
+            small = [t for t in drawn["labels"] if t["px"] < MIN_TEXT_PX]
+            assert not small, f"timeline text under {MIN_TEXT_PX} px: {small[:3]}"
+            covered = [t["text"] for t in drawn["labels"] for bar in drawn["bars"] if _overlaps(t["box"], bar)]
+            assert not covered, f"timeline labels over bars: {covered}"
+            if os.environ.get("PLAYGROUND_SCREENSHOTS") == "1":
+                page.set_viewport_size({"width": 1280, "height": 2400})
+                timeline.screenshot(path=SCREENSHOTS / "timeline-untrusted.png")
         finally:
             browser.close()
