@@ -53,9 +53,14 @@ class Deadlock:
         from . import render
         return render.deadlock_dot(self)
 
-    def _repr_html_(self) -> str:
+    def html(self) -> str:
+        """The picture with the description under it, for a widget (see playground.widgets)."""
         from . import render
         return render.html(self.dot(), caption=self.describe())
+
+    def _repr_mimebundle_(self, include: object = None, exclude: object = None, **kwargs: object) -> dict[str, str]:
+        from . import render
+        return render.mimebundle(self.dot(), self.describe())
 
 
 class DeadlockError(StuckError):
@@ -65,8 +70,8 @@ class DeadlockError(StuckError):
         super().__init__(message, invocation_id)
         self.deadlock = deadlock
 
-    def _repr_html_(self) -> str:
-        return self.deadlock._repr_html_() if self.deadlock else f"<pre>{self}</pre>"
+    def _repr_mimebundle_(self, include: object = None, exclude: object = None, **kwargs: object) -> dict[str, str]:
+        return self.deadlock._repr_mimebundle_() if self.deadlock else {"text/plain": str(self)}
 
 
 class StoreError(RuntimeError):

@@ -1,10 +1,12 @@
-"""IPython integration: a DeadlockError shows its cycle as a graph under the usual traceback."""
+"""IPython integration: a StuckError or DeadlockError shows the user's frames and the message, not the
+runtime's own frames; a DeadlockError also shows its cycle as a graph under the traceback."""
 
 from __future__ import annotations
 
+import types
 from typing import Any
 
-from .errors import DeadlockError
+from .errors import DeadlockError, StuckError
 
 
 def install_error_display(shell: Any = None) -> bool:
@@ -22,17 +24,39 @@ def install_error_display(shell: Any = None) -> bool:
         return True
     if getattr(shell, "custom_exceptions", ()):  # never replace someone else's handler
         return False
-    shell.set_custom_exc((DeadlockError,), _show_deadlock)
+    shell.set_custom_exc((StuckError,), _show_stuck)
     shell._playground_error_display = True
     return True
 
 
-def _show_deadlock(shell: Any, etype: type, value: BaseException, tb: Any, tb_offset: int | None = None) -> Any:
-    shell.showtraceback((etype, value, tb), tb_offset=tb_offset)
-    try:
-        from IPython.display import HTML, display
+def without_runtime_frames(tb: types.TracebackType | None) -> types.TracebackType | None:
+    """The traceback without its trailing frames marked `__tracebackhide__` (the runtime's waiting code).
 
-        display(HTML(value._repr_html_()))  # type: ignore[attr-defined]
+    IPython hides marked frames itself, except the last one, where the error was raised; dropping the whole
+    marked tail makes the user's own line the last frame shown."""
+    frames = []
+    while tb is not None:
+        frames.append(tb)
+        tb = tb.tb_next
+    kept = list(frames)
+    while kept and kept[-1].tb_frame.f_locals.get("__tracebackhide__"):
+        kept.pop()
+    if not kept:
+        return frames[0] if frames else None
+    new: types.TracebackType | None = None
+    for t in reversed(kept):
+        new = types.TracebackType(new, t.tb_frame, t.tb_lasti, t.tb_lineno)
+    return new
+
+
+def _show_stuck(shell: Any, etype: type, value: BaseException, tb: Any, tb_offset: int | None = None) -> Any:
+    shell.showtraceback((etype, value, without_runtime_frames(tb)), tb_offset=tb_offset)
+    if not isinstance(value, DeadlockError):
+        return None
+    try:
+        from IPython.display import display
+
+        display(value)  # its _repr_mimebundle_: the cycle as a picture
     except Exception:  # noqa: BLE001 - the picture is a bonus; the traceback is already shown
         pass
     return None

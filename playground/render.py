@@ -7,12 +7,13 @@ safely), so tests can check them without a browser or a renderer.
 
 from __future__ import annotations
 
+import base64
 import html as _html
 import shutil
 import subprocess
 import sysconfig
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import graphviz
 
@@ -21,6 +22,11 @@ if TYPE_CHECKING:
     from .runtime.core import Runtime
 
 CYCLE_COLOR = "#d62728"
+# Graphviz sizes are points (1 pt = 4/3 px at 100% zoom): 12 pt node text is 16 px, 11 pt edge labels 14.7 px,
+# with room to spare when a wide graph is scaled down to the width of a notebook's output area.
+NODE_FONT = "fontname=\"Helvetica\", fontsize=12"
+EDGE_FONT = "fontname=\"Helvetica\", fontsize=11"
+TIMELINE_FONT_PX = 13  # the timeline is our own SVG, sized in px
 STATUS_COLORS = {
     "pending": "#fff3bf", "scheduled": "#e7f5ff", "running": "#d3f9d8", "suspended": "#e9ecef",
     "backing-off": "#ffe8cc", "paused": "#ffc9c9", "completed": "#f8f9fa",
@@ -34,9 +40,9 @@ def _q(text: str) -> str:
 
 def deadlock_dot(deadlock: "Deadlock") -> str:
     """The cycle alone: invocations labelled with target and status, every edge red."""
-    lines = ["digraph deadlock {", "  rankdir=LR;",
-             '  node [shape=box, style="rounded,filled", fontname="Helvetica", fontsize=11];',
-             '  edge [fontname="Helvetica", fontsize=10];']
+    lines = ["digraph deadlock {", "  rankdir=TB;",
+             f'  node [shape=box, style="rounded,filled", {NODE_FONT}];',
+             f'  edge [{EDGE_FONT}];']
     for m in deadlock.members:
         label = f"{m.target}\n{m.invocation_id}\n{m.status}"
         lines.append(f"  {_q(m.invocation_id)} [label={_q(label)}, color={_q(CYCLE_COLOR)}, penwidth=2, "
@@ -66,9 +72,9 @@ def wait_for_dot(rt: "Runtime") -> str:
     for d in rt.deadlocks():
         cycle_nodes.update(d.invocation_ids)
         in_cycle.update((u, v) for u, v, _ in d.edges)
-    lines = ["digraph wait_for {", "  rankdir=LR;",
-             '  node [shape=box, style="rounded,filled", fontname="Helvetica", fontsize=11];',
-             '  edge [fontname="Helvetica", fontsize=10];']
+    lines = ["digraph wait_for {", "  rankdir=TB;",
+             f'  node [shape=box, style="rounded,filled", {NODE_FONT}];',
+             f'  edge [{EDGE_FONT}];']
     declared: set[str] = set()
     for u, v, kind in rt._wait.edges():
         for node in (u, v):
@@ -127,8 +133,8 @@ def call_graph_dot(rt: "Runtime", aggregate: bool = False) -> str:
     if aggregate:
         return _aggregate_dot(nodes, edges)
     lines = ["digraph calls {", "  rankdir=LR;",
-             '  node [shape=box, style="rounded,filled", fontname="Helvetica", fontsize=11];',
-             '  edge [fontname="Helvetica", fontsize=10];',
+             f'  node [shape=box, style="rounded,filled", {NODE_FONT}];',
+             f'  edge [{EDGE_FONT}];',
              '  "ingress" [shape=oval, style=filled, fillcolor="#e7f5ff", label="ingress"];']
     for node, (target, status) in nodes.items():
         if node != "ingress":
@@ -153,8 +159,8 @@ def _aggregate_dot(nodes: dict[str, tuple[str, str]], edges: list[tuple[str, str
         k = (handler_of(u), handler_of(v), kind)
         counts[k] = counts.get(k, 0) + 1
     lines = ["digraph handlers {", "  rankdir=LR;",
-             '  node [shape=box, style="rounded,filled", fillcolor="#f8f9fa", fontname="Helvetica", fontsize=11];',
-             '  edge [fontname="Helvetica", fontsize=10];', '  "ingress" [shape=oval, fillcolor="#e7f5ff"];']
+             f'  node [shape=box, style="rounded,filled", fillcolor="#f8f9fa", {NODE_FONT}];',
+             f'  edge [{EDGE_FONT}];', '  "ingress" [shape=oval, fillcolor="#e7f5ff"];']
     for (u, v, kind), n in sorted(counts.items()):
         style = "solid" if kind == "call" else "dashed"
         lines.append(f"  {_q(u)} -> {_q(v)} [style={style}, label={_q(f'{n}x')}];")
@@ -208,7 +214,11 @@ def timeline(rt: "Runtime", service: str) -> "Timeline":
 
 class Timeline:
     """One lane per key: each invocation's span from start to end on the virtual clock, in arrival order.
-    Displays as inline SVG (no renderer needed)."""
+
+    Each invocation gets a text line and, under it, its bar (a dashed line while it was queued), so a label
+    never covers a bar. Displays as an SVG image (no renderer needed)."""
+
+    ROW_H = 34  # a text line of TIMELINE_FONT_PX, then a 10 px bar, then a gap
 
     def __init__(self, service: str, rows: list[dict[str, Any]]) -> None:
         self.service, self.rows = service, rows
@@ -216,43 +226,93 @@ class Timeline:
     def svg(self, width: int = 760) -> str:
         keys = list(dict.fromkeys(r["key"] for r in self.rows))
         times = [t for r in self.rows for t in (r["arrived_ms"], r["start_ms"], r["end_ms"]) if t is not None]
+        font = f"font-family='Helvetica, Arial, sans-serif' font-size='{TIMELINE_FONT_PX}'"
         if not keys or not times:
-            return f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='30'><text x='4' y='20' " \
-                   f"font-family='Helvetica' font-size='12'>no invocations of {_html.escape(self.service)}</text></svg>"
-        t0, t1 = min(times), max(times)
-        span = max(t1 - t0, 1)
-        left, row_h, pad = 120, 22, 6
+            return (f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='30' {font}><text x='4' y='20'>"
+                    f"no invocations of {_html.escape(self.service)}</text></svg>")
+        x = self._scale(times, width)
+        lane_h = 22
         lanes = {k: [r for r in self.rows if r["key"] == k] for k in keys}
-        height = sum(len(v) for v in lanes.values()) * row_h + len(keys) * pad + 24
+        height = len(self.rows) * self.ROW_H + len(keys) * lane_h + 8
 
-        def x(t: int | None) -> float:
-            return left + (width - left - 10) * (((t if t is not None else t1) - t0) / span)
-
-        parts = [f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' "
-                 f"font-family='Helvetica' font-size='11'>"]
+        parts = [f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' {font}>"]
         y = 4
         for key, rows in lanes.items():
             parts.append(f"<text x='4' y='{y + 15}' font-weight='bold'>{_html.escape(self.service)}/"
                          f"{_html.escape(key)}</text>")
+            y += lane_h
             for r in rows:
-                color = "#74c0fc" if r["mode"] == "exclusive" else "#b2f2bb"
-                xa, xs, xe = x(r["arrived_ms"]), x(r["start_ms"] or r["arrived_ms"]), x(r["end_ms"])
-                if r["start_ms"] is not None and xs > xa:  # time spent queued
-                    parts.append(f"<line x1='{xa:.1f}' y1='{y + 11}' x2='{xs:.1f}' y2='{y + 11}' "
-                                 f"stroke='#adb5bd' stroke-dasharray='3,3'/>")
-                if r["start_ms"] is not None:
-                    parts.append(f"<rect x='{xs:.1f}' y='{y + 3}' width='{max(xe - xs, 3):.1f}' height='16' "
-                                 f"rx='3' fill='{color}' stroke='#495057'/>")
-                text = f"#{r['arrival']} {r['handler']}({r['label']}) from {r['sender']}"
-                tx = min(xs + 4, width - 4 - 6.2 * len(text))  # keep the label inside the picture
-                parts.append(f"<text x='{max(tx, left):.1f}' y='{y + 15}'>{_html.escape(text)}</text>")
-                y += row_h
-            y += pad
+                parts.extend(self._row(r, x, y, width))
+                y += self.ROW_H
         parts.append("</svg>")
         return "".join(parts)
 
-    def _repr_html_(self) -> str:
-        return f"<div>{self.svg()}</div>"
+    @staticmethod
+    def _scale(times: list[int], width: int) -> Callable[[int | None], float]:
+        """Virtual time to x, 12 px in from each side; None (still running) is the latest time."""
+        t0, t1 = min(times), max(times)
+        span = max(t1 - t0, 1)
+        return lambda t: 12 + (width - 24) * (((t if t is not None else t1) - t0) / span)
+
+    @staticmethod
+    def _row(r: dict[str, Any], x: Any, y: int, width: int) -> list[str]:
+        """The label on the first line (from where the invocation arrived, kept inside the picture), the bar
+        on the second."""
+        color = "#74c0fc" if r["mode"] == "exclusive" else "#b2f2bb"
+        xa, xs, xe = x(r["arrived_ms"]), x(r["start_ms"] or r["arrived_ms"]), x(r["end_ms"])
+        text = f"#{r['arrival']} {r['handler']}({r['label']}) from {r['sender']}"
+        tx = max(12.0, min(xa, width - 4 - 0.6 * TIMELINE_FONT_PX * len(text)))
+        out = [f"<text x='{tx:.1f}' y='{y + 14}'>{_html.escape(text)}</text>"]
+        bar_y = y + 19
+        if r["start_ms"] is not None and xs > xa:  # time spent queued
+            out.append(f"<line x1='{xa:.1f}' y1='{bar_y + 5}' x2='{xs:.1f}' y2='{bar_y + 5}' "
+                       f"stroke='#868e96' stroke-dasharray='3,3'/>")
+        if r["start_ms"] is not None:
+            out.append(f"<rect x='{xs:.1f}' y='{bar_y}' width='{max(xe - xs, 3):.1f}' height='10' "
+                       f"rx='3' fill='{color}' stroke='#495057'/>")
+        return out
+
+    def html(self, width: int = 760) -> str:
+        """The same picture in HTML and inline CSS, which JupyterLab keeps when it sanitizes the outputs of a
+        notebook it does not trust yet (an SVG, inline or as an image, it would not show there)."""
+        keys = list(dict.fromkeys(r["key"] for r in self.rows))
+        times = [t for r in self.rows for t in (r["arrived_ms"], r["start_ms"], r["end_ms"]) if t is not None]
+        box = (f"font-family: Helvetica, Arial, sans-serif; font-size: {TIMELINE_FONT_PX}px; width: {width}px; "
+               f"color: #212529")
+        if not keys or not times:
+            return f"<div style='{box}'>no invocations of {_html.escape(self.service)}</div>"
+        x = self._scale(times, width)
+        parts = [f"<div class='pg-timeline-html' style='{box}'>"]
+        for key in keys:
+            parts.append(f"<div style='font-weight: bold; height: 22px; line-height: 22px'>"
+                         f"{_html.escape(self.service)}/{_html.escape(key)}</div>")
+            for r in (r for r in self.rows if r["key"] == key):
+                parts.append(self._html_row(r, x, width))
+        parts.append("</div>")
+        return "".join(parts)
+
+    @staticmethod
+    def _html_row(r: dict[str, Any], x: Any, width: int) -> str:
+        color = "#74c0fc" if r["mode"] == "exclusive" else "#b2f2bb"
+        xa, xs, xe = x(r["arrived_ms"]), x(r["start_ms"] or r["arrived_ms"]), x(r["end_ms"])
+        text = f"#{r['arrival']} {r['handler']}({r['label']}) from {r['sender']}"
+        tx = max(12.0, min(xa, width - 4 - 0.6 * TIMELINE_FONT_PX * len(text)))
+        out = [f"<div style='position: relative; height: {Timeline.ROW_H}px'>"
+               f"<div style='position: absolute; left: {tx:.1f}px; top: 0px; white-space: nowrap; "
+               f"line-height: 17px'>{_html.escape(text)}</div>"]
+        if r["start_ms"] is not None and xs > xa:
+            out.append(f"<div style='position: absolute; left: {xa:.1f}px; top: 24px; width: {xs - xa:.1f}px; "
+                       f"border-top: 1px dashed #868e96'></div>")
+        if r["start_ms"] is not None:
+            out.append(f"<div class='pg-bar' style='position: absolute; left: {xs:.1f}px; top: 19px; "
+                       f"width: {max(xe - xs, 3):.1f}px; height: 10px; box-sizing: border-box; "
+                       f"background-color: {color}; border: 1px solid #495057; border-radius: 3px'></div>")
+        out.append("</div>")
+        return "".join(out)
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None, **kwargs: Any) -> dict[str, str]:
+        """HTML and CSS, not SVG: the one form a notebook not trusted yet still draws."""
+        return {"text/html": self.html(), "text/plain": repr(self)}
 
     def __repr__(self) -> str:
         keys = len({r["key"] for r in self.rows})
@@ -363,16 +423,17 @@ def _pure_renderer() -> str | None:
     return str(candidate) if candidate.exists() else None
 
 
-def to_svg(source: str) -> tuple[str | None, str]:
-    """Render DOT to SVG: (svg, renderer) with renderer 'dot' or 'graphviz-pure', or (None, 'none')."""
+def _render(source: str, fmt: str) -> tuple[bytes | None, str]:
+    """Render DOT to `fmt` ('svg' or 'png'): (output, renderer) with renderer 'dot' or 'graphviz-pure', or
+    (None, 'none')."""
     try:
-        return graphviz.Source(source).pipe("svg", encoding="utf-8"), "dot"
+        return graphviz.Source(source).pipe(fmt), "dot"
     except (graphviz.ExecutableNotFound, graphviz.CalledProcessError, OSError):
         pass
     exe = _pure_renderer()
     if exe:
         try:
-            out = subprocess.run([exe, "-Tsvg"], input=source, capture_output=True, text=True, timeout=30,
+            out = subprocess.run([exe, f"-T{fmt}"], input=source.encode(), capture_output=True, timeout=30,
                                  check=True)
             return out.stdout, "graphviz-pure"
         except (OSError, subprocess.SubprocessError):
@@ -380,20 +441,49 @@ def to_svg(source: str) -> tuple[str | None, str]:
     return None, "none"
 
 
+def to_svg(source: str) -> tuple[str | None, str]:
+    """Render DOT to SVG: (svg, renderer) with renderer 'dot' or 'graphviz-pure', or (None, 'none')."""
+    out, how = _render(source, "svg")
+    return (out.decode("utf-8"), how) if out is not None else (None, how)
+
+
+def _inline(svg: str) -> str:
+    """The <svg> element alone, without the XML prolog and doctype."""
+    start = svg.find("<svg")
+    return svg[start:] if start >= 0 else svg
+
+
+NO_RENDERER = ("no graph renderer found: install graphviz (apt-get install graphviz) or "
+               "pip install graphviz-pure to see this as a picture")
+
+
 def html(source: str, caption: str = "") -> str:
-    """HTML for a notebook: the SVG, or the DOT source with a hint when nothing can render it."""
+    """HTML for a widget: the SVG, or the DOT source with a hint when nothing can render it."""
     svg, _how = to_svg(source)
-    cap = f"<pre style='font-size:11px'>{_html.escape(caption)}</pre>" if caption else ""
+    cap = f"<pre style='font-size:12px'>{_html.escape(caption)}</pre>" if caption else ""
     if svg is not None:
-        start = svg.find("<svg")
-        return f"<div>{svg[start:] if start >= 0 else svg}{cap}</div>"
-    hint = ("no graph renderer found: install graphviz (apt-get install graphviz) or "
-            "pip install graphviz-pure to see this as a picture")
-    return f"<div><pre>{_html.escape(source)}</pre><small>{hint}</small>{cap}</div>"
+        return f"<div>{_inline(svg)}{cap}</div>"
+    return f"<div><pre>{_html.escape(source)}</pre><small>{NO_RENDERER}</small>{cap}</div>"
+
+
+def mimebundle(source: str, text: str) -> dict[str, str]:
+    """What a notebook shows for a graph: an SVG image and the same picture as PNG. JupyterLab draws the
+    SVG where it trusts the outputs (a notebook run here) and the PNG where it does not (the stored outputs
+    of a notebook just opened), so a graph never shows as loose text. Without a renderer: the DOT source and
+    an install hint."""
+    svg, _how = to_svg(source)
+    if svg is None:
+        return {"text/plain": f"{text}\n{source}\n{NO_RENDERER}"}
+    bundle = {"image/svg+xml": _inline(svg), "text/plain": text}
+    png, _how = _render(source, "png")
+    if png:
+        bundle["image/png"] = base64.b64encode(png).decode("ascii")
+    return bundle
 
 
 class Graph(graphviz.Source):
-    """A graphviz source that displays without ever raising: SVG via dot or graphviz-pure, else the DOT text."""
+    """A graphviz source that displays without ever raising: SVG and PNG via dot or graphviz-pure, else the
+    DOT text."""
 
     def __init__(self, source: str, title: str = "graph") -> None:
         super().__init__(source)
@@ -401,4 +491,4 @@ class Graph(graphviz.Source):
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None, **kwargs: Any) -> dict[str, str]:
         n = self.source.count("->")
-        return {"text/html": html(self.source), "text/plain": f"<{self.title}, {n} edge{'' if n == 1 else 's'}>"}
+        return mimebundle(self.source, f"<{self.title}, {n} edge{'' if n == 1 else 's'}>")

@@ -235,7 +235,7 @@ class DeadlockView(_Live):
             return
         children: list[w.Widget] = []
         for d in deadlocks:
-            children.append(w.HTML(d._repr_html_()))
+            children.append(w.HTML(d.html()))
             for m in d.members:
                 cancel = w.Button(description=f"cancel {m.invocation_id[:12]}", tooltip=m.target)
                 kill = w.Button(description=f"kill {m.invocation_id[:12]}", button_style="danger", tooltip=m.target)

@@ -82,3 +82,48 @@ def test_timeline_data_gives_each_key_its_invocations_with_spans_on_the_virtual_
     svg = pg.render.timeline(rt, "RBox").svg()
     assert svg.startswith("<svg") and svg.count("<rect") == 5 and "RBox/k" in svg
     assert "no invocations" in pg.render.timeline(rt, "Nope").svg()
+
+
+def _svg_boxes(svg: str) -> tuple[list[tuple[float, float, float]], list[tuple[float, float, float, float]], float]:
+    """(text baselines as (x, y, font px), bar rects as (x, y, w, h), the root font size) of a timeline SVG."""
+    import xml.etree.ElementTree as ET
+
+    root = ET.fromstring(svg)
+    ns = "{http://www.w3.org/2000/svg}"
+    size = float(root.get("font-size"))
+    texts = [(float(t.get("x")), float(t.get("y")), float(t.get("font-size", size))) for t in root.iter(f"{ns}text")]
+    rects = [tuple(float(r.get(a)) for a in ("x", "y", "width", "height")) for r in root.iter(f"{ns}rect")]
+    return texts, rects, size
+
+
+def test_timeline_text_is_at_least_12_px_and_no_label_lies_over_a_bar() -> None:
+    texts, rects, size = _svg_boxes(pg.render.timeline(scenario(), "RBox").svg())
+    assert size >= 12 and all(px >= 12 for _x, _y, px in texts)
+    assert len(rects) == 5
+    for _x, baseline, px in texts:  # a line of text spans from its ascent (about 0.8 em up) to its descent
+        top, bottom = baseline - 0.8 * px, baseline + 0.25 * px
+        for _rx, ry, _rw, rh in rects:
+            assert bottom <= ry or top >= ry + rh, f"text at y={baseline} overlaps the bar at y={ry}..{ry + rh}"
+
+
+def test_graphs_display_as_svg_and_png_images_not_html() -> None:
+    """A notebook that JupyterLab does not trust yet (just opened, not run) sanitizes HTML, and an SVG inside
+    it shows as loose text; it does not draw SVG images either. An SVG image shows where it is trusted, a PNG
+    everywhere, and HTML with inline CSS (the timeline) everywhere."""
+    rt = scenario()
+    bundle = pg.render.call_graph(rt)._repr_mimebundle_()
+    assert set(bundle) == {"image/svg+xml", "image/png", "text/plain"}
+    assert bundle["image/svg+xml"].startswith("<svg") and "RBox/k/put" in bundle["image/svg+xml"]
+    import base64
+    assert base64.b64decode(bundle["image/png"]).startswith(b"\x89PNG")
+    tl = pg.render.timeline(rt, "RBox")._repr_mimebundle_()  # our own drawing: HTML and CSS, no SVG at all
+    assert set(tl) == {"text/html", "text/plain"} and "<svg" not in tl["text/html"]
+    assert tl["text/html"].count("class='pg-bar'") == 5 and "RBox/k" in tl["text/html"]
+
+
+def test_without_a_renderer_a_graph_shows_its_dot_source_and_a_hint(monkeypatch) -> None:  # noqa: ANN001
+    monkeypatch.setattr(pg.render, "_pure_renderer", lambda: None)
+    monkeypatch.setenv("PATH", "/nonexistent")
+    bundle = pg.render.Graph('digraph { "a" -> "b" }', "g")._repr_mimebundle_()
+    assert set(bundle) == {"text/plain"}
+    assert '"a" -> "b"' in bundle["text/plain"] and "install graphviz" in bundle["text/plain"]

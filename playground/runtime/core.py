@@ -223,6 +223,7 @@ class Runtime(Ingress, Waiting, Commands, Recovery):
 
     async def advance(self, delta: timedelta) -> None:
         """Move virtual time forward, firing every timer due on the way in order, and settle."""
+        __tracebackhide__ = True  # IPython (and pytest) show the user's frame, not the runtime's
         if self._clock.kind == "real":
             raise ValueError("advance() needs a virtual or manual clock; this runtime uses clock='real'")
         if not isinstance(delta, timedelta):
@@ -241,6 +242,7 @@ class Runtime(Ingress, Waiting, Commands, Recovery):
 
     async def settle(self) -> None:
         """Run until nothing can progress at the current time (time itself does not move)."""
+        __tracebackhide__ = True  # IPython (and pytest) show the user's frame, not the runtime's
         with sigint_guard:
             await self._quiesce()
 

@@ -89,6 +89,7 @@ class Ingress:
 
     async def _typed_call(self, how: str, tpe: Any, key: str | None, arg: Any, idempotency_key: str | None,
                           headers: dict[str, str] | None) -> Any:
+        __tracebackhide__ = True  # IPython (and pytest) show the user's frame, not the runtime's
         h, target = self._resolve(tpe, how, key)
         body = self._encode_arg(h, target, arg)
         inv = self._ingress_call(target, body, headers, idempotency_key)
@@ -104,14 +105,17 @@ class Ingress:
 
     async def service_call(self, tpe: Any, arg: Any = None, idempotency_key: str | None = None,
                            headers: dict[str, str] | None = None) -> Any:
+        __tracebackhide__ = True  # IPython (and pytest) show the user's frame, not the runtime's
         return await self._typed_call("service", tpe, None, arg, idempotency_key, headers)
 
     async def object_call(self, tpe: Any, key: str | None = None, arg: Any = None,
                           idempotency_key: str | None = None, headers: dict[str, str] | None = None) -> Any:
+        __tracebackhide__ = True  # IPython (and pytest) show the user's frame, not the runtime's
         return await self._typed_call("object", tpe, key, arg, idempotency_key, headers)
 
     async def workflow_call(self, tpe: Any, key: str | None = None, arg: Any = None,
                             idempotency_key: str | None = None, headers: dict[str, str] | None = None) -> Any:
+        __tracebackhide__ = True  # IPython (and pytest) show the user's frame, not the runtime's
         return await self._typed_call("workflow", tpe, key, arg, idempotency_key, headers)
 
     async def service_send(self, tpe: Any, arg: Any = None, send_delay: timedelta | None = None,
@@ -148,6 +152,7 @@ class Ingress:
                            idempotency_key: str | None = None, headers: dict[str, str] | None = None,
                            scope: str | None = None, limit_key: str | None = None) -> bytes:
         self._refuse_scope(scope, limit_key)
+        __tracebackhide__ = True  # IPython (and pytest) show the user's frame, not the runtime's
         target = self._generic_target(service, handler, arg, key)
         inv = self._ingress_call(target, bytes(arg), headers, idempotency_key)
         inv = await self._await_done(inv, f"generic_call to {target}")
@@ -210,6 +215,7 @@ class Ingress:
     async def attach(self, target: Any, key: str | None = None, idempotency_key: str | None = None) -> Any:
         """Wait for an invocation's result: by invocation id, by workflow (`attach(run, key="wf-1")`), or by
         idempotency key (`attach(handler, key=..., idempotency_key=...)`). Decoded with its handler's serde."""
+        __tracebackhide__ = True  # IPython (and pytest) show the user's frame, not the runtime's
         inv = self._find(target, key, idempotency_key, "not found")  # Restate's ingress messages for a 404
         inv = await self._await_done(inv, f"attach to {inv.id} ({inv.target})")
         return self._decode_for(inv)

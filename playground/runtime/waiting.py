@@ -52,6 +52,7 @@ class Waiting:
         each state change schedules (once per loop turn, however many waiters), or by the heartbeat.
         Raises KeyboardInterrupt when handler code it waits on is interrupted after interrupt number `seen`.
         """
+        __tracebackhide__ = True  # IPython (and pytest) show the user's frame, not the runtime's
         loop = asyncio.get_running_loop()
         if seen is None:
             seen = len(self._interrupts)
@@ -128,6 +129,7 @@ class Waiting:
 
         While it waits, an interrupt (SIGINT) that lands in handler code ends that attempt (see
         interrupts.py). If this await is cancelled instead, its CancelledError says what goes on running."""
+        __tracebackhide__ = True  # IPython (and pytest) show the user's frame, not the runtime's
         seen = len(self._interrupts)
         with sigint_guard:
             try:
@@ -139,6 +141,7 @@ class Waiting:
                 raise asyncio.CancelledError(self._goes_on(still, what, exc)) from None
 
     async def _wait_until_done(self, inv: Invocation, what: str, seen: int) -> Invocation:
+        __tracebackhide__ = True  # IPython (and pytest) show the user's frame, not the runtime's
         while True:
             inv = self._invocations.get(inv.id, inv)
             if inv.completed:
@@ -209,6 +212,7 @@ class Waiting:
     def _raise_if_interrupted(self, seen: int, inv: Invocation | None) -> None:
         """Raise KeyboardInterrupt for an interrupt after number `seen` that this await waits on (an await
         without an invocation, settle() or advance(), waits on everything)."""
+        __tracebackhide__ = True  # IPython (and pytest) show the user's frame, not the runtime's
         for inv_id, message in self._interrupts[seen:]:
             if inv is None or inv.id == inv_id or self._wait.reaches(inv.id, inv_id):
                 raise KeyboardInterrupt(message)
@@ -218,6 +222,7 @@ class Waiting:
             self._wake(self._sleepers)  # awaits on a member, or behind one, raise now
 
     def _raise_if_deadlocked(self, inv: Invocation, what: str) -> None:
+        __tracebackhide__ = True  # IPython (and pytest) show the user's frame, not the runtime's
         cycle = self._wait.cycle_reached_from(inv.id)
         if cycle is None:
             return
@@ -252,6 +257,7 @@ class Waiting:
         return Deadlock(members, [(_node_label(u), _node_label(v), k) for u, v, k in edges])
 
     def _raise_stuck(self, inv: Invocation, what: str, nxt: Any) -> None:
+        __tracebackhide__ = True  # IPython (and pytest) show the user's frame, not the runtime's
         body = "\n".join(f"  {line}" for line in self._explain(inv))
         if nxt is not None:  # manual clock
             raise StuckError(

@@ -115,6 +115,42 @@ TAG_CELLS_JS = """(tags) => {
 }"""
 
 
+# Legibility, measured as drawn at 100% zoom. An inline SVG (the timeline, the call graph widget): each text's
+# font size times the scale from its user units to screen pixels, and every text's box against every bar.
+INLINE_SVG_TEXT_JS = """(svg) => {
+    const texts = Array.from(svg.querySelectorAll('text')).map(t => {
+        const r = t.getBoundingClientRect();
+        const px = parseFloat(getComputedStyle(t).fontSize) * t.getScreenCTM().a;
+        return {text: t.textContent, px, box: [r.left, r.top, r.right, r.bottom]};
+    });
+    const bars = Array.from(svg.querySelectorAll('rect')).map(b => {
+        const r = b.getBoundingClientRect();
+        return [r.left, r.top, r.right, r.bottom];
+    });
+    return {texts, bars};
+}"""
+
+# A graph shown as an SVG image (JupyterLab draws image/svg+xml as an <img>): its SVG parsed from the image's
+# source; a font size in the SVG's units times the image's drawn width per unit of its viewBox.
+IMG_SVG_JS = """async (img) => {
+    const source = await (await fetch(img.src)).text();
+    const svg = new DOMParser().parseFromString(source, 'image/svg+xml').documentElement;
+    const perUnit = img.getBoundingClientRect().width / svg.viewBox.baseVal.width;
+    const sizes = Array.from(svg.querySelectorAll('text')).map(t => parseFloat(t.getAttribute('font-size')));
+    return {
+        nodes: svg.querySelectorAll('g.node').length,
+        text: svg.textContent,
+        minPx: Math.min(...sizes) * perUnit,
+    };
+}"""
+
+MIN_TEXT_PX = 12
+
+
+def _overlaps(a: list[float], b: list[float]) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
 def _ci() -> bool:
     return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
 
@@ -234,6 +270,9 @@ def _run_tour(page: Any, lab: Lab, timeout: float = 60) -> dict[str, int]:
     page.evaluate("window.jupyterapp.shell.collapseLeft()")
     tagged = page.evaluate(TAG_CELLS_JS, CELL_TAGS)
     assert set(tagged) == set(CELL_TAGS), f"tour cells not found: {set(CELL_TAGS) - set(tagged)}"
+    # the tour is stored with its outputs: clear them, so that "every cell has run" below means run now
+    page.evaluate("window.jupyterapp.commands.execute('notebook:clear-all-cell-outputs')")
+    page.wait_for_function(f"({RUN_STATE_JS})().unexecuted === ({RUN_STATE_JS})().total", timeout=15_000)
     page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
     deadline = time.monotonic() + timeout
     state: dict[str, Any] = {}
@@ -260,6 +299,7 @@ def test_the_tour_runs_in_jupyterlab_and_every_widget_renders_its_content(tmp_pa
     t0 = time.monotonic()
     with running_lab(tmp_path) as lab:
         _check_tour_in_browser(lab, sync_playwright)
+        _check_untrusted_lesson(lab, sync_playwright)
     print(f"tour in the browser: {time.monotonic() - t0:.1f}s")
 
 
@@ -283,12 +323,16 @@ def _check_tour_in_browser(lab: Lab, sync_playwright: Any) -> None:
                     assert bad not in text, f"an output shows {bad!r}:\n{text[:800]}"
 
             # -- the deadlock picture: the cycle as SVG, kitchen -> hall -> kitchen (queued for the lock)
-            deadlock = _outputs(page, "deadlock").locator("svg").first
+            # (an SVG image: it shows the same in a notebook JupyterLab does not trust, where HTML is sanitized)
+            deadlock = _outputs(page, "deadlock").locator("img").first
             deadlock.wait_for(timeout=15_000)
-            picture = deadlock.text_content()
-            assert deadlock.locator("g.node").count() == 4, picture  # three invocations and the kitchen's lock
+            assert (deadlock.get_attribute("src") or "").startswith("data:image/svg+xml")
+            drawn = page.evaluate(IMG_SVG_JS, deadlock.element_handle())
+            picture = drawn["text"]
+            assert drawn["nodes"] == 4, picture  # three invocations and the kitchen's lock
             assert picture.count("Room/kitchen/pass_along") == 2 and "Room/hall/pass_along" in picture, picture
             assert "lock Room/kitchen" in picture and "queued for" in picture and "held by" in picture, picture
+            assert drawn["minPx"] >= MIN_TEXT_PX, f"deadlock graph text drawn at {drawn['minPx']:.1f} px"
 
             # -- the aggregated call graph: one graphviz node per handler the tour defined
             graph = _outputs(page, "callgraph").locator(".pg-callgraph svg").first
@@ -298,6 +342,9 @@ def _check_tour_in_browser(lab: Lab, sync_playwright: Any) -> None:
             titles = {t.strip() for t in nodes.locator("title").all_text_contents()}
             assert titles == TOUR_HANDLERS, f"call graph nodes: {sorted(titles)}"
             assert graph.locator("g.edge").count() >= 12
+            small = [t for t in page.evaluate(INLINE_SVG_TEXT_JS, graph.element_handle())["texts"]
+                     if t["px"] < MIN_TEXT_PX]
+            assert not small, f"call graph text under {MIN_TEXT_PX} px: {small[:3]}"
 
             # -- the Guestbook timeline (anywidget): one lane (key Ann), a bar per invocation, in order
             timeline = _outputs(page, "timeline").locator(".pg-timeline").first
@@ -307,6 +354,11 @@ def _check_tour_in_browser(lab: Lab, sync_playwright: Any) -> None:
             text = timeline.locator("svg").text_content()
             assert "Guestbook/Ann" in text
             assert text.index("write('call A')") < text.index("write('call B')"), text
+            drawn = page.evaluate(INLINE_SVG_TEXT_JS, timeline.locator("svg").element_handle())
+            small = [t for t in drawn["texts"] if t["px"] < MIN_TEXT_PX]
+            assert not small, f"timeline text under {MIN_TEXT_PX} px: {small}"
+            covered = [(t["text"], bar) for t in drawn["texts"] for bar in drawn["bars"] if _overlaps(t["box"], bar)]
+            assert not covered, f"timeline labels over bars: {covered}"
 
             # -- the concierge's journal: header + its 8 entries, the two callees' journals expandable
             journal = _outputs(page, "journal").locator(".pg-journal").first
@@ -357,5 +409,63 @@ def _check_tour_in_browser(lab: Lab, sync_playwright: Any) -> None:
             errors = "\n".join(c for c in console if c.startswith("error"))
             print(f"browser console errors:\n{errors}\njupyterlab log:\n{lab.log()}", file=sys.stderr)
             raise
+        finally:
+            browser.close()
+
+
+UNTRUSTED_LESSON = "04_ordering.ipynb"  # stored with a wait-for graph and a timeline
+
+STORED_OUTPUTS_JS = """() => {
+    const w = window.jupyterapp.shell.currentWidget;
+    const cells = w.content.widgets.filter(c => c.model.type === 'code' && c.model.outputs.length > 0);
+    return {cells: cells.length, trusted: cells.filter(c => c.model.trusted).length};
+}"""
+
+TIMELINE_HTML_JS = """(root) => {
+    const box = e => { const r = e.getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom]; };
+    const bars = Array.from(root.querySelectorAll('.pg-bar'));
+    const labels = Array.from(root.querySelectorAll('div')).filter(
+        d => d.children.length === 0 && d.textContent.trim() && !bars.includes(d));
+    return {
+        bars: bars.map(box).filter(b => b[2] - b[0] > 0 && b[3] - b[1] > 0),
+        labels: labels.map(d => ({text: d.textContent, px: parseFloat(getComputedStyle(d).fontSize), box: box(d)})),
+    };
+}"""
+
+
+def _check_untrusted_lesson(lab: Lab, sync_playwright: Any) -> None:
+    """A lesson just opened, not run: JupyterLab does not trust its stored outputs, so it sanitizes their HTML
+    and draws no SVG. Its graphs must show as pictures (the PNG) and the timeline as its HTML, legibly."""
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1000})
+            page.goto(f"{lab.url}/lab/workspaces/pg-lesson-{os.getpid()}/tree/{UNTRUSTED_LESSON}?reset"
+                      f"&token={lab.token}")
+            page.wait_for_function("window.jupyterapp !== undefined", timeout=60_000)
+            page.wait_for_function(f"window.jupyterapp.shell.currentWidget?.context?.path === "
+                                   f"{UNTRUSTED_LESSON!r}", timeout=60_000)
+            page.wait_for_selector(".jp-OutputArea-output", timeout=60_000)
+            stored = page.evaluate(STORED_OUTPUTS_JS)
+            assert stored["cells"] > 0 and stored["trusted"] == 0, stored  # really the untrusted case
+            images = page.locator(".jp-OutputArea-output img")
+            images.first.wait_for(timeout=15_000)
+            sources = [img.get_attribute("src") or "" for img in images.all()]
+            assert sources and all(src.startswith("data:image/png") for src in sources), sources[:2]
+            for img in images.all():
+                assert page.evaluate("(i) => i.complete && i.naturalWidth > 0", img.element_handle())
+            for text in page.locator(".jp-OutputArea-output").all_inner_texts():
+                assert "stroke" not in text and "</" not in text, f"loose SVG in an output:\n{text[:300]}"
+            timeline = page.locator(".jp-OutputArea-output .pg-timeline-html").first
+            timeline.wait_for(timeout=15_000)
+            drawn = page.evaluate(TIMELINE_HTML_JS, timeline.element_handle())
+            assert len(drawn["bars"]) >= 5, drawn
+            small = [t for t in drawn["labels"] if t["px"] < MIN_TEXT_PX]
+            assert not small, f"timeline text under {MIN_TEXT_PX} px: {small[:3]}"
+            covered = [t["text"] for t in drawn["labels"] for bar in drawn["bars"] if _overlaps(t["box"], bar)]
+            assert not covered, f"timeline labels over bars: {covered}"
+            if os.environ.get("PLAYGROUND_SCREENSHOTS") == "1":
+                page.set_viewport_size({"width": 1280, "height": 2400})
+                timeline.screenshot(path=SCREENSHOTS / "timeline-untrusted.png")
         finally:
             browser.close()
