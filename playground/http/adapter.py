@@ -6,6 +6,7 @@ refactor of the engine changes this file only. Each function says which part of 
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Failure", "Started", "ServiceView", "services", "start_call", "start_send", "await_result",
            "invocation_result", "find_idempotent", "find_workflow_run", "derived_id", "purge", "set_state",
-           "state_of", "invocation_status", "now_ms"]
+           "state_of", "invocation_status", "now_ms", "deployment_id", "iso"]
 
 
 @dataclass(frozen=True)
@@ -126,6 +127,21 @@ def set_state(rt: "Runtime", service: str, key: str, new_state: dict[str, bytes]
         rt._state.pop((service, key), None)
     rt._dirty_state.add((service, key))
     rt._commit()
+
+
+_BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+
+def deployment_id(revision: int) -> str:
+    """Restate's spelling of a deployment id (`dp_1` + 22 base62 digits), one per revision, the same every run.
+    The runtime's tables say `dp_<revision>`; the CLI parses ids, so the door shows them in Restate's format."""
+    digest = hashlib.sha256(f"deployment {revision}".encode()).digest()
+    n = int.from_bytes(digest[:15], "big")
+    digits = []
+    for _ in range(20):
+        n, r = divmod(n, 62)
+        digits.append(_BASE62[r])
+    return "dp_11" + "".join(digits) + "1"
 
 
 def now_ms(rt: "Runtime") -> int:

@@ -161,6 +161,10 @@ class Door:
         except DoorClosing:
             message = "the playground's HTTP door is closing"
             response = admin_error(503, message) if is_admin else ingress_error(503, message)
+        except Exception as exc:  # noqa: BLE001 - a bug here must answer 500, not drop the connection
+            logging.getLogger("playground.http").exception("the HTTP door failed on %s %s", req.method, req.path)
+            message = f"the playground's HTTP door failed: {exc!r}"
+            response = admin_error(500, message) if is_admin else ingress_error(500, message)
         await write(send, response)
 
     async def _guard(self, aw: Any) -> Any:
