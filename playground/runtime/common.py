@@ -17,11 +17,6 @@ _M = messages.TYPE_IDS
 _INPUT, _START = messages.CLASSES["Input"], messages.CLASSES["Start"]
 
 
-def _id_from(raw: bytes) -> str:
-    """Restate-style id text: 'inv_1' and 96 bits of the id in hex (unique enough, and cheap to make)."""
-    return "inv_1" + raw[:12].hex()
-
-
 def _node_label(node: Any) -> str:
     return f"lock {node[0]}/{node[1]}" if isinstance(node, tuple) else node
 

@@ -34,11 +34,11 @@ from .common import (
     DAY_MS,
     _AttemptFailed,
     _failure_from,
-    _id_from,
     _ms,
     _Registered,
     _value_or_failure,
 )
+from . import ids
 from .faults import Faults
 from .ingress import Ingress
 from .model import (
@@ -221,16 +221,25 @@ class Runtime(Ingress, Waiting, Commands, Recovery):
         await self._quiesce()
 
     # ------------------------------------------------------------------ creating invocations
-    def _new_ids(self, derive: tuple[str, ...] | None) -> tuple[str, bytes, int]:
-        if derive is not None:  # idempotent and workflow invocations get the same id each time, as in Restate
-            digest = hashlib.sha256("\x00".join(derive).encode()).digest()
-            raw = digest[:16]
-            seed = int.from_bytes(digest[16:24], "big")
-        else:
-            raw = self._rng.getrandbits(128).to_bytes(16, "big")
-            seed = self._rng.getrandbits(64)
-            self._ids_drawn += 1
-        return _id_from(raw), raw, seed
+    def _new_ids(self, target: Target, key: str | None, idem: str | None, workflow_run: bool) -> tuple[str, bytes, int]:
+        """The id, raw id (Start.id) and random seed of a new invocation: derived as restate-server derives
+        them for workflow runs and idempotent invocations, else from the seeded generator (see ids.py)."""
+        iid = ids.derived(target.service, key, target.handler, idem, workflow_run)
+        if iid is not None:
+            raw = iid.to_bytes()
+            return str(iid), raw, int.from_bytes(hashlib.sha256(raw).digest()[:8], "big")
+        bucket, uuid, seed = self._draw_ids()
+        self._ids_drawn += 1
+        pk = ids.key_partition_key(key) if key is not None else ids.service_partition_key(target.service, bucket)
+        iid = ids.InvocationId(pk, uuid)
+        return str(iid), iid.to_bytes(), seed
+
+    def _draw_ids(self) -> tuple[int, int, int]:
+        """One invocation's draws from the seeded generator: the bucket of a service's partition key, the
+        uuid and the SDK's random seed (a restore draws as many again)."""
+        uuid = self._rng.getrandbits(128)
+        seed = self._rng.getrandbits(64)
+        return self._rng.getrandbits(9), uuid, seed
 
     def _invoke(self, target: Target, body: bytes, headers: dict[str, str] | None, idem: str | None, delay_ms: int,
                 invoked_by: Invocation | None, strict: bool) -> tuple[Invocation, bool, Failure | None]:
@@ -275,12 +284,8 @@ class Runtime(Ingress, Waiting, Commands, Recovery):
         if idem_key is not None and idem_key in self._idempotency:
             return self._invocations[self._idempotency[idem_key]], True, None
 
-        derive = None
-        if hinfo.ty == "WORKFLOW":
-            derive = ("wf", target.service, key_s)
-        elif idem_key is not None:
-            derive = ("idem", *idem_key)
-        inv_id, raw, seed = self._new_ids(derive)
+        inv_id, raw, seed = self._new_ids(target, target.key if reg.info.keyed else None, idem,
+                                          hinfo.ty == "WORKFLOW")
         now = self._now()
         inv = Invocation(
             id=inv_id, target=target, service=reg.info, handler=hinfo, deployment=reg.deployment,

@@ -11,6 +11,7 @@ from restate.handler import handler_from_callable
 
 from ..errors import NotReady
 from ..protocol import messages
+from . import ids
 from .clock import to_datetime
 from .common import (
     _failure_msg,
@@ -159,6 +160,10 @@ class Ingress:
                 raise TypeError("pass either an invocation id, or a handler with key=/idempotency_key=, not both")
             inv = self._invocations.get(target)
             if inv is None:  # never existed, expired after its retention, or cancelled before it started
+                try:
+                    ids.parse(target)
+                except ids.BadInvocationId as exc:  # Restate's ingress: 400 "bad invocation id '...': <reason>"
+                    raise restate.TerminalError(str(exc), 400) from None
                 raise restate.TerminalError(missing, 404)
             return inv
         h = self._handler_of(target)
@@ -202,6 +207,11 @@ class Ingress:
     def _get(self, invocation_id: str) -> Invocation:
         inv = self._invocations.get(invocation_id)
         if inv is None:
+            try:
+                ids.parse(invocation_id)
+            except ids.BadInvocationId as exc:
+                raise ValueError(f"invocation_id: {exc} (ids look like 'inv_1' + 33 characters of 0-9a-zA-Z; "
+                                 f"see rt.invocations())") from None
             raise KeyError(f"no invocation {invocation_id!r} in this runtime (see rt.invocations())")
         return inv
 

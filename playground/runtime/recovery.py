@@ -101,8 +101,7 @@ class Recovery:
         self._rng = random.Random(self._seed)
         self._ids_drawn = meta.get("ids_drawn", 0)
         for _ in range(self._ids_drawn):  # the id generator continues where it was: no id is ever reused
-            self._rng.getrandbits(128)
-            self._rng.getrandbits(64)
+            self._draw_ids()
         self._inbox_seq = meta.get("inbox_seq", 0)
         for name, manifest in snap.manifests.items():
             self._manifests.setdefault(name, manifest)

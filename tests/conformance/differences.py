@@ -24,9 +24,6 @@ DIFFERENCES = {
     "cancel_completed": (
         "Cancelling or killing a completed invocation: the admin API answers 409 'already completed'; "
         "rt.cancel/rt.kill leave it alone quietly (the targets treat both as 'nothing to do')."),
-    "ids": (
-        "Invocation ids are 'inv_1' + hex on the embedded runtime, 'inv_1' + base62 on the server; both "
-        "start with 'inv_1' and are opaque to the SDK."),
 }
 
 KNOWN_GAPS = {

@@ -180,17 +180,37 @@ def test_bad_idempotency_keys_and_headers_are_rejected() -> None:
     run_(main)
 
 
+UNKNOWN_ID = "inv_1kxR56vQEaV77ATHoS0P9wQOSbY8EbqGWb"  # well formed, but no invocation has it
+
+
 def test_output_and_attach_of_an_unknown_id_answer_404_as_restates_ingress_does() -> None:
     async def main() -> None:
         rt = rt_()
         with pytest.raises(restate.TerminalError) as ei:
-            rt.output("inv_nope")
+            rt.output(UNKNOWN_ID)
         assert (ei.value.status_code, ei.value.message) == (404, "invocation not found")
         with pytest.raises(restate.TerminalError) as ei:
-            await rt.attach("inv_nope")
+            await rt.attach(UNKNOWN_ID)
         assert (ei.value.status_code, ei.value.message) == (404, "not found")
         with pytest.raises(KeyError, match="rt.invocations"):
-            rt.journal("inv_nope")  # introspection of an unknown id is the caller's mistake
+            rt.journal(UNKNOWN_ID)  # introspection of an unknown id is the caller's mistake
+
+    run_(main)
+
+
+def test_output_and_attach_of_a_malformed_id_answer_400_with_restates_reason() -> None:
+    async def main() -> None:
+        rt = rt_()
+        with pytest.raises(restate.TerminalError) as ei:
+            rt.output("inv_nope")
+        assert (ei.value.status_code, ei.value.message) == (
+            400, "bad invocation id 'inv_nope': unrecognized codec version")
+        with pytest.raises(restate.TerminalError) as ei:
+            await rt.attach(UNKNOWN_ID[:-1])
+        assert (ei.value.status_code, ei.value.message) == (400, f"bad invocation id '{UNKNOWN_ID[:-1]}': bad length")
+        for op in (rt.journal, rt.cancel, rt.kill):
+            with pytest.raises(ValueError, match="invocation_id: bad invocation id 'inv_nope'"):
+                op("inv_nope")
 
     run_(main)
 
