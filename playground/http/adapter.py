@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import restate
 
+from ..runtime import ids
 from ..runtime.clock import to_datetime
 from ..runtime.model import Failure, Target
 
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
     from ..runtime.core import Runtime
 
 __all__ = ["Failure", "Started", "ServiceView", "services", "start_call", "start_send", "await_result",
-           "invocation_result", "find_idempotent", "find_workflow_run", "derived_id", "purge", "set_state",
+           "invocation_result", "find_idempotent", "find_workflow_run", "derived_id", "bad_invocation_id", "purge", "set_state",
            "state_of", "invocation_status", "now_ms", "deployment_id", "iso"]
 
 
@@ -101,10 +102,18 @@ def find_workflow_run(rt: "Runtime", service: str, key: str) -> str | None:
     return rt._workflow_runs.get((service, key))
 
 
-def derived_id(rt: "Runtime", *derive: str) -> str:
-    """The id Restate derives for an idempotent or workflow invocation that does not exist (yet)."""
-    inv_id, _raw, _seed = rt._new_ids(tuple(derive))
-    return inv_id
+def derived_id(service: str, key: str | None, handler: str, idem: str | None, workflow_run: bool) -> str:
+    """The id Restate derives for an idempotent invocation or a workflow run, existing or not."""
+    return str(ids.derived(service, key, handler, idem, workflow_run))
+
+
+def bad_invocation_id(text: str) -> str | None:
+    """Restate's reason why `text` is not an invocation id (e.g. "bad format", "bad length"), or None."""
+    try:
+        ids.parse(text)
+    except ids.BadInvocationId as exc:
+        return exc.reason
+    return None
 
 
 def purge(rt: "Runtime", invocation_id: str) -> None:
@@ -129,19 +138,15 @@ def set_state(rt: "Runtime", service: str, key: str, new_state: dict[str, bytes]
     rt._commit()
 
 
-_BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-
-
 def deployment_id(revision: int) -> str:
     """Restate's spelling of a deployment id (`dp_1` + 22 base62 digits), one per revision, the same every run.
     The runtime's tables say `dp_<revision>`; the CLI parses ids, so the door shows them in Restate's format."""
-    digest = hashlib.sha256(f"deployment {revision}".encode()).digest()
-    n = int.from_bytes(digest[:15], "big")
+    n = int.from_bytes(hashlib.sha256(f"deployment {revision}".encode()).digest()[:16], "big")
     digits = []
-    for _ in range(20):
+    for _ in range(22):  # fixed width, as Restate writes a 128-bit id
         n, r = divmod(n, 62)
-        digits.append(_BASE62[r])
-    return "dp_11" + "".join(digits) + "1"
+        digits.append(ids.ALPHABET[r])
+    return "dp_1" + "".join(reversed(digits))
 
 
 def now_ms(rt: "Runtime") -> int:

@@ -20,7 +20,6 @@ if TYPE_CHECKING:
     from ..runtime.core import Runtime
 
 SERVER_VERSION = "1.7.12"  # the restate-server whose admin API this mirrors (the CLI reads it)
-_INVOCATION_ID = re.compile(r"inv_[0-9A-Za-z]+")
 _TY = {"SERVICE": "Service", "VIRTUAL_OBJECT": "VirtualObject", "WORKFLOW": "Workflow"}
 _HANDLER_TY = {"EXCLUSIVE": "Exclusive", "SHARED": "Shared", "WORKFLOW": "Workflow"}
 DEPLOYMENTS_IN_NOTEBOOK = ("deployments live in the notebook: this is the restate-playground's embedded runtime, "
@@ -128,8 +127,9 @@ class AdminApp:
 
     # ------------------------------------------------------------------ operations
     def _operate(self, invocation_id: str, op: str) -> Response:
-        if not _INVOCATION_ID.fullmatch(invocation_id):
-            return admin_error(400, "The request field 'invocation_id' is invalid. Reason: bad format")
+        reason = adapter.bad_invocation_id(invocation_id)
+        if reason is not None:
+            return admin_error(400, f"The request field 'invocation_id' is invalid. Reason: {reason}")
         status = adapter.invocation_status(self.rt, invocation_id)
         if status is None:
             return admin_error(404, f"The invocation '{invocation_id}' does not exist")

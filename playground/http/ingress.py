@@ -30,7 +30,6 @@ NOT_READY = "the invocation exists but has not completed yet"
 # request headers the ingress does not hand to the handler (hop-by-hop, and the ones it consumes)
 _DROPPED_HEADERS = {"host", "connection", "keep-alive", "transfer-encoding", "upgrade", "te", "trailer",
                     "proxy-connection", "proxy-authorization", "idempotency-key"}
-_INVOCATION_ID = re.compile(r"inv_[0-9A-Za-z]+")
 _AWAKEABLE_ID = re.compile(r"(sign|prom)_1[0-9A-Za-z_\-]+")
 
 Guard = Callable[[Awaitable[Any]], Awaitable[Any]]
@@ -132,26 +131,27 @@ class IngressApp:
         if head == "invocation" and len(segs) in (5, 6) and segs[-1] in ("attach", "output"):
             service, *key, handler, idem = segs[1:-1]
             found = adapter.find_idempotent(self.rt, service, key[0] if key else None, handler, idem)
-            derive = ("idem", service, key[0] if key else "", handler, idem)
-            return await self._existing(found, derive, segs[-1], f"HTTP {segs[-1]} to {service}/{handler} ({idem})")
+            derived = adapter.derived_id(service, key[0] if key else None, handler, idem, False)
+            return await self._existing(found, derived, segs[-1], f"HTTP {segs[-1]} to {service}/{handler} ({idem})")
         if head == "workflow" and len(segs) == 4 and segs[3] in ("attach", "output"):
             found = adapter.find_workflow_run(self.rt, segs[1], segs[2])
-            return await self._existing(found, ("wf", segs[1], segs[2]), segs[3],
+            derived = adapter.derived_id(segs[1], segs[2], "run", None, True)
+            return await self._existing(found, derived, segs[3],
                                         f"HTTP {segs[3]} to workflow {segs[1]}/{segs[2]}")
         return ingress_error(404, "not found")
 
     async def _by_id(self, invocation_id: str, op: str) -> Response:
-        if not _INVOCATION_ID.fullmatch(invocation_id):
-            return ingress_error(400, f"bad invocation id '{invocation_id}': bad format")
+        reason = adapter.bad_invocation_id(invocation_id)
+        if reason is not None:
+            return ingress_error(400, f"bad invocation id '{invocation_id}': {reason}")
         known = adapter.invocation_result(self.rt, invocation_id) is not None
         return await self._existing(invocation_id if known else None, None, op, f"HTTP {op} to {invocation_id}")
 
-    async def _existing(self, invocation_id: str | None, derive: tuple[str, ...] | None, op: str,
-                        what: str) -> Response:
+    async def _existing(self, invocation_id: str | None, derived: str | None, op: str, what: str) -> Response:
         if invocation_id is None:
             if op == "output":
                 return ingress_error(404, "invocation not found")
-            headers = {"x-restate-id": adapter.derived_id(self.rt, *derive)} if derive else {}
+            headers = {"x-restate-id": derived} if derived else {}
             return ingress_error(404, "not found", source="invocation", headers=headers)
         if op == "output":
             completed, result = adapter.invocation_result(self.rt, invocation_id) or (False, None)

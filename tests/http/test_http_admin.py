@@ -199,7 +199,8 @@ def test_pause_and_resume_over_patch() -> None:
 
 @pytest.mark.parametrize(("invocation_id", "status", "message"), [
     ("xyz", 400, "The request field 'invocation_id' is invalid. Reason: bad format"),
-    ("inv_1nothere", 404, "The invocation 'inv_1nothere' does not exist"),
+    ("inv_1abc", 400, "The request field 'invocation_id' is invalid. Reason: bad length"),
+    ("inv_1" + "1" * 33, 404, f"The invocation 'inv_1{'1' * 33}' does not exist"),
 ])
 def test_operations_on_bad_or_unknown_ids(invocation_id, status, message) -> None:
     async def scenario(rt, admin, ingress):

@@ -220,7 +220,11 @@ def test_attach_and_output_of_what_does_not_exist_answer_restates_404s() -> None
         assert error(attach) == (404, 404, "not found", "invocation")
         assert attach.headers["x-restate-id"].startswith("inv_")
         assert error(await c.get("/restate/invocation/Greeter/greet/nokey/output"))[2] == "invocation not found"
-        assert error(await c.get("/restate/invocation/inv_1abc/output"))[2] == "invocation not found"
+        unknown = "inv_1" + "1" * 33
+        assert error(await c.get(f"/restate/invocation/{unknown}/output"))[2] == "invocation not found"
+        assert error(await c.get(f"/restate/invocation/{unknown}/attach"))[:3] == (404, 404, "not found")
+        assert error(await c.get("/restate/invocation/inv_1abc/output")) == (
+            400, 400, "bad invocation id 'inv_1abc': bad length", "ingress")
     run(scenario)
 
 
