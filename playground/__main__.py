@@ -3,6 +3,7 @@
     python -m playground server                        # install (first time) and run restate-server on 127.0.0.1
     python -m playground serve app:services            # serve app.services with hypercorn and register them
     python -m playground install-server                # only install the server binary; prints its path
+    python -m playground install-cli                   # install the `restate` CLI (npm @restatedev/restate)
 
 `serve MODULE:ATTR` imports MODULE (the current directory is on the path) and serves ATTR: one service, or a
 list/tuple of them (`serve MODULE` alone serves every service defined at the module's top level). It then
@@ -100,6 +101,12 @@ def _cmd_install(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_install_cli(args: argparse.Namespace) -> int:
+    from .real import find_cli_binary
+    print(find_cli_binary(install=True))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m playground", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -121,6 +128,9 @@ def main(argv: list[str] | None = None) -> int:
 
     p = sub.add_parser("install-server", help="install the restate-server npm package into the cache")
     p.set_defaults(func=_cmd_install)
+
+    p = sub.add_parser("install-cli", help="install the `restate` CLI npm package into the cache; prints its path")
+    p.set_defaults(func=_cmd_install_cli)
 
     args = parser.parse_args(argv)
     if getattr(args, "port", None) == 0:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import restate
 
+from ..protocol import messages
 from ..runtime import ids
 from ..runtime.clock import to_datetime
 from ..runtime.model import Failure, Target
@@ -19,7 +20,7 @@ from ..runtime.model import Failure, Target
 if TYPE_CHECKING:
     from ..runtime.core import Runtime
 
-__all__ = ["Failure", "Started", "ServiceView", "services", "start_call", "start_send", "await_result",
+__all__ = ["Failure", "Started", "ServiceView", "JournalRow", "journal_rows", "services", "start_call", "start_send", "await_result",
            "invocation_result", "find_idempotent", "find_workflow_run", "derived_id", "bad_invocation_id", "purge", "set_state",
            "state_of", "invocation_status", "now_ms", "deployment_id", "iso"]
 
@@ -45,6 +46,30 @@ class Started:
     previously: bool  # an idempotency key or a workflow id that was seen before
     failure: Failure | None  # a failure the ingress reports at once (a workflow's run called twice)
     execution_time_ms: int | None  # delayed sends
+
+
+@dataclass(frozen=True)
+class JournalRow:
+    """One journal entry with what sys_journal's JSON needs: the protocol message and the runtime's extras."""
+
+    invocation_id: str
+    index: int
+    kind: str  # the protocol message name, e.g. "SetState", "CallCompletion"
+    command: bool
+    msg: Any
+    due_ms: int | None  # Sleep: virtual wake-up time; OneWayCall: virtual start time
+    invoked_id: str | None  # Call/OneWayCall: the callee's invocation id
+
+
+def journal_rows(rt: "Runtime") -> list[JournalRow]:
+    """Every invocation's journal, in the order the read model lists it (the invocation records)."""
+    out = []
+    for inv in rt._all_invocations():
+        for i, e in enumerate(inv.journal):
+            kind = messages.NAMES_BY_ID.get(e.type_id, "")
+            invoked = rt._call_target_id(inv, e.msg) if kind in ("Call", "OneWayCall") else None
+            out.append(JournalRow(inv.id, i, kind, messages.is_command(e.type_id), e.msg, e.due_ms, invoked))
+    return out
 
 
 def services(rt: "Runtime") -> dict[str, ServiceView]:

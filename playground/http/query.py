@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from .. import introspect
-from . import adapter
+from . import adapter, journal_json
 
 if TYPE_CHECKING:
     from ..runtime.core import Runtime
@@ -87,7 +87,9 @@ def invocation_table(rt: "Runtime") -> pd.DataFrame:
     df["trace_id"] = pd.Series([None] * len(df), index=df.index, dtype=object)
     df["invoked_by_service_name"] = df["invoked_by_target"].map(lambda t: t.split("/")[0] if t else None)
     df["last_failure_error_code"] = df["last_failure_error_code"].astype("Int64")
-    df["retry_count"] = df["retry_count"].astype("int64")
+    # Restate counts attempts of an invocation in flight ("increments on start") and has none otherwise
+    in_flight = started & (df["status"] != "completed")
+    df["retry_count"] = (df["retry_count"].astype("int64") + 1).astype("Int64").where(in_flight, pd.NA)
     df["journal_size"] = df["journal_size"].astype("int64")
     df["journal_commands_size"] = df["journal_commands_size"].astype("int64")
     return df
@@ -116,14 +118,26 @@ def deployment_table(rt: "Runtime", created_ms: int) -> pd.DataFrame:
 
 
 def journal_table(rt: "Runtime") -> pd.DataFrame:
+    """sys_journal as Restate 1.7 has it: version 2 rows, command names as the SDK gave them (None for
+    notifications) and entry_json for the commands the CLI details (see journal_json)."""
     df = introspect.journal_table(rt)
+    raw = {(r.invocation_id, r.index): r for r in adapter.journal_rows(rt)}
+    views = adapter.services(rt)
+    keys = list(zip(df["id"], df["index"]))
     df["index"] = df["index"].astype("int64")
     df["version"] = pd.Series([2] * len(df), index=df.index, dtype="int64")
     df["completed"] = pd.Series([True] * len(df), index=df.index, dtype=bool)
-    df["entry_json"] = pd.Series([None] * len(df), index=df.index, dtype=object)
-    df["entry_lite_json"] = pd.Series([None] * len(df), index=df.index, dtype=object)
+    df["name"] = pd.Series([_name(raw.get(k)) for k in keys], index=df.index, dtype=object)
+    df["entry_json"] = pd.Series([journal_json.entry_json(raw[k], views) if k in raw else None for k in keys],
+                                 index=df.index, dtype=object)
     df["payload"] = df["payload"].map(lambda v: None if v is None else str(v))
     return df
+
+
+def _name(row: adapter.JournalRow | None) -> str | None:
+    if row is None or not row.command:
+        return None
+    return getattr(row.msg, "name", "") or ""
 
 
 def tables(rt: "Runtime", created_ms: int) -> dict[str, pd.DataFrame]:
