@@ -4,7 +4,8 @@ durations, addresses and column padding are masked.
 
 Known and masked on purpose: the real ingress gives every invocation an auto-generated idempotency key (the
 CLI prints "Idempotency key: 01M8..."), the playground does not (README, deliberate differences); and the
-real server lists services in an order of its own, so the three listings by service compare as sorted lines.
+real server lists services (and a service's handlers) in an order of its own, so the listings by service
+compare as sorted lines.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from playground import real
 import http_services as S
 
 # Service names of this test only: it runs its own real server, so nothing else is registered on it.
-COMMANDS_BY_SERVICE = {("services", "list"), ("services", "status"), ("deployments", "list")}
+COMMANDS_BY_SERVICE = {("services", "list"), ("services", "status"), ("deployments", "list"), ("services", "describe")}
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +81,9 @@ def normalize(text: str, by_service: bool = False) -> list[str]:
     lines = [re.sub(r"[ \t]+", " ", line).strip() for line in text.splitlines()]
     lines = [re.sub(r"^[―─]+$", "―", line) for line in lines]  # title underlines follow the title's width
     lines = [line for line in lines if line and not line.startswith("Idempotency key:")]
-    return sorted(part for line in lines for part in line.split(" - ")) if by_service else lines
+    if not by_service:
+        return lines
+    return sorted(part for line in lines for part in re.split(r"(?:^| )- ", line) if part)
 
 
 class Engine:
