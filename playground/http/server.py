@@ -119,6 +119,14 @@ class Door:
             if not task.cancelled():
                 raise
 
+    async def restate(self, *args: str, timeout: float = 60.0) -> Any:
+        """Run the real `restate` CLI against this door's admin API, e.g. `await door.restate("invocations
+        list")` or `await door.restate("invocations cancel", inv_id, "--yes")`; shows its output. Without the
+        CLI installed it says how to get it instead of failing. (A `!restate` shell escape would block the
+        event loop this door serves on: see playground/http/cli.py.)"""
+        from . import cli
+        return await cli.run(self.admin_url, *args, timeout=timeout)
+
     async def __aenter__(self) -> "Door":
         return self
 

@@ -178,3 +178,31 @@ def test_the_cli_commands_succeed_and_change_what_they_should(door_outputs) -> N
                                    "ORDER BY target"][1])
     assert "Waiter/w1/wait completed [409] cancelled" in final and "Waiter/w2/wait completed [409] killed" in final
     assert "Greeter/greet" not in final  # purged
+
+
+def test_door_restate_runs_the_cli_from_a_cell_without_blocking_the_loop(cli) -> None:
+    async def main() -> None:
+        rt = pg.Runtime(*S.ALL)
+        async with rt.serve_http() as door:
+            sent = await rt.object_send(S.wait, key="stuck")
+            await rt.settle()
+            result = await door.restate("invocations cancel", sent.invocation_id, "--yes")
+            assert result.ok and "Cancelled 1 invocations" in repr(result)
+            await rt.settle()
+            assert rt.invocation(sent.invocation_id).status == "completed"
+            listed = await door.restate("invocations", "list")
+            assert listed.ok
+    asyncio.run(main())
+
+
+def test_door_restate_without_the_cli_says_how_to_get_it(monkeypatch) -> None:
+    monkeypatch.setattr(real, "find_cli_binary", lambda install=False: (_ for _ in ()).throw(
+        real.RestateServerUnavailable("not installed")))
+
+    async def main() -> None:
+        rt = pg.Runtime(*S.ALL)
+        async with rt.serve_http() as door:
+            result = await door.restate("invocations list")
+        assert result.returncode is None and not result.ok
+        assert "python -m playground install-cli" in repr(result)
+    asyncio.run(main())
