@@ -20,7 +20,7 @@ INSTALL_HINT = ("the `restate` CLI is not installed. Get it with `python -m play
 
 @dataclass
 class CliResult:
-    """What one `restate` command printed; shows as its output in a notebook."""
+    """What one command printed; shows as its output in a notebook."""
 
     args: list[str]
     returncode: int | None  # None: the CLI is not installed
@@ -37,7 +37,7 @@ class CliResult:
         text = self.stdout.rstrip()
         if self.stderr.strip():
             text = f"{text}\n{self.stderr.rstrip()}" if text else self.stderr.rstrip()
-        return text if self.returncode == 0 else f"{text}\n(restate exited with {self.returncode})"
+        return text if self.returncode == 0 else f"{text}\n(exited with {self.returncode})"
 
     def _repr_pretty_(self, p: object, cycle: bool) -> None:
         p.text(repr(self))  # type: ignore[attr-defined]
@@ -52,6 +52,25 @@ def _split(args: tuple[str, ...]) -> list[str]:
     return out
 
 
+async def shell(command: str, env: dict[str, str], timeout: float = 60.0) -> CliResult:
+    """A shell command (say, curl) as an asyncio subprocess, so the door keeps answering while it runs."""
+    if not isinstance(command, str):
+        raise TypeError(f"command must be a str, not {type(command).__name__}")
+    proc = await asyncio.create_subprocess_shell(command, env={**os.environ, **env}, stdin=asyncio.subprocess.DEVNULL,
+                                                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    return await _finish(proc, [command], timeout)
+
+
+async def _finish(proc: asyncio.subprocess.Process, argv: list[str], timeout: float) -> CliResult:
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    except (asyncio.TimeoutError, asyncio.CancelledError):
+        proc.kill()  # only the process this call started
+        await proc.wait()
+        raise
+    return CliResult(argv, proc.returncode, out.decode(errors="replace"), err.decode(errors="replace"))
+
+
 async def run(admin_url: str, *args: str, timeout: float = 60.0) -> CliResult:
     """`restate ARGS` with RESTATE_ADMIN_URL pointing at `admin_url`; never raises for a missing CLI."""
     argv = _split(args)
@@ -64,10 +83,4 @@ async def run(admin_url: str, *args: str, timeout: float = 60.0) -> CliResult:
     env.pop("RESTATE_ENVIRONMENT", None)
     proc = await asyncio.create_subprocess_exec(str(binary), *argv, env=env, stdin=asyncio.subprocess.DEVNULL,
                                                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), timeout)
-    except (asyncio.TimeoutError, asyncio.CancelledError):
-        proc.kill()  # only the CLI process this call started
-        await proc.wait()
-        raise
-    return CliResult(argv, proc.returncode, out.decode(errors="replace"), err.decode(errors="replace"))
+    return await _finish(proc, argv, timeout)

@@ -127,6 +127,14 @@ class Door:
         from . import cli
         return await cli.run(self.admin_url, *args, timeout=timeout)
 
+    async def sh(self, command: str, timeout: float = 60.0) -> Any:
+        """Run a shell command (e.g. curl) from a cell without blocking the loop the door serves on; the
+        command sees $INGRESS_URL and $RESTATE_ADMIN_URL: `await door.sh('curl -s $INGRESS_URL/Greeter/greet
+        --json \'"Ann"\'')`."""
+        from . import cli
+        env = {"INGRESS_URL": self.ingress_url, "RESTATE_ADMIN_URL": self.admin_url}
+        return await cli.shell(command, env, timeout=timeout)
+
     async def __aenter__(self) -> "Door":
         return self
 

@@ -319,3 +319,17 @@ def test_serve_http_validates_its_arguments_before_listening() -> None:
         rt.serve_http(ingress_port=-1)
     with pytest.raises(ValueError, match="max_body"):
         rt.serve_http(max_body=0)
+
+
+def test_door_sh_runs_curl_against_the_door_from_the_loop_it_serves_on() -> None:
+    import shutil
+    if shutil.which("curl") is None:
+        pytest.skip("curl is not installed")
+
+    async def main() -> None:
+        rt = pg.Runtime(*S.ALL)
+        async with rt.serve_http() as door:
+            result = await door.sh("curl -s $INGRESS_URL/Greeter/greet -H 'content-type: application/json' "
+                                   "-d '\"curl\"'")
+        assert result.ok and result.stdout == '"hi curl"' and repr(result) == '"hi curl"'
+    asyncio.run(main())
