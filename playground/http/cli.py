@@ -11,11 +11,15 @@ from __future__ import annotations
 import asyncio
 import os
 import shlex
+import re
 from dataclasses import dataclass
 
 INSTALL_HINT = ("the `restate` CLI is not installed. Get it with `python -m playground install-cli` (needs npm; "
                 "it goes into ~/.cache/restate-playground) or `npm install -g @restatedev/restate`, or see "
                 "https://docs.restate.dev/develop/local_dev for other ways.")
+
+
+_QUERY_TOOK = re.compile(r"\.? ?Query took [0-9.]+\s*[a-zµ]+")
 
 
 @dataclass
@@ -35,8 +39,9 @@ class CliResult:
         if self.returncode is None:
             return self.stderr
         text = self.stdout.rstrip()
-        if self.stderr.strip():
-            text = f"{text}\n{self.stderr.rstrip()}" if text else self.stderr.rstrip()
+        notes = _QUERY_TOOK.sub("", self.stderr).rstrip()  # the CLI's timing: different on every run
+        if notes.strip():
+            text = f"{text}\n{notes}" if text else notes
         return text if self.returncode == 0 else f"{text}\n(exited with {self.returncode})"
 
     def _repr_pretty_(self, p: object, cycle: bool) -> None:
@@ -79,7 +84,11 @@ async def run(admin_url: str, *args: str, timeout: float = 60.0) -> CliResult:
         binary = find_cli_binary(install=False)
     except RestateServerUnavailable:
         return CliResult(argv, None, "", INSTALL_HINT)
-    env = {**os.environ, "RESTATE_ADMIN_URL": admin_url, "NO_COLOR": "1"}
+    # plain text (no colours, no emoji): what a notebook stores is then the same on every machine
+    # (a Jupyter kernel sets CLICOLOR_FORCE, which the CLI obeys over NO_COLOR)
+    env = {**os.environ, "RESTATE_ADMIN_URL": admin_url, "NO_COLOR": "1", "TERM": "dumb", "CLICOLOR": "0"}
+    for name in ("CLICOLOR_FORCE", "FORCE_COLOR"):
+        env.pop(name, None)
     env.pop("RESTATE_ENVIRONMENT", None)
     proc = await asyncio.create_subprocess_exec(str(binary), *argv, env=env, stdin=asyncio.subprocess.DEVNULL,
                                                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
