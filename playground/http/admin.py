@@ -35,7 +35,7 @@ class AdminApp:
 
     async def handle(self, req: Request) -> Response:
         segs = req.segments
-        if segs[:1] and re.fullmatch(r"v[1-9]", segs[0]):
+        if segs[:1] and re.fullmatch(r"v[1-4]", segs[0]):
             segs = segs[1:]
         route = (req.method, *segs[:1])
         try:
@@ -127,12 +127,14 @@ class AdminApp:
 
     # ------------------------------------------------------------------ operations
     def _operate(self, invocation_id: str, op: str) -> Response:
+        """Restate's answers (checked on 1.7.12): cancel 202; pause 202, or 200 when already paused; resume 200
+        (also for one that is not paused: nothing to do); kill and purge 200."""
         reason = adapter.bad_invocation_id(invocation_id)
         if reason is not None:
             return admin_error(400, f"The request field 'invocation_id' is invalid. Reason: {reason}")
         status = adapter.invocation_status(self.rt, invocation_id)
         if status is None:
-            return admin_error(404, f"The invocation '{invocation_id}' does not exist")
+            return admin_error(404, f"The requested invocation '{invocation_id}' does not exist")
         if op in ("cancel", "kill", "pause") and status == "completed":
             return admin_error(409, f"The invocation '{invocation_id}' was already completed.")
         try:
@@ -142,9 +144,13 @@ class AdminApp:
             if op == "kill":
                 self.rt.kill(invocation_id)
             elif op == "pause":
+                if status == "paused":
+                    return Response(200)
                 self.rt.pause(invocation_id)
+                return Response(202)
             elif op == "resume":
-                self.rt.resume(invocation_id)
+                if status == "paused":
+                    self.rt.resume(invocation_id)
             elif op == "purge":
                 if status != "completed":
                     return admin_error(409, f"The invocation '{invocation_id}' is not yet completed.")
@@ -156,6 +162,8 @@ class AdminApp:
         return Response(200)
 
     def _edit_state(self, view: adapter.ServiceView, req: Request) -> Response:
+        """Replace one key's state. As on Restate, the answer is 202 either way, and a `version` that is not
+        the current state's (Restate's state version) leaves the state as it is."""
         try:
             doc = json.loads(req.body)
             key = doc["object_key"]
@@ -163,11 +171,10 @@ class AdminApp:
         except (ValueError, KeyError, TypeError) as exc:
             return admin_error(400, f"bad state edit request: {exc}")
         if view.ty == "SERVICE":
-            return admin_error(400, f"service '{view.name}' is a Service, it has no state")
+            return admin_error(400, "Cannot modify state for service type Service")
         version = doc.get("version")
-        if version is not None and version != state_version(adapter.state_of(self.rt, view.name, key)):
-            return admin_error(409, f"the state of {view.name}/{key} changed since version {version}")
-        adapter.set_state(self.rt, view.name, key, new_state)
+        if version is None or version == state_version(adapter.state_of(self.rt, view.name, key)):
+            adapter.set_state(self.rt, view.name, key, new_state)
         return Response(202)
 
 

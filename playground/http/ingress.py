@@ -156,7 +156,7 @@ class IngressApp:
         if op == "output":
             completed, result = adapter.invocation_result(self.rt, invocation_id) or (False, None)
             if not completed:
-                return ingress_error(470, NOT_READY, headers={"x-restate-id": invocation_id})
+                return ingress_error(470, NOT_READY)
         else:
             result = await self.guard(adapter.await_result(self.rt, invocation_id, what))
         return _result_response(result, invocation_id, self._handler_of(invocation_id))

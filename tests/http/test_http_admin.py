@@ -54,6 +54,7 @@ def test_version_says_admin_api_2_to_4_with_features_and_health_is_200() -> None
         assert doc["features"] == {}
         assert (await admin.get("/health")).status_code == 200
         assert (await admin.get("/v4/health")).status_code == 200
+        assert (await admin.get("/v3/health")).status_code == 200 and (await admin.get("/v9/health")).status_code == 404
         assert (await admin.get("/nope")).status_code == 404
     run(scenario)
 
@@ -188,9 +189,11 @@ def test_pause_and_resume_over_patch() -> None:
     async def scenario(rt, admin, ingress):
         inv = (await ingress.post("/Waiter/q/wait/send")).json()["invocationId"]
         await rt.settle()
-        assert (await admin.patch(f"/invocations/{inv}/pause")).status_code == 200
+        assert (await admin.patch(f"/invocations/{inv}/resume")).status_code == 200  # not paused: nothing to do
+        assert (await admin.patch(f"/invocations/{inv}/pause")).status_code == 202
         await rt.settle()
         assert rt.invocation(inv).status == "paused"
+        assert (await admin.patch(f"/invocations/{inv}/pause")).status_code == 200
         assert (await admin.patch(f"/invocations/{inv}/resume")).status_code == 200
         await rt.settle()
         assert rt.invocation(inv).status == "running"
@@ -200,7 +203,7 @@ def test_pause_and_resume_over_patch() -> None:
 @pytest.mark.parametrize(("invocation_id", "status", "message"), [
     ("xyz", 400, "The request field 'invocation_id' is invalid. Reason: bad format"),
     ("inv_1abc", 400, "The request field 'invocation_id' is invalid. Reason: bad length"),
-    ("inv_1" + "1" * 33, 404, f"The invocation 'inv_1{'1' * 33}' does not exist"),
+    ("inv_1" + "1" * 33, 404, f"The requested invocation 'inv_1{'1' * 33}' does not exist"),
 ])
 def test_operations_on_bad_or_unknown_ids(invocation_id, status, message) -> None:
     async def scenario(rt, admin, ingress):
@@ -217,17 +220,27 @@ def restate_state_version(state: dict[str, bytes]) -> str:
     return base64.urlsafe_b64encode(h.digest()).decode().rstrip("=")
 
 
-def test_state_edit_replaces_the_state_when_the_version_matches() -> None:
+def test_state_edit_replaces_the_state_unless_its_version_is_stale() -> None:
     async def scenario(rt, admin, ingress):
         await ingress.post("/Counter/Mary/add", json=5)
         stale = await admin.post("/v4/services/Counter/state", json={
             "version": "stale", "object_key": "Mary", "new_state": {"total": list(b"9")}})
-        assert stale.status_code == 409 and rt.state("Counter", "Mary") == {"total": 5}
+        assert stale.status_code == 202 and rt.state("Counter", "Mary") == {"total": 5}  # dropped, as on Restate
         version = restate_state_version({"total": b"5"})
         ok = await admin.post("/v4/services/Counter/state", json={
             "version": version, "object_key": "Mary", "new_state": {"total": list(b"41")}})
         assert ok.status_code == 202 and rt.state("Counter", "Mary") == {"total": 41}
         assert (await ingress.post("/Counter/Mary/add", json=1)).json() == 42
         refused = await admin.post("/v4/services/Greeter/state", json={"object_key": "x", "new_state": {}})
-        assert refused.status_code == 400
+        assert (refused.status_code, refused.json()["message"]) == (400, "Cannot modify state for service type "
+                                                                         "Service")
+        forced = await admin.post("/services/Counter/state", json={"object_key": "Bo", "new_state": {"n": [56]}})
+        assert forced.status_code == 202 and rt.state("Counter", "Bo") == {"n": 8}
+    run(scenario)
+
+
+def test_arrow_cast_is_translated_to_a_cast() -> None:
+    async def scenario(rt, admin, ingress):
+        [row] = await rows(admin, "SELECT arrow_cast(1, 'Int64') AS n, arrow_cast('x', 'Utf8') AS s")
+        assert row == {"n": 1, "s": "x"}
     run(scenario)
