@@ -73,12 +73,11 @@ class IngressApp:
             return ingress_error(404, f"service '{segs[0]}' not found, make sure to register the service "
                                       f"before calling it.")
         rest = segs[1:]
-        send = len(rest) in (2, 3) and rest[-1] == "send" and len(rest) == (3 if view.ty != "SERVICE" else 2)
-        if send:
-            rest = rest[:-1]
-        if view.ty == "SERVICE":
-            return (Target(segs[0], rest[0]), send) if len(rest) == 1 else ingress_error(400, BAD_PATH)
-        return (Target(segs[0], rest[1], rest[0]), send) if len(rest) == 2 else ingress_error(400, BAD_PATH)
+        wanted = 1 if view.ty == "SERVICE" else 2  # handler, or key and handler; then "send" for a send
+        send = len(rest) == wanted + 1 and rest[-1] == "send"
+        if len(rest) != wanted + send:
+            return ingress_error(400, BAD_PATH)
+        return (Target(segs[0], rest[0]) if wanted == 1 else Target(segs[0], rest[1], rest[0])), send
 
     async def _invoke(self, req: Request) -> Response:
         found = self._target(req)
