@@ -140,16 +140,26 @@ def _name(row: adapter.JournalRow | None) -> str | None:
     return getattr(row.msg, "name", "") or ""
 
 
-def tables(rt: "Runtime", created_ms: int) -> dict[str, pd.DataFrame]:
-    out = {name: build(rt) for name, build in introspect.TABLES.items()}
-    out["sys_invocation"] = invocation_table(rt)
-    out["sys_invocation_status"] = invocation_status_table(rt)
-    out["sys_deployment"] = deployment_table(rt, created_ms)
-    out["sys_journal"] = journal_table(rt)
-    out["sys_service"]["deployment_id"] = out["sys_service"]["deployment_id"].map(_deployment)
-    state = out["state"]
-    state["value_length"] = state["value_length"].astype("int64")
-    return out
+def tables(rt: "Runtime", created_ms: int, sql: str = "") -> dict[str, pd.DataFrame]:
+    """The tables a query names (all of them for an empty `sql`): building a journal table is not free."""
+    builders: dict[str, Any] = {**introspect.TABLES, "sys_invocation": invocation_table,
+                                "sys_invocation_status": invocation_status_table,
+                                "sys_deployment": lambda rt: deployment_table(rt, created_ms),
+                                "sys_journal": journal_table, "sys_service": _service_table, "state": _state_table}
+    text = sql.lower()
+    return {name: build(rt) for name, build in builders.items() if not text or name in text}
+
+
+def _service_table(rt: "Runtime") -> pd.DataFrame:
+    df = introspect.services(rt)
+    df["deployment_id"] = df["deployment_id"].map(_deployment)
+    return df
+
+
+def _state_table(rt: "Runtime") -> pd.DataFrame:
+    df = introspect.state_table(rt)
+    df["value_length"] = df["value_length"].astype("int64")
+    return df
 
 
 def deployments(rt: "Runtime", created_ms: int) -> list[dict[str, Any]]:
@@ -175,7 +185,7 @@ def run(rt: "Runtime", sql: str, created_ms: int) -> Any:
                                  "autoload_known_extensions": False, "threads": 1})
     try:
         con.execute("SET lock_configuration = true")
-        for name, df in tables(rt, created_ms).items():
+        for name, df in tables(rt, created_ms, sql).items():
             for col in df.columns:  # bytes columns: DuckDB takes them as BLOB only from a typed column
                 if df[col].dtype == object and df[col].map(lambda v: isinstance(v, (bytes, bytearray))).any():
                     df[col] = df[col].map(lambda v: bytes(v) if isinstance(v, (bytes, bytearray)) else None)
