@@ -87,12 +87,12 @@ class IngressApp:
         view = adapter.services(self.rt)[target.service]
         handler = view.handler_manifest(target.handler)
         idem = req.headers.get("idempotency-key")
-        if handler is not None:
+        if handler is not None:  # in Restate's order: the idempotency key, then the input
+            if idem is not None and handler.get("ty") == "WORKFLOW":
+                return ingress_error(400, WORKFLOW_IDEMPOTENCY)
             refused = _check_input(handler, req)
             if refused is not None:
                 return refused
-            if idem is not None and handler.get("ty") == "WORKFLOW":
-                return ingress_error(400, WORKFLOW_IDEMPOTENCY)
         headers = {"x-restate-ingress-path": req.path}
         headers.update({k: v for k, v in req.headers.items() if k not in _DROPPED_HEADERS})
         if send:
@@ -193,6 +193,8 @@ def _check_input(handler: dict[str, Any], req: Request) -> Response | None:
                                       f"but wasn't with content-type '{shown}'")
         return None
     expected = spec.get("contentType")
+    if expected and req.body and not ct:
+        return ingress_error(400, "input validation error: Empty content-type")
     if expected and ct and not _content_type_matches(ct, expected):
         return ingress_error(400, f"input validation error: Content-type '{ct}' does not match '{expected}'")
     return None

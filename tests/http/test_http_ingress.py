@@ -107,6 +107,7 @@ def test_request_headers_reach_the_handler_without_host_and_idempotency_key() ->
     ("GET", "/restate/nope", b"", {}, (404, "not found")),
     ("POST", "/Greeter/greet", b'"a"', {"content-type": "text/plain"},
      (400, "input validation error: Content-type 'text/plain' does not match 'application/json'")),
+    ("POST", "/Greeter/greet", b'"a"', {"content-type": ""}, (400, "input validation error: Empty content-type")),
     ("POST", "/Greeter/nothing", b'"a"', {"content-type": "application/json"},
      (400, "input validation error: Expected body and content-type to be empty, but wasn't with content-type "
            "'Some(\"application/json\")'")),
