@@ -84,10 +84,16 @@ class IngressApp:
         if isinstance(found, Response):
             return found
         target, send = found
+        delay_ms = 0
+        if send and "delay" in req.query:  # in Restate's order: the delay, the idempotency key, the input
+            try:
+                delay_ms = parse_delay_ms(req.query["delay"])
+            except BadDelay as exc:
+                return ingress_error(400, str(exc))
         view = adapter.services(self.rt)[target.service]
         handler = view.handler_manifest(target.handler)
         idem = req.headers.get("idempotency-key")
-        if handler is not None:  # in Restate's order: the idempotency key, then the input
+        if handler is not None:
             if idem is not None and handler.get("ty") == "WORKFLOW":
                 return ingress_error(400, WORKFLOW_IDEMPOTENCY)
             refused = _check_input(handler, req)
@@ -96,20 +102,15 @@ class IngressApp:
         headers = {"x-restate-ingress-path": req.path}
         headers.update({k: v for k, v in req.headers.items() if k not in _DROPPED_HEADERS})
         if send:
-            return self._send(req, target, headers, idem)
+            return self._send(target, req.body, headers, idem, delay_ms)
         started = adapter.start_call(self.rt, target, req.body, headers, idem)
         result = await self.guard(adapter.await_result(self.rt, started.invocation_id, f"HTTP call to {target}")) \
             if started.failure is None else started.failure
         return _result_response(result, started.invocation_id, handler)
 
-    def _send(self, req: Request, target: Target, headers: dict[str, str], idem: str | None) -> Response:
-        delay_ms = 0
-        if "delay" in req.query:
-            try:
-                delay_ms = parse_delay_ms(req.query["delay"])
-            except BadDelay as exc:
-                return ingress_error(400, str(exc))
-        started = adapter.start_send(self.rt, target, req.body, headers, idem, delay_ms)
+    def _send(self, target: Target, body: bytes, headers: dict[str, str], idem: str | None,
+              delay_ms: int) -> Response:
+        started = adapter.start_send(self.rt, target, body, headers, idem, delay_ms)
         doc: dict[str, Any] = {"invocationId": started.invocation_id}
         if started.execution_time_ms is not None:
             doc["executionTime"] = adapter.iso(started.execution_time_ms)
