@@ -84,21 +84,20 @@ class IngressApp:
         if isinstance(found, Response):
             return found
         target, send = found
-        delay_ms = 0
-        if send and "delay" in req.query:  # in Restate's order: the delay, the idempotency key, the input
-            try:
-                delay_ms = parse_delay_ms(req.query["delay"])
-            except BadDelay as exc:
-                return ingress_error(400, str(exc))
-        view = adapter.services(self.rt)[target.service]
-        handler = view.handler_manifest(target.handler)
+        handler = adapter.services(self.rt)[target.service].handler_manifest(target.handler)
         idem = req.headers.get("idempotency-key")
-        if handler is not None:
+        if handler is not None:  # in restate-server's order (checked): the idempotency key, the input, the delay
             if idem is not None and handler.get("ty") == "WORKFLOW":
                 return ingress_error(400, WORKFLOW_IDEMPOTENCY)
             refused = _check_input(handler, req)
             if refused is not None:
                 return refused
+        delay_ms = 0
+        if send and "delay" in req.query:
+            try:
+                delay_ms = parse_delay_ms(req.query["delay"])
+            except BadDelay as exc:
+                return ingress_error(400, str(exc))
         headers = {"x-restate-ingress-path": req.path}
         headers.update({k: v for k, v in req.headers.items() if k not in _DROPPED_HEADERS})
         if send:
@@ -188,15 +187,15 @@ def _check_input(handler: dict[str, Any], req: Request) -> Response | None:
     spec = handler.get("input") or {}
     ct = req.content_type
     if not spec:
-        if req.body or ct:
+        if req.body or ct is not None:
             shown = f'Some("{ct}")' if ct else "None"
             return ingress_error(400, f"input validation error: Expected body and content-type to be empty, "
                                       f"but wasn't with content-type '{shown}'")
         return None
     expected = spec.get("contentType")
-    if expected and req.body and not ct:
+    if expected and req.body and ct is None:
         return ingress_error(400, "input validation error: Empty content-type")
-    if expected and ct and not _content_type_matches(ct, expected):
+    if expected and ct is not None and not _content_type_matches(ct, expected):
         return ingress_error(400, f"input validation error: Content-type '{ct}' does not match '{expected}'")
     return None
 

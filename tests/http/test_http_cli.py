@@ -142,15 +142,22 @@ def editor(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def real_outputs(cli, editor) -> dict[str, tuple[int, list[str]]]:
+def real_server() -> Any:
+    """A real restate-server of this module's own, with http_services registered (the session's server has
+    services of the same names)."""
     from playground.pytest_plugin import start_real_server
     server = start_real_server()
     try:
         with real.serve(*S.ALL) as app:
             server.server.register(app.url)
-            return asyncio.run(Engine(cli, server.ingress_url, server.admin_url, editor).outputs())
+            yield server
     finally:
         server.close()
+
+
+@pytest.fixture(scope="module")
+def real_outputs(cli, editor, real_server) -> dict[str, tuple[int, list[str]]]:
+    return asyncio.run(Engine(cli, real_server.ingress_url, real_server.admin_url, editor).outputs())
 
 
 @pytest.fixture(scope="module")
@@ -206,3 +213,20 @@ def test_door_restate_without_the_cli_says_how_to_get_it(monkeypatch) -> None:
         assert result.returncode is None and not result.ok
         assert "python -m playground install-cli" in repr(result)
     asyncio.run(main())
+
+
+def test_the_ingress_refuses_bad_requests_as_restate_server_does(real_server) -> None:
+    from test_http_ingress import BAD_REQUESTS
+
+    async def answers(ingress_url: str) -> list[tuple[int, Any, str | None]]:
+        async with httpx.AsyncClient(base_url=ingress_url, timeout=30) as c:
+            out = []
+            for method, path, body, headers, _ in BAD_REQUESTS:
+                resp = await c.request(method, path, content=body, headers=headers)
+                out.append((resp.status_code, resp.json(), resp.headers.get("x-restate-error-source")))
+            return out
+
+    async def door_answers() -> list[tuple[int, Any, str | None]]:
+        async with pg.Runtime(*S.ALL).serve_http() as door:
+            return await answers(door.ingress_url)
+    assert asyncio.run(door_answers()) == asyncio.run(answers(real_server.ingress_url))
