@@ -230,3 +230,32 @@ def test_the_ingress_refuses_bad_requests_as_restate_server_does(real_server) ->
         async with pg.Runtime(*S.ALL).serve_http() as door:
             return await answers(door.ingress_url)
     assert asyncio.run(door_answers()) == asyncio.run(answers(real_server.ingress_url))
+
+
+MISSING = "inv_1" + "1" * 33
+ADMIN_REQUESTS = [
+    ("PATCH", "/v4/invocations/xyz/cancel", None),
+    ("PATCH", "/v4/invocations/inv_1abc/kill", None),
+    *[("PATCH", f"/v4/invocations/{MISSING}/{op}", None) for op in ("cancel", "kill", "purge", "pause", "resume")],
+    ("GET", "/v4/services/Nope", None),
+    ("POST", "/v4/services/Greeter/state", {"object_key": "x", "new_state": {}}),
+    ("GET", "/v9/health", None),
+    ("POST", "/v4/query", {}),
+]
+
+
+def test_the_admin_api_refuses_bad_requests_as_restate_server_does(real_server) -> None:
+    async def answers(admin_url: str) -> list[tuple[int, str]]:
+        async with httpx.AsyncClient(base_url=admin_url, timeout=30) as c:
+            out = []
+            for method, path, doc in ADMIN_REQUESTS:
+                resp = await c.request(method, path, json=doc, headers={"accept": "application/json"})
+                out.append((resp.status_code, resp.text.split(" at line")[0]))
+            version = (await c.get("/version")).json()
+            out.append((200, " ".join(sorted(set(version) - {"ingress_endpoint"}))))
+            return out
+
+    async def door_answers() -> list[tuple[int, str]]:
+        async with pg.Runtime(*S.ALL).serve_http() as door:
+            return await answers(door.admin_url)
+    assert asyncio.run(door_answers()) == asyncio.run(answers(real_server.admin_url))
