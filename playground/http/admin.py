@@ -1,6 +1,6 @@
 """Restate's admin API over the embedded runtime: what the `restate` CLI needs, and the obvious rest.
 
-Served unversioned and under `/v2/`..`/v4/`, as Restate does. Errors are `{message, restate_code}`.
+Served unversioned and under `/v1/`..`/v4/` (the CLI uses `/v4/`), as Restate does. Errors are `{message, restate_code}`.
 Deployments live in the notebook (`rt.register(...)`), so registering one over HTTP is refused with that
 explanation.
 """
@@ -28,6 +28,8 @@ DEPLOYMENTS_IN_NOTEBOOK = ("deployments live in the notebook: this is the restat
 
 
 class AdminApp:
+    """Answers one admin request; `door` gives the ingress URL that /version reports."""
+
     def __init__(self, rt: "Runtime", door: Any) -> None:
         self.rt = rt
         self.door = door
@@ -41,7 +43,7 @@ class AdminApp:
         try:
             if route == ("GET", "version") and len(segs) == 1:
                 return Response.json(200, self._version())
-            if route in (("GET", "health"),) and len(segs) == 1:
+            if route == ("GET", "health") and len(segs) == 1:
                 return Response(200)
             if route == ("POST", "query") and len(segs) == 1:
                 return self._query(req)

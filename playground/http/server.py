@@ -24,6 +24,7 @@ from .asgi import (
     read_request,
     write,
 )
+from .admin import AdminApp
 from .ingress import IngressApp
 
 if TYPE_CHECKING:
@@ -56,7 +57,6 @@ class Door:
         self._waits: set[asyncio.Task[Any]] = set()
         self.ingress_port = self.admin_port = 0
         self.ingress = IngressApp(rt, self._guard)
-        from .admin import AdminApp
         self.admin = AdminApp(rt, self)
 
     @property
