@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import random
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -25,6 +24,7 @@ from .. import notebook
 from ..protocol import framing, messages, sdk_hooks
 from ..protocol.deployment import AsgiDeployment, ServiceInfo, parse_manifest
 from ..protocol.driver import Attempt, AttemptEnded, Received
+from . import ids
 from .clock import Clock, TimerHeap, to_datetime
 from .commands import Commands
 from .common import (
@@ -38,7 +38,6 @@ from .common import (
     _Registered,
     _value_or_failure,
 )
-from . import ids
 from .faults import Faults
 from .ingress import Ingress
 from .model import (
@@ -70,8 +69,7 @@ class Runtime(Ingress, Waiting, Commands, Recovery):
         notebook.install_error_display()
         self._clock = Clock(clock, start)
         self._seed = seed
-        self._rng = random.Random(seed)
-        self._ids_drawn = 0  # invocation ids drawn from _rng (a restore draws as many again)
+        self._seeded_ids = ids.SeededIds(seed)  # plain invocations' ids (a restore continues the sequence)
         self._inbox_seq = 0
         self._services: dict[str, _Registered] = {}
         self._manifests: dict[str, dict[str, Any]] = {}  # each service's latest manifest entry (kept in the store)
@@ -224,22 +222,12 @@ class Runtime(Ingress, Waiting, Commands, Recovery):
     def _new_ids(self, target: Target, key: str | None, idem: str | None, workflow_run: bool) -> tuple[str, bytes, int]:
         """The id, raw id (Start.id) and random seed of a new invocation: derived as restate-server derives
         them for workflow runs and idempotent invocations, else from the seeded generator (see ids.py)."""
+        if not workflow_run and idem is None:
+            return self._seeded_ids.next(target.service, key)
         iid = ids.derived(target.service, key, target.handler, idem, workflow_run)
-        if iid is not None:
-            raw = iid.to_bytes()
-            return str(iid), raw, int.from_bytes(hashlib.sha256(raw).digest()[:8], "big")
-        bucket, uuid, seed = self._draw_ids()
-        self._ids_drawn += 1
-        pk = ids.key_partition_key(key) if key is not None else ids.service_partition_key(target.service, bucket)
-        iid = ids.InvocationId(pk, uuid)
-        return str(iid), iid.to_bytes(), seed
-
-    def _draw_ids(self) -> tuple[int, int, int]:
-        """One invocation's draws from the seeded generator: the bucket of a service's partition key, the
-        uuid and the SDK's random seed (a restore draws as many again)."""
-        uuid = self._rng.getrandbits(128)
-        seed = self._rng.getrandbits(64)
-        return self._rng.getrandbits(9), uuid, seed
+        assert iid is not None
+        raw = iid.to_bytes()
+        return str(iid), raw, int.from_bytes(hashlib.sha256(raw).digest()[:8], "big")
 
     def _invoke(self, target: Target, body: bytes, headers: dict[str, str] | None, idem: str | None, delay_ms: int,
                 invoked_by: Invocation | None, strict: bool) -> tuple[Invocation, bool, Failure | None]:

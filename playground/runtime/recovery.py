@@ -11,7 +11,6 @@ so a `ctx.run` whose result was stored never runs again; suspended ones stay sus
 from __future__ import annotations
 
 import asyncio
-import random
 import warnings
 from collections import deque
 from typing import Any
@@ -19,6 +18,7 @@ from typing import Any
 from ..errors import MissingHandlerWarning
 from ..protocol import messages
 from ..protocol.deployment import parse_manifest
+from . import ids
 from .common import _M
 from .model import Invocation, JournalEntry, Target, TransientError
 from .store import MemoryStore, Snapshot, SqliteStore, _result_from
@@ -31,7 +31,7 @@ class Recovery:
 
     # ------------------------------------------------------------------ what is written
     def _durable_meta(self) -> dict[str, Any]:
-        return {"now_ms": self._clock.now_ms(), "seed": self._seed, "ids_drawn": self._ids_drawn,
+        return {"now_ms": self._clock.now_ms(), "seed": self._seed, "ids_drawn": self._seeded_ids.drawn,
                 "inbox_seq": self._inbox_seq}
 
     def _clear_dirty(self) -> None:
@@ -98,10 +98,8 @@ class Recovery:
         if self._clock.kind != "real" and "now_ms" in meta:
             self._clock.set(meta["now_ms"])
         self._seed = meta.get("seed", self._seed)
-        self._rng = random.Random(self._seed)
-        self._ids_drawn = meta.get("ids_drawn", 0)
-        for _ in range(self._ids_drawn):  # the id generator continues where it was: no id is ever reused
-            self._draw_ids()
+        # the id generator continues where it was: no id is ever reused
+        self._seeded_ids = ids.SeededIds(self._seed, meta.get("ids_drawn", 0))
         self._inbox_seq = meta.get("inbox_seq", 0)
         for name, manifest in snap.manifests.items():
             self._manifests.setdefault(name, manifest)

@@ -173,10 +173,11 @@ def test_the_sdk_gets_the_24_raw_bytes_and_its_awakeable_ids_embed_them_as_resta
 
 def test_service_ids_after_a_reopen_are_those_of_a_runtime_that_never_stopped(tmp_path: Path) -> None:
     db = str(tmp_path / "ids.sqlite")
+    n, cut = ids.SeededIds.BATCH + 5, ids.SeededIds.BATCH - 2  # the ids are drawn in batches: cross one
 
     async def straight() -> list[str]:
         rt = pg.Runtime(*SERVICES, seed=3)
-        return [(await rt.service_send(echo, arg=str(i))).invocation_id for i in range(6)]
+        return [(await rt.service_send(echo, arg=str(i))).invocation_id for i in range(n)]
 
     async def part(rng: range) -> list[str]:
         rt = pg.Runtime(*SERVICES, seed=3, store=db)
@@ -185,4 +186,14 @@ def test_service_ids_after_a_reopen_are_those_of_a_runtime_that_never_stopped(tm
         rt.close()
         return out
 
-    assert run_(lambda: part(range(3))) + run_(lambda: part(range(3, 6))) == run_(straight)
+    assert run_(lambda: part(range(cut))) + run_(lambda: part(range(cut, n))) == run_(straight)
+
+
+def test_the_seeded_sequence_skips_exactly_the_ids_drawn() -> None:
+    fresh = ids.SeededIds(11)
+    sequence = [fresh.next("IdSvc", None if i % 3 else "k") for i in range(2 * ids.SeededIds.BATCH + 1)]
+    for drawn in (0, 1, ids.SeededIds.BATCH - 1, ids.SeededIds.BATCH, 2 * ids.SeededIds.BATCH):
+        resumed = ids.SeededIds(11, drawn)
+        assert resumed.next("IdSvc", None if drawn % 3 else "k") == sequence[drawn]
+    for text, raw, _seed in sequence:
+        assert ids.parse(text).to_bytes() == raw  # the raw bytes are those of the id
