@@ -15,6 +15,7 @@ import difflib
 import os
 import re
 import stat
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,8 @@ from playground import real
 
 import http_services as S
 
-# Service names of this test only: it runs its own real server, so nothing else is registered on it.
+CONFIG_HOME = tempfile.mkdtemp(prefix="restate-cli-config-")  # the CLI reads no configuration of the user's
+# commands whose output lists services (or handlers) in the real server's own order: compared as sorted lines
 COMMANDS_BY_SERVICE = {("services", "list"), ("services", "status"), ("deployments", "list"), ("services", "describe")}
 
 
@@ -44,7 +46,7 @@ def cli() -> Path:
 
 async def run_cli(cli: Path, admin_url: str, *args: str, editor: Path | None = None) -> tuple[int, str]:
     env = {**os.environ, "RESTATE_ADMIN_URL": admin_url, "NO_COLOR": "1", "CI": "1", "TERM": "dumb",
-           "RESTATE_CLI_CONFIG_HOME": str(Path(admin_url.replace(":", "_").replace("/", "_")))}
+           "RESTATE_CLI_CONFIG_HOME": CONFIG_HOME}  # not the user's own CLI configuration
     env.pop("RESTATE_ENVIRONMENT", None)
     if editor is not None:
         env["RESTATE_EDITOR"] = str(editor)
