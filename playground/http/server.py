@@ -129,8 +129,8 @@ class Door:
 
     async def sh(self, command: str, timeout: float = 60.0) -> Any:
         """Run a shell command (e.g. curl) from a cell without blocking the loop the door serves on; the
-        command sees $INGRESS_URL and $RESTATE_ADMIN_URL: `await door.sh('curl -s $INGRESS_URL/Greeter/greet
-        --json \'"Ann"\'')`."""
+        command sees $INGRESS_URL and $RESTATE_ADMIN_URL, e.g.
+        `await door.sh("curl -s $INGRESS_URL/Greeter/greet --json '\\"Ann\\"'")`."""
         from . import cli
         env = {"INGRESS_URL": self.ingress_url, "RESTATE_ADMIN_URL": self.admin_url}
         return await cli.shell(command, env, timeout=timeout)
