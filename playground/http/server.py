@@ -43,6 +43,8 @@ class Door:
 
     def __init__(self, rt: "Runtime", host: str = "127.0.0.1", ingress_port: int = 0, admin_port: int = 0,
                  max_body: int = DEFAULT_MAX_BODY) -> None:
+        if not isinstance(host, str) or not host:
+            raise TypeError(f"host must be an address to listen on, e.g. '127.0.0.1', not {host!r}")
         if not isinstance(max_body, int) or max_body <= 0:
             raise ValueError(f"max_body must be a positive number of bytes, not {max_body!r}")
         for name, port in (("ingress_port", ingress_port), ("admin_port", admin_port)):

@@ -325,6 +325,8 @@ def test_serve_http_validates_its_arguments_before_listening() -> None:
         rt.serve_http(ingress_port=-1)
     with pytest.raises(ValueError, match="max_body"):
         rt.serve_http(max_body=0)
+    with pytest.raises(TypeError, match="host"):
+        rt.serve_http(host=None)
 
 
 def test_door_sh_runs_curl_against_the_door_from_the_loop_it_serves_on() -> None:
