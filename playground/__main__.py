@@ -2,7 +2,10 @@
 
     python -m playground server                        # install (first time) and run restate-server on 127.0.0.1
     python -m playground serve app:services            # serve app.services with hypercorn and register them
+    python -m playground dev app:services              # the embedded runtime behind Restate's ingress (8080)
+                                                       # and admin API (9070): curl, clients, the restate CLI
     python -m playground install-server                # only install the server binary; prints its path
+    python -m playground install-cli                   # install the `restate` CLI (npm @restatedev/restate)
 
 `serve MODULE:ATTR` imports MODULE (the current directory is on the path) and serves ATTR: one service, or a
 list/tuple of them (`serve MODULE` alone serves every service defined at the module's top level). It then
@@ -100,6 +103,47 @@ def _cmd_install(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_dev(args: argparse.Namespace) -> int:
+    import asyncio
+    return asyncio.run(_dev(args))
+
+
+async def _dev(args: argparse.Namespace) -> int:
+    """The embedded runtime with Restate's ingress and admin API, until Ctrl-C or SIGTERM."""
+    import asyncio
+
+    from .runtime import Runtime
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):  # before anything starts: a signal at any moment stops cleanly
+        loop.add_signal_handler(sig, stop.set)
+    services = _services_at(args.target)
+    rt = Runtime(*services, clock=args.clock, store=args.store)
+    try:
+        door = await rt.serve_http(host=args.host, ingress_port=args.ingress_port, admin_port=args.admin_port)
+    except OSError as exc:
+        print(f"cannot serve: {exc}", file=sys.stderr, flush=True)
+        rt.close()
+        return 1
+    names = ", ".join(s.name for s in services)
+    print(f"playground dev ({args.clock} clock{', store ' + args.store if args.store else ''}) serving {names}: "
+          f"ingress {door.ingress_url}, admin {door.admin_url}", flush=True)
+    print(f"try: RESTATE_ADMIN_URL={door.admin_url} restate invocations list; Ctrl-C stops it", flush=True)
+    try:
+        await stop.wait()
+    finally:
+        await door.close()
+        rt.close()
+    print("stopped", flush=True)
+    return 0
+
+
+def _cmd_install_cli(args: argparse.Namespace) -> int:
+    from .real import find_cli_binary
+    print(find_cli_binary(install=True))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m playground", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -121,6 +165,20 @@ def main(argv: list[str] | None = None) -> int:
 
     p = sub.add_parser("install-server", help="install the restate-server npm package into the cache")
     p.set_defaults(func=_cmd_install)
+
+    p = sub.add_parser("dev", help="run services on the embedded runtime behind Restate's ingress and admin API "
+                                   "(for curl, Restate's clients and the restate CLI)")
+    p.add_argument("target", help="MODULE:ATTR (a service or a list of services), or MODULE")
+    p.add_argument("--ingress-port", type=int, default=8080, help="default 8080; 0 for a free one")
+    p.add_argument("--admin-port", type=int, default=9070, help="default 9070; 0 for a free one")
+    p.add_argument("--clock", choices=["real", "virtual"], default="real",
+                   help="real (default): timers follow the wall clock; virtual: time skips while idle")
+    p.add_argument("--store", default=None, help="keep everything in this SQLite file (resumes from it)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.set_defaults(func=_cmd_dev)
+
+    p = sub.add_parser("install-cli", help="install the `restate` CLI npm package into the cache; prints its path")
+    p.set_defaults(func=_cmd_install_cli)
 
     args = parser.parse_args(argv)
     if getattr(args, "port", None) == 0:

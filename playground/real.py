@@ -43,12 +43,14 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 __all__ = ["RestateServer", "ServedApp", "RestateServerUnavailable", "IngressError", "serve", "register",
-           "find_server_binary", "install_server", "SERVER_VERSION"]
+           "find_server_binary", "install_server", "find_cli_binary", "SERVER_VERSION"]
 
 # The server version this project measured its reference semantics against (see the README); override with
 # PLAYGROUND_RESTATE_VERSION (e.g. "latest").
 SERVER_VERSION = "1.7.12"
 NPM_PACKAGE = "@restatedev/restate-server"
+CLI_PACKAGE = "@restatedev/restate"  # the `restate` CLI, same version as the server
+_BINARIES = {NPM_PACKAGE: "restate-server", CLI_PACKAGE: "restate"}
 _PLATFORMS = {("Linux", "x86_64"): "linux-x64", ("Linux", "aarch64"): "linux-arm64",
               ("Darwin", "x86_64"): "darwin-x64", ("Darwin", "arm64"): "darwin-arm64"}
 
@@ -108,21 +110,21 @@ def _cache_dir() -> Path:
     return Path(base) / "restate-playground"
 
 
-def _platform_package() -> str:
+def _platform_package(package: str = NPM_PACKAGE) -> str:
     key = (platform.system(), platform.machine())
     if key not in _PLATFORMS:
-        raise RestateServerUnavailable(f"npm has no restate-server build for {key[0]} {key[1]}; "
-                                       "set PLAYGROUND_RESTATE_SERVER to a restate-server binary")
-    return f"{NPM_PACKAGE}-{_PLATFORMS[key]}"
+        raise RestateServerUnavailable(f"npm has no {package} build for {key[0]} {key[1]}; "
+                                       "set PLAYGROUND_RESTATE_SERVER (or PLAYGROUND_RESTATE_CLI) to a binary")
+    return f"{package}-{_PLATFORMS[key]}"
 
 
 def _wanted_version() -> str:
     return os.environ.get("PLAYGROUND_RESTATE_VERSION", SERVER_VERSION)
 
 
-def _cached_binary(prefix: Path, version: str) -> Path | None:
-    pkg_dir = prefix / "node_modules" / _platform_package()
-    binary = pkg_dir / "bin" / "restate-server"
+def _cached_binary(prefix: Path, version: str, package: str = NPM_PACKAGE) -> Path | None:
+    pkg_dir = prefix / "node_modules" / _platform_package(package)
+    binary = pkg_dir / "bin" / _BINARIES[package]
     if not binary.is_file():
         return None
     if version != "latest":
@@ -135,7 +137,8 @@ def _cached_binary(prefix: Path, version: str) -> Path | None:
     return binary
 
 
-def install_server(version: str | None = None, prefix: Path | None = None, timeout: float = 600.0) -> Path:
+def install_server(version: str | None = None, prefix: Path | None = None, timeout: float = 600.0,
+                   package: str = NPM_PACKAGE) -> Path:
     """`npm install --prefix <cache>/npm @restatedev/restate-server@<version>` and return the binary's path.
 
     Install scripts are not run (the binary ships inside the platform package; the only script is a
@@ -150,17 +153,17 @@ def install_server(version: str | None = None, prefix: Path | None = None, timeo
     import fcntl
     with open(prefix / ".install.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        found = _cached_binary(prefix, version)
+        found = _cached_binary(prefix, version, package)
         if found is not None:
             return found
         cmd = [npm, "install", "--prefix", str(prefix), "--no-audit", "--no-fund", "--ignore-scripts",
-               "--loglevel=error", f"{NPM_PACKAGE}@{version}"]
+               "--loglevel=error", f"{package}@{version}"]
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
                                   stdin=subprocess.DEVNULL)
         except subprocess.TimeoutExpired:
             raise RestateServerUnavailable(f"`{' '.join(cmd)}` did not finish in {timeout:.0f} s") from None
-        found = _cached_binary(prefix, version)
+        found = _cached_binary(prefix, version, package)
         if proc.returncode != 0 or found is None:
             tail = (proc.stderr or proc.stdout).strip()[-2000:]
             raise RestateServerUnavailable(f"`{' '.join(cmd)}` failed (exit {proc.returncode}):\n{tail}")
@@ -185,6 +188,26 @@ def find_server_binary(install: bool = True) -> Path:
     if not install:
         raise RestateServerUnavailable("restate-server is not installed (python -m playground install-server)")
     return install_server()
+
+
+def find_cli_binary(install: bool = True) -> Path:
+    """The `restate` CLI: $PLAYGROUND_RESTATE_CLI, else the cached npm install of `@restatedev/restate` at the
+    pinned version, else `restate` on PATH, else (with install=True) an npm install into the same cache."""
+    explicit = os.environ.get("PLAYGROUND_RESTATE_CLI")
+    if explicit:
+        path = Path(explicit).expanduser()
+        if not (path.is_file() and os.access(path, os.X_OK)):
+            raise RestateServerUnavailable(f"PLAYGROUND_RESTATE_CLI={explicit} is not an executable file")
+        return path
+    cached = _cached_binary(_cache_dir() / "npm", _wanted_version(), CLI_PACKAGE)
+    if cached is not None:
+        return cached
+    on_path = shutil.which("restate")
+    if on_path:
+        return Path(on_path)
+    if not install:
+        raise RestateServerUnavailable("the restate CLI is not installed (python -m playground install-cli)")
+    return install_server(package=CLI_PACKAGE)
 
 
 # ------------------------------------------------------------------------------------------ the server

@@ -864,6 +864,14 @@ class Runtime(Ingress, Waiting, Commands, Recovery):
         from .. import introspect
         return introspect.sql(self, query)
 
+    def serve_http(self, host: str = "127.0.0.1", ingress_port: int = 0, admin_port: int = 0,
+                   max_body: int = 10 * 1024 * 1024) -> Any:
+        """Restate's HTTP ingress and admin API for this runtime, on the running loop, for curl, Restate's
+        clients and the `restate` CLI: `door = await rt.serve_http()` (or `async with rt.serve_http() as
+        door:`), then `door.ingress_url`, `door.admin_url`, `await door.close()`. Ports 0: free ones."""
+        from ..http import Door, DoorStarter
+        return DoorStarter(Door(self, host, ingress_port, admin_port, max_body))
+
     def invocation(self, invocation_id: str) -> Invocation:
         return self._get(invocation_id)
 

@@ -3,7 +3,7 @@
 `Target` is what a scenario talks to: call/send by service and handler name with JSON (or raw bytes),
 attach/output (by invocation id, idempotency key or workflow id), cancel, kill, awakeables from outside,
 state, invocation status, and time: `wait(delta)` lets time pass, `until(check)` waits for something to
-become true. Two implementations:
+become true. Three implementations:
 
 - `EmbeddedTarget`: a fresh `pg.Runtime(*services.ALL)` per test, virtual clock; `wait` advances virtual
   time (so a 300 ms wait costs no wall time) and `until` settles, then advances in small virtual steps.
@@ -12,6 +12,8 @@ become true. Two implementations:
   ingress, cancel/kill through the admin API, state and statuses through the admin SQL endpoint
   (`POST /query`, `accept: application/json`); `wait` sleeps for real and `until` polls. The one
   exception is S.CRASHABLE, served by a child process (`CrashableDeployment`) that S34 kills.
+- `DoorTarget`: the embedded runtime through its HTTP door (`rt.serve_http()`), with RealTarget's HTTP code
+  and the embedded runtime's virtual time, restart and crash: a third engine for every scenario.
 
 Scenarios use `t.delay` (300 ms) for timers and sends, so the real server runs them quickly, and
 `t.slack`: 0 on the virtual clock (timers fire exactly on time) and some margin on the real one.
@@ -398,8 +400,9 @@ class RealTarget(Target):
         self.crashable.crash(hard)  # on this (the main) thread: its child then dies with the test process
 
     async def attempts(self, invocation_id):
+        # Restate's retry_count counts the attempts of an invocation in flight ("increments on start")
         rows = await self.query(f"SELECT retry_count FROM sys_invocation WHERE id = '{invocation_id}'")
-        return 1 + (rows[0].get("retry_count") or 0) if rows else 0
+        return (rows[0].get("retry_count") or 0) if rows else 0
 
     def clock(self):
         return time.monotonic()
@@ -437,6 +440,58 @@ class RealTarget(Target):
             if loop.time() > deadline:
                 raise AssertionError(f"{what}: not true after {timeout} s")
             await asyncio.sleep(0.03)
+
+
+# --------------------------------------------------------------------------------------------- door
+class _DoorAddresses:
+    """What RealTarget reads of its server, for the playground's HTTP door."""
+
+    def __init__(self, door: Any) -> None:
+        self.ingress_url, self.admin_url = door.ingress_url, door.admin_url
+
+    def query(self, sql: str) -> list[dict[str, Any]]:
+        return real.query(self.admin_url, sql)
+
+
+class DoorTarget(RealTarget):
+    """The embedded runtime (virtual clock) through its HTTP door (`rt.serve_http()`): RealTarget's HTTP
+    ingress, admin API and SQL, with the embedded runtime's time, restart and crash."""
+
+    name = "door"
+    slack = timedelta(0)
+
+    def __init__(self) -> None:
+        self.rt: pg.Runtime | None = None
+
+    def run(self, scenario: Callable[[Target], Awaitable[None]]) -> None:
+        async def main() -> None:
+            self.rt = pg.Runtime(*S.ALL, *S.CRASHABLE)
+            async with self.rt.serve_http() as door:
+                self.server = _DoorAddresses(door)
+                await asyncio.wait_for(scenario(self), TEST_TIMEOUT_S)
+        asyncio.run(main())
+
+    async def _http(self, method: str, url: str, body: bytes | None = None,
+                    headers: dict[str, str] | None = None) -> Any:
+        try:
+            return await asyncio.to_thread(real._http, method, url, body, headers or {}, TEST_TIMEOUT_S)
+        except real.IngressError as exc:
+            kind = exc.headers.get("x-playground-error")  # what can never complete is answered at once
+            if kind is not None:
+                raise (pg.DeadlockError if kind == "deadlock" else pg.StuckError)(exc.message) from None
+            if exc.status == 470:
+                raise NotReady() from None
+            raise CallFailed(exc.code, exc.message, exc.metadata) from None
+
+    async def query(self, sql: str) -> list[dict[str, Any]]:
+        await self.rt.settle()
+        return await super().query(sql)
+
+    wait = EmbeddedTarget.wait
+    until = EmbeddedTarget.until
+    restart = EmbeddedTarget.restart
+    crash_service = EmbeddedTarget.crash_service
+    clock = EmbeddedTarget.clock
 
 
 class CrashableDeployment:
@@ -501,10 +556,12 @@ def conformance_server(restate_server):
         LATE_APPS.clear()
 
 
-@pytest.fixture(params=["embedded", "real"])
+@pytest.fixture(params=["embedded", "real", "door"])
 def target(request) -> Target:
     if request.param == "embedded":
         return EmbeddedTarget()
+    if request.param == "door":
+        return DoorTarget()
     return RealTarget(*request.getfixturevalue("conformance_server"))
 
 
