@@ -153,9 +153,10 @@ def journal_events(rt: "Runtime") -> pd.DataFrame:
         for err in inv.errors:
             rows.append({"id": inv.id, "after_journal_entry_index": err.after_entry, "appended_at": _ts(err.at_ms),
                          "event_type": "TransientError", "error_code": err.code, "error_message": err.message,
-                         "related_command": err.related_command})
+                         "related_command": err.related_command,
+                         "event_json": json.dumps({"error_code": err.code, "error_message": err.message})})
     return _frame(rows, ["id", "after_journal_entry_index", "appended_at", "event_type", "error_code",
-                         "error_message", "related_command"])
+                         "error_message", "related_command", "event_json"])
 
 
 TABLES = {

@@ -6,12 +6,14 @@ refactor of the engine changes this file only. Each function says which part of 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import restate
 
+from ..errors import DeadlockError, StuckError
 from ..protocol import messages
 from ..runtime import ids
 from ..runtime.clock import to_datetime
@@ -23,6 +25,8 @@ if TYPE_CHECKING:
 __all__ = ["Failure", "Started", "ServiceView", "JournalRow", "journal_rows", "services", "start_call", "start_send", "await_result",
            "invocation_result", "find_idempotent", "find_workflow_run", "derived_id", "bad_invocation_id", "purge", "set_state",
            "state_of", "invocation_status", "now_ms", "deployment_id", "iso"]
+
+STUCK_GRACE_S = 0.5  # wall time a stuck HTTP request waits for other requests before it is answered
 
 
 @dataclass(frozen=True)
@@ -100,8 +104,19 @@ async def await_result(rt: "Runtime", invocation_id: str, what: str) -> bytes | 
     inv = rt._invocations.get(invocation_id)
     if inv is None:
         raise restate.TerminalError("not found", 404)
-    inv = await rt._await_done(inv, what)
-    return inv.result if inv.result is not None else b""
+    while True:
+        progress = rt._progress
+        try:
+            inv = await rt._await_done(inv, what)
+            return inv.result if inv.result is not None else b""
+        except DeadlockError:
+            raise  # only a cancel or kill can break a cycle: say so at once
+        except StuckError:
+            # A cell's await decides after a few loop turns; a client's next request (the promise that
+            # unblocks this one, say) may still be on its way over HTTP. Give it a moment of wall time.
+            await asyncio.sleep(STUCK_GRACE_S)
+            if rt._progress == progress:
+                raise
 
 
 def invocation_result(rt: "Runtime", invocation_id: str) -> tuple[bool, bytes | Failure | None] | None:

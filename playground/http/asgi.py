@@ -78,7 +78,11 @@ async def read_request(scope: Scope, receive: Receive, max_body: int) -> Request
             break
     raw_path = scope.get("raw_path") or scope["path"].encode()
     path = raw_path.decode("latin-1").split("?", 1)[0]
-    segments = [urllib.parse.unquote(s) for s in path.split("/") if s != ""]
+    # interior empty segments are kept: `/Counter//add` is the empty key, as on Restate
+    parts = path.split("/")[1:]
+    if parts and parts[-1] == "":
+        parts.pop()
+    segments = [urllib.parse.unquote(s) for s in parts]
     query = dict(urllib.parse.parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True))
     return Request(scope["method"].upper(), path, segments, query, headers, b"".join(chunks))
 

@@ -27,6 +27,7 @@ BAD_PATH = "bad path, expected either /:service-name/:handler or /:object-name/:
 WORKFLOW_IDEMPOTENCY = ("cannot use the idempotency key with workflow handlers. The handler invocation will "
                         "already be idempotent by the workflow key itself.")
 NOT_READY = "the invocation exists but has not completed yet"
+SCOPED = "scoped invocations require vqueues to be enabled"
 # request headers the ingress does not hand to the handler (hop-by-hop, and the ones it consumes)
 _DROPPED_HEADERS = {"host", "connection", "keep-alive", "transfer-encoding", "upgrade", "te", "trailer",
                     "proxy-connection", "proxy-authorization", "idempotency-key"}
@@ -84,6 +85,8 @@ class IngressApp:
         if isinstance(found, Response):
             return found
         target, send = found
+        if "x-restate-limit-key" in req.headers:
+            return ingress_error(400, "limit-key requires a scope to be set")
         handler = adapter.services(self.rt)[target.service].handler_manifest(target.handler)
         idem = req.headers.get("idempotency-key")
         if handler is not None:  # in restate-server's order (checked): the idempotency key, the input, the delay
@@ -119,6 +122,8 @@ class IngressApp:
     # ------------------------------------------------------------------ /restate/...
     async def _restate(self, req: Request, segs: list[str]) -> Response:
         head = segs[0] if segs else ""
+        if head == "scope":  # flow control is experimental and off in a default restate-server 1.7
+            return ingress_error(400, SCOPED)
         if head == "health" and len(segs) == 1:
             return Response.json(200, {"services": list(adapter.services(self.rt))})
         if head in ("awakeables", "a") and len(segs) == 3 and segs[2] in ("resolve", "reject"):

@@ -489,6 +489,7 @@ class DoorTarget(RealTarget):
 
     wait = EmbeddedTarget.wait
     until = EmbeddedTarget.until
+    register_late = EmbeddedTarget.register_late  # the runtime behind the door registers them
     restart = EmbeddedTarget.restart
     crash_service = EmbeddedTarget.crash_service
     clock = EmbeddedTarget.clock
