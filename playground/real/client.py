@@ -84,16 +84,19 @@ def ingress_request(ingress_url: str, service: str, handler: str, body: bytes | 
 
 def register(admin_url: str, uri: str, force: bool = True) -> dict[str, Any]:
     """POST {admin_url}/deployments {"uri": uri, "force": force}: Restate discovers the services at `uri`."""
-    return post_json(admin_url.rstrip("/") + "/deployments", {"uri": uri, "force": force})
+    answer: dict[str, Any] = post_json(admin_url.rstrip("/") + "/deployments", {"uri": uri, "force": force})
+    return answer
 
 
 def query(admin_url: str, sql: str) -> list[dict[str, Any]]:
     """POST {admin_url}/query with `accept: application/json`: the rows of a SQL query."""
-    return (post_json(admin_url.rstrip("/") + "/query", {"query": sql}) or {}).get("rows", [])
+    rows: list[dict[str, Any]] = (post_json(admin_url.rstrip("/") + "/query", {"query": sql}) or {}).get("rows", [])
+    return rows
 
 
 def free_port() -> int:
     """A TCP port free on 127.0.0.1 right now (another program may take it before it is bound)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port

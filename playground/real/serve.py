@@ -13,7 +13,8 @@ import socket
 import threading
 import time
 import weakref
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from .client import IngressError, http_request, register
 
@@ -22,7 +23,7 @@ __all__ = ["ServedApp", "serve", "require_hypercorn", "HYPERCORN_MISSING"]
 HYPERCORN_MISSING = ("serving services to a real Restate server needs hypercorn: "
                      "pip install 'restate-playground[real]'")
 
-_serving: "weakref.WeakSet[ServedApp]" = weakref.WeakSet()
+_serving: weakref.WeakSet[ServedApp] = weakref.WeakSet()
 
 
 def require_hypercorn(missing: str = HYPERCORN_MISSING) -> None:
@@ -68,7 +69,7 @@ class ServedApp:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    def start(self, timeout: float = 30.0) -> "ServedApp":
+    def start(self, timeout: float = 30.0) -> ServedApp:
         if self._thread is not None:
             return self
         self._thread = threading.Thread(target=self._run, name=f"restate-serve-{self.port}", daemon=True)
@@ -160,7 +161,7 @@ class ServedApp:
             self._sock.close()
         _serving.discard(self)
 
-    def __enter__(self) -> "ServedApp":
+    def __enter__(self) -> ServedApp:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:

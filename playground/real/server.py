@@ -17,9 +17,10 @@ import tempfile
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import IO, Any, Callable
+from typing import IO, Any
 
 from .client import IngressError, Response, free_port, http_request, ingress_request, query, register
 from .install import find_server_binary
@@ -82,7 +83,7 @@ def dies_with_us() -> Callable[[], None] | None:
     return None
 
 
-_running: "weakref.WeakSet[RestateServer]" = weakref.WeakSet()
+_running: weakref.WeakSet[RestateServer] = weakref.WeakSet()
 
 
 @atexit.register
@@ -172,7 +173,7 @@ class RestateServer:
         env.update(self._env)
         return env
 
-    def start(self) -> "RestateServer":
+    def start(self) -> RestateServer:
         if self.running:
             return self
         binary = self._binary or find_server_binary()
@@ -280,7 +281,7 @@ class RestateServer:
             shutil.rmtree(self._tmp, ignore_errors=True)
             self._tmp = None
 
-    def __enter__(self) -> "RestateServer":
+    def __enter__(self) -> RestateServer:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:
@@ -314,7 +315,8 @@ class RestateServer:
         """A one-way send through the ingress; returns `{"invocationId": ..., "status": "Accepted", ...}`."""
         resp = self.request(service, handler, None if arg is None else json.dumps(arg).encode(), key=key,
                             send=True, delay=delay, idempotency_key=idempotency_key, headers=headers)
-        return resp.json()
+        answer: dict[str, Any] = resp.json()
+        return answer
 
     def request(self, service: str, handler: str, body: bytes | None, key: str | None = None, send: bool = False,
                 delay: timedelta | None = None, idempotency_key: str | None = None,
