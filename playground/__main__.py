@@ -121,7 +121,7 @@ async def _dev(args: argparse.Namespace) -> int:
     rt = Runtime(*services, clock=args.clock, store=args.store)
     try:
         door = await rt.serve_http(host=args.host, ingress_port=args.ingress_port, admin_port=args.admin_port)
-    except OSError as exc:
+    except (OSError, ImportError) as exc:  # ImportError: hypercorn, an extra, is not installed
         print(f"cannot serve: {exc}", file=sys.stderr, flush=True)
         rt.close()
         return 1
@@ -183,7 +183,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if getattr(args, "port", None) == 0:
         args.port = None
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except ImportError as exc:  # an extra is missing: its message says which to install
+        if exc.name != "hypercorn":
+            raise
+        print(exc, file=sys.stderr, flush=True)
+        return 1
 
 
 if __name__ == "__main__":

@@ -32,7 +32,8 @@ def test_binder_files_pin_python_and_graphviz() -> None:
     assert (BINDER / "runtime.txt").read_text().strip() == "python-3.12"
     assert "graphviz" in (BINDER / "apt.txt").read_text().split()
     reqs = [line.strip() for line in (BINDER / "requirements.txt").read_text().splitlines()]
-    assert "-e ." in reqs  # repo2docker stages the repository, so this installs the playground
+    # repo2docker stages the repository, so this installs the playground, with the HTTP door's extra
+    assert "-e .[http]" in reqs
 
 
 @pytest.mark.skipif(not os.environ.get("CI"), reason="rebuilds the Binder environment from scratch (slow); runs in CI")

@@ -8,6 +8,7 @@ door started.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import logging
 import socket
 from typing import TYPE_CHECKING, Any
@@ -31,6 +32,9 @@ if TYPE_CHECKING:
     from ..runtime.core import Runtime
 
 
+HYPERCORN_MISSING = "rt.serve_http() needs hypercorn: pip install 'restate-playground[http]'"
+
+
 class DoorClosing(Exception):
     """The door closed while a request was waiting."""
 
@@ -50,6 +54,8 @@ class Door:
         for name, port in (("ingress_port", ingress_port), ("admin_port", admin_port)):
             if not isinstance(port, int) or not 0 <= port <= 65535:
                 raise ValueError(f"{name} must be a port number 0..65535 (0: a free one), not {port!r}")
+        if importlib.util.find_spec("hypercorn") is None:  # an extra: say which, before anything listens
+            raise ImportError(HYPERCORN_MISSING, name="hypercorn")
         self.rt = rt
         self.host = host
         self.max_body = max_body

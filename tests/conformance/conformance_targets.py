@@ -31,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -301,7 +302,7 @@ class RealTarget(Target):
     async def _http(self, method: str, url: str, body: bytes | None = None,
                     headers: dict[str, str] | None = None) -> Any:
         try:
-            return await asyncio.to_thread(real._http, method, url, body, headers or {}, TEST_TIMEOUT_S)
+            return await asyncio.to_thread(real.http_request, method, url, body, headers or {}, TEST_TIMEOUT_S)
         except real.IngressError as exc:
             if exc.status == 470:
                 raise NotReady() from None
@@ -343,7 +344,7 @@ class RealTarget(Target):
     @staticmethod
     def _idem_path(service: str, handler: str, key: str | None, idempotency_key: str) -> str:
         parts = [service] + ([key] if key is not None else []) + [handler, idempotency_key]
-        return "/restate/invocation/" + "/".join(real.urllib.parse.quote(p, safe="") for p in parts)
+        return "/restate/invocation/" + "/".join(urllib.parse.quote(p, safe="") for p in parts)
 
     async def attach_idempotent(self, service, handler, key, idempotency_key):
         return await self._get(self._idem_path(service, handler, key, idempotency_key) + "/attach")
@@ -474,7 +475,7 @@ class DoorTarget(RealTarget):
     async def _http(self, method: str, url: str, body: bytes | None = None,
                     headers: dict[str, str] | None = None) -> Any:
         try:
-            return await asyncio.to_thread(real._http, method, url, body, headers or {}, TEST_TIMEOUT_S)
+            return await asyncio.to_thread(real.http_request, method, url, body, headers or {}, TEST_TIMEOUT_S)
         except real.IngressError as exc:
             kind = exc.headers.get("x-playground-error")  # what can never complete is answered at once
             if kind is not None:
@@ -501,7 +502,7 @@ class CrashableDeployment:
     serve it again on the same address (the server's retries then find it)."""
 
     def __init__(self) -> None:
-        self.port = real._free_port()
+        self.port = real.free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = tempfile.NamedTemporaryFile(prefix="crashable-", suffix=".log", delete=False)
@@ -510,14 +511,14 @@ class CrashableDeployment:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "playground", "serve", "conformance_services:CRASHABLE", "--port", str(self.port),
              "--no-register"], cwd=str(Path(__file__).parent), stdin=subprocess.DEVNULL, stdout=self.log,
-            stderr=subprocess.STDOUT, preexec_fn=real._dies_with_us())
+            stderr=subprocess.STDOUT, preexec_fn=real.dies_with_us())
         deadline = time.monotonic() + timeout
         while True:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"serving {S.CRASHABLE} exited with {self.proc.returncode}: "
                                    f"{Path(self.log.name).read_text()[-2000:]}")
             try:
-                real._http("GET", self.url + "/health", timeout=1)
+                real.http_request("GET", self.url + "/health", timeout=1)
                 return
             except (OSError, real.IngressError):
                 if time.monotonic() > deadline:

@@ -116,7 +116,7 @@ async def _ingress(t: Target, verb: str, service: str, handler: str, *, key: str
     path = f"/restate/scope/{scope}/{verb}{path}" if scope is not None else path + ("/send" if verb == "send" else "")
     headers = {"content-type": "application/json", **({"x-restate-limit-key": limit_key} if limit_key else {})}
     try:
-        return await asyncio.to_thread(real._http, "POST", t.server.ingress_url + path, b'"x"', headers)
+        return await asyncio.to_thread(real.http_request, "POST", t.server.ingress_url + path, b'"x"', headers)
     except real.IngressError as exc:
         raise CallFailed(exc.code, exc.message) from None
 

@@ -107,7 +107,7 @@ async def test_cancel_of_a_completed_invocation(t):
     else:
         for op in ("cancel", "kill"):
             with pytest.raises(real.IngressError) as err:
-                await asyncio.to_thread(real._http, "PATCH", f"{t.server.admin_url}/invocations/"
+                await asyncio.to_thread(real.http_request, "PATCH", f"{t.server.admin_url}/invocations/"
                                         f"{sent.invocation_id}/{op}")
             assert err.value.status == 409 and "already completed" in err.value.body.decode()
     assert await t.attach(sent.invocation_id) == "X"

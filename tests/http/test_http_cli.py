@@ -3,7 +3,7 @@ real restate-server, on the same scenario: each command's output must be the sam
 durations, addresses and column padding are masked.
 
 Known and masked on purpose: the real ingress gives every invocation an auto-generated idempotency key (the
-CLI prints "Idempotency key: 01M8..."), the playground does not (README, deliberate differences); and the
+CLI prints "Idempotency key: 01M8..."), the playground does not (docs/behaviour.md, deliberate differences); and the
 real server lists services (and a service's handlers) in an order of its own, so the listings by service
 compare as sorted lines.
 """

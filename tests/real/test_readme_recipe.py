@@ -50,10 +50,10 @@ def _with_free_ports(commands: list[str]) -> list[str]:
     ports = sorted({int(p) for p in re.findall(r"(?<![\d.])(\d{4,5})(?![\d.])", " ".join(commands))})
     if all(_port_free(p) for p in ports + [NODE_PORT]):
         return commands
-    swap = {p: real._free_port() for p in ports}
+    swap = {p: real.free_port() for p in ports}
     out = [re.sub(r"(?<![\d.])(\d{4,5})(?![\d.])", lambda m: str(swap.get(int(m.group(1)), m.group(1))), c)
            for c in commands]
-    out[0] += f" --node-port {real._free_port()}"
+    out[0] += f" --node-port {real.free_port()}"
     return out
 
 

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import tomllib
 import urllib.error
 import urllib.request
 from datetime import timedelta
@@ -153,8 +154,17 @@ def test_stopping_a_served_app_cuts_off_a_sleeping_invocation_and_the_server_ret
         eventually(lambda: (r := row())["status"] == "running" and (r.get("retry_count") or 0) >= 1,
                    "the server retried the invocation on the new app")
     finally:
-        real._http("PATCH", f"{restate_server.admin_url}/invocations/{sent['invocationId']}/kill")
+        real.http_request("PATCH", f"{restate_server.admin_url}/invocations/{sent['invocationId']}/kill")
         again.stop()
+
+
+def loaded_config(server: real.RestateServer) -> dict:
+    """The configuration restate-server itself loads from the environment `server` runs it with
+    (`restate-server --dump-config`), parsed."""
+    binary = real.find_server_binary(install=False)
+    out = subprocess.run([str(binary), "--dump-config", "--no-logo"], env=server.environment(), capture_output=True,
+                         text=True, timeout=60, check=True, stdin=subprocess.DEVNULL)
+    return tomllib.loads(out.stdout)
 
 
 def test_the_server_is_the_pinned_npm_build_on_loopback(deployed):
@@ -162,11 +172,37 @@ def test_the_server_is_the_pinned_npm_build_on_loopback(deployed):
     if os.environ.get("PLAYGROUND_RESTATE_VERSION", real.SERVER_VERSION) == real.SERVER_VERSION:
         assert version["version"] == real.SERVER_VERSION
     assert deployed.ingress_url.startswith("http://127.0.0.1:")
-    toml = deployed.server.config_toml()
-    for line in ('bind-ip = "127.0.0.1"', 'listen-mode = "tcp"', "disable-telemetry = true",
-                 "default-num-partitions = 2", f"bind-port = {deployed.server.admin_port}",
-                 f"bind-port = {deployed.server.ingress_port}"):
-        assert line in toml
+    loaded = loaded_config(deployed.server)
+    assert (loaded["bind-ip"], loaded["listen-mode"], loaded["disable-telemetry"]) == ("127.0.0.1", "tcp", True)
+    assert loaded["default-num-partitions"] == 2  # the server's own default is 24
+    assert loaded["admin"]["bind-port"] == deployed.server.admin_port
+    assert loaded["ingress"]["bind-port"] == deployed.server.ingress_port
+
+
+def test_the_configuration_reaches_the_server_as_restate_environment_variables(monkeypatch):
+    monkeypatch.setenv("RESTATE_DEFAULT_NUM_PARTITIONS", "7")  # the caller's RESTATE_* never leak in
+    server = real.RestateServer(ingress_port=18080, config={"worker": {"cleanup-interval": timedelta(seconds=1),
+                                                                        "invoker": {"in-memory-queue-length-limit": 9}},
+                                                             "admin": {"disable-web-ui": False}},
+                                env={"RESTATE_LOG_FILTER": "info"})
+    env = server.environment()
+    assert env["RESTATE_WORKER__CLEANUP_INTERVAL"] == "1000ms"
+    assert env["RESTATE_WORKER__INVOKER__IN_MEMORY_QUEUE_LENGTH_LIMIT"] == "9"
+    assert env["RESTATE_ADMIN__DISABLE_WEB_UI"] == "false"  # config= overrides the generated default
+    assert env["RESTATE_INGRESS__BIND_PORT"] == "18080"
+    assert env["RESTATE_DEFAULT_NUM_PARTITIONS"] == "2"
+    assert env["RESTATE_LOG_FILTER"] == "info"  # env= overrides both
+    assert "RESTATE_ADMIN__BIND_PORT" not in env  # not chosen yet: the server's default until start()
+
+
+@pytest.mark.parametrize("config, words", [
+    ({"worker": {"cleanup-interval": object()}}, "config 'worker.cleanup-interval' must be a str, number"),
+    ({1: "x"}, "config keys must be non-empty strings"),
+    ("worker.cleanup-interval=1s", "config must be a dict"),
+])
+def test_a_configuration_the_server_cannot_be_given_is_a_type_error_before_anything_starts(config, words):
+    with pytest.raises(TypeError, match=words):
+        real.RestateServer(config=config)
 
 
 def test_a_server_started_and_stopped_leaves_no_process_behind(restate_server):
@@ -174,7 +210,8 @@ def test_a_server_started_and_stopped_leaves_no_process_behind(restate_server):
     with real.RestateServer(config={"worker": {"cleanup-interval": "1s"}}) as server:
         pid, base = server.pid, server.base_dir
         assert server.running and base is not None and base.exists()
-        assert 'cleanup-interval = "1s"' in (base / "restate.toml").read_text()
+        assert loaded_config(server)["worker"]["cleanup-interval"] == "1s"  # the server's own default is 1h
+        assert not list(base.glob("*.toml"))  # configured by environment variables alone
         assert urllib.request.urlopen(server.ingress_url + "/restate/health", timeout=5).status == 200
     assert not server.running
     with pytest.raises(ProcessLookupError):
@@ -246,7 +283,7 @@ def test_compare_real_benchmark_runs(restate_server):
 
 def _server_cli() -> tuple[subprocess.Popen[str], list[int]]:
     """`python -m playground server` on free ports (ingress, admin, node)."""
-    ports = [real._free_port() for _ in range(3)]
+    ports = [real.free_port() for _ in range(3)]
     proc = subprocess.Popen([sys.executable, "-m", "playground", "server", "--ingress-port", str(ports[0]),
                              "--admin-port", str(ports[1]), "--node-port", str(ports[2])],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
