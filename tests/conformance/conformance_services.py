@@ -940,4 +940,11 @@ async def ff_fail_then_terminal(ctx: restate.Context, x: str) -> str:
     raise restate.TerminalError("the second gives up", status_code=418)
 
 
+@failure_formats.handler(name="pauses", invocation_retry_policy=InvocationRetryPolicy(
+    initial_interval=timedelta(milliseconds=50), max_attempts=2, on_max_attempts="pause"))
+async def ff_pauses(ctx: restate.Context, x: str) -> str:
+    ATTEMPTS[x] += 1
+    raise ValueError(f"attempt {ATTEMPTS[x]} fails")
+
+
 ALL += [failure_formats]

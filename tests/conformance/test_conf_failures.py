@@ -101,9 +101,19 @@ async def test_a_scoped_call_refused_by_the_sdk_shows_573_unsupported_feature_wi
 
 
 @scenario
-async def test_restate_forgets_the_failure_once_the_invocation_ends_or_moves_on(t):
-    """A later attempt that journals a new command, or ends the invocation (here with a TerminalError),
-    clears the columns on a real server (and the door's /query); rt.invocations() keeps the failure."""
+async def test_restate_forgets_the_failure_once_the_invocation_ends_pauses_or_moves_on(t):
+    """A later attempt that journals a new command, the end of the invocation (here a TerminalError), or a
+    pause clear the columns on a real server (and the door's /query); rt.invocations() keeps the failure."""
+    x = fresh()
+    paused = (await t.send("FailureFormats", "pauses", x)).invocation_id
+    await t.eventually_equal(lambda: t.status(paused), "paused", "pauses after its two attempts")
+    cols = await t.last_failure(paused)
+    if t.name == "embedded":
+        assert _with_traceback(cols["last_failure"], "[500 Internal] ValueError('attempt 2 fails')",
+                               "ValueError: attempt 2 fails\n"), cols
+    else:
+        assert cols == {"last_failure": None, "last_failure_error_code": None, **NOTHING}, cols
+    await t.kill(paused)
     ids = {}
     for handler in ("failThenSleep", "failThenTerminal"):
         x = fresh()
