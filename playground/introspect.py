@@ -4,6 +4,7 @@ where they apply), and `sql()`, which runs the SQL a user would give `restate sq
 from __future__ import annotations
 
 import json
+import re
 import warnings
 from typing import TYPE_CHECKING, Any
 
@@ -11,11 +12,12 @@ import pandas as pd
 
 from .protocol import messages
 from .runtime.clock import to_datetime
-from .runtime.model import Failure, Invocation, JournalEntry
+from .runtime.model import Failure, Invocation, JournalEntry, TransientError
 
 if TYPE_CHECKING:
     from .runtime.core import Runtime
 
+_RUN_COMPLETION = messages.TYPE_IDS["RunCompletion"]
 _TY = {"service": "service", "virtual_object": "virtual_object", "workflow": "workflow"}
 
 
@@ -31,15 +33,67 @@ def _frame(rows: list[dict[str, Any]], columns: list[str]) -> pd.DataFrame:
             df[col] = pd.to_datetime(df[col], utc=True)
         elif col in ("index", "retry_count", "journal_size"):
             df[col] = df[col].astype("int64")
+        elif col == "last_failure_related_command_index":
+            df[col] = df[col].astype("Int64")
     return df
 
 
-def invocations(rt: "Runtime") -> pd.DataFrame:
-    """One row per invocation, like `sys_invocation`."""
+# Restate's names for error codes (its InvocationErrorCode table); a code it does not name shows bare, "[503]"
+CODE_NAMES = {400: "Bad request", 404: "Not found", 409: "Aborted", 410: "Gone", 415: "Unsupported media type",
+              470: "Not ready", 500: "Internal", 570: "Journal mismatch", 571: "Protocol violation",
+              572: "Awaiting two async results", 573: "Unsupported feature"}
+# the command types sys_invocation names in last_failure_related_command_type (Restate maps the SDK's command
+# type onto its older entry types, and shows none for the others, e.g. Sleep)
+_RELATED_TYPES = {"Run": "Run", "Call": "Call", "OneWayCall": "OneWayCall", "CompleteAwakeable": "CompleteAwakeable",
+                  "SetState": "SetState", "GetLazyState": "GetState", "GetEagerState": "GetState",
+                  "GetLazyStateKeys": "GetStateKeys", "GetEagerStateKeys": "GetStateKeys"}
+_PRECONDITION = re.compile(r"cannot process command .+ \(command index \d+\) because of a failed precondition: (.*)",
+                           re.S)
+
+
+def failure_text(err: TransientError) -> str:
+    """A failed attempt as sys_invocation.last_failure shows it: `[500 Internal] message`, then the stacktrace."""
+    name = CODE_NAMES.get(err.code)
+    text = f"[{err.code} {name}] {err.message}" if name else f"[{err.code}] {err.message}"
+    return f"{text}\n{err.stacktrace}" if err.stacktrace else text
+
+
+def failure_doc_code(err: TransientError) -> str:
+    """Restate's documentation code for a failed attempt (last_failure_error_code): RT0018 for a call to a
+    handler that does not exist, RT0017 for another failed precondition of a call (a key sent to a Service),
+    RT0016 for a journal mismatch, RT0012 for a protocol violation, RT0007 for any other error of the SDK."""
+    m = _PRECONDITION.fullmatch(err.message)
+    if m:
+        return "RT0018" if m.group(1).startswith("the service handler ") else "RT0017"
+    return {570: "RT0016", 571: "RT0012"}.get(err.code, "RT0007")
+
+
+def failure_shown(inv: Invocation) -> bool:
+    """Whether Restate's sys_invocation still shows the last failure: its invoker keeps it only while the
+    invocation runs or backs off, and forgets it once a later attempt records a new command or run result."""
+    err = inv.last_failure
+    if err is None or inv.status not in ("running", "backing-off"):
+        return False
+    return not any(messages.is_command(e.type_id) or e.type_id == _RUN_COMPLETION
+                   for e in inv.journal[err.after_entry + 1:])
+
+
+def _failure_columns(err: TransientError | None) -> dict[str, Any]:
+    kind = _RELATED_TYPES.get(err.related_type or "") if err else None
+    return {"last_failure": failure_text(err) if err else None,
+            "last_failure_error_code": failure_doc_code(err) if err else None,
+            "last_failure_related_command_index": err.related_index if err else None,
+            "last_failure_related_command_name": err.related_name if err else None,
+            "last_failure_related_command_type": kind}
+
+
+def invocations(rt: "Runtime", *, as_restate: bool = False) -> pd.DataFrame:
+    """One row per invocation, like `sys_invocation`. The last failure stays on the row after the invocation
+    completes, pauses or moves on, for a notebook to look at; `as_restate` shows it only while Restate does."""
     rows = []
     for inv in rt._all_invocations():
         failure = inv.result if isinstance(inv.result, Failure) else None
-        err = inv.last_failure
+        err = inv.last_failure if not as_restate or failure_shown(inv) else None
         rows.append({
             "id": inv.id,
             "target": str(inv.target),
@@ -59,9 +113,7 @@ def invocations(rt: "Runtime") -> pd.DataFrame:
             "completed_at": _ts(inv.completed_at),
             "retry_count": max(0, inv.attempts - 1),
             "next_retry_at": _ts(inv.next_retry_at),
-            "last_failure": err.message if err else None,
-            "last_failure_error_code": err.code if err else None,
-            "last_failure_related_command_name": err.related_command if err else None,
+            **_failure_columns(err),
             "journal_size": len(inv.journal),
             "journal_commands_size": sum(1 for e in inv.journal if messages.is_command(e.type_id)),
             "pinned_deployment_id": f"dp_{inv.revision}",
@@ -71,7 +123,8 @@ def invocations(rt: "Runtime") -> pd.DataFrame:
     cols = ["id", "target", "target_service_name", "target_service_key", "target_handler_name", "target_service_ty",
             "status", "invoked_by", "invoked_by_id", "invoked_by_target", "idempotency_key", "created_at",
             "scheduled_start_at", "inboxed_at", "running_at", "completed_at", "retry_count", "next_retry_at",
-            "last_failure", "last_failure_error_code", "last_failure_related_command_name", "journal_size",
+            "last_failure", "last_failure_error_code", "last_failure_related_command_index",
+            "last_failure_related_command_name", "last_failure_related_command_type", "journal_size",
             "journal_commands_size", "pinned_deployment_id", "completion_result", "completion_failure"]
     return _frame(rows, cols)
 

@@ -10,6 +10,8 @@ import pytest
 import restate
 
 import playground as pg
+from playground import introspect
+from playground.runtime.model import TransientError
 
 box = restate.VirtualObject("IBox")
 
@@ -114,5 +116,37 @@ def test_sql_on_a_runtime_with_no_invocations_returns_empty_tables() -> None:
         assert rt.sql("SELECT count(*) AS n FROM sys_invocation").n.iloc[0] == 0
         assert rt.sql("SELECT * FROM sys_journal").empty
         assert list(rt.sql("SELECT name FROM sys_service").name) == ["IBox"]
+
+    asyncio.run(main())
+
+
+def _err(code: int, message: str, stacktrace: str = "") -> TransientError:
+    return TransientError(attempt=1, after_entry=0, at_ms=0, code=code, message=message, stacktrace=stacktrace)
+
+
+def test_failure_text_uses_restates_name_for_a_code_and_none_for_a_code_it_does_not_name() -> None:
+    assert introspect.failure_text(_err(409, "x")) == "[409 Aborted] x"
+    assert introspect.failure_text(_err(571, "x")) == "[571 Protocol violation] x"
+    assert introspect.failure_text(_err(503, "busy")) == "[503] busy"
+    assert introspect.failure_text(_err(500, "boom", "Traceback...\n")) == "[500 Internal] boom\nTraceback...\n"
+
+
+def test_failure_doc_code_tells_restates_rt_codes_apart() -> None:
+    precondition = "cannot process command Command: OneWayCall (command index 3) because of a failed precondition: "
+    assert introspect.failure_doc_code(_err(500, precondition + "the service handler A/b was not found")) == "RT0018"
+    assert introspect.failure_doc_code(_err(500, precondition + "a key was provided, but ...")) == "RT0017"
+    assert introspect.failure_doc_code(_err(570, "Found a mismatch")) == "RT0016"
+    assert introspect.failure_doc_code(_err(571, "the SDK ended without an output")) == "RT0012"
+    assert introspect.failure_doc_code(_err(500, "ValueError('x')")) == "RT0007"
+
+
+def test_the_notebook_view_keeps_a_completed_invocations_last_failure_and_restates_view_drops_it() -> None:
+    async def main() -> None:
+        rt = await scenario()
+        mine = rt.invocations().query("target == 'IBox/f/flaky'").iloc[0]
+        assert mine.status == "completed" and mine.last_failure.startswith("[500 Internal] ValueError('first attempt')")
+        assert mine.last_failure_error_code == "RT0007"
+        theirs = introspect.invocations(rt, as_restate=True).query("target == 'IBox/f/flaky'").iloc[0]
+        assert theirs.last_failure is None and theirs.last_failure_error_code is None
 
     asyncio.run(main())

@@ -72,7 +72,7 @@ _RAW_STATUS = {"pending": "inboxed", "running": "invoked", "backing-off": "invok
 
 def invocation_table(rt: "Runtime") -> pd.DataFrame:
     """sys_invocation with the columns the CLI reads besides the notebook's."""
-    df = introspect.invocations(rt)
+    df = introspect.invocations(rt, as_restate=True)
     started = df["running_at"].notna()
     times = df[["created_at", "scheduled_start_at", "inboxed_at", "running_at", "completed_at"]]
     df["modified_at"] = times.max(axis=1)
@@ -81,12 +81,12 @@ def invocation_table(rt: "Runtime") -> pd.DataFrame:
     df["last_attempt_deployment_id"] = df["pinned_deployment_id"]
     df["last_attempt_server"] = pd.Series([SDK_VERSION if s else None for s in started], index=df.index,
                                           dtype=object)
+    # Restate fills the entry columns only for protocol V3 and older; the command columns hold the same
     df["last_failure_related_entry_index"] = pd.Series([None] * len(df), index=df.index, dtype="Int64")
-    df["last_failure_related_entry_name"] = df["last_failure_related_command_name"]
+    df["last_failure_related_entry_name"] = pd.Series([None] * len(df), index=df.index, dtype=object)
     df["last_failure_related_entry_type"] = pd.Series([None] * len(df), index=df.index, dtype=object)
     df["trace_id"] = pd.Series([None] * len(df), index=df.index, dtype=object)
     df["invoked_by_service_name"] = df["invoked_by_target"].map(lambda t: t.split("/")[0] if t else None)
-    df["last_failure_error_code"] = df["last_failure_error_code"].astype("Int64")
     # Restate counts attempts of an invocation in flight ("increments on start") and has none otherwise
     in_flight = started & (df["status"] != "completed")
     df["retry_count"] = (df["retry_count"].astype("int64") + 1).astype("Int64").where(in_flight, pd.NA)

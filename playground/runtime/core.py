@@ -589,7 +589,7 @@ class Runtime(Ingress, Waiting, Commands, Recovery):
                         related = self._diverged(inv, e.related_command_index) or related
             delay = e.next_retry_delay if e.HasField("next_retry_delay") else None
             self._on_transient(inv, Failure(e.code, e.message), delay, stored, related, e.stacktrace, e.behavior,
-                               pause=interrupted)
+                               pause=interrupted, related_fields=_related_fields(e))
         if interrupted and not inv.completed:
             self._interrupt_awaits(inv, ended.escaped)  # type: ignore[arg-type]
 
@@ -681,13 +681,14 @@ class Runtime(Ingress, Waiting, Commands, Recovery):
 
     def _on_transient(self, inv: Invocation, failure: Failure, retry_delay: int | None, stored: bool,
                       related: str | None, stacktrace: str = "", behavior: int = messages.ERROR_RETRY,
-                      pause: bool = False) -> None:
+                      pause: bool = False, related_fields: tuple[Any, Any, Any] = (None, None, None)) -> None:
         """Record a failed attempt, then retry by the policy; an SDK's Error.behavior (V7) of PAUSE or FAIL
         takes precedence, as Restate's invoker gives it: pause now, or fail now as on_max_attempts='kill'.
         `pause`: the attempt was cut off by the user's interrupt, which pauses the invocation."""
         now = self._now()
         self._dirty.add(inv)
-        err = TransientError(inv.attempts, len(inv.journal) - 1, now, failure.code, failure.message, stacktrace, related)
+        err = TransientError(inv.attempts, len(inv.journal) - 1, now, failure.code, failure.message, stacktrace,
+                             related, *related_fields)
         inv.errors.append(err)
         inv.last_failure = err
         inv.retry_count_since_last_entry = 1 if stored else inv.retry_count_since_last_entry + 1
@@ -894,6 +895,14 @@ class Runtime(Ingress, Waiting, Commands, Recovery):
         summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no invocations"
         return (f"<playground.Runtime {self._clock.kind} clock at {self.now.isoformat()}; "
                 f"services: {', '.join(self._services) or 'none'}; {summary}>")
+
+
+def _related_fields(e: Any) -> tuple[int | None, str | None, str | None]:
+    """The command an SDK's Error names (index, name, type), as Restate keeps them for sys_invocation."""
+    index = e.related_command_index if e.HasField("related_command_index") else None
+    name = e.related_command_name if e.HasField("related_command_name") and e.related_command_name else None
+    kind = messages.NAMES_BY_ID.get(e.related_command_type) if e.HasField("related_command_type") else None
+    return index, name, kind
 
 
 class _AttemptRun:

@@ -68,7 +68,11 @@ class TransientError:
     code: int
     message: str
     stacktrace: str = ""
-    related_command: str | None = None
+    related_command: str | None = None  # a description for people, e.g. "Command: Run 'charge' (command 1)"
+    # the SDK's related command as Restate's sys_invocation shows it (last_failure_related_command_*)
+    related_index: int | None = None
+    related_name: str | None = None
+    related_type: str | None = None
 
 
 @dataclass

@@ -75,7 +75,8 @@ def invocation_record(inv: Invocation) -> dict[str, Any]:
 
 def error_record(err: TransientError) -> dict[str, Any]:
     return {"attempt": err.attempt, "after_entry": err.after_entry, "at_ms": err.at_ms, "code": err.code,
-            "message": err.message, "stacktrace": err.stacktrace, "related_command": err.related_command}
+            "message": err.message, "stacktrace": err.stacktrace, "related_command": err.related_command,
+            "related_index": err.related_index, "related_name": err.related_name, "related_type": err.related_type}
 
 
 def entry_record(e: JournalEntry) -> tuple[int, bytes, int, int | None]:

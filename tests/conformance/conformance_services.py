@@ -869,3 +869,82 @@ async def attach_to(ctx: restate.Context, invocation_id: str) -> str:
 
 
 ALL += [missing_caller, evolving, kill_gate, kill_caller]
+
+# --------------------------------------------------------------------------------------------- issue 12: failure texts
+# Attempts that fail in the ways sys_invocation's last_failure columns describe. Each handler takes a fresh
+# string and counts its attempts in ATTEMPTS under it; retries wait an hour unless the scenario needs a second.
+failure_formats = restate.Service("FailureFormats")
+_HOUR_RETRY = InvocationRetryPolicy(initial_interval=timedelta(hours=1), max_attempts=10)
+_QUICK_RETRY = InvocationRetryPolicy(initial_interval=timedelta(milliseconds=100), exponentiation_factor=1.0,
+                                     max_attempts=100)
+
+
+@failure_formats.handler(name="plain", invocation_retry_policy=_HOUR_RETRY)
+async def ff_plain(ctx: restate.Context, x: str) -> str:
+    ATTEMPTS[x] += 1
+    raise ValueError(f"plain failure {x}")
+
+
+@failure_formats.handler(name="runFails", invocation_retry_policy=_HOUR_RETRY)
+async def ff_run_fails(ctx: restate.Context, x: str) -> str:
+    await ctx.run_typed("reserve", lambda: "ok")
+
+    def charge() -> str:
+        ATTEMPTS[x] += 1
+        raise ValueError("card declined")
+    return await ctx.run_typed("charge", charge)
+
+
+@failure_formats.handler(name="mismatch", invocation_retry_policy=_QUICK_RETRY)
+async def ff_mismatch(ctx: restate.Context, x: str) -> str:
+    """Non-deterministic on purpose: the first attempt journals a run, the next ones sleep there instead."""
+    ATTEMPTS[x] += 1
+    if ATTEMPTS[x] == 1:
+        await ctx.run_typed("roll", lambda: "a")
+        raise ValueError("the first attempt fails after its run")
+    await ctx.sleep(timedelta(milliseconds=1))
+    return "never"
+
+
+@failure_formats.handler(name="callMissing", invocation_retry_policy=_HOUR_RETRY)
+async def ff_call_missing(ctx: restate.Context, x: str) -> str:
+    ATTEMPTS[x] += 1
+    return (await ctx.generic_call("Nowhere", "hello", b'"x"')).decode()
+
+
+@failure_formats.handler(name="keyToService", invocation_retry_policy=_HOUR_RETRY)
+async def ff_key_to_service(ctx: restate.Context, x: str) -> str:
+    ATTEMPTS[x] += 1
+    return (await ctx.generic_call("FailureFormats", "echo", b'"x"', key="k")).decode()
+
+
+@failure_formats.handler(name="echo")
+async def ff_echo(ctx: restate.Context, x: str) -> str:
+    return x
+
+
+@failure_formats.handler(name="failThenSleep", invocation_retry_policy=_QUICK_RETRY)
+async def ff_fail_then_sleep(ctx: restate.Context, x: str) -> str:
+    ATTEMPTS[x] += 1
+    if ATTEMPTS[x] == 1:
+        raise ValueError("the first attempt fails")
+    await ctx.sleep(timedelta(hours=1))
+    return "slept"
+
+
+@failure_formats.handler(name="failThenTerminal", invocation_retry_policy=_QUICK_RETRY)
+async def ff_fail_then_terminal(ctx: restate.Context, x: str) -> str:
+    ATTEMPTS[x] += 1
+    if ATTEMPTS[x] == 1:
+        raise ValueError("the first attempt fails")
+    raise restate.TerminalError("the second gives up", status_code=418)
+
+
+@failure_formats.handler(name="pauses", invocation_retry_policy=InvocationRetryPolicy(
+    initial_interval=timedelta(milliseconds=50), max_attempts=2, on_max_attempts="pause"))
+async def ff_pauses(ctx: restate.Context, x: str) -> str:
+    ATTEMPTS[x] += 1
+    raise ValueError(f"attempt {ATTEMPTS[x]} fails")
+
+
+ALL += [failure_formats]

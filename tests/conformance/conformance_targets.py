@@ -38,6 +38,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
+import pandas as pd
 import pytest
 import restate
 
@@ -91,6 +92,10 @@ for _svc in S.ALL + S.CRASHABLE:
         _HANDLERS[(_svc.name, _name)] = _h.fn
 
 
+LAST_FAILURE_COLUMNS = ("last_failure", "last_failure_error_code", "last_failure_related_command_index",
+                        "last_failure_related_command_name", "last_failure_related_command_type")
+
+
 class Target:
     name: str
     delay = timedelta(milliseconds=300)
@@ -128,6 +133,8 @@ class Target:
     # the last failed attempt as sys_journal_events records it: (error_code, error_message), or None
     async def failure(self, invocation_id: str) -> tuple[int, str] | None: ...
     async def journal_size(self, invocation_id: str) -> int: ...
+    # sys_invocation's last_failure columns (LAST_FAILURE_COLUMNS), None where empty; rt.invocations() here
+    async def last_failure(self, invocation_id: str) -> dict[str, Any]: ...
     async def ids_of(self, service: str, handler: str, key: str) -> list[str]: ...  # in creation order
 
     async def until(self, check: Callable[[], Awaitable[Any]], what: str, timeout: float = 10.0) -> Any:
@@ -266,6 +273,11 @@ class EmbeddedTarget(Target):
     async def journal_size(self, invocation_id):
         await self.rt.settle()
         return len(self.rt.invocation(invocation_id).journal)
+
+    async def last_failure(self, invocation_id):
+        await self.rt.settle()
+        row = self.rt.invocations().set_index("id").loc[invocation_id]
+        return {c: None if pd.isna(row[c]) else row[c] for c in LAST_FAILURE_COLUMNS}
 
     async def ids_of(self, service, handler, key):
         await self.rt.settle()
@@ -424,6 +436,11 @@ class RealTarget(Target):
     async def journal_size(self, invocation_id):
         rows = await self.query(f"SELECT journal_size FROM sys_invocation WHERE id = '{invocation_id}'")
         return rows[0]["journal_size"]
+
+    async def last_failure(self, invocation_id):
+        rows = await self.query(f"SELECT {', '.join(LAST_FAILURE_COLUMNS)} FROM sys_invocation "
+                                f"WHERE id = '{invocation_id}'")
+        return {c: rows[0].get(c) for c in LAST_FAILURE_COLUMNS}  # JSON rows leave out what is null
 
     async def ids_of(self, service, handler, key):
         rows = await self.query(f"SELECT id FROM sys_invocation WHERE target_service_name = '{service}' AND "

@@ -785,7 +785,7 @@ def test_pause_stops_retries_and_resume_runs_it_again() -> None:
         await rt.settle()
         assert attempts == {"always_raises": 2}
         assert rt.invocation(h.invocation_id).attempts == 2
-        assert row(rt, h.invocation_id)["last_failure"] == "RuntimeError('broken, attempt 2')"
+        assert row(rt, h.invocation_id)["last_failure"].startswith("[500 Internal] RuntimeError('broken, attempt 2')\n")
         assert row(rt, h.invocation_id)["status"] == "backing-off"  # back on its retry schedule
 
         rt.pause(h.invocation_id)
@@ -809,7 +809,8 @@ def test_a_policy_that_pauses_stops_by_itself_and_resume_gives_one_more_attempt(
         await rt.settle()
         assert attempts == {"pauses_itself": 3}
         assert rt.invocation(h.invocation_id).attempts == 3
-        assert row(rt, h.invocation_id)["last_failure"] == "RuntimeError('needs a human, attempt 3')"
+        failure = row(rt, h.invocation_id)["last_failure"]
+        assert failure.startswith("[500 Internal] RuntimeError('needs a human, attempt 3')\n")
 
     asyncio.run(main())
 

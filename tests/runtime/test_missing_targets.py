@@ -131,8 +131,8 @@ def test_a_call_to_a_missing_service_is_not_journaled_and_the_caller_backs_off_w
         await rt.settle()
         r = row(rt, h.invocation_id)
         assert (r["status"], r["retry_count"], r["journal_size"]) == ("backing-off", 0, 1)
-        assert r["last_failure"] == rejected("Call", 1, "MtLate/hello")
-        assert r["last_failure_error_code"] == 500
+        assert r["last_failure"] == "[500 Internal] " + rejected("Call", 1, "MtLate/hello")
+        assert r["last_failure_error_code"] == "RT0018"
         assert list(rt.journal(h.invocation_id).entry_type) == ["Command: Input"]
 
         # the default retry policy: 500 ms, then doubling
@@ -205,7 +205,7 @@ def test_a_send_to_a_missing_object_is_rejected_the_same_way_and_delivered_once_
         await rt.settle()
         r = row(rt, h.invocation_id)
         assert (r["status"], r["journal_size"]) == ("backing-off", 1)
-        assert r["last_failure"] == rejected("OneWayCall", 1, "MtLateObj/remember")
+        assert r["last_failure"] == "[500 Internal] " + rejected("OneWayCall", 1, "MtLateObj/remember")
         with pytest.raises(pg.StuckError, match="MtLateObj/k1/remember, which Restate rejects"):
             await rt.attach(h.invocation_id)
 
@@ -222,7 +222,7 @@ def test_a_delayed_send_to_a_missing_service_is_rejected_and_its_delay_counts_fr
         rt = make()
         h = await rt.service_send(go_send_later, arg="d")
         await rt.advance(timedelta(seconds=2))
-        assert row(rt, h.invocation_id)["last_failure"] == rejected("OneWayCall", 1, "MtLate/hello")
+        assert row(rt, h.invocation_id)["last_failure"] == "[500 Internal] " + rejected("OneWayCall", 1, "MtLate/hello")
         assert set(rt.invocations().target_service_name) == {"MtCaller"}
 
         rt.register(late)
@@ -241,7 +241,7 @@ def test_a_keyed_call_to_a_missing_object_names_the_object_handler_without_the_k
         rt = make()
         h = await rt.service_send(go_obj, arg="z")
         await rt.settle()
-        assert row(rt, h.invocation_id)["last_failure"] == rejected("Call", 1, "MtLateObj/remember")
+        assert row(rt, h.invocation_id)["last_failure"] == "[500 Internal] " + rejected("Call", 1, "MtLateObj/remember")
         rt.register(late_obj)
         assert await rt.attach(h.invocation_id) == '"k1 remembers z"'
 
@@ -253,7 +253,8 @@ def test_an_unknown_handler_of_a_known_service_works_once_a_revision_adds_it() -
         rt = make()
         h = await rt.service_send(go_unknown_handler, arg="w")
         await rt.settle()
-        assert row(rt, h.invocation_id)["last_failure"] == rejected("Call", 1, "MtCaller/added_later")
+        failure = row(rt, h.invocation_id)["last_failure"]
+        assert failure == "[500 Internal] " + rejected("Call", 1, "MtCaller/added_later")
         with pytest.raises(pg.StuckError, match="MtCaller/added_later"):
             await rt.attach(h.invocation_id)
 
@@ -269,7 +270,7 @@ def test_the_command_index_counts_what_is_journaled_and_a_stored_run_is_not_repe
         h = await rt.service_send(go_after_run, arg="v")
         await rt.advance(timedelta(seconds=2))
         r = row(rt, h.invocation_id)
-        assert r["last_failure"] == rejected("Call", 2, "MtLate/hello")  # Input 0, Run 1, Call 2
+        assert r["last_failure"] == "[500 Internal] " + rejected("Call", 2, "MtLate/hello")  # Input 0, Run 1, Call 2
         assert (r["journal_size"], r["journal_commands_size"]) == (3, 2)
         assert list(rt.journal(h.invocation_id).entry_type) == [
             "Command: Input", "Command: Run", "Notification: Run"]
@@ -314,9 +315,10 @@ def test_a_key_sent_to_a_service_is_rejected_with_restates_rt0017_text() -> None
         await rt.settle()
         r = row(rt, h.invocation_id)
         assert (r["status"], r["journal_size"]) == ("backing-off", 1)
+        assert r["last_failure_error_code"] == "RT0017"
         assert r["last_failure"] == (
-            "cannot process command Command: Call (command index 1) because of a failed precondition: a key was "
-            "provided, but the callee 'MtCaller' is a Service. Only VirtualObjects or Workflows accept a key")
+            "[500 Internal] cannot process command Command: Call (command index 1) because of a failed precondition: "
+            "a key was provided, but the callee 'MtCaller' is a Service. Only VirtualObjects or Workflows accept a key")
         with pytest.raises(pg.StuckError, match="the handler code must change"):
             await rt.attach(h.invocation_id)
         rt.kill(h.invocation_id)

@@ -89,7 +89,7 @@ def test_plain_exceptions_are_retried_with_restates_default_backoff() -> None:
         assert await rt.service_call(twice_then_ok) == 3
         assert rt.now - t0 == timedelta(milliseconds=500 + 1000)  # 500 ms, then x2
         inv = rt.invocations().iloc[0]
-        assert inv.retry_count == 2 and inv.last_failure == "ValueError('boom 2')"
+        assert inv.retry_count == 2 and inv.last_failure.startswith("[500 Internal] ValueError('boom 2')\nTraceback")
         errors = rt.invocation(inv.id).errors
         assert [e.message for e in errors] == ["ValueError('boom 1')", "ValueError('boom 2')"]
         assert all(e.code == 500 and "Traceback" in e.stacktrace for e in errors)
@@ -103,7 +103,7 @@ def test_a_failing_invocation_is_backing_off_between_attempts() -> None:
         h = await rt.service_send(twice_then_ok)
         await rt.settle()
         row = rt.invocations().iloc[0]
-        assert row.status == "backing-off" and row.last_failure_error_code == 500
+        assert row.status == "backing-off" and row.last_failure_error_code == "RT0007"
         assert row.next_retry_at.to_pydatetime() == rt.now + timedelta(milliseconds=500)
         await rt.advance(timedelta(milliseconds=499))
         assert len(seen) == 1
