@@ -199,6 +199,15 @@ def journal_table(rt: "Runtime") -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else _frame([], [*JOURNAL_COLUMNS, "id"])
 
 
+def _event_json(err: TransientError) -> str:
+    """A TransientError event as sys_journal_events.event_json holds it on restate-server 1.7.12."""
+    doc: dict[str, Any] = {"ty": "TransientError", "error_code": err.code, "error_message": err.message}
+    if err.stacktrace:
+        doc["error_stacktrace"] = err.stacktrace
+    doc["restate_doc_error_code"] = failure_doc_code(err)
+    return json.dumps(doc, separators=(",", ":"))
+
+
 def journal_events(rt: "Runtime") -> pd.DataFrame:
     """Failed attempts, like `sys_journal_events` (event_type TransientError)."""
     rows = []
@@ -207,7 +216,7 @@ def journal_events(rt: "Runtime") -> pd.DataFrame:
             rows.append({"id": inv.id, "after_journal_entry_index": err.after_entry, "appended_at": _ts(err.at_ms),
                          "event_type": "TransientError", "error_code": err.code, "error_message": err.message,
                          "related_command": err.related_command,
-                         "event_json": json.dumps({"error_code": err.code, "error_message": err.message})})
+                         "event_json": _event_json(err)})
     return _frame(rows, ["id", "after_journal_entry_index", "appended_at", "event_type", "error_code",
                          "error_message", "related_command", "event_json"])
 

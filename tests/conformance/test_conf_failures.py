@@ -7,6 +7,7 @@ deliberate differences), the HTTP door's /query follows Restate."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import conformance_services as S
@@ -135,3 +136,25 @@ async def test_restate_forgets_the_failure_once_the_invocation_ends_pauses_or_mo
                                    "ValueError: the first attempt fails\n"), (handler, cols)
         else:  # the second attempt's sleep reaches the server a moment after the attempt starts
             await t.eventually_equal(lambda inv=inv: t.last_failure(inv), cleared, f"{handler}'s columns")
+
+
+@scenario
+async def test_the_journal_event_of_a_rejected_call_carries_restates_doc_code(t):
+    """sys_journal_events.event_json of the failed attempt, as the admin API's SQL shows it (the real server
+    and the door; a cell reads the same JSON with rt.sql)."""
+    x = fresh()
+    sent = await t.send("FailureFormats", "callMissing", x)
+
+    async def backing_off() -> bool:
+        return S.ATTEMPTS[x] >= 1 and await t.status(sent.invocation_id) == "backing-off"
+    await t.until(backing_off, "callMissing backing off")
+    sql = (f"SELECT event_json FROM sys_journal_events WHERE id = '{sent.invocation_id}' "
+           f"AND event_type = 'TransientError' ORDER BY appended_at LIMIT 1")
+    if t.name == "embedded":
+        rows = t.rt.sql(sql).to_dict("records")
+    else:
+        rows = await t.query(sql)
+    doc = json.loads(rows[0]["event_json"])
+    assert doc == {"ty": "TransientError", "error_code": 500, "error_message": (
+        "cannot process command Command: Call (command index 1) because of a failed precondition: the service "
+        "handler Nowhere/hello was not found"), "restate_doc_error_code": "RT0018"}
