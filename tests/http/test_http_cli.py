@@ -189,32 +189,28 @@ def test_the_cli_commands_succeed_and_change_what_they_should(door_outputs) -> N
     assert "Greeter/greet" not in final  # purged
 
 
-def test_door_restate_runs_the_cli_from_a_cell_without_blocking_the_loop(cli) -> None:
-    async def main() -> None:
-        rt = pg.Runtime(*S.ALL)
-        async with rt.serve_http() as door:
-            sent = await rt.object_send(S.wait, key="stuck")
-            await rt.settle()
-            result = await door.restate("invocations cancel", sent.invocation_id, "--yes")
-            assert result.ok and "Cancelled 1 invocations" in repr(result)
-            await rt.settle()
-            assert rt.invocation(sent.invocation_id).status == "completed"
-            listed = await door.restate("invocations", "list")
-            assert listed.ok
-    asyncio.run(main())
+async def test_door_restate_runs_the_cli_from_a_cell_without_blocking_the_loop(cli) -> None:
+    rt = pg.Runtime(*S.ALL)
+    async with rt.serve_http() as door:
+        sent = await rt.object_send(S.wait, key="stuck")
+        await rt.settle()
+        result = await door.restate("invocations cancel", sent.invocation_id, "--yes")
+        assert result.ok and "Cancelled 1 invocations" in repr(result)
+        await rt.settle()
+        assert rt.invocation(sent.invocation_id).status == "completed"
+        listed = await door.restate("invocations", "list")
+        assert listed.ok
 
 
-def test_door_restate_without_the_cli_says_how_to_get_it(monkeypatch) -> None:
+async def test_door_restate_without_the_cli_says_how_to_get_it(monkeypatch) -> None:
     monkeypatch.setattr(real, "find_cli_binary", lambda install=False: (_ for _ in ()).throw(
         real.RestateServerUnavailable("not installed")))
 
-    async def main() -> None:
-        rt = pg.Runtime(*S.ALL)
-        async with rt.serve_http() as door:
-            result = await door.restate("invocations list")
-        assert result.returncode is None and not result.ok
-        assert "python -m playground install-cli" in repr(result)
-    asyncio.run(main())
+    rt = pg.Runtime(*S.ALL)
+    async with rt.serve_http() as door:
+        result = await door.restate("invocations list")
+    assert result.returncode is None and not result.ok
+    assert "python -m playground install-cli" in repr(result)
 
 
 def test_the_ingress_refuses_bad_requests_as_restate_server_does(real_server) -> None:

@@ -277,46 +277,40 @@ def test_an_await_nothing_can_complete_answers_504_with_what_it_waits_for() -> N
     run(scenario)
 
 
-def test_a_timer_on_a_manual_clock_answers_504_saying_to_advance() -> None:
-    async def main() -> None:
-        rt = pg.Runtime(*S.ALL, clock="manual")
-        door = Door(rt)
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=door.ingress_app), base_url="http://i") as c:
-            resp = await c.post("/Greeter/nap", json="x")
-        assert resp.status_code == 504 and "advance" in resp.json()["message"]
-    asyncio.run(main())
+async def test_a_timer_on_a_manual_clock_answers_504_saying_to_advance() -> None:
+    rt = pg.Runtime(*S.ALL, clock="manual")
+    door = Door(rt)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=door.ingress_app), base_url="http://i") as c:
+        resp = await c.post("/Greeter/nap", json="x")
+    assert resp.status_code == 504 and "advance" in resp.json()["message"]
 
 
 # ------------------------------------------------------------------------------------ over TCP
-def test_serve_http_listens_on_free_local_ports_and_close_ends_its_tasks() -> None:
-    async def main() -> None:
-        rt = pg.Runtime(*S.ALL)
-        before = asyncio.all_tasks()
-        door = await rt.serve_http()
-        assert door.ingress_url.startswith("http://127.0.0.1:") and door.admin_url.startswith("http://127.0.0.1:")
-        assert door.ingress_port != door.admin_port
+async def test_serve_http_listens_on_free_local_ports_and_close_ends_its_tasks() -> None:
+    rt = pg.Runtime(*S.ALL)
+    before = asyncio.all_tasks()
+    door = await rt.serve_http()
+    assert door.ingress_url.startswith("http://127.0.0.1:") and door.admin_url.startswith("http://127.0.0.1:")
+    assert door.ingress_port != door.admin_port
+    async with httpx.AsyncClient() as c:
+        assert (await c.post(door.ingress_url + "/Greeter/greet", json="tcp")).json() == "hi tcp"
+    await door.close()
+    await asyncio.sleep(0)
+    assert asyncio.all_tasks() - before == set()
+    with pytest.raises(httpx.ConnectError):
         async with httpx.AsyncClient() as c:
-            assert (await c.post(door.ingress_url + "/Greeter/greet", json="tcp")).json() == "hi tcp"
-        await door.close()
-        await asyncio.sleep(0)
-        assert asyncio.all_tasks() - before == set()
-        with pytest.raises(httpx.ConnectError):
-            async with httpx.AsyncClient() as c:
-                await c.get(door.ingress_url + "/restate/health")
-    asyncio.run(main())
+            await c.get(door.ingress_url + "/restate/health")
 
 
-def test_closing_the_door_answers_a_waiting_request_with_503() -> None:
-    async def main() -> None:
-        rt = pg.Runtime(*S.ALL, clock="real")
-        async with rt.serve_http() as door:
-            async with httpx.AsyncClient() as c:
-                pending = asyncio.ensure_future(c.post(door.ingress_url + "/Greeter/nap", json="x"))
-                await asyncio.sleep(0.3)
-                await door.close()
-                resp = await asyncio.wait_for(pending, 5)
-        assert resp.status_code == 503 and "closing" in resp.json()["message"]
-    asyncio.run(main())
+async def test_closing_the_door_answers_a_waiting_request_with_503() -> None:
+    rt = pg.Runtime(*S.ALL, clock="real")
+    async with rt.serve_http() as door:
+        async with httpx.AsyncClient() as c:
+            pending = asyncio.ensure_future(c.post(door.ingress_url + "/Greeter/nap", json="x"))
+            await asyncio.sleep(0.3)
+            await door.close()
+            resp = await asyncio.wait_for(pending, 5)
+    assert resp.status_code == 503 and "closing" in resp.json()["message"]
 
 
 def test_serve_http_validates_its_arguments_before_listening() -> None:
@@ -329,15 +323,13 @@ def test_serve_http_validates_its_arguments_before_listening() -> None:
         rt.serve_http(host=None)
 
 
-def test_door_sh_runs_curl_against_the_door_from_the_loop_it_serves_on() -> None:
+async def test_door_sh_runs_curl_against_the_door_from_the_loop_it_serves_on() -> None:
     import shutil
     if shutil.which("curl") is None:
         pytest.skip("curl is not installed")
 
-    async def main() -> None:
-        rt = pg.Runtime(*S.ALL)
-        async with rt.serve_http() as door:
-            result = await door.sh("curl -s $INGRESS_URL/Greeter/greet -H 'content-type: application/json' "
-                                   "-d '\"curl\"'")
-        assert result.ok and result.stdout == '"hi curl"' and repr(result) == '"hi curl"'
-    asyncio.run(main())
+    rt = pg.Runtime(*S.ALL)
+    async with rt.serve_http() as door:
+        result = await door.sh("curl -s $INGRESS_URL/Greeter/greet -H 'content-type: application/json' "
+                               "-d '\"curl\"'")
+    assert result.ok and result.stdout == '"hi curl"' and repr(result) == '"hi curl"'
