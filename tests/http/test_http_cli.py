@@ -213,7 +213,7 @@ async def test_door_restate_without_the_cli_says_how_to_get_it(monkeypatch) -> N
     assert "python -m playground install-cli" in repr(result)
 
 
-def test_the_ingress_refuses_bad_requests_as_restate_server_does(real_server) -> None:
+async def test_the_ingress_refuses_bad_requests_as_restate_server_does(real_server) -> None:
     from test_http_ingress import BAD_REQUESTS
 
     async def answers(ingress_url: str) -> list[tuple[int, Any, str | None]]:
@@ -227,7 +227,7 @@ def test_the_ingress_refuses_bad_requests_as_restate_server_does(real_server) ->
     async def door_answers() -> list[tuple[int, Any, str | None]]:
         async with pg.Runtime(*S.ALL).serve_http() as door:
             return await answers(door.ingress_url)
-    assert asyncio.run(door_answers()) == asyncio.run(answers(real_server.ingress_url))
+    assert await door_answers() == await answers(real_server.ingress_url)
 
 
 MISSING = "inv_1" + "1" * 33
@@ -242,7 +242,7 @@ ADMIN_REQUESTS = [
 ]
 
 
-def test_the_admin_api_refuses_bad_requests_as_restate_server_does(real_server) -> None:
+async def test_the_admin_api_refuses_bad_requests_as_restate_server_does(real_server) -> None:
     async def answers(admin_url: str) -> list[tuple[int, str]]:
         async with httpx.AsyncClient(base_url=admin_url, timeout=30) as c:
             out = []
@@ -256,4 +256,4 @@ def test_the_admin_api_refuses_bad_requests_as_restate_server_does(real_server) 
     async def door_answers() -> list[tuple[int, str]]:
         async with pg.Runtime(*S.ALL).serve_http() as door:
             return await answers(door.admin_url)
-    assert asyncio.run(door_answers()) == asyncio.run(answers(real_server.admin_url))
+    assert await door_answers() == await answers(real_server.admin_url)

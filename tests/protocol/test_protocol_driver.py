@@ -370,22 +370,18 @@ async def test_run_proposal_requests_an_ack_and_the_handler_finishes_after_the_a
     assert executions == ["work"]
 
 
-def _run_to_end(app: Any, service: str, handler: str, journal: list[bytes] | None = None) -> list[Any]:
+async def _run_to_end(app: Any, service: str, handler: str, journal: list[bytes] | None = None) -> list[Any]:
     """Start an attempt with `journal` (default: just the Input), read until its terminal message, close the
     body and return every item received, the AttemptEnded last."""
-
-    async def main() -> list[Any]:
-        attempt = Attempt(app, service, handler)
-        try:
-            attempt.start(start_msg(), journal if journal is not None else [input_frame()])
-            return await pump_until(attempt, is_named(*TERMINALS)) + await finish(attempt)
-        finally:
-            await ensure_ended(attempt)
-
-    return asyncio.run(main())
+    attempt = Attempt(app, service, handler)
+    try:
+        attempt.start(start_msg(), journal if journal is not None else [input_frame()])
+        return await pump_until(attempt, is_named(*TERMINALS)) + await finish(attempt)
+    finally:
+        await ensure_ended(attempt)
 
 
-def _replay_stored_run(completion: Any) -> tuple[list[str], list[Any]]:
+async def _replay_stored_run(completion: Any) -> tuple[list[str], list[Any]]:
     """Run the `once` handler against a journal whose run already completed with `completion`."""
     executions: list[str] = []
     app = _runner_app(executions)
@@ -395,19 +391,19 @@ def _replay_stored_run(completion: Any) -> tuple[list[str], list[Any]]:
         framing.encode(completion),
     ]
 
-    return executions, _run_to_end(app, "Runs", "once", journal)
+    return executions, await _run_to_end(app, "Runs", "once", journal)
 
 
-def test_replayed_run_is_not_executed_again_and_returns_the_stored_value() -> None:
-    executions, items = _replay_stored_run(messages.new("RunCompletion", completion_id=1, value=value(b'"stored"')))
+async def test_replayed_run_is_not_executed_again_and_returns_the_stored_value() -> None:
+    executions, items = await _replay_stored_run(messages.new("RunCompletion", completion_id=1, value=value(b'"stored"')))
     assert executions == []
     assert names(items) == ["Output", "End", "AttemptEnded"]  # no Run / ProposeRunCompletion sent again
     assert received(items, "Output")[0].value.content == b'"stored"'
 
 
-def test_replayed_failed_run_raises_a_terminal_error_in_the_handler() -> None:
+async def test_replayed_failed_run_raises_a_terminal_error_in_the_handler() -> None:
     failure = messages.new("Failure", code=418, message="stored failure")
-    executions, items = _replay_stored_run(messages.new("RunCompletion", completion_id=1, failure=failure))
+    executions, items = await _replay_stored_run(messages.new("RunCompletion", completion_id=1, failure=failure))
     assert executions == []
     output = received(items, "Output")[0]
     assert output.WhichOneof("result") == "failure"
@@ -440,8 +436,8 @@ async def test_call_carries_both_notification_ids_and_completes_with_the_call_re
 # --- failures ----------------------------------------------------------------------------------------------
 
 
-def test_plain_exception_becomes_error_500_without_retry_delay() -> None:
-    items = _run_to_end(APP, "Proto", "boom")
+async def test_plain_exception_becomes_error_500_without_retry_delay() -> None:
+    items = await _run_to_end(APP, "Proto", "boom")
     assert names(items) == ["Error", "AttemptEnded"]
     error = received(items, "Error")[0]
     assert error.code == 500
@@ -451,13 +447,13 @@ def test_plain_exception_becomes_error_500_without_retry_delay() -> None:
     assert items[-1].error is None and items[-1].status == 200  # P3: 200 although the attempt failed
 
 
-def test_retryable_error_carries_next_retry_delay_in_ms() -> None:
-    error = received(_run_to_end(APP, "Proto", "retry_later"), "Error")[0]
+async def test_retryable_error_carries_next_retry_delay_in_ms() -> None:
+    error = received(await _run_to_end(APP, "Proto", "retry_later"), "Error")[0]
     assert error.HasField("next_retry_delay") and error.next_retry_delay == 7000
 
 
-def test_terminal_error_becomes_a_failed_output_and_end() -> None:
-    items = _run_to_end(APP, "Proto", "teapot")
+async def test_terminal_error_becomes_a_failed_output_and_end() -> None:
+    items = await _run_to_end(APP, "Proto", "teapot")
     assert names(items) == ["Output", "End", "AttemptEnded"]
     output = received(items, "Output")[0]
     assert output.WhichOneof("result") == "failure"

@@ -86,26 +86,24 @@ def deployed(restate_server):
     return restate_server
 
 
-def embedded_answers() -> dict[str, object]:
-    async def main() -> dict[str, object]:
-        rt = pg.Runtime(greeter, counter)
-        out: dict[str, object] = {"greet": await rt.service_call(greet, arg="world")}
-        out["adds"] = [await rt.object_call(add, key="Mary", arg=n) for n in (5, 1, 10)]
-        out["state"] = rt.state("RealCounter", "Mary")
+async def embedded_answers() -> dict[str, object]:
+    rt = pg.Runtime(greeter, counter)
+    out: dict[str, object] = {"greet": await rt.service_call(greet, arg="world")}
+    out["adds"] = [await rt.object_call(add, key="Mary", arg=n) for n in (5, 1, 10)]
+    out["state"] = rt.state("RealCounter", "Mary")
+    try:
+        await rt.service_call(fail, arg="x")
+    except restate.TerminalError as exc:
+        out["error"] = (exc.status_code, exc.message)
+    for svc, handler in (("NoSuch", "x"), ("RealGreeter", "nosuch")):
         try:
-            await rt.service_call(fail, arg="x")
+            await rt.generic_call(svc, handler, b'"x"')
         except restate.TerminalError as exc:
-            out["error"] = (exc.status_code, exc.message)
-        for svc, handler in (("NoSuch", "x"), ("RealGreeter", "nosuch")):
-            try:
-                await rt.generic_call(svc, handler, b'"x"')
-            except restate.TerminalError as exc:
-                out[f"404 {svc}/{handler}"] = (exc.status_code, exc.message)
-        return out
-    return asyncio.run(main())
+            out[f"404 {svc}/{handler}"] = (exc.status_code, exc.message)
+    return out
 
 
-def test_same_answers_as_the_embedded_runtime(deployed):
+async def test_same_answers_as_the_embedded_runtime(deployed):
     ingress = deployed.ingress_url
     status, body = post(f"{ingress}/RealGreeter/greet", b'"world"')
     assert status == 200
@@ -122,7 +120,7 @@ def test_same_answers_as_the_embedded_runtime(deployed):
         status, body = post(f"{ingress}/{svc}/{handler}", b'"x"')
         got[f"404 {svc}/{handler}"] = (status, json.loads(body)["message"])
 
-    assert got == embedded_answers()
+    assert got == await embedded_answers()
     assert got["adds"] == [5, 6, 16] and got["error"] == (422, "nope: x")
 
 

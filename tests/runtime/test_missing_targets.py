@@ -290,7 +290,7 @@ async def test_a_key_sent_to_a_service_is_rejected_with_restates_rt0017_text() -
         await rt.attach(h.invocation_id)
 
 
-def test_a_caller_rejected_before_a_restart_resumes_from_the_store_once_registered(tmp_path: Path) -> None:
+async def test_a_caller_rejected_before_a_restart_resumes_from_the_store_once_registered(tmp_path: Path) -> None:
     db = str(tmp_path / "missing.sqlite")
 
     async def first() -> str:
@@ -309,5 +309,5 @@ def test_a_caller_rejected_before_a_restart_resumes_from_the_store_once_register
         assert effects == ["before", "hello s"]  # the stored run was replayed, not repeated
         rt.close()
 
-    inv_id = asyncio.run(first())
-    asyncio.run(second(inv_id))
+    inv_id = await first()
+    await second(inv_id)
