@@ -127,8 +127,8 @@ async def _killed_before_it_fires(t) -> None:
     assert await t.status(inv) is None
 
 
-def test_a_delayed_send_killed_before_it_fires_never_runs_and_is_forgotten(target):
-    target.run(_killed_before_it_fires)
+async def test_a_delayed_send_killed_before_it_fires_never_runs_and_is_forgotten(target):
+    await target.run(_killed_before_it_fires)
 
 
 # --------------------------------------------------------------------------------------------- locked keys
