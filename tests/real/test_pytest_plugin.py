@@ -10,6 +10,8 @@ pytest_plugins = ["pytester"]
 
 USER_TESTS = textwrap.dedent('''
     import asyncio
+
+    import pytest
     import restate
 
     greeter = restate.Service("PluginGreeter")
@@ -18,12 +20,17 @@ USER_TESTS = textwrap.dedent('''
     async def greet(ctx: restate.Context, name: str) -> str:
         return "Hello " + name
 
+    used = []
+
     def test_embedded(restate_runtime):
         restate_runtime.register(greeter)
         assert asyncio.run(restate_runtime.service_call(greet, arg="Ann")) == "Hello Ann"
+        used.append(restate_runtime)
 
-    def test_fresh_runtime_each_test(restate_runtime):
+    def test_fresh_runtime_each_test_and_the_last_one_is_closed(restate_runtime):
         assert restate_runtime.services() == {}
+        with pytest.raises(RuntimeError, match="this Runtime is closed"):
+            used[0].register(greeter)
 
     def test_real(restate_server):
         app = restate_server.register(greeter)
