@@ -20,7 +20,8 @@ Installed with the package (entry point `pytest11`), so a project that depends o
 from __future__ import annotations
 
 import os
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 

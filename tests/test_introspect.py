@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import builtins
 from datetime import timedelta
 
@@ -89,10 +88,10 @@ async def test_sql_runs_restate_style_queries_over_the_tables() -> None:
                                       {"name": "IWf", "ty": "workflow"}]
 
 
-def test_sql_without_duckdb_says_how_to_install_it(monkeypatch) -> None:  # noqa: ANN001
+def test_sql_without_duckdb_says_how_to_install_it(monkeypatch) -> None:
     real_import = builtins.__import__
 
-    def no_duckdb(name, *args, **kwargs):  # noqa: ANN001, ANN202
+    def no_duckdb(name, *args, **kwargs):
         if name == "duckdb":
             raise ImportError("no duckdb")
         return real_import(name, *args, **kwargs)

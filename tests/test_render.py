@@ -117,7 +117,7 @@ def test_graphs_display_as_svg_and_png_images_not_html(rt: pg.Runtime) -> None:
     assert tl["text/html"].count("class='pg-bar'") == 5 and "RBox/k" in tl["text/html"]
 
 
-def test_without_a_renderer_a_graph_shows_its_dot_source_and_a_hint(monkeypatch) -> None:  # noqa: ANN001
+def test_without_a_renderer_a_graph_shows_its_dot_source_and_a_hint(monkeypatch) -> None:
     monkeypatch.setattr(pg.render, "_pure_renderer", lambda: None)
     monkeypatch.setenv("PATH", "/nonexistent")
     bundle = pg.render.Graph('digraph { "a" -> "b" }', "g")._repr_mimebundle_()

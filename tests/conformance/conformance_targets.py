@@ -32,10 +32,11 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import pytest
 import restate
@@ -143,7 +144,7 @@ class Target:
         except AssertionError:
             raise AssertionError(f"{what}: expected {expected!r}, last seen {last[0] if last else None!r}") from None
 
-    async def run(self, scenario: Callable[["Target"], Awaitable[None]]) -> None:
+    async def run(self, scenario: Callable[[Target], Awaitable[None]]) -> None:
         raise NotImplementedError
 
 
@@ -503,7 +504,8 @@ class CrashableDeployment:
         self.port = real._free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
-        self.log = tempfile.NamedTemporaryFile(prefix="crashable-", suffix=".log", delete=False)
+        # open for the child's whole life (it writes there); closed in stop()
+        self.log = tempfile.NamedTemporaryFile(prefix="crashable-", suffix=".log", delete=False)  # noqa: SIM115
 
     def start(self, timeout: float = 30.0) -> None:
         self.proc = subprocess.Popen(

@@ -6,7 +6,6 @@ import json
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
-import http_services as S
 import pytest
 import restate
 from restate.client import Client
@@ -14,13 +13,14 @@ from restate.client_types import HttpError
 
 import playground as pg
 
+import http_services as S
+
 
 @pytest.fixture
 async def client(rt: pg.Runtime) -> AsyncIterator[Client]:
     """restate-sdk's client on the ingress of the runtime's door, served on a free local port."""
-    async with rt.serve_http() as door:
-        async with restate.create_client(door.ingress_url) as sdk_client:
-            yield sdk_client
+    async with rt.serve_http() as door, restate.create_client(door.ingress_url) as sdk_client:
+        yield sdk_client
 
 
 async def test_the_sdk_client_calls_a_service_an_object_and_a_workflow(client) -> None:

@@ -8,12 +8,13 @@ import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
-import http_services as S
 import httpx
 import pytest
 
 import playground as pg
 from playground.http import Door
+
+import http_services as S
 
 
 @pytest.fixture
@@ -236,7 +237,7 @@ async def test_a_deadlocked_call_answers_508_with_the_cycle_instead_of_hanging(r
 
 async def test_an_await_nothing_can_complete_answers_504_with_what_it_waits_for(ingress) -> None:
     resp = await ingress.post("/Waiter/z/wait")
-    status, code, message, _ = error(resp)
+    status, _code, message, _ = error(resp)
     assert (status, resp.headers["x-playground-error"]) == (504, "stuck")
     assert "awakeable" in message
 
@@ -268,12 +269,11 @@ async def test_serve_http_listens_on_free_local_ports_and_close_ends_its_tasks()
 
 async def test_closing_the_door_answers_a_waiting_request_with_503() -> None:
     rt = pg.Runtime(*S.ALL, clock="real")
-    async with rt.serve_http() as door:
-        async with httpx.AsyncClient() as c:
-            pending = asyncio.ensure_future(c.post(door.ingress_url + "/Greeter/nap", json="x"))
-            await asyncio.sleep(0.3)
-            await door.close()
-            resp = await asyncio.wait_for(pending, 5)
+    async with rt.serve_http() as door, httpx.AsyncClient() as c:
+        pending = asyncio.ensure_future(c.post(door.ingress_url + "/Greeter/nap", json="x"))
+        await asyncio.sleep(0.3)
+        await door.close()
+        resp = await asyncio.wait_for(pending, 5)
     assert resp.status_code == 503 and "closing" in resp.json()["message"]
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 from typing import Any
 
@@ -395,7 +394,8 @@ async def _replay_stored_run(completion: Any) -> tuple[list[str], list[Any]]:
 
 
 async def test_replayed_run_is_not_executed_again_and_returns_the_stored_value() -> None:
-    executions, items = await _replay_stored_run(messages.new("RunCompletion", completion_id=1, value=value(b'"stored"')))
+    stored = messages.new("RunCompletion", completion_id=1, value=value(b'"stored"'))
+    executions, items = await _replay_stored_run(stored)
     assert executions == []
     assert names(items) == ["Output", "End", "AttemptEnded"]  # no Run / ProposeRunCompletion sent again
     assert received(items, "Output")[0].value.content == b'"stored"'
@@ -411,7 +411,8 @@ async def test_replayed_failed_run_raises_a_terminal_error_in_the_handler() -> N
 
 
 @pytest.mark.parametrize(("handler", "has_key"), [("caller", False), ("idempotent_caller", True)])
-async def test_call_carries_both_notification_ids_and_completes_with_the_call_result(handler: str, has_key: bool) -> None:
+async def test_call_carries_both_notification_ids_and_completes_with_the_call_result(handler: str,
+                                                                                    has_key: bool) -> None:
     attempt = Attempt(APP, "Proto", handler)
     try:
         attempt.start(start_msg(), [input_frame(b'"bob"')])

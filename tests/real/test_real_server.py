@@ -8,7 +8,6 @@ session. Without the binary (and no npm to install it) these tests skip with the
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal
@@ -128,7 +127,8 @@ def test_sends_and_delayed_sends(deployed):
     sent = deployed.send("RealCounter", "add", 2, key="Sam", delay=timedelta(milliseconds=300))
     assert sent["status"] == "Accepted" and sent["invocationId"].startswith("inv_")
     assert "executionTime" in sent
-    status_of = lambda: deployed.query(f"SELECT status FROM sys_invocation WHERE id = '{sent['invocationId']}'")
+    def status_of():
+        return deployed.query(f"SELECT status FROM sys_invocation WHERE id = '{sent['invocationId']}'")
     assert status_of() == [{"status": "scheduled"}]
     eventually(lambda: status_of() == [{"status": "completed"}], f"the delayed send completed ({status_of()})")
     assert deployed.call("RealCounter", "add", 0, key="Sam") == 2
@@ -140,8 +140,9 @@ def test_stopping_a_served_app_cuts_off_a_sleeping_invocation_and_the_server_ret
     app = real.serve(napper)
     restate_server.server.register(app.url)
     sent = restate_server.send("RealNapper", "nap", 60_000)
-    row = lambda: restate_server.query(f"SELECT status, retry_count FROM sys_invocation "
-                                       f"WHERE id = '{sent['invocationId']}'")[0]
+    def row():
+        return restate_server.query(f"SELECT status, retry_count FROM sys_invocation "
+                                           f"WHERE id = '{sent['invocationId']}'")[0]
     eventually(lambda: row()["status"] == "running", "the invocation is running")
     thread = app._thread
     app.stop()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 
 import pydantic
@@ -92,7 +91,8 @@ async def test_an_object_call_needs_a_key_and_a_service_takes_none() -> None:
         await rt.service_call(greet, arg="x", key="k")  # type: ignore[call-arg]
     with pytest.raises(restate.TerminalError) as ei:
         await rt.generic_call("Greeter", "greet", b'"x"', key="k")
-    assert (ei.value.status_code, ei.value.message) == (400, "a key was provided, but the callee 'Greeter' is a Service")
+    assert (ei.value.status_code, ei.value.message) == (400, "a key was provided, but the callee 'Greeter' is a "
+                                                             "Service")
     with pytest.raises(TypeError, match="key must be a str"):
         await rt.object_call(add, key=5, arg=1)
     with pytest.raises(ValueError, match="workflow id"):
@@ -104,9 +104,9 @@ async def test_an_object_call_needs_a_key_and_a_service_takes_none() -> None:
 
 async def test_the_wrong_call_kind_names_the_right_one() -> None:
     rt = rt_()
-    with pytest.raises(TypeError, match="belongs to a Virtual Object: use rt.object_call"):
+    with pytest.raises(TypeError, match=r"belongs to a Virtual Object: use rt.object_call"):
         await rt.service_call(add, arg=1)
-    with pytest.raises(TypeError, match="belongs to a Service: use rt.service_call"):
+    with pytest.raises(TypeError, match=r"belongs to a Service: use rt.service_call"):
         await rt.object_call(greet, key="k", arg="x")
     with pytest.raises(TypeError, match="belongs to a Workflow"):
         await rt.object_send(run, key="k")
@@ -163,7 +163,7 @@ async def test_output_and_attach_of_an_unknown_id_answer_404_as_restates_ingress
     with pytest.raises(restate.TerminalError) as ei:
         await rt.attach(UNKNOWN_ID)
     assert (ei.value.status_code, ei.value.message) == (404, "not found")
-    with pytest.raises(KeyError, match="rt.invocations"):
+    with pytest.raises(KeyError, match=r"rt.invocations"):
         rt.journal(UNKNOWN_ID)  # introspection of an unknown id is the caller's mistake
 
 
@@ -334,7 +334,7 @@ def test_fault_rules_check_their_arguments() -> None:
     rt = rt_()
     with pytest.raises(TypeError, match="times must be an int >= 1, not str"):
         rt.faults.fail_run("x", times="a")  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match="name must be the str name given to ctx.run"):
+    with pytest.raises(TypeError, match=r"name must be the str name given to ctx.run"):
         rt.faults.fail_run(5)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="entry must be an int >= 0, not str"):
         rt.faults.crash_after(add, entry="1")  # type: ignore[arg-type]

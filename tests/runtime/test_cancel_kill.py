@@ -613,7 +613,7 @@ async def test_a_caller_waiting_on_a_killed_queued_call_gets_409_killed_and_the_
 
     for c in callees:
         rt.kill(c["id"])
-    assert not set(c["id"] for c in callees) & set(rt.invocations().id)
+    assert not {c["id"] for c in callees} & set(rt.invocations().id)
     # restate-server 1.7.12: the caller's call fails with TerminalError 409 "killed"
     assert await rt.attach(caught.invocation_id) == "caught 409 killed"
     with pytest.raises(restate.TerminalError) as ei:

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import restate
@@ -29,27 +28,27 @@ async def two_naps(ctx: restate.Context) -> list:
 
 async def test_the_virtual_clock_skips_a_long_sleep_when_nothing_else_can_run() -> None:
     rt = pg.Runtime(napper)
-    assert rt.clock == "virtual" and rt.now == datetime(2026, 1, 1, tzinfo=timezone.utc)
+    assert rt.clock == "virtual" and rt.now == datetime(2026, 1, 1, tzinfo=UTC)
     assert await rt.service_call(nap, arg=5 * 3600 * 1000) == "rested"
-    assert rt.now == datetime(2026, 1, 1, 5, tzinfo=timezone.utc)
+    assert rt.now == datetime(2026, 1, 1, 5, tzinfo=UTC)
     j = rt.journal(rt.invocations().id.iloc[0])
     sleep = j[j.entry_type == "Command: Sleep"].iloc[0]
     assert sleep["name"] == "nap"
-    assert sleep.sleep_wakeup_at.to_pydatetime() == datetime(2026, 1, 1, 5, tzinfo=timezone.utc)
+    assert sleep.sleep_wakeup_at.to_pydatetime() == datetime(2026, 1, 1, 5, tzinfo=UTC)
     assert j[j.entry_type == "Notification: Sleep"].appended_at.iloc[0] == sleep.sleep_wakeup_at
 
 
 async def test_time_jumps_only_as_far_as_the_next_timer_each_time() -> None:
     rt = pg.Runtime(napper)
     assert await rt.service_call(two_naps) == ["both"]
-    assert rt.now == datetime(2026, 1, 1, 3, tzinfo=timezone.utc)
+    assert rt.now == datetime(2026, 1, 1, 3, tzinfo=UTC)
     j = rt.journal(rt.invocations().id.iloc[0])
     notes = j[j.entry_type == "Notification: Sleep"].appended_at.dt.hour.tolist()
     assert notes == [1, 3]
 
 
 def test_a_custom_start_time_is_used() -> None:
-    start = datetime(2030, 6, 1, 12, tzinfo=timezone.utc)
+    start = datetime(2030, 6, 1, 12, tzinfo=UTC)
     assert pg.Runtime(start=start).now == start
     with pytest.raises(ValueError, match="timezone-aware"):
         pg.Runtime(start=datetime(2030, 6, 1))
@@ -59,7 +58,7 @@ async def test_settle_does_not_move_time() -> None:
     rt = pg.Runtime(napper)
     h = await rt.service_send(nap, arg=1000)
     await rt.settle()
-    assert rt.now == datetime(2026, 1, 1, tzinfo=timezone.utc)
+    assert rt.now == datetime(2026, 1, 1, tzinfo=UTC)
     assert rt.invocation(h.invocation_id).status == "running"
     with pytest.raises(pg.NotReady):
         rt.output(h.invocation_id)
@@ -87,10 +86,10 @@ async def test_advance_rejects_negative_and_non_timedelta_values() -> None:
 
 async def test_the_real_clock_runs_timers_on_the_wall_clock() -> None:
     rt = pg.Runtime(napper, clock="real")
-    before = datetime.now(timezone.utc)
+    before = datetime.now(UTC)
     assert await rt.service_call(nap, arg=30) == "rested"
     # (timers have millisecond resolution: the wake-up may come up to 1 ms before 30 ms have passed)
-    assert datetime.now(timezone.utc) - before >= timedelta(milliseconds=29)
+    assert datetime.now(UTC) - before >= timedelta(milliseconds=29)
     with pytest.raises(ValueError, match="real"):
         await rt.advance(timedelta(seconds=1))
 

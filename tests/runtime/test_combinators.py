@@ -49,7 +49,7 @@ flows = restate.Service("CombFlows")
 async def gather_three_calls(ctx: restate.Context) -> list:
     futs = [_call(ctx, 3, "three"), _call(ctx, 7, "seven"), _call(ctx, 5, "five")]
     done = await restate.gather(*futs)
-    return [await f for f in done] + [all(d is f for d, f in zip(done, futs))]
+    return [await f for f in done] + [all(d is f for d, f in zip(done, futs, strict=False))]
 
 
 @flows.handler()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 
 import pytest
@@ -196,7 +195,8 @@ async def test_the_wait_for_graph_renders_with_the_cycle_in_red_and_never_raises
     await rt.object_send(hop, key="A", arg=["B", "A"])
     await rt.settle()
     dot = pg.render.wait_for_dot(rt)
-    assert dot.count("->") == 5 and "lock Cyc/A" in dot and "lock Cyc/B" in dot  # B also holds its own lock and "style=dashed" in dot and "style=solid" in dot
+    # B also holds its own lock and "style=dashed" in dot and "style=solid" in dot
+    assert dot.count("->") == 5 and "lock Cyc/A" in dot and "lock Cyc/B" in dot
     assert dot.count('color="#d62728"') >= 4 + 3  # every cycle edge and invocation
     (d,) = rt.deadlocks()
     html = d.html()  # for the dashboard's widget
@@ -207,7 +207,7 @@ async def test_the_wait_for_graph_renders_with_the_cycle_in_red_and_never_raises
         assert "Cyc/B/hop" in bundle["image/svg+xml"] and bundle["image/png"]
 
 
-def test_rendering_falls_back_to_the_dot_source_without_any_renderer(monkeypatch) -> None:  # noqa: ANN001
+def test_rendering_falls_back_to_the_dot_source_without_any_renderer(monkeypatch) -> None:
     monkeypatch.setattr(pg.render, "_pure_renderer", lambda: None)
     monkeypatch.setenv("PATH", "/nonexistent")
     html = pg.render.html('digraph { "a" -> "b" }')
@@ -222,6 +222,6 @@ def test_the_graph_finds_a_cycle_by_walking_only_the_closing_path() -> None:
     g.add("a", "b", "call")
     g.add("b", ("Cyc", "a"), "queued")
     cycle = g.add(("Cyc", "a"), "a", "holds")
-    assert cycle is not None and cycle.invocation_ids == ["b", "a"] or cycle.invocation_ids == ["a", "b"]
+    assert (cycle is not None and cycle.invocation_ids == ["b", "a"]) or cycle.invocation_ids == ["a", "b"]
     g.remove("a", "b")
     assert g.cycles() == []

@@ -7,7 +7,6 @@ benchmarks/bench_fanout.py, this checks the cause by counting those rounds.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import pytest

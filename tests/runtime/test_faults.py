@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 
 import pytest
@@ -89,7 +88,7 @@ async def test_faults_apply_only_to_matching_invocations_and_only_as_often_as_as
     assert await rt.service_call(nap) == "rested"
     assert await rt.service_call(nap) == "rested"
     assert [len(rt.invocation(i).errors) for i in rt.invocations().id[1:]] == [1, 0]
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="times must be >= 1"):
         rt.faults.fail_run("x", times=0)
     with pytest.raises(TypeError, match="target must be"):
         rt.faults.crash_after(42, entry=1)

@@ -3,7 +3,6 @@ as restate-server derives them for workflow runs and idempotent invocations, see
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import random
 import re
@@ -76,7 +75,8 @@ async def test_workflow_runs_and_idempotent_invocations_get_the_id_restate_serve
     assert got == list(FROM_THE_REAL_SERVER.values())
     assert [str(ids.derived("IdWf", "wk-1", "run", None, workflow_run=True)),
             str(ids.derived("IdSvc", None, "echo", "ik-1", workflow_run=False)),
-            str(ids.derived("IdObj", "ok-1", "keep", "ik-1", workflow_run=False))] == list(FROM_THE_REAL_SERVER.values())
+            str(ids.derived("IdObj", "ok-1", "keep", "ik-1", workflow_run=False))] \
+        == list(FROM_THE_REAL_SERVER.values())
     assert ids.derived("IdSvc", None, "echo", None, workflow_run=False) is None  # a plain call: random uuid
 
 
@@ -106,7 +106,7 @@ def test_restates_example_id_and_edge_values_round_trip_through_parse_and_encode
         ids.encode(2**64, 1)
 
 
-@pytest.mark.parametrize("text, reason", [
+@pytest.mark.parametrize(("text", "reason"), [
     ("", "bad length"),
     ("nope", "bad format"),
     ("foo_1abc", "unrecognized resource type: foo"),

@@ -239,7 +239,7 @@ def test_a_real_sigint_while_a_handler_spins_reaches_the_await_and_records_the_f
 # ------------------------------------------------------------------------------ item 5: a cancelled await
 
 
-async def test_a_cancelled_object_call_says_the_invocation_goes_on_holding_its_key_and_how_to_attach_or_cancel() -> None:
+async def test_a_cancelled_object_call_says_the_invocation_goes_on_holding_its_key_and_how_to_attach_or_cancel() -> None:  # noqa: E501
     rt = pg.Runtime(held, clock="real")
     call = asyncio.ensure_future(rt.object_call(nap, key="k", arg=30))
     await asyncio.sleep(0.2)

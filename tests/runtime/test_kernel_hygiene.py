@@ -22,7 +22,7 @@ async def fails_once(ctx: restate.Context) -> str:
     return "ok"
 
 
-async def test_handler_failures_do_not_log_tracebacks_but_are_recorded(caplog) -> None:  # noqa: ANN001
+async def test_handler_failures_do_not_log_tracebacks_but_are_recorded(caplog) -> None:
     tries.clear()
 
     with caplog.at_level(logging.DEBUG):

@@ -5,7 +5,6 @@ await that depends on such a caller raises StuckError naming the missing handler
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 from pathlib import Path
 
@@ -202,7 +201,7 @@ async def test_a_send_to_a_missing_object_is_rejected_the_same_way_and_delivered
     assert rt.state("MtLateObj", "k1") == {"x": "y"}
 
 
-async def test_a_delayed_send_to_a_missing_service_is_rejected_and_its_delay_counts_from_the_retry_that_sends_it() -> None:
+async def test_a_delayed_send_to_a_missing_service_is_rejected_and_its_delay_counts_from_the_retry_that_sends_it() -> None:  # noqa: E501
     rt = make()
     h = await rt.service_send(go_send_later, arg="d")
     await rt.advance(timedelta(seconds=2))

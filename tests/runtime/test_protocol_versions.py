@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 
 import pytest
@@ -10,7 +9,7 @@ import restate
 
 import playground as pg
 from playground.protocol import framing, messages
-from playground.protocol.driver import Attempt, AttemptEnded, Received, content_type_for
+from playground.protocol.driver import Attempt, AttemptEnded, content_type_for
 
 effects: list[str] = []
 svc = restate.Service("Versions")

@@ -1,8 +1,8 @@
-"""Re-running a cell that redefines a service registers a new revision: new invocations use it, running ones keep theirs."""
+"""Re-running a cell that redefines a service registers a new revision: new invocations use it, running ones
+keep theirs."""
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 
 import restate

@@ -290,9 +290,9 @@ async def test_resolving_an_already_resolved_awakeable_from_a_cell_is_a_harmless
 
 async def test_resolving_something_that_is_not_an_awakeable_id_raises_value_error(mode: str) -> None:
     rt = make(mode)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="'not-an-id' is not an awakeable id"):
         rt.resolve_awakeable("not-an-id", 1)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="'not-an-id' is not an awakeable id"):
         rt.reject_awakeable("not-an-id", "nope")
 
 

@@ -9,10 +9,10 @@ import json
 import os
 import sqlite3
 import subprocess
-from contextlib import closing
 import sys
 import textwrap
 import warnings
+from contextlib import closing
 from datetime import timedelta
 from pathlib import Path
 
@@ -182,7 +182,7 @@ async def test_state_inbox_order_promises_and_idempotency_survive_a_reopen(db: s
     await second()
 
 
-async def test_new_invocation_ids_after_a_reopen_are_those_of_a_runtime_that_never_stopped(db: str, tmp_path: Path) -> None:
+async def test_new_invocation_ids_after_a_reopen_are_those_of_a_runtime_that_never_stopped(db: str) -> None:
     async def straight() -> list[str]:
         rt = pg.Runtime(*SERVICES, seed=5)
         ids = [(await rt.object_send(note, key="a", arg=str(i))).invocation_id for i in range(4)]
@@ -430,7 +430,7 @@ async def test_reopening_a_store_in_the_same_process_closes_the_runtime_that_had
     await old.settle()
     new = reopen(db)  # as when the cell that creates the runtime is run again
     assert new.state("Log", "o") == {"lines": ["1"]}
-    with pytest.raises(RuntimeError, match="this Runtime is closed .*another Runtime opened its store"):
+    with pytest.raises(RuntimeError, match=r"this Runtime is closed .*another Runtime opened its store"):
         await old.object_send(note, key="o", arg="2")
     new.close()
 
@@ -544,7 +544,7 @@ async def test_a_full_disk_is_a_store_error_and_the_runtime_then_shows_what_the_
     await rt.object_call(note, key="a", arg="kept")
     _disk_full_after(rt, spare_pages=2)
     accepted = []
-    with pytest.raises(pg.StoreError) as err:
+    with pytest.raises(pg.StoreError) as err:  # noqa: PT012 (writes until the disk is full)
         for i in range(100):
             accepted.append((await rt.object_send(note, key=f"k{i}", arg="x" * 3000)).invocation_id)
             await rt.advance(timedelta(seconds=1))

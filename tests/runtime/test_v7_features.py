@@ -4,7 +4,6 @@ same on a real server)."""
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 from typing import Any
 
