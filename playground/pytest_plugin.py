@@ -47,7 +47,8 @@ class RealRestate:
         from .real import serve
         app = serve(*services, port=port)
         self.apps.append(app)
-        app.deployment = self.server.register(app.url)
+        # ServedApp does not declare it: the fixture adds what the admin API answered
+        app.deployment = self.server.register(app.url)  # type: ignore[attr-defined]
         return app
 
     def call(self, *args: Any, **kwargs: Any) -> Any:
