@@ -168,7 +168,7 @@ async def test_purge_forgets_a_completed_invocation_and_refuses_a_running_one(rt
     assert await rows(admin, f"SELECT id FROM sys_invocation WHERE id = '{done}'") == []
 
 
-async def test_pause_and_resume_over_patch(rt, admin, ingress) -> None:
+async def test_pause_answers_202_then_200_once_paused_and_resume_puts_it_back_to_running(rt, admin, ingress) -> None:
     inv = (await ingress.post("/Waiter/q/wait/send")).json()["invocationId"]
     await rt.settle()
     assert (await admin.patch(f"/invocations/{inv}/resume")).status_code == 200  # not paused: nothing to do
