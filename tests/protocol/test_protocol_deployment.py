@@ -84,7 +84,7 @@ async def test_discover_works_from_inside_a_running_loop() -> None:
 
     loop = asyncio.get_running_loop()
     result = deployment.discover()
-    result, running = result, loop.is_running()
+    running = loop.is_running()
     assert running
     assert {s["name"]: s["ty"] for s in result["services"]} == {
         "Svc": "SERVICE", "Obj": "VIRTUAL_OBJECT", "Wf": "WORKFLOW"}
@@ -136,7 +136,7 @@ async def test_open_returns_an_attempt_for_the_handler_path() -> None:
     attempt = deployment.open("Svc", "plain", [("x-restate-invocation-id", "inv_1")])
     try:
         attempt.start(start_msg(), [input_frame(b'"ada"')])
-        attempt, items = attempt, await pump_until(attempt, is_named("End")) + await finish(attempt)
+        items = await pump_until(attempt, is_named("End")) + await finish(attempt)
     finally:
         await ensure_ended(attempt)
     assert isinstance(attempt, Attempt)

@@ -182,7 +182,7 @@ async def test_start_fields_reach_the_handler_and_current_attempt_is_set_inside_
         attempt.start(start_msg(), [input_frame()])
         items = await pump_until(attempt, is_named("End"))
         await finish(attempt)
-        attempt, items, outside = attempt, items, driver.current_attempt.get()
+        outside = driver.current_attempt.get()
     finally:
         await ensure_ended(attempt)
     assert received(items, "Output")[0].value.content == f'"{DEBUG_ID}"'.encode()
@@ -216,7 +216,6 @@ async def test_concurrent_attempts_on_one_loop_keep_their_streams_apart() -> Non
         b = await pump_until(second, is_named("End"))
         a += await finish(first)
         b += await finish(second)
-        a, b = a, b
     finally:
         await ensure_ended(first)
         await ensure_ended(second)
@@ -276,7 +275,6 @@ async def test_abort_mid_handler_ends_the_attempt_without_a_terminal_message() -
         assert attempt.ended is None
         attempt.abort()
         after = await pump_until(attempt, is_ended)
-        before, after, attempt = before, after, attempt
     finally:
         await ensure_ended(attempt)
     everything = names(before + after)
@@ -299,7 +297,7 @@ async def test_abort_after_the_terminal_message_reports_a_connection_abort() -> 
         before = await pump_until(attempt, is_named("End"))
         before += await pump(attempt)
         attempt.abort()
-        before, after = before, await pump_until(attempt, is_ended)
+        after = await pump_until(attempt, is_ended)
     finally:
         await ensure_ended(attempt)
     assert names(before) == ["Output", "End"]
@@ -319,7 +317,6 @@ async def test_sleep_completes_when_the_completion_is_sent() -> None:
         cid = received(first, "Sleep")[0].result_completion_id
         attempt.notify(messages.new("SleepCompletion", completion_id=cid, void=messages.new("Void")))
         second = await pump_until(attempt, is_named("End")) + await finish(attempt)
-        first, second = first, second
     finally:
         await ensure_ended(attempt)
     assert not {"Output", "End"} & set(names(first))
@@ -353,7 +350,7 @@ async def test_run_proposal_requests_an_ack_and_the_handler_finishes_after_the_a
         cid = received(proposal, "ProposeRunCompletion")[0].result_completion_id
         attempt.notify(messages.new("ProposeRunCompletionAck", completion_id=cid))
         done = await pump_until(attempt, is_named("End")) + await finish(attempt)
-        proposal, waiting, done = [i for i in proposal if isinstance(i, Received)], waiting, done
+        proposal = [i for i in proposal if isinstance(i, Received)]
     finally:
         await ensure_ended(attempt)
     run_cmd = next(i for i in proposal if i.name == "Run")
@@ -422,7 +419,7 @@ async def test_call_carries_both_notification_ids_and_completes_with_the_call_re
                                     invocation_id="inv_callee"))
         attempt.notify(messages.new("CallCompletion", completion_id=call.result_completion_id,
                                     value=value(b'"hi bob"')))
-        call, items = call, await pump_until(attempt, is_named("End")) + await finish(attempt)
+        items = await pump_until(attempt, is_named("End")) + await finish(attempt)
     finally:
         await ensure_ended(attempt)
     assert (call.service_name, call.handler_name, call.parameter) == ("Proto", "greet", b'"bob"')

@@ -112,7 +112,7 @@ async def test_sleep_inside_an_attempt_records_its_exact_millis() -> None:
     attempt = Attempt(APP, "Hooks", "nap")
     try:
         attempt.start(start_msg(), [input_frame(b"5")])
-        attempt, items = attempt, await _complete_sleeps(attempt, 1)
+        items = await _complete_sleeps(attempt, 1)
     finally:
         await ensure_ended(attempt)
     assert list(attempt.delays) == [("sleep", 18_000_000)]
@@ -126,7 +126,7 @@ async def test_delayed_send_records_its_exact_millis() -> None:
         attempt.start(start_msg(), [input_frame()])
         items = await pump_until(attempt, is_named("End"))
         after = int(time.time() * 1000)
-        attempt, items, before, after = attempt, items + await finish(attempt), before, after
+        items = items + await finish(attempt)
     finally:
         await ensure_ended(attempt)
     assert list(attempt.delays) == [("send", 30_000)]
@@ -155,7 +155,6 @@ async def test_concurrent_attempts_record_only_their_own_delays() -> None:
         short.start(start_msg(), [input_frame(b"1")])
         long.start(start_msg(), [input_frame(b"7")])
         await asyncio.gather(_complete_sleeps(short, 1), _complete_sleeps(long, 1))
-        short, long = short, long
     finally:
         await ensure_ended(short)
         await ensure_ended(long)
@@ -169,7 +168,7 @@ async def test_replayed_sleep_is_not_recorded_but_a_new_one_after_it_is() -> Non
     attempt = Attempt(APP, "Hooks", "two_naps")
     try:
         attempt.start(start_msg(), journal)
-        attempt, items = attempt, await _complete_sleeps(attempt, 1)
+        items = await _complete_sleeps(attempt, 1)
     finally:
         await ensure_ended(attempt)
     assert list(attempt.delays) == [("sleep", 3 * 60_000)]
@@ -186,7 +185,7 @@ async def test_replayed_sleep_still_awaiting_its_completion_is_not_recorded() ->
         waiting = await pump(attempt)
         attempt.notify(messages.new("SleepCompletion", completion_id=1, void=messages.new("Void")))
         done = await pump_until(attempt, is_named("End")) + await finish(attempt)
-        attempt, items = attempt, waiting + done
+        items = waiting + done
     finally:
         await ensure_ended(attempt)
     assert list(attempt.delays) == []
