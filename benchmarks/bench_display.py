@@ -50,7 +50,7 @@ async def build(entries: int, invocations: int) -> tuple[pg.Runtime, str]:
     return rt, big
 
 
-def timed(fn) -> tuple[float, object]:  # noqa: ANN001
+def timed(fn) -> tuple[float, object]:
     t0 = time.perf_counter()
     out = fn()
     return time.perf_counter() - t0, out
@@ -63,7 +63,7 @@ async def measure(entries: int = 10_000, invocations: int = 1_000) -> dict[str, 
     out["journal view (10,000 entries)"], html = timed(lambda: widgets.JournalView(rt, big).html.value)
     assert html.count("<tr>") >= entries
     out["journal table rt.journal(id)"], _ = timed(lambda: rt.journal(big)._repr_html_())
-    out["call graph DOT (1,000 invocations)"], dot = timed(lambda: render.call_graph_dot(rt))
+    out["call graph DOT (1,000 invocations)"], _dot = timed(lambda: render.call_graph_dot(rt))
     out["call graph view, rendered to SVG"], svg_html = timed(lambda: widgets.CallGraphView(rt).html.value)
     out["per-handler call graph view"], _ = timed(lambda: widgets.CallGraphView(rt, aggregate=True).html.value)
     out["runtime summary _repr_html_"], _ = timed(rt._repr_html_)

@@ -78,7 +78,7 @@ class _ProgressMeter:
         self.seconds = 0.0
         self._orig = VMWrapper.do_progress
 
-    def __enter__(self) -> "_ProgressMeter":
+    def __enter__(self) -> _ProgressMeter:
         orig, meter = self._orig, self
 
         def timed(vm: VMWrapper, *args: object, **kwargs: object) -> object:

@@ -32,9 +32,9 @@ import platform
 import statistics
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Awaitable, Callable
 
 # Prefer the checkout this file lives in over whatever is installed.
 _ROOT = Path(__file__).resolve().parents[1]
@@ -345,7 +345,7 @@ def _sdk_version() -> str:
     try:
         from importlib.metadata import version
         return version("restate-sdk")
-    except Exception:  # noqa: BLE001 - informational only
+    except Exception:
         return "?"
 
 

@@ -27,8 +27,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import concurrent.futures
-import importlib.metadata
 import datetime as _dt
+import importlib.metadata
 import platform
 import statistics
 import sys
@@ -93,17 +93,17 @@ async def _embedded(n: int, sends: int) -> dict[str, float]:
     out["cold"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    for i in range(n):
+    for _i in range(n):
         await rt.service_call(greet, arg="x")
     out["call"] = (time.perf_counter() - t0) / n
 
     t0 = time.perf_counter()
-    for i in range(n):
+    for _i in range(n):
         await rt.service_call(call_greet, arg="x")
     out["s2s"] = (time.perf_counter() - t0) / n
 
     t0 = time.perf_counter()
-    for i in range(n):
+    for _i in range(n):
         await rt.object_call(add, key="k", arg=1)
     out["object"] = (time.perf_counter() - t0) / n
 
@@ -130,17 +130,17 @@ def _real(n: int, sends: int, real_delay: timedelta) -> dict[str, float]:
         out["cold"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        for i in range(n):
+        for _i in range(n):
             server.call("CmpGreeter", "greet", "x")
         out["call"] = (time.perf_counter() - t0) / n
 
         t0 = time.perf_counter()
-        for i in range(n):
+        for _i in range(n):
             server.call("CmpCaller", "call_greet", "x")
         out["s2s"] = (time.perf_counter() - t0) / n
 
         t0 = time.perf_counter()
-        for i in range(n):
+        for _i in range(n):
             server.call("CmpCounter", "add", 1, key="k")
         out["object"] = (time.perf_counter() - t0) / n
 

@@ -2,7 +2,8 @@
 
 Installed with the package (entry point `pytest11`), so a project that depends on restate-playground gets:
 
-- `restate_runtime`: a fresh embedded `pg.Runtime()` per test; call `.register(service, ...)` on it.
+- `restate_runtime`: a fresh embedded `pg.Runtime()` per test, closed after it; call `.register(service, ...)`
+  on it.
 - `restate_server`: one real Restate server for the whole test session (the npm `restate-server` binary,
   installed into a cache on first use, on free ports of 127.0.0.1). It yields a `RealRestate` with
   `ingress_url`, `admin_url`, `register(*services)` (serves the services with hypercorn and registers them;
@@ -19,7 +20,8 @@ Installed with the package (entry point `pytest11`), so a project that depends o
 from __future__ import annotations
 
 import os
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -45,7 +47,8 @@ class RealRestate:
         from .real import serve
         app = serve(*services, port=port)
         self.apps.append(app)
-        app.deployment = self.server.register(app.url)
+        # ServedApp does not declare it: the fixture adds what the admin API answered
+        app.deployment = self.server.register(app.url)  # type: ignore[attr-defined]
         return app
 
     def call(self, *args: Any, **kwargs: Any) -> Any:
@@ -79,10 +82,15 @@ def start_real_server(**kwargs: Any) -> RealRestate:
 
 
 @pytest.fixture
-def restate_runtime() -> Any:
-    """A fresh embedded runtime (`playground.Runtime()`), virtual clock; register your services on it."""
+def restate_runtime() -> Iterator[Any]:
+    """A fresh embedded runtime (`playground.Runtime()`), virtual clock; register your services on it.
+    It is closed after the test (`rt.close()`): attempts still in flight end and a store file is released."""
     from . import Runtime
-    return Runtime()
+    runtime = Runtime()
+    try:
+        yield runtime
+    finally:
+        runtime.close()
 
 
 @pytest.fixture(scope="session")

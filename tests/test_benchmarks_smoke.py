@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import importlib.util
 import sys
 from pathlib import Path
@@ -12,7 +11,7 @@ import pytest
 BENCH_PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_runtime.py"
 
 
-def _load(path: Path, name: str):  # noqa: ANN202 - yields the module
+def _load(path: Path, name: str):
     spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -34,8 +33,8 @@ def bench_deadlock():
     yield from _load(BENCH_PATH.with_name("bench_deadlock.py"), "playground_bench_deadlock")
 
 
-def test_deadlock_benchmark_measures_overhead_and_finds_the_cycle(bench_deadlock) -> None:  # noqa: ANN001
-    ratios = asyncio.run(bench_deadlock.overhead(rounds=2, n=5))
+async def test_deadlock_benchmark_measures_overhead_and_finds_the_cycle(bench_deadlock) -> None:
+    ratios = await bench_deadlock.overhead(rounds=2, n=5)
     assert len(ratios) == 2 and all(r > 0 for r in ratios)
     times = bench_deadlock.cycle_in_big_graph(waiting=100, trials=2)  # asserts the cycle is found inside
     assert len(times) == 2
@@ -46,8 +45,8 @@ KEYS = ["bare", "trivial", "concurrent", "call", "object", "run_async", "run_syn
 
 
 @pytest.mark.parametrize("key", KEYS)
-def test_workload_reports_a_positive_rate(bench, key):
-    result = asyncio.run(bench.measure(key, n=20, repeat=1, warmup=3))
+async def test_workload_reports_a_positive_rate(bench, key):
+    result = await bench.measure(key, n=20, repeat=1, warmup=3)
     assert result.key == key
     assert result.n == 20
     assert len(result.seconds) == 1
@@ -72,8 +71,8 @@ def bench_display():
     yield from _load(BENCH_PATH.with_name("bench_display.py"), "playground_bench_display")
 
 
-def test_display_benchmark_builds_and_times_every_view(bench_display) -> None:  # noqa: ANN001
-    results = asyncio.run(bench_display.measure(entries=60, invocations=12))  # asserts the sizes inside
+async def test_display_benchmark_builds_and_times_every_view(bench_display) -> None:
+    results = await bench_display.measure(entries=60, invocations=12)  # asserts the sizes inside
     assert len(results) == 6 and all(s >= 0 for s in results.values())
 
 
@@ -82,7 +81,7 @@ def bench_fanout():
     yield from _load(BENCH_PATH.with_name("bench_fanout.py"), "playground_bench_fanout")
 
 
-def test_fanout_benchmark_times_a_gather_and_counts_the_sdk_progress_rounds(bench_fanout) -> None:  # noqa: ANN001
-    result = asyncio.run(bench_fanout.measure(40, warmup=5))  # asserts the sum of the results inside
+async def test_fanout_benchmark_times_a_gather_and_counts_the_sdk_progress_rounds(bench_fanout) -> None:
+    result = await bench_fanout.measure(40, warmup=5)  # asserts the sum of the results inside
     assert result.n == 40 and result.seconds > 0
     assert 1 <= result.progress_calls <= 5 and result.progress_seconds >= 0

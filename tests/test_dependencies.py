@@ -4,7 +4,6 @@ before anything listens. See docs/dependencies.md."""
 
 from __future__ import annotations
 
-import asyncio
 import importlib.util
 import socket
 import tomllib
@@ -72,18 +71,14 @@ def test_serving_to_a_real_server_without_hypercorn_names_the_real_extra(no_hype
     assert info.value.name == "hypercorn"
 
 
-def test_serve_http_without_hypercorn_names_the_http_extra_and_listens_on_nothing(no_hypercorn: None) -> None:
+async def test_serve_http_without_hypercorn_names_the_http_extra_and_listens_on_nothing(no_hypercorn: None) -> None:
     port = real.free_port()
-
-    async def main() -> None:
-        rt = pg.Runtime(hello)
-        try:
-            with pytest.raises(ImportError, match=r"pip install 'restate-playground\[http\]'"):
-                await rt.serve_http(ingress_port=port)
-        finally:
-            rt.close()
-
-    asyncio.run(main())
+    rt = pg.Runtime(hello)
+    try:
+        with pytest.raises(ImportError, match=r"pip install 'restate-playground\[http\]'"):
+            await rt.serve_http(ingress_port=port)
+    finally:
+        rt.close()
     with socket.socket() as s:
         s.bind(("127.0.0.1", port))  # still free: nothing was bound
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import builtins
 from datetime import timedelta
 
@@ -52,55 +51,49 @@ async def scenario() -> pg.Runtime:
     return rt
 
 
-def test_inbox_and_lock_tables_show_the_queue_and_its_holder() -> None:
-    async def main() -> None:
-        rt = await scenario()
-        inbox = rt.inbox()
-        assert list(inbox.sequence_number) == [0, 1] and set(inbox.service_key) == {"k"}
-        args = [rt.journal(i).payload.iloc[0] for i in inbox.id]
-        assert args == ["second", "third"]
-        locks = rt.sql("SELECT service_key, invocation_id FROM sys_keyed_service_status "
-                       "WHERE service_name = 'IBox'")
-        holder = rt.invocations().query("target == 'IBox/k/hold' and status == 'running'").id.iloc[0]
-        assert locks.to_dict("records") == [{"service_key": "k", "invocation_id": holder}]
-
-    asyncio.run(main())
+async def test_inbox_and_lock_tables_show_the_queue_and_its_holder() -> None:
+    rt = await scenario()
+    inbox = rt.inbox()
+    assert list(inbox.sequence_number) == [0, 1] and set(inbox.service_key) == {"k"}
+    args = [rt.journal(i).payload.iloc[0] for i in inbox.id]
+    assert args == ["second", "third"]
+    locks = rt.sql("SELECT service_key, invocation_id FROM sys_keyed_service_status "
+                   "WHERE service_name = 'IBox'")
+    holder = rt.invocations().query("target == 'IBox/k/hold' and status == 'running'").id.iloc[0]
+    assert locks.to_dict("records") == [{"service_key": "k", "invocation_id": holder}]
 
 
-def test_sql_runs_restate_style_queries_over_the_tables() -> None:
-    async def main() -> None:
-        rt = await scenario()
-        df = rt.sql("SELECT target_handler_name, status, count(*) AS n FROM sys_invocation "
-                    "GROUP BY ALL ORDER BY target_handler_name, status")
-        assert df.to_dict("records") == [
-            {"target_handler_name": "flaky", "status": "completed", "n": 1},
-            {"target_handler_name": "hold", "status": "pending", "n": 2},
-            {"target_handler_name": "hold", "status": "running", "n": 1},
-            {"target_handler_name": "run", "status": "running", "n": 1},
-        ]
-        state = rt.sql("SELECT service_key, key, value_utf8 FROM state WHERE service_name = 'IBox'")
-        assert state.to_dict("records") == [{"service_key": "k", "key": "last", "value_utf8": '"first"'}]
-        idem = rt.sql("SELECT service_handler, idempotency_key FROM sys_idempotency")
-        assert idem.to_dict("records") == [{"service_handler": "hold", "idempotency_key": "idem-1"}]
-        prom = rt.sql("SELECT key, completed FROM sys_promise")
-        assert prom.to_dict("records") == [{"key": "go", "completed": False}]
-        entries = rt.sql("SELECT entry_type FROM sys_journal WHERE id = (SELECT id FROM sys_invocation "
-                         "WHERE target = 'IBox/k/hold' AND status = 'running') ORDER BY index")
-        assert list(entries.entry_type) == ["Command: Input", "Command: SetState", "Command: Sleep"]
-        events = rt.sql("SELECT event_type, error_message FROM sys_journal_events")
-        assert events.to_dict("records") == [
-            {"event_type": "TransientError", "error_message": "ValueError('first attempt')"}]
-        svc = rt.sql("SELECT name, ty FROM sys_service ORDER BY name")
-        assert svc.to_dict("records") == [{"name": "IBox", "ty": "virtual_object"},
-                                          {"name": "IWf", "ty": "workflow"}]
-
-    asyncio.run(main())
+async def test_sql_runs_restate_style_queries_over_the_tables() -> None:
+    rt = await scenario()
+    df = rt.sql("SELECT target_handler_name, status, count(*) AS n FROM sys_invocation "
+                "GROUP BY ALL ORDER BY target_handler_name, status")
+    assert df.to_dict("records") == [
+        {"target_handler_name": "flaky", "status": "completed", "n": 1},
+        {"target_handler_name": "hold", "status": "pending", "n": 2},
+        {"target_handler_name": "hold", "status": "running", "n": 1},
+        {"target_handler_name": "run", "status": "running", "n": 1},
+    ]
+    state = rt.sql("SELECT service_key, key, value_utf8 FROM state WHERE service_name = 'IBox'")
+    assert state.to_dict("records") == [{"service_key": "k", "key": "last", "value_utf8": '"first"'}]
+    idem = rt.sql("SELECT service_handler, idempotency_key FROM sys_idempotency")
+    assert idem.to_dict("records") == [{"service_handler": "hold", "idempotency_key": "idem-1"}]
+    prom = rt.sql("SELECT key, completed FROM sys_promise")
+    assert prom.to_dict("records") == [{"key": "go", "completed": False}]
+    entries = rt.sql("SELECT entry_type FROM sys_journal WHERE id = (SELECT id FROM sys_invocation "
+                     "WHERE target = 'IBox/k/hold' AND status = 'running') ORDER BY index")
+    assert list(entries.entry_type) == ["Command: Input", "Command: SetState", "Command: Sleep"]
+    events = rt.sql("SELECT event_type, error_message FROM sys_journal_events")
+    assert events.to_dict("records") == [
+        {"event_type": "TransientError", "error_message": "ValueError('first attempt')"}]
+    svc = rt.sql("SELECT name, ty FROM sys_service ORDER BY name")
+    assert svc.to_dict("records") == [{"name": "IBox", "ty": "virtual_object"},
+                                      {"name": "IWf", "ty": "workflow"}]
 
 
-def test_sql_without_duckdb_says_how_to_install_it(monkeypatch) -> None:  # noqa: ANN001
+def test_sql_without_duckdb_says_how_to_install_it(monkeypatch) -> None:
     real_import = builtins.__import__
 
-    def no_duckdb(name, *args, **kwargs):  # noqa: ANN001, ANN202
+    def no_duckdb(name, *args, **kwargs):
         if name == "duckdb":
             raise ImportError("no duckdb")
         return real_import(name, *args, **kwargs)
@@ -110,14 +103,11 @@ def test_sql_without_duckdb_says_how_to_install_it(monkeypatch) -> None:  # noqa
         pg.Runtime().sql("SELECT 1")
 
 
-def test_sql_on_a_runtime_with_no_invocations_returns_empty_tables() -> None:
-    async def main() -> None:
-        rt = pg.Runtime(box)
-        assert rt.sql("SELECT count(*) AS n FROM sys_invocation").n.iloc[0] == 0
-        assert rt.sql("SELECT * FROM sys_journal").empty
-        assert list(rt.sql("SELECT name FROM sys_service").name) == ["IBox"]
-
-    asyncio.run(main())
+async def test_sql_on_a_runtime_with_no_invocations_returns_empty_tables() -> None:
+    rt = pg.Runtime(box)
+    assert rt.sql("SELECT count(*) AS n FROM sys_invocation").n.iloc[0] == 0
+    assert rt.sql("SELECT * FROM sys_journal").empty
+    assert list(rt.sql("SELECT name FROM sys_service").name) == ["IBox"]
 
 
 def _err(code: int, message: str, stacktrace: str = "") -> TransientError:
@@ -140,13 +130,10 @@ def test_failure_doc_code_tells_restates_rt_codes_apart() -> None:
     assert introspect.failure_doc_code(_err(500, "ValueError('x')")) == "RT0007"
 
 
-def test_the_notebook_view_keeps_a_completed_invocations_last_failure_and_restates_view_drops_it() -> None:
-    async def main() -> None:
-        rt = await scenario()
-        mine = rt.invocations().query("target == 'IBox/f/flaky'").iloc[0]
-        assert mine.status == "completed" and mine.last_failure.startswith("[500 Internal] ValueError('first attempt')")
-        assert mine.last_failure_error_code == "RT0007"
-        theirs = introspect.invocations(rt, as_restate=True).query("target == 'IBox/f/flaky'").iloc[0]
-        assert theirs.last_failure is None and theirs.last_failure_error_code is None
-
-    asyncio.run(main())
+async def test_the_notebook_view_keeps_a_completed_invocations_last_failure_and_restates_view_drops_it() -> None:
+    rt = await scenario()
+    mine = rt.invocations().query("target == 'IBox/f/flaky'").iloc[0]
+    assert mine.status == "completed" and mine.last_failure.startswith("[500 Internal] ValueError('first attempt')")
+    assert mine.last_failure_error_code == "RT0007"
+    theirs = introspect.invocations(rt, as_restate=True).query("target == 'IBox/f/flaky'").iloc[0]
+    assert theirs.last_failure is None and theirs.last_failure_error_code is None

@@ -90,7 +90,8 @@ def test_the_interrupt_button_stops_a_handler_that_never_awaits_and_pauses_it(ke
 
 
 def test_the_interrupt_button_on_an_awaited_call_says_the_invocation_goes_on_holding_its_key(kernel: Kernel) -> None:
-    out = kernel.run("rt = pg.Runtime(held, clock='real')\nawait rt.object_call(nap, key='k')", interrupt_after="napping")
+    out = kernel.run("rt = pg.Runtime(held, clock='real')\nawait rt.object_call(nap, key='k')",
+                     interrupt_after="napping")
     ename, evalue = out[-1]
     assert ename == "CancelledError"
     assert evalue.startswith("object_call to Held/k/nap was cancelled, but invocation inv_")

@@ -10,7 +10,7 @@ from playground.errors import Deadlock, DeadlockError, DeadlockMember
 IPython = pytest.importorskip("IPython")
 
 
-def test_a_deadlock_error_in_a_cell_shows_the_traceback_and_the_graph(monkeypatch) -> None:  # noqa: ANN001
+def test_a_deadlock_error_in_a_cell_shows_the_traceback_and_the_graph(monkeypatch) -> None:
     from IPython.core.interactiveshell import InteractiveShell
 
     shell = InteractiveShell.instance()
@@ -33,7 +33,7 @@ def test_a_deadlock_error_in_a_cell_shows_the_traceback_and_the_graph(monkeypatc
     shell._playground_error_display = False
 
 
-def test_it_never_replaces_a_handler_the_user_set(monkeypatch) -> None:  # noqa: ANN001
+def test_it_never_replaces_a_handler_the_user_set(monkeypatch) -> None:
     from IPython.core.interactiveshell import InteractiveShell
 
     shell = InteractiveShell.instance()

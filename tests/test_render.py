@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 
+import pytest
 import restate
 
 import playground as pg
@@ -33,21 +33,19 @@ async def fan_out(ctx: restate.Context, key: str) -> list:
     return await ctx.object_call(peek, key=key, arg=None)
 
 
-def scenario() -> pg.Runtime:
-    async def main() -> pg.Runtime:
-        rt = pg.Runtime(box, sender)
-        await rt.object_send(put, key="k", arg="first")
-        await rt.settle()
-        await rt.service_call(fan_out, arg="k")
-        await rt.object_send(put, key="k", arg="other", send_delay=timedelta(minutes=30))
-        await rt.advance(timedelta(hours=3))
-        return rt
+@pytest.fixture
+async def rt() -> pg.Runtime:
+    """A box key that got sends from ingress and from a handler (one of them delayed) and a shared call."""
+    rt = pg.Runtime(box, sender)
+    await rt.object_send(put, key="k", arg="first")
+    await rt.settle()
+    await rt.service_call(fan_out, arg="k")
+    await rt.object_send(put, key="k", arg="other", send_delay=timedelta(minutes=30))
+    await rt.advance(timedelta(hours=3))
+    return rt
 
-    return asyncio.run(main())
 
-
-def test_the_call_graph_has_a_node_per_invocation_under_ingress_with_call_and_send_edges() -> None:
-    rt = scenario()
+def test_the_call_graph_has_a_node_per_invocation_under_ingress_with_call_and_send_edges(rt: pg.Runtime) -> None:
     dot = pg.render.call_graph_dot(rt)
     ids = list(rt.invocations().id)
     assert all(f'"{i}" [label=' in dot for i in ids)
@@ -61,15 +59,14 @@ def test_the_call_graph_has_a_node_per_invocation_under_ingress_with_call_and_se
     assert 'RSender/fan_out\\n' in dot and "completed" in dot
 
 
-def test_the_per_handler_view_counts_edges() -> None:
-    dot = pg.render.call_graph_dot(scenario(), aggregate=True)
+def test_the_per_handler_view_counts_edges(rt: pg.Runtime) -> None:
+    dot = pg.render.call_graph_dot(rt, aggregate=True)
     assert '"RSender/fan_out" -> "RBox/put" [style=dashed, label="2x"]' in dot
     assert '"RSender/fan_out" -> "RBox/peek" [style=solid, label="1x"]' in dot
     assert '"ingress" -> "RBox/put" [style=dashed, label="2x"]' in dot
 
 
-def test_timeline_data_gives_each_key_its_invocations_with_spans_on_the_virtual_clock() -> None:
-    rt = scenario()
+def test_timeline_data_gives_each_key_its_invocations_with_spans_on_the_virtual_clock(rt: pg.Runtime) -> None:
     rows = pg.render.timeline_data(rt, "RBox")
     puts = [r for r in rows if r["handler"] == "put"]
     assert [r["label"] for r in puts] == ["'first'", "'A'", "'other'", "'later'"]  # arrival on the clock
@@ -96,8 +93,8 @@ def _svg_boxes(svg: str) -> tuple[list[tuple[float, float, float]], list[tuple[f
     return texts, rects, size
 
 
-def test_timeline_text_is_at_least_12_px_and_no_label_lies_over_a_bar() -> None:
-    texts, rects, size = _svg_boxes(pg.render.timeline(scenario(), "RBox").svg())
+def test_timeline_text_is_at_least_12_px_and_no_label_lies_over_a_bar(rt: pg.Runtime) -> None:
+    texts, rects, size = _svg_boxes(pg.render.timeline(rt, "RBox").svg())
     assert size >= 12 and all(px >= 12 for _x, _y, px in texts)
     assert len(rects) == 5
     for _x, baseline, px in texts:  # a line of text spans from its ascent (about 0.8 em up) to its descent
@@ -106,11 +103,10 @@ def test_timeline_text_is_at_least_12_px_and_no_label_lies_over_a_bar() -> None:
             assert bottom <= ry or top >= ry + rh, f"text at y={baseline} overlaps the bar at y={ry}..{ry + rh}"
 
 
-def test_graphs_display_as_svg_and_png_images_not_html() -> None:
+def test_graphs_display_as_svg_and_png_images_not_html(rt: pg.Runtime) -> None:
     """A notebook that JupyterLab does not trust yet (just opened, not run) sanitizes HTML, and an SVG inside
     it shows as loose text; it does not draw SVG images either. An SVG image shows where it is trusted, a PNG
     everywhere, and HTML with inline CSS (the timeline) everywhere."""
-    rt = scenario()
     bundle = pg.render.call_graph(rt)._repr_mimebundle_()
     assert set(bundle) == {"image/svg+xml", "image/png", "text/plain"}
     assert bundle["image/svg+xml"].startswith("<svg") and "RBox/k/put" in bundle["image/svg+xml"]
@@ -121,7 +117,7 @@ def test_graphs_display_as_svg_and_png_images_not_html() -> None:
     assert tl["text/html"].count("class='pg-bar'") == 5 and "RBox/k" in tl["text/html"]
 
 
-def test_without_a_renderer_a_graph_shows_its_dot_source_and_a_hint(monkeypatch) -> None:  # noqa: ANN001
+def test_without_a_renderer_a_graph_shows_its_dot_source_and_a_hint(monkeypatch) -> None:
     monkeypatch.setattr(pg.render, "_pure_renderer", lambda: None)
     monkeypatch.setenv("PATH", "/nonexistent")
     bundle = pg.render.Graph('digraph { "a" -> "b" }', "g")._repr_mimebundle_()

@@ -325,7 +325,7 @@ async def unlock(ctx: restate.ObjectContext, payload: str) -> None:
     ctx.resolve_awakeable(awakeable_id, payload)
 
 
-# --------------------------------------------------------------------------------------------- command interpreter (A, E, F, G, I)
+# ---------------------------------------------------------------------------------- command interpreter (A, E, F, G, I)
 interp = restate.VirtualObject("Interpreter")
 
 
@@ -733,7 +733,7 @@ async def sleep_past_the_clock(ctx: restate.Context) -> str:
 
 
 ALL += [far_future]
-# --------------------------------------------------------------------------------------------- missing targets (issue 12)
+# ------------------------------------------------------------------------------------------- missing targets (issue 12)
 # MissingCaller calls and sends to services that neither engine has at the start. Each scenario registers its
 # own late service with t.register_late(...) (on the real server a registration lasts the whole session, so no
 # two scenarios share one); Nowhere is never registered.
@@ -828,7 +828,7 @@ async def call_service_with_key(ctx: restate.Context, x: str) -> str:
     return await ctx.object_call(evolving_old, key="oops", arg=x)  # a key for a Service: RT0017
 
 
-# --------------------------------------------------------------------------------------------- kill before start (issue 12)
+# ----------------------------------------------------------------------------------------- kill before start (issue 12)
 kill_gate = restate.VirtualObject("KillGate")
 kill_caller = restate.Service("KillCaller")
 

@@ -33,10 +33,11 @@ import tempfile
 import time
 import urllib.parse
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -151,7 +152,7 @@ class Target:
         except AssertionError:
             raise AssertionError(f"{what}: expected {expected!r}, last seen {last[0] if last else None!r}") from None
 
-    def run(self, scenario: Callable[["Target"], Awaitable[None]]) -> None:
+    async def run(self, scenario: Callable[[Target], Awaitable[None]]) -> None:
         raise NotImplementedError
 
 
@@ -162,11 +163,12 @@ class EmbeddedTarget(Target):
     def __init__(self) -> None:
         self.rt: pg.Runtime | None = None
 
-    def run(self, scenario: Callable[[Target], Awaitable[None]]) -> None:
-        async def main() -> None:
-            self.rt = pg.Runtime(*S.ALL, *S.CRASHABLE)
+    async def run(self, scenario: Callable[[Target], Awaitable[None]]) -> None:
+        self.rt = pg.Runtime(*S.ALL, *S.CRASHABLE)
+        try:
             await asyncio.wait_for(scenario(self), TEST_TIMEOUT_S)
-        asyncio.run(main())
+        finally:
+            self.rt.close()
 
     @staticmethod
     async def _guard(aw: Awaitable[Any]) -> Any:
@@ -306,10 +308,8 @@ class RealTarget(Target):
         self.server = server
         self.crashable = crashable
 
-    def run(self, scenario: Callable[[Target], Awaitable[None]]) -> None:
-        async def main() -> None:
-            await asyncio.wait_for(scenario(self), TEST_TIMEOUT_S)
-        asyncio.run(main())
+    async def run(self, scenario: Callable[[Target], Awaitable[None]]) -> None:
+        await asyncio.wait_for(scenario(self), TEST_TIMEOUT_S)
 
     async def _http(self, method: str, url: str, body: bytes | None = None,
                     headers: dict[str, str] | None = None) -> Any:
@@ -481,13 +481,14 @@ class DoorTarget(RealTarget):
     def __init__(self) -> None:
         self.rt: pg.Runtime | None = None
 
-    def run(self, scenario: Callable[[Target], Awaitable[None]]) -> None:
-        async def main() -> None:
-            self.rt = pg.Runtime(*S.ALL, *S.CRASHABLE)
+    async def run(self, scenario: Callable[[Target], Awaitable[None]]) -> None:
+        self.rt = pg.Runtime(*S.ALL, *S.CRASHABLE)
+        try:
             async with self.rt.serve_http() as door:
                 self.server = _DoorAddresses(door)
                 await asyncio.wait_for(scenario(self), TEST_TIMEOUT_S)
-        asyncio.run(main())
+        finally:
+            self.rt.close()
 
     async def _http(self, method: str, url: str, body: bytes | None = None,
                     headers: dict[str, str] | None = None) -> Any:
@@ -522,7 +523,8 @@ class CrashableDeployment:
         self.port = real.free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
-        self.log = tempfile.NamedTemporaryFile(prefix="crashable-", suffix=".log", delete=False)
+        # open for the child's whole life (it writes there); closed in stop()
+        self.log = tempfile.NamedTemporaryFile(prefix="crashable-", suffix=".log", delete=False)  # noqa: SIM115
 
     def start(self, timeout: float = 30.0) -> None:
         self.proc = subprocess.Popen(
@@ -600,10 +602,10 @@ async def known_gap(t: Target, gap: str, body: Callable[[], Awaitable[None]]) ->
                 f"differences.KNOWN_GAPS", pytrace=False)
 
 
-def scenario(fn: Callable[[Target], Awaitable[None]]) -> Callable[[Target], None]:
+def scenario(fn: Callable[[Target], Awaitable[None]]) -> Callable[[Target], Awaitable[None]]:
     """Turn `async def test_x(t)` into a pytest test run once per target."""
     @functools.wraps(fn)
-    def test(target: Target) -> None:
-        target.run(fn)
+    async def test(target: Target) -> None:
+        await target.run(fn)
     test.__signature__ = inspect.Signature([inspect.Parameter("target", inspect.Parameter.POSITIONAL_OR_KEYWORD)])
     return test

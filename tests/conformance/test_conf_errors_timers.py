@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Awaitable
 from datetime import timedelta
-from typing import Awaitable
 
-from conformance_targets import CallFailed, NotReady, fresh, scenario
 import conformance_services as S
+from conformance_targets import CallFailed, NotReady, fresh, scenario
 
 
 async def _fails(aw) -> CallFailed:
@@ -235,7 +235,7 @@ async def test_s37_first_successful_among_awakeables_and_failing_runs(t):
     sent = await t.send("Interpreter", "interpretCommands", _program({"type": "awaitAnySuccessful",
                                                                        "commands": cmds}), key=k)
     for name in ("awk2", "awk0", "awk1"):
-        await t.until(lambda: _has(t, k, name), f"hasAwakeable({name})")
+        await t.until(lambda: _has(t, k, name), f"hasAwakeable({name})")  # noqa: B023 (awaited in this turn)
     await t.call("Interpreter", "rejectAwakeable", {"awakeableKey": "awk2", "reason": "fail"}, key=k)
     await t.call("Interpreter", "resolveAwakeable", {"awakeableKey": "awk1", "value": "awk1-result"}, key=k)
     assert await t.attach(sent.invocation_id) == "awk1-result"

@@ -9,8 +9,9 @@ import base64
 import json
 import re
 
-from conformance_targets import CallFailed, fresh, scenario
 from playground.runtime import ids
+
+from conformance_targets import CallFailed, fresh, scenario
 
 ID_RE = re.compile(r"inv_1[0-9a-zA-Z]{33}")
 SAME = "ids-same-on-both"  # fixed keys: these ids are the same on every run and on both engines

@@ -18,8 +18,9 @@ from datetime import timedelta
 import pytest
 
 import playground as pg
-from conformance_targets import CallFailed, fresh, scenario
+
 import conformance_services as S
+from conformance_targets import CallFailed, fresh, scenario
 
 
 def rejected(kind: str, index: int, problem: str) -> tuple[int, str]:

@@ -79,7 +79,7 @@ async def test_send_delay_zero_runs_at_once_like_a_send_without_delay(t):
         assert t.clock() == before  # no timer was involved, so virtual time did not move
 
 
-# --------------------------------------------------------------------------------------------- idempotency from handlers
+# -------------------------------------------------------------------------------------------- idempotency from handlers
 @scenario
 async def test_one_idempotency_key_from_two_handlers_and_the_ingress_runs_the_callee_once(t):
     k, idem = fresh(), fresh("idem")
@@ -97,7 +97,7 @@ async def test_one_idempotency_key_from_two_handlers_and_the_ingress_runs_the_ca
     assert await t.call("Counter", "get", key=k) == 1 and S.EVENTS[k] == ["add 1"]
 
 
-# --------------------------------------------------------------------------------------------- delayed sends stopped early
+# ------------------------------------------------------------------------------------------ delayed sends stopped early
 async def _scheduled_add(t) -> tuple[str, str]:
     k = fresh()
     inv = await t.call("Hops", "genericSend", {"service": "Counter", "handler": "add", "key": k, "arg": 1,
@@ -127,8 +127,8 @@ async def _killed_before_it_fires(t) -> None:
     assert await t.status(inv) is None
 
 
-def test_a_delayed_send_killed_before_it_fires_never_runs_and_is_forgotten(target):
-    target.run(_killed_before_it_fires)
+async def test_a_delayed_send_killed_before_it_fires_never_runs_and_is_forgotten(target):
+    await target.run(_killed_before_it_fires)
 
 
 # --------------------------------------------------------------------------------------------- locked keys

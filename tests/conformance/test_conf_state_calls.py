@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 import json
 
-from conformance_targets import CallFailed, NotReady, fresh, scenario
 import conformance_services as S
+from conformance_targets import CallFailed, NotReady, fresh, scenario
 
 
 def _bytes(value: object) -> list[int]:

@@ -11,9 +11,10 @@ import re
 
 import restate
 
+from playground import real
+
 import conformance_services as S
 from conformance_targets import CallFailed, Target, fresh, scenario
-from playground import real
 
 V6_REFUSES = ("Feature '{}' is not supported by the negotiated protocol version "
               "'application/vnd.restate.invocation.v6', the minimum required version is "

@@ -7,8 +7,8 @@ import asyncio
 import json
 import os
 
-from conformance_targets import CallFailed, NotReady, fresh, known_gap, scenario
 import conformance_services as S
+from conformance_targets import CallFailed, NotReady, fresh, scenario
 
 
 async def _fails(aw) -> CallFailed:
@@ -148,7 +148,8 @@ async def _blocked_runner(t, op: str, via_proxy: bool) -> tuple[str, str]:
     k = fresh()
     if via_proxy:
         inv = await t.call("Proxy", "oneWayCall", {"serviceName": "CancelTestRunner", "virtualObjectKey": k,
-                                                   "handlerName": "startTest", "message": list(json.dumps(op).encode())})
+                                                   "handlerName": "startTest",
+                                                   "message": list(json.dumps(op).encode())})
     else:
         inv = (await t.send("CancelTestRunner", "startTest", op, key=k, idempotency_key=fresh())).invocation_id
     await t.until(lambda: t.call("AwakeableHolder", "hasAwakeable", key=k), "the blocking service holds an awakeable")
@@ -234,7 +235,7 @@ async def test_cancel_of_a_started_invocation_fails_it_with_cancelled(t):
 
 @scenario
 async def test_attach_to_a_pending_invocation_that_was_cancelled(t):
-    k, first, queued = await _queued_behind_an_awakeable(t)
+    _k, first, queued = await _queued_behind_an_awakeable(t)
     await t.cancel(queued)
 
     try:

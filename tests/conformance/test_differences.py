@@ -11,8 +11,9 @@ import pytest
 
 import playground as pg
 from playground import real
-from conformance_targets import CallFailed, fresh, scenario
+
 import differences
+from conformance_targets import CallFailed, fresh, scenario
 
 
 def test_every_difference_has_a_reason():

@@ -189,35 +189,31 @@ def test_the_cli_commands_succeed_and_change_what_they_should(door_outputs) -> N
     assert "Greeter/greet" not in final  # purged
 
 
-def test_door_restate_runs_the_cli_from_a_cell_without_blocking_the_loop(cli) -> None:
-    async def main() -> None:
-        rt = pg.Runtime(*S.ALL)
-        async with rt.serve_http() as door:
-            sent = await rt.object_send(S.wait, key="stuck")
-            await rt.settle()
-            result = await door.restate("invocations cancel", sent.invocation_id, "--yes")
-            assert result.ok and "Cancelled 1 invocations" in repr(result)
-            await rt.settle()
-            assert rt.invocation(sent.invocation_id).status == "completed"
-            listed = await door.restate("invocations", "list")
-            assert listed.ok
-    asyncio.run(main())
+async def test_door_restate_runs_the_cli_from_a_cell_without_blocking_the_loop(cli) -> None:
+    rt = pg.Runtime(*S.ALL)
+    async with rt.serve_http() as door:
+        sent = await rt.object_send(S.wait, key="stuck")
+        await rt.settle()
+        result = await door.restate("invocations cancel", sent.invocation_id, "--yes")
+        assert result.ok and "Cancelled 1 invocations" in repr(result)
+        await rt.settle()
+        assert rt.invocation(sent.invocation_id).status == "completed"
+        listed = await door.restate("invocations", "list")
+        assert listed.ok
 
 
-def test_door_restate_without_the_cli_says_how_to_get_it(monkeypatch) -> None:
+async def test_door_restate_without_the_cli_says_how_to_get_it(monkeypatch) -> None:
     monkeypatch.setattr(real, "find_cli_binary", lambda install=False: (_ for _ in ()).throw(
         real.RestateServerUnavailable("not installed")))
 
-    async def main() -> None:
-        rt = pg.Runtime(*S.ALL)
-        async with rt.serve_http() as door:
-            result = await door.restate("invocations list")
-        assert result.returncode is None and not result.ok
-        assert "python -m playground install-cli" in repr(result)
-    asyncio.run(main())
+    rt = pg.Runtime(*S.ALL)
+    async with rt.serve_http() as door:
+        result = await door.restate("invocations list")
+    assert result.returncode is None and not result.ok
+    assert "python -m playground install-cli" in repr(result)
 
 
-def test_the_ingress_refuses_bad_requests_as_restate_server_does(real_server) -> None:
+async def test_the_ingress_refuses_bad_requests_as_restate_server_does(real_server) -> None:
     from test_http_ingress import BAD_REQUESTS
 
     async def answers(ingress_url: str) -> list[tuple[int, Any, str | None]]:
@@ -231,7 +227,7 @@ def test_the_ingress_refuses_bad_requests_as_restate_server_does(real_server) ->
     async def door_answers() -> list[tuple[int, Any, str | None]]:
         async with pg.Runtime(*S.ALL).serve_http() as door:
             return await answers(door.ingress_url)
-    assert asyncio.run(door_answers()) == asyncio.run(answers(real_server.ingress_url))
+    assert await door_answers() == await answers(real_server.ingress_url)
 
 
 MISSING = "inv_1" + "1" * 33
@@ -246,7 +242,7 @@ ADMIN_REQUESTS = [
 ]
 
 
-def test_the_admin_api_refuses_bad_requests_as_restate_server_does(real_server) -> None:
+async def test_the_admin_api_refuses_bad_requests_as_restate_server_does(real_server) -> None:
     async def answers(admin_url: str) -> list[tuple[int, str]]:
         async with httpx.AsyncClient(base_url=admin_url, timeout=30) as c:
             out = []
@@ -260,4 +256,4 @@ def test_the_admin_api_refuses_bad_requests_as_restate_server_does(real_server) 
     async def door_answers() -> list[tuple[int, str]]:
         async with pg.Runtime(*S.ALL).serve_http() as door:
             return await answers(door.admin_url)
-    assert asyncio.run(door_answers()) == asyncio.run(answers(real_server.admin_url))
+    assert await door_answers() == await answers(real_server.admin_url)

@@ -85,12 +85,11 @@ def test_dev_reports_a_port_in_use_and_exits_1() -> None:
     assert out.returncode == 1 and f"cannot listen on 127.0.0.1:{port}" in out.stderr
 
 
-def test_the_http_benchmark_runs_with_a_tiny_n() -> None:
-    import asyncio
+async def test_the_http_benchmark_runs_with_a_tiny_n() -> None:
     import importlib.util
     path = HERE.parents[1] / "benchmarks" / "bench_http.py"
     spec = importlib.util.spec_from_file_location("playground_bench_http", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    cell, door, cli = asyncio.run(module.cell_and_door(5, cli=False))
+    cell, door, cli = await module.cell_and_door(5, cli=False)
     assert cell > 0 and door > 0 and cli is None

@@ -7,7 +7,8 @@ Nothing here waits on the wall clock. Pumping means yielding to the event loop a
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import restate
 

@@ -79,15 +79,12 @@ def test_discover_without_a_running_loop_returns_the_manifest(manifest: dict[str
     assert [s["name"] for s in manifest["services"]] == ["Svc", "Obj", "Wf"]
 
 
-def test_discover_works_from_inside_a_running_loop() -> None:
+async def test_discover_works_from_inside_a_running_loop() -> None:
     deployment = AsgiDeployment(restate.app(_services()))
 
-    async def main() -> tuple[dict[str, Any], bool]:
-        loop = asyncio.get_running_loop()
-        result = deployment.discover()
-        return result, loop.is_running()
-
-    result, running = asyncio.run(main())
+    loop = asyncio.get_running_loop()
+    result = deployment.discover()
+    running = loop.is_running()
     assert running
     assert {s["name"]: s["ty"] for s in result["services"]} == {
         "Svc": "SERVICE", "Obj": "VIRTUAL_OBJECT", "Wf": "WORKFLOW"}
@@ -132,19 +129,16 @@ def test_discover_reraises_app_exceptions_in_the_caller() -> None:
         AsgiDeployment(app).discover()
 
 
-def test_open_returns_an_attempt_for_the_handler_path() -> None:
+async def test_open_returns_an_attempt_for_the_handler_path() -> None:
     deployment = AsgiDeployment(restate.app(_services()))
     deployment.discover()
 
-    async def main() -> tuple[Attempt, list[Any]]:
-        attempt = deployment.open("Svc", "plain", [("x-restate-invocation-id", "inv_1")])
-        try:
-            attempt.start(start_msg(), [input_frame(b'"ada"')])
-            return attempt, await pump_until(attempt, is_named("End")) + await finish(attempt)
-        finally:
-            await ensure_ended(attempt)
-
-    attempt, items = asyncio.run(main())
+    attempt = deployment.open("Svc", "plain", [("x-restate-invocation-id", "inv_1")])
+    try:
+        attempt.start(start_msg(), [input_frame(b'"ada"')])
+        items = await pump_until(attempt, is_named("End")) + await finish(attempt)
+    finally:
+        await ensure_ended(attempt)
     assert isinstance(attempt, Attempt)
     assert attempt._scope["path"] == "/invoke/Svc/plain"
     assert (b"x-restate-invocation-id", b"inv_1") in attempt._scope["headers"]

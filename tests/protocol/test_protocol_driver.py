@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 from typing import Any
 
@@ -108,18 +107,14 @@ def _runner_app(executions: list[str]) -> Any:
 # --- lifecycle ---------------------------------------------------------------------------------------------
 
 
-def test_trivial_handler_sends_output_and_end_then_ends_after_close() -> None:
-    async def main() -> list[Any]:
-        attempt = Attempt(APP, "Proto", "greet")
-        try:
-            attempt.start(start_msg(), [input_frame(b'"bob"')])
-            items = await pump_until(attempt, is_named("End"))
-            items += await finish(attempt)
-            return items
-        finally:
-            await ensure_ended(attempt)
-
-    items = asyncio.run(main())
+async def test_trivial_handler_sends_output_and_end_then_ends_after_close() -> None:
+    attempt = Attempt(APP, "Proto", "greet")
+    try:
+        attempt.start(start_msg(), [input_frame(b'"bob"')])
+        items = await pump_until(attempt, is_named("End"))
+        items += await finish(attempt)
+    finally:
+        await ensure_ended(attempt)
     assert names(items) == ["Output", "End", "AttemptEnded"]
     assert received(items, "Output")[0].value.content == b'"hi bob"'
     ended = items[-1]
@@ -129,95 +124,81 @@ def test_trivial_handler_sends_output_and_end_then_ends_after_close() -> None:
     assert ended.headers["x-restate-server"].startswith("restate-sdk-python/")
 
 
-def test_app_does_not_return_until_the_request_body_is_closed() -> None:
+async def test_app_does_not_return_until_the_request_body_is_closed() -> None:
     """Pitfall P1: after End the SDK waits for the server to close its input before it returns."""
 
-    async def main() -> None:
-        attempt = Attempt(APP, "Proto", "greet")
-        try:
-            attempt.start(start_msg(), [input_frame(b'"ann"')])
-            before = await pump(attempt, rounds=1000)
-            assert names(before) == ["Output", "End"]
-            assert attempt.ended is None
-            assert not attempt.input_closed
-            assert attempt._task is not None and not attempt._task.done()
+    attempt = Attempt(APP, "Proto", "greet")
+    try:
+        attempt.start(start_msg(), [input_frame(b'"ann"')])
+        before = await pump(attempt, rounds=1000)
+        assert names(before) == ["Output", "End"]
+        assert attempt.ended is None
+        assert not attempt.input_closed
+        assert attempt._task is not None and not attempt._task.done()
 
-            attempt.close_input()
-            assert attempt.input_closed
-            after = await pump_until(attempt, is_ended)
-            assert names(after) == ["AttemptEnded"]
-            assert attempt.ended is after[-1]
-            assert attempt.ended.status == 200 and attempt.ended.error is None
-            await attempt.wait_closed()
-            assert attempt._task.done()
-        finally:
-            await ensure_ended(attempt)
-
-    asyncio.run(main())
+        attempt.close_input()
+        assert attempt.input_closed
+        after = await pump_until(attempt, is_ended)
+        assert names(after) == ["AttemptEnded"]
+        assert attempt.ended is after[-1]
+        assert attempt.ended.status == 200 and attempt.ended.error is None
+        await attempt.wait_closed()
+        assert attempt._task.done()
+    finally:
+        await ensure_ended(attempt)
 
 
-def test_start_sets_known_entries_to_the_journal_length() -> None:
-    async def main() -> Any:
-        attempt = Attempt(APP, "Proto", "greet")
-        start = start_msg(known_entries=99)
-        try:
-            attempt.start(start, [input_frame(b'"x"')])
-            await pump_until(attempt, is_named("End"))
-            await finish(attempt)
-        finally:
-            await ensure_ended(attempt)
-        return start
-
-    assert asyncio.run(main()).known_entries == 1
+async def test_start_sets_known_entries_to_the_journal_length() -> None:
+    attempt = Attempt(APP, "Proto", "greet")
+    start = start_msg(known_entries=99)
+    try:
+        attempt.start(start, [input_frame(b'"x"')])
+        await pump_until(attempt, is_named("End"))
+        await finish(attempt)
+    finally:
+        await ensure_ended(attempt)
+    assert start.known_entries == 1
 
 
-def test_notify_is_refused_once_the_input_is_closed() -> None:
-    async def main() -> tuple[bool, bool]:
-        attempt = Attempt(APP, "Proto", "greet")
-        try:
-            attempt.start(start_msg(), [input_frame(b'"x"')])
-            await pump_until(attempt, is_named("End"))
-            before = attempt.notify(messages.new("ProposeRunCompletionAck", completion_id=1))
-            await finish(attempt)
-            after = attempt.notify(messages.new("ProposeRunCompletionAck", completion_id=1))
-            return before, after
-        finally:
-            await ensure_ended(attempt)
-
-    assert asyncio.run(main()) == (True, False)
+async def test_notify_is_refused_once_the_input_is_closed() -> None:
+    attempt = Attempt(APP, "Proto", "greet")
+    try:
+        attempt.start(start_msg(), [input_frame(b'"x"')])
+        await pump_until(attempt, is_named("End"))
+        before = attempt.notify(messages.new("ProposeRunCompletionAck", completion_id=1))
+        await finish(attempt)
+        after = attempt.notify(messages.new("ProposeRunCompletionAck", completion_id=1))
+        result = before, after
+    finally:
+        await ensure_ended(attempt)
+    assert result == (True, False)
 
 
-def test_start_fields_reach_the_handler_and_current_attempt_is_set_inside_it() -> None:
+async def test_start_fields_reach_the_handler_and_current_attempt_is_set_inside_it() -> None:
     seen_attempts.clear()
 
-    async def main() -> tuple[Attempt, list[Any], Any]:
-        attempt = Attempt(APP, "Proto", "whoami")
-        try:
-            attempt.start(start_msg(), [input_frame()])
-            items = await pump_until(attempt, is_named("End"))
-            await finish(attempt)
-            return attempt, items, driver.current_attempt.get()
-        finally:
-            await ensure_ended(attempt)
-
-    attempt, items, outside = asyncio.run(main())
+    attempt = Attempt(APP, "Proto", "whoami")
+    try:
+        attempt.start(start_msg(), [input_frame()])
+        items = await pump_until(attempt, is_named("End"))
+        await finish(attempt)
+        outside = driver.current_attempt.get()
+    finally:
+        await ensure_ended(attempt)
     assert received(items, "Output")[0].value.content == f'"{DEBUG_ID}"'.encode()
     assert seen_attempts == [attempt]
     assert outside is None
 
 
-def test_object_key_and_eager_state_come_from_start() -> None:
-    async def main() -> list[Any]:
-        attempt = Attempt(APP, "Counter", "peek")
-        start = start_msg(key="k1", partial_state=False,
-                          state_map=[messages.new("StateEntry", key=b"count", value=b"41")])
-        try:
-            attempt.start(start, [input_frame()])
-            return await pump_until(attempt, is_named("End")) + await finish(attempt)
-        finally:
-            await ensure_ended(attempt)
-
-    items = asyncio.run(main())
+async def test_object_key_and_eager_state_come_from_start() -> None:
+    attempt = Attempt(APP, "Counter", "peek")
+    start = start_msg(key="k1", partial_state=False,
+                      state_map=[messages.new("StateEntry", key=b"count", value=b"41")])
+    try:
+        attempt.start(start, [input_frame()])
+        items = await pump_until(attempt, is_named("End")) + await finish(attempt)
+    finally:
+        await ensure_ended(attempt)
     assert names(items) == ["GetEagerState", "Output", "End", "AttemptEnded"]
     eager = received(items, "GetEagerState")[0]
     assert eager.key == b"count"
@@ -225,23 +206,19 @@ def test_object_key_and_eager_state_come_from_start() -> None:
     assert received(items, "Output")[0].value.content == b'"k1:41"'
 
 
-def test_concurrent_attempts_on_one_loop_keep_their_streams_apart() -> None:
-    async def main() -> tuple[list[Any], list[Any]]:
-        first = Attempt(APP, "Proto", "greet")
-        second = Attempt(APP, "Proto", "greet")
-        try:
-            first.start(start_msg(), [input_frame(b'"one"')])
-            second.start(start_msg(), [input_frame(b'"two"')])
-            a = await pump_until(first, is_named("End"))
-            b = await pump_until(second, is_named("End"))
-            a += await finish(first)
-            b += await finish(second)
-            return a, b
-        finally:
-            await ensure_ended(first)
-            await ensure_ended(second)
-
-    a, b = asyncio.run(main())
+async def test_concurrent_attempts_on_one_loop_keep_their_streams_apart() -> None:
+    first = Attempt(APP, "Proto", "greet")
+    second = Attempt(APP, "Proto", "greet")
+    try:
+        first.start(start_msg(), [input_frame(b'"one"')])
+        second.start(start_msg(), [input_frame(b'"two"')])
+        a = await pump_until(first, is_named("End"))
+        b = await pump_until(second, is_named("End"))
+        a += await finish(first)
+        b += await finish(second)
+    finally:
+        await ensure_ended(first)
+        await ensure_ended(second)
     assert received(a, "Output")[0].value.content == b'"hi one"'
     assert received(b, "Output")[0].value.content == b'"hi two"'
     assert names(a) == names(b) == ["Output", "End", "AttemptEnded"]
@@ -251,18 +228,15 @@ def test_concurrent_attempts_on_one_loop_keep_their_streams_apart() -> None:
 
 
 @pytest.mark.parametrize("version", [3, 4, 9])
-def test_unsupported_protocol_version_surfaces_as_an_ended_attempt_with_error(version: int) -> None:
+async def test_unsupported_protocol_version_surfaces_as_an_ended_attempt_with_error(version: int) -> None:
     """Pitfall P5: the app raises instead of answering; the driver must report it rather than hang."""
 
-    async def main() -> list[Any]:
-        attempt = Attempt(APP, "Proto", "greet", content_type=f"application/vnd.restate.invocation.v{version}")
-        try:
-            attempt.start(start_msg(), [input_frame(b'"x"')])
-            return await pump_until(attempt, is_ended)
-        finally:
-            await ensure_ended(attempt)
-
-    items = asyncio.run(main())
+    attempt = Attempt(APP, "Proto", "greet", content_type=f"application/vnd.restate.invocation.v{version}")
+    try:
+        attempt.start(start_msg(), [input_frame(b'"x"')])
+        items = await pump_until(attempt, is_ended)
+    finally:
+        await ensure_ended(attempt)
     assert names(items) == ["AttemptEnded"]
     ended = items[0]
     assert isinstance(ended, AttemptEnded)
@@ -273,18 +247,15 @@ def test_unsupported_protocol_version_surfaces_as_an_ended_attempt_with_error(ve
 
 
 @pytest.mark.parametrize("version", [5, 6, 7, 8])
-def test_supported_protocol_versions_complete_a_trivial_handler(version: int) -> None:
+async def test_supported_protocol_versions_complete_a_trivial_handler(version: int) -> None:
     content_type = f"application/vnd.restate.invocation.v{version}"
 
-    async def main() -> list[Any]:
-        attempt = Attempt(APP, "Proto", "greet", content_type=content_type)
-        try:
-            attempt.start(start_msg(), [input_frame(b'"v"')])
-            return await pump_until(attempt, is_named("End")) + await finish(attempt)
-        finally:
-            await ensure_ended(attempt)
-
-    items = asyncio.run(main())
+    attempt = Attempt(APP, "Proto", "greet", content_type=content_type)
+    try:
+        attempt.start(start_msg(), [input_frame(b'"v"')])
+        items = await pump_until(attempt, is_named("End")) + await finish(attempt)
+    finally:
+        await ensure_ended(attempt)
     assert names(items) == ["Output", "End", "AttemptEnded"]
     assert items[-1].error is None
     assert items[-1].headers["content-type"] == content_type
@@ -293,23 +264,19 @@ def test_supported_protocol_versions_complete_a_trivial_handler(version: int) ->
 # --- abort -------------------------------------------------------------------------------------------------
 
 
-def test_abort_mid_handler_ends_the_attempt_without_a_terminal_message() -> None:
+async def test_abort_mid_handler_ends_the_attempt_without_a_terminal_message() -> None:
     """Pitfall P2: a dropped connection while the handler waits loses the attempt: no End/Error/Suspension."""
 
-    async def main() -> tuple[list[Any], list[Any], Attempt]:
-        attempt = Attempt(APP, "Proto", "sleeper")
-        try:
-            attempt.start(start_msg(), [input_frame()])
-            before = await pump_until(attempt, is_named("Sleep"))
-            before += await pump(attempt)  # the handler is now parked on a completion we never send
-            assert attempt.ended is None
-            attempt.abort()
-            after = await pump_until(attempt, is_ended)
-            return before, after, attempt
-        finally:
-            await ensure_ended(attempt)
-
-    before, after, attempt = asyncio.run(main())
+    attempt = Attempt(APP, "Proto", "sleeper")
+    try:
+        attempt.start(start_msg(), [input_frame()])
+        before = await pump_until(attempt, is_named("Sleep"))
+        before += await pump(attempt)  # the handler is now parked on a completion we never send
+        assert attempt.ended is None
+        attempt.abort()
+        after = await pump_until(attempt, is_ended)
+    finally:
+        await ensure_ended(attempt)
     everything = names(before + after)
     assert "Sleep" in everything
     assert not TERMINALS & set(everything)
@@ -320,22 +287,19 @@ def test_abort_mid_handler_ends_the_attempt_without_a_terminal_message() -> None
     assert attempt.notify(messages.new("SleepCompletion", completion_id=1)) is False
 
 
-def test_abort_after_the_terminal_message_reports_a_connection_abort() -> None:
+async def test_abort_after_the_terminal_message_reports_a_connection_abort() -> None:
     """Cancelled while the SDK waits for the input to close (outside user code), the app task itself ends
     cancelled; the driver turns that into an error instead of losing the attempt."""
 
-    async def main() -> tuple[list[Any], list[Any]]:
-        attempt = Attempt(APP, "Proto", "greet")
-        try:
-            attempt.start(start_msg(), [input_frame(b'"x"')])
-            before = await pump_until(attempt, is_named("End"))
-            before += await pump(attempt)
-            attempt.abort()
-            return before, await pump_until(attempt, is_ended)
-        finally:
-            await ensure_ended(attempt)
-
-    before, after = asyncio.run(main())
+    attempt = Attempt(APP, "Proto", "greet")
+    try:
+        attempt.start(start_msg(), [input_frame(b'"x"')])
+        before = await pump_until(attempt, is_named("End"))
+        before += await pump(attempt)
+        attempt.abort()
+        after = await pump_until(attempt, is_ended)
+    finally:
+        await ensure_ended(attempt)
     assert names(before) == ["Output", "End"]
     assert names(after) == ["AttemptEnded"]
     assert isinstance(after[0].error, ConnectionAbortedError)
@@ -344,61 +308,51 @@ def test_abort_after_the_terminal_message_reports_a_connection_abort() -> None:
 # --- commands and notifications -----------------------------------------------------------------------------
 
 
-def test_sleep_completes_when_the_completion_is_sent() -> None:
-    async def main() -> tuple[list[Any], list[Any]]:
-        attempt = Attempt(APP, "Proto", "sleeper")
-        try:
-            attempt.start(start_msg(), [input_frame()])
-            first = await pump_until(attempt, is_named("Sleep"))
-            first += await pump(attempt)
-            cid = received(first, "Sleep")[0].result_completion_id
-            attempt.notify(messages.new("SleepCompletion", completion_id=cid, void=messages.new("Void")))
-            second = await pump_until(attempt, is_named("End")) + await finish(attempt)
-            return first, second
-        finally:
-            await ensure_ended(attempt)
-
-    first, second = asyncio.run(main())
+async def test_sleep_completes_when_the_completion_is_sent() -> None:
+    attempt = Attempt(APP, "Proto", "sleeper")
+    try:
+        attempt.start(start_msg(), [input_frame()])
+        first = await pump_until(attempt, is_named("Sleep"))
+        first += await pump(attempt)
+        cid = received(first, "Sleep")[0].result_completion_id
+        attempt.notify(messages.new("SleepCompletion", completion_id=cid, void=messages.new("Void")))
+        second = await pump_until(attempt, is_named("End")) + await finish(attempt)
+    finally:
+        await ensure_ended(attempt)
     assert not {"Output", "End"} & set(names(first))
     assert received(second, "Output")[0].value.content == b'"woke"'
     assert names(second)[-2:] == ["End", "AttemptEnded"]
 
 
-def test_cancel_signal_fails_the_pending_await_with_409() -> None:
-    async def main() -> list[Any]:
-        attempt = Attempt(APP, "Proto", "sleeper")
-        try:
-            attempt.start(start_msg(), [input_frame()])
-            await pump_until(attempt, is_named("Sleep"))
-            attempt.notify(messages.new("Signal", idx=messages.CANCEL_SIGNAL, void=messages.new("Void")))
-            return await pump_until(attempt, is_named("End")) + await finish(attempt)
-        finally:
-            await ensure_ended(attempt)
-
-    items = asyncio.run(main())
+async def test_cancel_signal_fails_the_pending_await_with_409() -> None:
+    attempt = Attempt(APP, "Proto", "sleeper")
+    try:
+        attempt.start(start_msg(), [input_frame()])
+        await pump_until(attempt, is_named("Sleep"))
+        attempt.notify(messages.new("Signal", idx=messages.CANCEL_SIGNAL, void=messages.new("Void")))
+        items = await pump_until(attempt, is_named("End")) + await finish(attempt)
+    finally:
+        await ensure_ended(attempt)
     output = received(items, "Output")[0]
     assert output.WhichOneof("result") == "failure"
     assert output.failure.code == 409
 
 
-def test_run_proposal_requests_an_ack_and_the_handler_finishes_after_the_ack() -> None:
+async def test_run_proposal_requests_an_ack_and_the_handler_finishes_after_the_ack() -> None:
     executions: list[str] = []
     app = _runner_app(executions)
 
-    async def main() -> tuple[list[Received], list[Any], list[Any]]:
-        attempt = Attempt(app, "Runs", "once")
-        try:
-            attempt.start(start_msg(), [input_frame()])
-            proposal = await pump_until(attempt, is_named("ProposeRunCompletion"))
-            waiting = await pump(attempt, rounds=500)  # without the ack the handler must not finish
-            cid = received(proposal, "ProposeRunCompletion")[0].result_completion_id
-            attempt.notify(messages.new("ProposeRunCompletionAck", completion_id=cid))
-            done = await pump_until(attempt, is_named("End")) + await finish(attempt)
-            return [i for i in proposal if isinstance(i, Received)], waiting, done
-        finally:
-            await ensure_ended(attempt)
-
-    proposal, waiting, done = asyncio.run(main())
+    attempt = Attempt(app, "Runs", "once")
+    try:
+        attempt.start(start_msg(), [input_frame()])
+        proposal = await pump_until(attempt, is_named("ProposeRunCompletion"))
+        waiting = await pump(attempt, rounds=500)  # without the ack the handler must not finish
+        cid = received(proposal, "ProposeRunCompletion")[0].result_completion_id
+        attempt.notify(messages.new("ProposeRunCompletionAck", completion_id=cid))
+        done = await pump_until(attempt, is_named("End")) + await finish(attempt)
+        proposal = [i for i in proposal if isinstance(i, Received)]
+    finally:
+        await ensure_ended(attempt)
     run_cmd = next(i for i in proposal if i.name == "Run")
     propose = next(i for i in proposal if i.name == "ProposeRunCompletion")
     assert run_cmd.flags == 0
@@ -412,22 +366,18 @@ def test_run_proposal_requests_an_ack_and_the_handler_finishes_after_the_ack() -
     assert executions == ["work"]
 
 
-def _run_to_end(app: Any, service: str, handler: str, journal: list[bytes] | None = None) -> list[Any]:
+async def _run_to_end(app: Any, service: str, handler: str, journal: list[bytes] | None = None) -> list[Any]:
     """Start an attempt with `journal` (default: just the Input), read until its terminal message, close the
     body and return every item received, the AttemptEnded last."""
-
-    async def main() -> list[Any]:
-        attempt = Attempt(app, service, handler)
-        try:
-            attempt.start(start_msg(), journal if journal is not None else [input_frame()])
-            return await pump_until(attempt, is_named(*TERMINALS)) + await finish(attempt)
-        finally:
-            await ensure_ended(attempt)
-
-    return asyncio.run(main())
+    attempt = Attempt(app, service, handler)
+    try:
+        attempt.start(start_msg(), journal if journal is not None else [input_frame()])
+        return await pump_until(attempt, is_named(*TERMINALS)) + await finish(attempt)
+    finally:
+        await ensure_ended(attempt)
 
 
-def _replay_stored_run(completion: Any) -> tuple[list[str], list[Any]]:
+async def _replay_stored_run(completion: Any) -> tuple[list[str], list[Any]]:
     """Run the `once` handler against a journal whose run already completed with `completion`."""
     executions: list[str] = []
     app = _runner_app(executions)
@@ -437,19 +387,20 @@ def _replay_stored_run(completion: Any) -> tuple[list[str], list[Any]]:
         framing.encode(completion),
     ]
 
-    return executions, _run_to_end(app, "Runs", "once", journal)
+    return executions, await _run_to_end(app, "Runs", "once", journal)
 
 
-def test_replayed_run_is_not_executed_again_and_returns_the_stored_value() -> None:
-    executions, items = _replay_stored_run(messages.new("RunCompletion", completion_id=1, value=value(b'"stored"')))
+async def test_replayed_run_is_not_executed_again_and_returns_the_stored_value() -> None:
+    stored = messages.new("RunCompletion", completion_id=1, value=value(b'"stored"'))
+    executions, items = await _replay_stored_run(stored)
     assert executions == []
     assert names(items) == ["Output", "End", "AttemptEnded"]  # no Run / ProposeRunCompletion sent again
     assert received(items, "Output")[0].value.content == b'"stored"'
 
 
-def test_replayed_failed_run_raises_a_terminal_error_in_the_handler() -> None:
+async def test_replayed_failed_run_raises_a_terminal_error_in_the_handler() -> None:
     failure = messages.new("Failure", code=418, message="stored failure")
-    executions, items = _replay_stored_run(messages.new("RunCompletion", completion_id=1, failure=failure))
+    executions, items = await _replay_stored_run(messages.new("RunCompletion", completion_id=1, failure=failure))
     assert executions == []
     output = received(items, "Output")[0]
     assert output.WhichOneof("result") == "failure"
@@ -457,22 +408,20 @@ def test_replayed_failed_run_raises_a_terminal_error_in_the_handler() -> None:
 
 
 @pytest.mark.parametrize(("handler", "has_key"), [("caller", False), ("idempotent_caller", True)])
-def test_call_carries_both_notification_ids_and_completes_with_the_call_result(handler: str, has_key: bool) -> None:
-    async def main() -> tuple[Any, list[Any]]:
-        attempt = Attempt(APP, "Proto", handler)
-        try:
-            attempt.start(start_msg(), [input_frame(b'"bob"')])
-            call = received(await pump_until(attempt, is_named("Call")), "Call")[0]
-            attempt.notify(messages.new("CallInvocationIdCompletion",
-                                        completion_id=call.invocation_id_notification_idx,
-                                        invocation_id="inv_callee"))
-            attempt.notify(messages.new("CallCompletion", completion_id=call.result_completion_id,
-                                        value=value(b'"hi bob"')))
-            return call, await pump_until(attempt, is_named("End")) + await finish(attempt)
-        finally:
-            await ensure_ended(attempt)
-
-    call, items = asyncio.run(main())
+async def test_call_carries_both_notification_ids_and_completes_with_the_call_result(handler: str,
+                                                                                    has_key: bool) -> None:
+    attempt = Attempt(APP, "Proto", handler)
+    try:
+        attempt.start(start_msg(), [input_frame(b'"bob"')])
+        call = received(await pump_until(attempt, is_named("Call")), "Call")[0]
+        attempt.notify(messages.new("CallInvocationIdCompletion",
+                                    completion_id=call.invocation_id_notification_idx,
+                                    invocation_id="inv_callee"))
+        attempt.notify(messages.new("CallCompletion", completion_id=call.result_completion_id,
+                                    value=value(b'"hi bob"')))
+        items = await pump_until(attempt, is_named("End")) + await finish(attempt)
+    finally:
+        await ensure_ended(attempt)
     assert (call.service_name, call.handler_name, call.parameter) == ("Proto", "greet", b'"bob"')
     assert call.invocation_id_notification_idx > 0 and call.result_completion_id > 0
     assert call.invocation_id_notification_idx != call.result_completion_id
@@ -485,8 +434,8 @@ def test_call_carries_both_notification_ids_and_completes_with_the_call_result(h
 # --- failures ----------------------------------------------------------------------------------------------
 
 
-def test_plain_exception_becomes_error_500_without_retry_delay() -> None:
-    items = _run_to_end(APP, "Proto", "boom")
+async def test_plain_exception_becomes_error_500_without_retry_delay() -> None:
+    items = await _run_to_end(APP, "Proto", "boom")
     assert names(items) == ["Error", "AttemptEnded"]
     error = received(items, "Error")[0]
     assert error.code == 500
@@ -496,13 +445,13 @@ def test_plain_exception_becomes_error_500_without_retry_delay() -> None:
     assert items[-1].error is None and items[-1].status == 200  # P3: 200 although the attempt failed
 
 
-def test_retryable_error_carries_next_retry_delay_in_ms() -> None:
-    error = received(_run_to_end(APP, "Proto", "retry_later"), "Error")[0]
+async def test_retryable_error_carries_next_retry_delay_in_ms() -> None:
+    error = received(await _run_to_end(APP, "Proto", "retry_later"), "Error")[0]
     assert error.HasField("next_retry_delay") and error.next_retry_delay == 7000
 
 
-def test_terminal_error_becomes_a_failed_output_and_end() -> None:
-    items = _run_to_end(APP, "Proto", "teapot")
+async def test_terminal_error_becomes_a_failed_output_and_end() -> None:
+    items = await _run_to_end(APP, "Proto", "teapot")
     assert names(items) == ["Output", "End", "AttemptEnded"]
     output = received(items, "Output")[0]
     assert output.WhichOneof("result") == "failure"
@@ -517,7 +466,7 @@ def test_received_name_falls_back_to_hex_for_unknown_ids() -> None:
 # --- the driver against small fake apps ---------------------------------------------------------------------
 
 
-def test_app_raising_after_the_response_head_reports_status_and_error() -> None:
+async def test_app_raising_after_the_response_head_reports_status_and_error() -> None:
     """Like pitfall P4: a 200 head followed by an exception still ends the attempt, with both recorded."""
 
     async def app(scope: dict, receive: Any, send: Any) -> None:
@@ -525,22 +474,19 @@ def test_app_raising_after_the_response_head_reports_status_and_error() -> None:
         await receive()
         raise RuntimeError("(571) input closed while replaying")
 
-    async def main() -> list[Any]:
-        attempt = Attempt(app, "Fake", "h")
-        try:
-            attempt.start(start_msg(), [input_frame()])
-            return await pump_until(attempt, is_ended)
-        finally:
-            await ensure_ended(attempt)
-
-    items = asyncio.run(main())
+    attempt = Attempt(app, "Fake", "h")
+    try:
+        attempt.start(start_msg(), [input_frame()])
+        items = await pump_until(attempt, is_ended)
+    finally:
+        await ensure_ended(attempt)
     assert names(items) == ["AttemptEnded"]
     ended = items[0]
     assert ended.status == 200 and ended.headers == {"content-type": "x"}
     assert isinstance(ended.error, RuntimeError) and "571" in str(ended.error)
 
 
-def test_fake_app_sees_start_and_journal_in_one_body_event_then_the_close() -> None:
+async def test_fake_app_sees_start_and_journal_in_one_body_event_then_the_close() -> None:
     events: list[dict] = []
 
     async def app(scope: dict, receive: Any, send: Any) -> None:
@@ -555,17 +501,14 @@ def test_fake_app_sees_start_and_journal_in_one_body_event_then_the_close() -> N
         await send({"type": "http.response.body", "body": b"", "more_body": False})
         events.append(await receive())
 
-    async def main() -> list[Any]:
-        attempt = Attempt(app, "Fake", "h", headers=[("x-extra", "1")])
-        try:
-            attempt.start(start_msg(), [input_frame(b"1"), input_frame(b"2")])
-            await pump(attempt, rounds=20)
-            attempt.close_input()
-            return await pump_until(attempt, is_ended)
-        finally:
-            await ensure_ended(attempt)
-
-    items = asyncio.run(main())
+    attempt = Attempt(app, "Fake", "h", headers=[("x-extra", "1")])
+    try:
+        attempt.start(start_msg(), [input_frame(b"1"), input_frame(b"2")])
+        await pump(attempt, rounds=20)
+        attempt.close_input()
+        items = await pump_until(attempt, is_ended)
+    finally:
+        await ensure_ended(attempt)
     assert names(items) == ["End", "AttemptEnded"]
     scope, first, close, after = events
     assert scope["type"] == "http" and scope["path"] == "/invoke/Fake/h"
@@ -578,30 +521,24 @@ def test_fake_app_sees_start_and_journal_in_one_body_event_then_the_close() -> N
     assert after == {"type": "http.disconnect"}  # only once the response is complete
 
 
-def test_a_frame_of_unknown_type_from_the_app_ends_the_attempt_with_an_error() -> None:
+async def test_a_frame_of_unknown_type_from_the_app_ends_the_attempt_with_an_error() -> None:
     async def app(scope: dict, receive: Any, send: Any) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": framing.encode_raw(0x0499, b""), "more_body": True})
 
-    async def main() -> list[Any]:
-        attempt = Attempt(app, "Fake", "h")
-        try:
-            attempt.start(start_msg(), [input_frame()])
-            return await pump_until(attempt, is_ended)
-        finally:
-            await ensure_ended(attempt)
-
-    items = asyncio.run(main())
+    attempt = Attempt(app, "Fake", "h")
+    try:
+        attempt.start(start_msg(), [input_frame()])
+        items = await pump_until(attempt, is_ended)
+    finally:
+        await ensure_ended(attempt)
     assert names(items) == ["AttemptEnded"]
     assert items[0].error is not None
 
 
-def test_abort_right_after_start_still_reports_attempt_ended() -> None:
-    async def main() -> list[Any]:
-        attempt = Attempt(APP, "Proto", "greet")
-        attempt.start(start_msg(), [input_frame(b'"x"')])
-        attempt.abort()
-        return await pump_until(attempt, is_ended)
-
-    items = asyncio.run(main())
+async def test_abort_right_after_start_still_reports_attempt_ended() -> None:
+    attempt = Attempt(APP, "Proto", "greet")
+    attempt.start(start_msg(), [input_frame(b'"x"')])
+    attempt.abort()
+    items = await pump_until(attempt, is_ended)
     assert names(items)[-1] == "AttemptEnded"

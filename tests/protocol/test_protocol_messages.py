@@ -376,7 +376,7 @@ def test_enums_have_the_official_values(enum: str, values: list[tuple[str, int]]
 def test_type_ids_are_unique_and_every_framed_message_has_a_class() -> None:
     assert len(set(messages.TYPE_IDS.values())) == len(messages.TYPE_IDS)
     assert set(messages.TYPE_IDS) <= set(messages.CLASSES)
-    assert messages.NAMES_BY_ID == {v: k for k, v in messages.TYPE_IDS.items()}
+    assert {v: k for k, v in messages.TYPE_IDS.items()} == messages.NAMES_BY_ID
 
 
 def test_every_type_id_falls_in_the_range_of_its_kind() -> None:

@@ -108,33 +108,27 @@ def test_install_is_idempotent_and_wraps_once() -> None:
     assert not hasattr(wrapped_send, "__wrapped__"), "sys_send was wrapped more than once"
 
 
-def test_sleep_inside_an_attempt_records_its_exact_millis() -> None:
-    async def main() -> tuple[Attempt, list[Any]]:
-        attempt = Attempt(APP, "Hooks", "nap")
-        try:
-            attempt.start(start_msg(), [input_frame(b"5")])
-            return attempt, await _complete_sleeps(attempt, 1)
-        finally:
-            await ensure_ended(attempt)
-
-    attempt, items = asyncio.run(main())
+async def test_sleep_inside_an_attempt_records_its_exact_millis() -> None:
+    attempt = Attempt(APP, "Hooks", "nap")
+    try:
+        attempt.start(start_msg(), [input_frame(b"5")])
+        items = await _complete_sleeps(attempt, 1)
+    finally:
+        await ensure_ended(attempt)
     assert list(attempt.delays) == [("sleep", 18_000_000)]
     assert received(items, "Output")[0].value.content == b'"rested"'
 
 
-def test_delayed_send_records_its_exact_millis() -> None:
-    async def main() -> tuple[Attempt, list[Any], int, int]:
-        attempt = Attempt(APP, "Hooks", "delayed_send")
-        try:
-            before = int(time.time() * 1000)
-            attempt.start(start_msg(), [input_frame()])
-            items = await pump_until(attempt, is_named("End"))
-            after = int(time.time() * 1000)
-            return attempt, items + await finish(attempt), before, after
-        finally:
-            await ensure_ended(attempt)
-
-    attempt, items, before, after = asyncio.run(main())
+async def test_delayed_send_records_its_exact_millis() -> None:
+    attempt = Attempt(APP, "Hooks", "delayed_send")
+    try:
+        before = int(time.time() * 1000)
+        attempt.start(start_msg(), [input_frame()])
+        items = await pump_until(attempt, is_named("End"))
+        after = int(time.time() * 1000)
+        items = items + await finish(attempt)
+    finally:
+        await ensure_ended(attempt)
     assert list(attempt.delays) == [("send", 30_000)]
     # The hook only observes: the SDK still computes the absolute invoke time itself.
     one_way = received(items, "OneWayCall")[0]
@@ -142,121 +136,105 @@ def test_delayed_send_records_its_exact_millis() -> None:
     assert before + 30_000 <= one_way.invoke_time <= after + 30_000
 
 
-def test_send_without_delay_records_zero() -> None:
-    async def main() -> Attempt:
-        attempt = Attempt(APP, "Hooks", "immediate_send")
-        try:
-            attempt.start(start_msg(), [input_frame()])
-            await pump_until(attempt, is_named("End"))
-            await finish(attempt)
-            return attempt
-        finally:
-            await ensure_ended(attempt)
-
-    assert list(asyncio.run(main()).delays) == [("send", 0)]
+async def test_send_without_delay_records_zero() -> None:
+    attempt = Attempt(APP, "Hooks", "immediate_send")
+    try:
+        attempt.start(start_msg(), [input_frame()])
+        await pump_until(attempt, is_named("End"))
+        await finish(attempt)
+        result = attempt
+    finally:
+        await ensure_ended(attempt)
+    assert list(result.delays) == [("send", 0)]
 
 
-def test_concurrent_attempts_record_only_their_own_delays() -> None:
-    async def main() -> tuple[Attempt, Attempt]:
-        short = Attempt(APP, "Hooks", "nap")
-        long = Attempt(APP, "Hooks", "nap")
-        try:
-            short.start(start_msg(), [input_frame(b"1")])
-            long.start(start_msg(), [input_frame(b"7")])
-            await asyncio.gather(_complete_sleeps(short, 1), _complete_sleeps(long, 1))
-            return short, long
-        finally:
-            await ensure_ended(short)
-            await ensure_ended(long)
-
-    short, long = asyncio.run(main())
+async def test_concurrent_attempts_record_only_their_own_delays() -> None:
+    short = Attempt(APP, "Hooks", "nap")
+    long = Attempt(APP, "Hooks", "nap")
+    try:
+        short.start(start_msg(), [input_frame(b"1")])
+        long.start(start_msg(), [input_frame(b"7")])
+        await asyncio.gather(_complete_sleeps(short, 1), _complete_sleeps(long, 1))
+    finally:
+        await ensure_ended(short)
+        await ensure_ended(long)
     assert list(short.delays) == [("sleep", 1 * HOUR_MS)]
     assert list(long.delays) == [("sleep", 7 * HOUR_MS)]
 
 
-def test_replayed_sleep_is_not_recorded_but_a_new_one_after_it_is() -> None:
+async def test_replayed_sleep_is_not_recorded_but_a_new_one_after_it_is() -> None:
     journal = [input_frame(), _sleep_cmd(1, 1), _sleep_done(1)]
 
-    async def main() -> tuple[Attempt, list[Any]]:
-        attempt = Attempt(APP, "Hooks", "two_naps")
-        try:
-            attempt.start(start_msg(), journal)
-            return attempt, await _complete_sleeps(attempt, 1)
-        finally:
-            await ensure_ended(attempt)
-
-    attempt, items = asyncio.run(main())
+    attempt = Attempt(APP, "Hooks", "two_naps")
+    try:
+        attempt.start(start_msg(), journal)
+        items = await _complete_sleeps(attempt, 1)
+    finally:
+        await ensure_ended(attempt)
     assert list(attempt.delays) == [("sleep", 3 * 60_000)]
     assert len(received(items, "Sleep")) == 1  # only the new sleep went on the wire
     assert received(items, "Output")[0].value.content == b'"twice"'
 
 
-def test_replayed_sleep_still_awaiting_its_completion_is_not_recorded() -> None:
+async def test_replayed_sleep_still_awaiting_its_completion_is_not_recorded() -> None:
     journal = [input_frame(b"5"), _sleep_cmd(1, 1)]
 
-    async def main() -> tuple[Attempt, list[Any]]:
-        attempt = Attempt(APP, "Hooks", "nap")
-        try:
-            attempt.start(start_msg(), journal)
-            waiting = await pump(attempt)
-            attempt.notify(messages.new("SleepCompletion", completion_id=1, void=messages.new("Void")))
-            done = await pump_until(attempt, is_named("End")) + await finish(attempt)
-            return attempt, waiting + done
-        finally:
-            await ensure_ended(attempt)
-
-    attempt, items = asyncio.run(main())
+    attempt = Attempt(APP, "Hooks", "nap")
+    try:
+        attempt.start(start_msg(), journal)
+        waiting = await pump(attempt)
+        attempt.notify(messages.new("SleepCompletion", completion_id=1, void=messages.new("Void")))
+        done = await pump_until(attempt, is_named("End")) + await finish(attempt)
+        items = waiting + done
+    finally:
+        await ensure_ended(attempt)
     assert list(attempt.delays) == []
     assert "Sleep" not in names(items)
     assert received(items, "Output")[0].value.content == b'"rested"'
 
 
-def test_hooks_outside_an_attempt_record_nothing_and_still_delegate() -> None:
+async def test_hooks_outside_an_attempt_record_nothing_and_still_delegate() -> None:
     """Drive the app with bare ASGI callables (no Attempt, so no current attempt): the SDK behaves as usual."""
     bystander = Attempt(APP, "Hooks", "nap")  # never started; must stay untouched
     sent: list[dict] = []
 
-    async def main() -> tuple[Any, int, int]:
-        body = framing.encode(start_msg(known_entries=1)) + input_frame(b"5")
-        inbox: asyncio.Queue[dict] = asyncio.Queue()
-        inbox.put_nowait({"type": "http.request", "body": body, "more_body": True})
-        finished = asyncio.Event()
+    body = framing.encode(start_msg(known_entries=1)) + input_frame(b"5")
+    inbox: asyncio.Queue[dict] = asyncio.Queue()
+    inbox.put_nowait({"type": "http.request", "body": body, "more_body": True})
+    finished = asyncio.Event()
 
-        async def receive() -> dict:
-            if inbox.empty() and finished.is_set():
-                return {"type": "http.disconnect"}
-            return await inbox.get()
+    async def receive() -> dict:
+        if inbox.empty() and finished.is_set():
+            return {"type": "http.disconnect"}
+        return await inbox.get()
 
-        async def send(event: dict) -> None:
-            sent.append(event)
-            if event["type"] == "http.response.body" and not event.get("more_body", False):
-                finished.set()
+    async def send(event: dict) -> None:
+        sent.append(event)
+        if event["type"] == "http.response.body" and not event.get("more_body", False):
+            finished.set()
 
-        scope = {"type": "http", "http_version": "2", "path": "/invoke/Hooks/nap",
-                 "headers": [(b"content-type", driver.CONTENT_TYPE.encode())]}
-        assert driver.current_attempt.get() is None
-        before = int(time.time() * 1000)
-        task = asyncio.create_task(APP(scope, receive, send))
-        for _ in range(500):  # until the SDK flushes its first frames (the Sleep command)
-            if any(e["type"] == "http.response.body" and e.get("body") for e in sent):
-                break
-            await asyncio.sleep(0)
-        after = int(time.time() * 1000)
-        # Cancel the sleep (virtual or not, we are not going to wait 5 h) and close the body.
-        inbox.put_nowait({"type": "http.request", "body": framing.encode(
-            messages.new("Signal", idx=messages.CANCEL_SIGNAL, void=messages.new("Void"))), "more_body": True})
-        inbox.put_nowait({"type": "http.request", "body": b"", "more_body": False})
-        for _ in range(1000):
-            if task.done():
-                break
-            await asyncio.sleep(0)
-        assert task.done()
-        stream = b"".join(e.get("body", b"") for e in sent if e["type"] == "http.response.body")
-        decoded = framing.Decoder().feed(stream)
-        sleep = next(messages.parse(t, p) for t, _, p in decoded if t == messages.TYPE_IDS["Sleep"])
-        return sleep, before, after
-
-    sleep, before, after = asyncio.run(main())
+    scope = {"type": "http", "http_version": "2", "path": "/invoke/Hooks/nap",
+             "headers": [(b"content-type", driver.CONTENT_TYPE.encode())]}
+    assert driver.current_attempt.get() is None
+    before = int(time.time() * 1000)
+    task = asyncio.create_task(APP(scope, receive, send))
+    for _ in range(500):  # until the SDK flushes its first frames (the Sleep command)
+        if any(e["type"] == "http.response.body" and e.get("body") for e in sent):
+            break
+        await asyncio.sleep(0)
+    after = int(time.time() * 1000)
+    # Cancel the sleep (virtual or not, we are not going to wait 5 h) and close the body.
+    inbox.put_nowait({"type": "http.request", "body": framing.encode(
+        messages.new("Signal", idx=messages.CANCEL_SIGNAL, void=messages.new("Void"))), "more_body": True})
+    inbox.put_nowait({"type": "http.request", "body": b"", "more_body": False})
+    for _ in range(1000):
+        if task.done():
+            break
+        await asyncio.sleep(0)
+    assert task.done()
+    stream = b"".join(e.get("body", b"") for e in sent if e["type"] == "http.response.body")
+    decoded = framing.Decoder().feed(stream)
+    sleep = next(messages.parse(t, p) for t, _, p in decoded if t == messages.TYPE_IDS["Sleep"])
     assert before + 5 * HOUR_MS <= sleep.wake_up_time <= after + 5 * HOUR_MS
     assert list(bystander.delays) == []
 
@@ -287,20 +265,17 @@ def test_record_appends_only_inside_an_attempt_and_only_when_not_replaying() -> 
     assert list(attempt.delays) == [("sleep", 7), ("send", 8)]
 
 
-def test_handler_exceptions_inside_attempts_are_not_logged_but_still_reported(
+async def test_handler_exceptions_inside_attempts_are_not_logged_but_still_reported(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)
 
-    async def main() -> list[Any]:
-        attempt = Attempt(APP, "Hooks", "explode")
-        try:
-            attempt.start(start_msg(), [input_frame()])
-            return await pump_until(attempt, is_named("End", "Error", "Suspension")) + await finish(attempt)
-        finally:
-            await ensure_ended(attempt)
-
-    items = asyncio.run(main())
+    attempt = Attempt(APP, "Hooks", "explode")
+    try:
+        attempt.start(start_msg(), [input_frame()])
+        items = await pump_until(attempt, is_named("End", "Error", "Suspension")) + await finish(attempt)
+    finally:
+        await ensure_ended(attempt)
     error = received(items, "Error")[0]
     assert error.code == 500
     assert repr(ValueError("hooked boom")) in error.message
@@ -311,17 +286,14 @@ def test_handler_exceptions_inside_attempts_are_not_logged_but_still_reported(
     assert [r.getMessage() for r in caplog.records if r.name in SDK_LOGGERS] == ["outside any attempt"]
 
 
-def test_unsupported_version_inside_an_attempt_is_not_logged(caplog: pytest.LogCaptureFixture) -> None:
+async def test_unsupported_version_inside_an_attempt_is_not_logged(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
 
-    async def main() -> Any:
-        attempt = Attempt(APP, "Hooks", "target", content_type="application/vnd.restate.invocation.v4")
-        try:
-            attempt.start(start_msg(), [input_frame(b'"x"')])
-            return (await pump_until(attempt, is_ended))[-1]
-        finally:
-            await ensure_ended(attempt)
-
-    ended = asyncio.run(main())
+    attempt = Attempt(APP, "Hooks", "target", content_type="application/vnd.restate.invocation.v4")
+    try:
+        attempt.start(start_msg(), [input_frame(b'"x"')])
+        ended = (await pump_until(attempt, is_ended))[-1]
+    finally:
+        await ensure_ended(attempt)
     assert ended is not None and ended.error is not None
     assert [r for r in caplog.records if r.name.startswith("restate")] == []

@@ -10,6 +10,8 @@ pytest_plugins = ["pytester"]
 
 USER_TESTS = textwrap.dedent('''
     import asyncio
+
+    import pytest
     import restate
 
     greeter = restate.Service("PluginGreeter")
@@ -18,12 +20,17 @@ USER_TESTS = textwrap.dedent('''
     async def greet(ctx: restate.Context, name: str) -> str:
         return "Hello " + name
 
+    used = []
+
     def test_embedded(restate_runtime):
         restate_runtime.register(greeter)
         assert asyncio.run(restate_runtime.service_call(greet, arg="Ann")) == "Hello Ann"
+        used.append(restate_runtime)
 
-    def test_fresh_runtime_each_test(restate_runtime):
+    def test_fresh_runtime_each_test_and_the_last_one_is_closed(restate_runtime):
         assert restate_runtime.services() == {}
+        with pytest.raises(RuntimeError, match="this Runtime is closed"):
+            used[0].register(greeter)
 
     def test_real(restate_server):
         app = restate_server.register(greeter)
@@ -39,15 +46,16 @@ def test_the_plugin_is_registered_as_an_entry_point():
 
 
 def test_fixtures_in_a_users_test_session(pytester, restate_server):
-    # restate_server here only makes this test skip (or fail under CI) when no real server can be had
+    # restate_server here only makes this test skip (or fail under CI) when no real server can be had;
+    # the user's project does without pytest-asyncio (it would warn about its unset options)
     pytester.makepyfile(test_user=USER_TESTS)
-    result = pytester.runpytest("-q", "-p", "no:cacheprovider")
+    result = pytester.runpytest("-q", "-p", "no:cacheprovider", "-p", "no:asyncio")
     result.assert_outcomes(passed=3)
 
 
 def test_real_fixture_can_be_skipped_on_purpose(pytester, monkeypatch):
     monkeypatch.setenv("PLAYGROUND_REAL_SERVER", "skip")
     pytester.makepyfile(test_user=USER_TESTS)
-    result = pytester.runpytest("-q", "-p", "no:cacheprovider", "-rs")
+    result = pytester.runpytest("-q", "-p", "no:cacheprovider", "-p", "no:asyncio", "-rs")
     result.assert_outcomes(passed=2, skipped=1)
     result.stdout.fnmatch_lines(["*PLAYGROUND_REAL_SERVER=skip*"])

@@ -8,7 +8,6 @@ session. Without the binary (and no npm to install it) these tests skip with the
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal
@@ -87,26 +86,24 @@ def deployed(restate_server):
     return restate_server
 
 
-def embedded_answers() -> dict[str, object]:
-    async def main() -> dict[str, object]:
-        rt = pg.Runtime(greeter, counter)
-        out: dict[str, object] = {"greet": await rt.service_call(greet, arg="world")}
-        out["adds"] = [await rt.object_call(add, key="Mary", arg=n) for n in (5, 1, 10)]
-        out["state"] = rt.state("RealCounter", "Mary")
+async def embedded_answers() -> dict[str, object]:
+    rt = pg.Runtime(greeter, counter)
+    out: dict[str, object] = {"greet": await rt.service_call(greet, arg="world")}
+    out["adds"] = [await rt.object_call(add, key="Mary", arg=n) for n in (5, 1, 10)]
+    out["state"] = rt.state("RealCounter", "Mary")
+    try:
+        await rt.service_call(fail, arg="x")
+    except restate.TerminalError as exc:
+        out["error"] = (exc.status_code, exc.message)
+    for svc, handler in (("NoSuch", "x"), ("RealGreeter", "nosuch")):
         try:
-            await rt.service_call(fail, arg="x")
+            await rt.generic_call(svc, handler, b'"x"')
         except restate.TerminalError as exc:
-            out["error"] = (exc.status_code, exc.message)
-        for svc, handler in (("NoSuch", "x"), ("RealGreeter", "nosuch")):
-            try:
-                await rt.generic_call(svc, handler, b'"x"')
-            except restate.TerminalError as exc:
-                out[f"404 {svc}/{handler}"] = (exc.status_code, exc.message)
-        return out
-    return asyncio.run(main())
+            out[f"404 {svc}/{handler}"] = (exc.status_code, exc.message)
+    return out
 
 
-def test_same_answers_as_the_embedded_runtime(deployed):
+async def test_same_answers_as_the_embedded_runtime(deployed):
     ingress = deployed.ingress_url
     status, body = post(f"{ingress}/RealGreeter/greet", b'"world"')
     assert status == 200
@@ -123,7 +120,7 @@ def test_same_answers_as_the_embedded_runtime(deployed):
         status, body = post(f"{ingress}/{svc}/{handler}", b'"x"')
         got[f"404 {svc}/{handler}"] = (status, json.loads(body)["message"])
 
-    assert got == embedded_answers()
+    assert got == await embedded_answers()
     assert got["adds"] == [5, 6, 16] and got["error"] == (422, "nope: x")
 
 
@@ -131,7 +128,8 @@ def test_sends_and_delayed_sends(deployed):
     sent = deployed.send("RealCounter", "add", 2, key="Sam", delay=timedelta(milliseconds=300))
     assert sent["status"] == "Accepted" and sent["invocationId"].startswith("inv_")
     assert "executionTime" in sent
-    status_of = lambda: deployed.query(f"SELECT status FROM sys_invocation WHERE id = '{sent['invocationId']}'")
+    def status_of():
+        return deployed.query(f"SELECT status FROM sys_invocation WHERE id = '{sent['invocationId']}'")
     assert status_of() == [{"status": "scheduled"}]
     eventually(lambda: status_of() == [{"status": "completed"}], f"the delayed send completed ({status_of()})")
     assert deployed.call("RealCounter", "add", 0, key="Sam") == 2
@@ -143,8 +141,9 @@ def test_stopping_a_served_app_cuts_off_a_sleeping_invocation_and_the_server_ret
     app = real.serve(napper)
     restate_server.server.register(app.url)
     sent = restate_server.send("RealNapper", "nap", 60_000)
-    row = lambda: restate_server.query(f"SELECT status, retry_count FROM sys_invocation "
-                                       f"WHERE id = '{sent['invocationId']}'")[0]
+    def row():
+        return restate_server.query(f"SELECT status, retry_count FROM sys_invocation "
+                                           f"WHERE id = '{sent['invocationId']}'")[0]
     eventually(lambda: row()["status"] == "running", "the invocation is running")
     thread = app._thread
     app.stop()

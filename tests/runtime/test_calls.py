@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 
 import pytest
@@ -74,79 +73,64 @@ def rt_all() -> pg.Runtime:
     return pg.Runtime(greeter, counter, signup, caller, failing)
 
 
-def test_service_call_from_a_cell_returns_the_handler_result() -> None:
-    async def main() -> str:
-        return await rt_all().service_call(greet, arg="Ann")
-
-    assert asyncio.run(main()) == "Hello Ann"
+async def test_service_call_from_a_cell_returns_the_handler_result() -> None:
+    assert await rt_all().service_call(greet, arg="Ann") == "Hello Ann"
 
 
-def test_object_calls_keep_state_per_key() -> None:
-    async def main() -> tuple:
-        rt = rt_all()
-        a1 = await rt.object_call(add, key="a", arg=1)
-        a2 = await rt.object_call(add, key="a", arg=2)
-        b1 = await rt.object_call(add, key="b", arg=10)
-        return a1, a2, b1, rt.state("Counter", "a"), rt.state("Counter", "b")
-
-    assert asyncio.run(main()) == (1, 3, 10, {"count": 3}, {"count": 10})
+async def test_object_calls_keep_state_per_key() -> None:
+    rt = rt_all()
+    a1 = await rt.object_call(add, key="a", arg=1)
+    a2 = await rt.object_call(add, key="a", arg=2)
+    b1 = await rt.object_call(add, key="b", arg=10)
+    assert (a1, a2, b1, rt.state("Counter", "a"), rt.state("Counter", "b")) == (1, 3, 10, {"count": 3}, {"count": 10})
 
 
-def test_handler_calls_to_service_object_and_workflow_are_their_own_invocations() -> None:
-    async def main() -> None:
-        rt = rt_all()
-        assert await rt.service_call(call_all, arg="mary") == ["Hello mary", 3, "welcome mary@example.com"]
-        df = rt.invocations()
-        root = df[df.target == "Caller/call_all"].iloc[0]
-        children = df[df.invoked_by_id == root.id]
-        assert sorted(children.target) == ["Counter/mary/add", "Greeter/greet", "Signup/mary/run"]
-        assert set(children.invoked_by) == {"service"} and set(children.status) == {"completed"}
-        assert set(children.invoked_by_target) == {"Caller/call_all"}
-        assert root.invoked_by == "ingress"
-        j = rt.journal(root.id)
-        kinds = list(j.entry_type)
-        assert kinds[0] == "Command: Input" and kinds[-1] == "Command: Output"
-        # each call journals the Call command, its invocation id, then its result
-        assert kinds[1:10] == ["Command: Call", "Notification: CallInvocationId", "Notification: Call"] * 3
-        ids_in_journal = list(j[j.entry_type == "Notification: CallInvocationId"].payload)
-        assert ids_in_journal == list(j[j.entry_type == "Command: Call"].invoked_id)
-        assert set(ids_in_journal) == set(children.id)
-        assert all(i.startswith("inv_") for i in ids_in_journal)
-        assert list(j[j.entry_type == "Command: Call"].invoked_target) == ["Greeter/greet", "Counter/mary/add",
-                                                                           "Signup/mary/run"]
-        assert rt.state("Signup", "mary") == {"email": "mary@example.com"}
-
-    asyncio.run(main())
+async def test_handler_calls_to_service_object_and_workflow_are_their_own_invocations() -> None:
+    rt = rt_all()
+    assert await rt.service_call(call_all, arg="mary") == ["Hello mary", 3, "welcome mary@example.com"]
+    df = rt.invocations()
+    root = df[df.target == "Caller/call_all"].iloc[0]
+    children = df[df.invoked_by_id == root.id]
+    assert sorted(children.target) == ["Counter/mary/add", "Greeter/greet", "Signup/mary/run"]
+    assert set(children.invoked_by) == {"service"} and set(children.status) == {"completed"}
+    assert set(children.invoked_by_target) == {"Caller/call_all"}
+    assert root.invoked_by == "ingress"
+    j = rt.journal(root.id)
+    kinds = list(j.entry_type)
+    assert kinds[0] == "Command: Input" and kinds[-1] == "Command: Output"
+    # each call journals the Call command, its invocation id, then its result
+    assert kinds[1:10] == ["Command: Call", "Notification: CallInvocationId", "Notification: Call"] * 3
+    ids_in_journal = list(j[j.entry_type == "Notification: CallInvocationId"].payload)
+    assert ids_in_journal == list(j[j.entry_type == "Command: Call"].invoked_id)
+    assert set(ids_in_journal) == set(children.id)
+    assert all(i.startswith("inv_") for i in ids_in_journal)
+    assert list(j[j.entry_type == "Command: Call"].invoked_target) == ["Greeter/greet", "Counter/mary/add",
+                                                                       "Signup/mary/run"]
+    assert rt.state("Signup", "mary") == {"email": "mary@example.com"}
 
 
-def test_terminal_error_reaches_an_ingress_caller_with_code_message_and_metadata() -> None:
-    async def main() -> None:
-        rt = rt_all()
-        with pytest.raises(restate.TerminalError) as ei:
-            await rt.service_call(refuse, arg="busy")
-        assert (ei.value.status_code, ei.value.message, ei.value.metadata) == (422, "no: busy", {"reason": "busy"})
-        df = rt.invocations()
-        row = df[df.target == "Failing/refuse"].iloc[0]
-        assert row.completion_result == "failure" and row.completion_failure == "[422] no: busy"
-        assert row.retry_count == 0  # terminal errors are not retried
-
-    asyncio.run(main())
+async def test_terminal_error_reaches_an_ingress_caller_with_code_message_and_metadata() -> None:
+    rt = rt_all()
+    with pytest.raises(restate.TerminalError) as ei:
+        await rt.service_call(refuse, arg="busy")
+    assert (ei.value.status_code, ei.value.message, ei.value.metadata) == (422, "no: busy", {"reason": "busy"})
+    df = rt.invocations()
+    row = df[df.target == "Failing/refuse"].iloc[0]
+    assert row.completion_result == "failure" and row.completion_failure == "[422] no: busy"
+    assert row.retry_count == 0  # terminal errors are not retried
 
 
-def test_terminal_error_reaches_a_calling_handler_and_propagates_when_uncaught() -> None:
-    async def main() -> None:
-        rt = rt_all()
-        caught = await rt.service_call(catch_and_report, arg="x")
-        assert caught == {"code": 422, "message": "no: x", "metadata": {"reason": "x"}}
-        with pytest.raises(restate.TerminalError) as ei:
-            await rt.service_call(propagate, arg="y")
-        assert ei.value.status_code == 422 and ei.value.message == "no: y"
-        assert ei.value.metadata == {"reason": "y"}
-
-    asyncio.run(main())
+async def test_terminal_error_reaches_a_calling_handler_and_propagates_when_uncaught() -> None:
+    rt = rt_all()
+    caught = await rt.service_call(catch_and_report, arg="x")
+    assert caught == {"code": 422, "message": "no: x", "metadata": {"reason": "x"}}
+    with pytest.raises(restate.TerminalError) as ei:
+        await rt.service_call(propagate, arg="y")
+    assert ei.value.status_code == 422 and ei.value.message == "no: y"
+    assert ei.value.metadata == {"reason": "y"}
 
 
-def test_generic_call_and_send_carry_raw_bytes() -> None:
+async def test_generic_call_and_send_carry_raw_bytes() -> None:
     raw = restate.Service("Raw")
 
     @raw.handler(input_serde=restate.serde.BytesSerde(), output_serde=restate.serde.BytesSerde(),
@@ -163,20 +147,17 @@ def test_generic_call_and_send_carry_raw_bytes() -> None:
         await h.invocation_id()
         return list(out)
 
-    async def main() -> None:
-        rt = pg.Runtime(raw, proxy, greeter)
-        payload = bytes(range(256))
-        assert await rt.generic_call("Raw", "echo", payload) == payload[::-1]
-        assert await rt.generic_call("Greeter", "greet", b'"Bo"') == b'"Hello Bo"'
-        assert await rt.service_call(forward, arg={"service": "Raw", "handler": "echo", "message": [1, 2, 3]}) == [3, 2, 1]
-        h = await rt.generic_send("Greeter", "greet", b'"Cy"')
-        await rt.settle()
-        assert rt.output(h.invocation_id) == "Hello Cy"
-
-    asyncio.run(main())
+    rt = pg.Runtime(raw, proxy, greeter)
+    payload = bytes(range(256))
+    assert await rt.generic_call("Raw", "echo", payload) == payload[::-1]
+    assert await rt.generic_call("Greeter", "greet", b'"Bo"') == b'"Hello Bo"'
+    assert await rt.service_call(forward, arg={"service": "Raw", "handler": "echo", "message": [1, 2, 3]}) == [3, 2, 1]
+    h = await rt.generic_send("Greeter", "greet", b'"Cy"')
+    await rt.settle()
+    assert rt.output(h.invocation_id) == "Hello Cy"
 
 
-def test_call_future_invocation_id_is_the_callee_id() -> None:
+async def test_call_future_invocation_id_is_the_callee_id() -> None:
     svc = restate.Service("IdProbe")
 
     @svc.handler()
@@ -185,29 +166,23 @@ def test_call_future_invocation_id_is_the_callee_id() -> None:
         inv_id = await fut.invocation_id()
         return [inv_id, await fut]
 
-    async def main() -> None:
-        rt = pg.Runtime(svc, greeter)
-        inv_id, value = await rt.service_call(probe)
-        assert value == "Hello z"
-        assert rt.invocations().set_index("id").loc[inv_id].target == "Greeter/greet"
-
-    asyncio.run(main())
+    rt = pg.Runtime(svc, greeter)
+    inv_id, value = await rt.service_call(probe)
+    assert value == "Hello z"
+    assert rt.invocations().set_index("id").loc[inv_id].target == "Greeter/greet"
 
 
-def test_completed_invocations_are_purged_after_the_journal_retention() -> None:
+async def test_completed_invocations_are_purged_after_the_journal_retention() -> None:
     kept = restate.Service("Kept", journal_retention=timedelta(hours=2))
 
     @kept.handler()
     async def noop(ctx: restate.Context) -> None:
         return None
 
-    async def main() -> None:
-        rt = pg.Runtime(greeter, kept)
-        await rt.service_call(greet, arg="a")
-        await rt.service_call(noop)
-        await rt.advance(timedelta(hours=2))
-        assert list(rt.invocations().target) == ["Greeter/greet"]  # Kept's journal retention is 2 h
-        await rt.advance(timedelta(hours=22))
-        assert rt.invocations().empty  # Restate's default: one day
-
-    asyncio.run(main())
+    rt = pg.Runtime(greeter, kept)
+    await rt.service_call(greet, arg="a")
+    await rt.service_call(noop)
+    await rt.advance(timedelta(hours=2))
+    assert list(rt.invocations().target) == ["Greeter/greet"]  # Kept's journal retention is 2 h
+    await rt.advance(timedelta(hours=22))
+    assert rt.invocations().empty  # Restate's default: one day

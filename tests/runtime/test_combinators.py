@@ -49,7 +49,7 @@ flows = restate.Service("CombFlows")
 async def gather_three_calls(ctx: restate.Context) -> list:
     futs = [_call(ctx, 3, "three"), _call(ctx, 7, "seven"), _call(ctx, 5, "five")]
     done = await restate.gather(*futs)
-    return [await f for f in done] + [all(d is f for d, f in zip(done, futs))]
+    return [await f for f in done] + [all(d is f for d, f in zip(done, futs, strict=False))]
 
 
 @flows.handler()
@@ -251,223 +251,169 @@ pytestmark = pytest.mark.parametrize("mode", ["normal", "always_suspend"])
 # ------------------------------------------------------------------------------ gather
 
 
-def test_gather_of_three_calls_returns_values_in_order_and_ends_at_the_slowest(mode: str) -> None:
-    async def main() -> None:
-        rt = make(mode)
-        t0 = rt.now
-        # the values in input order, and gather hands back the very futures it was given
-        assert await rt.service_call(gather_three_calls) == ["three", "seven", "five", True]
-        assert rt.now == t0 + timedelta(minutes=7)
-
-    asyncio.run(main())
+async def test_gather_of_three_calls_returns_values_in_order_and_ends_at_the_slowest(mode: str) -> None:
+    rt = make(mode)
+    t0 = rt.now
+    # the values in input order, and gather hands back the very futures it was given
+    assert await rt.service_call(gather_three_calls) == ["three", "seven", "five", True]
+    assert rt.now == t0 + timedelta(minutes=7)
 
 
-def test_gather_does_not_raise_for_a_failed_call_awaiting_it_does(mode: str) -> None:
-    async def main() -> None:
-        rt = make(mode)
-        t0 = rt.now
-        assert await rt.service_call(gather_ok_and_failing_call) == ["ok:fine", "err:422:nope"]
-        assert rt.now == t0 + timedelta(minutes=2)
-
-    asyncio.run(main())
+async def test_gather_does_not_raise_for_a_failed_call_awaiting_it_does(mode: str) -> None:
+    rt = make(mode)
+    t0 = rt.now
+    assert await rt.service_call(gather_ok_and_failing_call) == ["ok:fine", "err:422:nope"]
+    assert rt.now == t0 + timedelta(minutes=2)
 
 
-def test_gather_over_a_sleep_a_run_and_a_call(mode: str) -> None:
-    async def main() -> None:
-        rt = make(mode)
-        t0 = rt.now
-        assert await rt.service_call(gather_sleep_run_and_call) == [None, 42, "four"]
-        assert rt.now == t0 + timedelta(minutes=6)
-
-    asyncio.run(main())
+async def test_gather_over_a_sleep_a_run_and_a_call(mode: str) -> None:
+    rt = make(mode)
+    t0 = rt.now
+    assert await rt.service_call(gather_sleep_run_and_call) == [None, 42, "four"]
+    assert rt.now == t0 + timedelta(minutes=6)
 
 
 # ------------------------------------------------------------------------------ select
 
 
-def test_select_returns_the_timeout_after_one_minute_and_the_losing_call_still_completes(mode: str) -> None:
-    async def main() -> None:
-        rt = make(mode)
-        t0 = rt.now
-        winner, value, callee = await rt.service_call(call_or_timeout, arg=10)
-        assert [winner, value] == ["timeout", None]
-        assert rt.now == t0 + timedelta(minutes=1)
-        with pytest.raises(pg.NotReady):
-            rt.output(callee)
-        assert await rt.attach(callee) == "called"
-        assert rt.now == t0 + timedelta(minutes=10)
-
-    asyncio.run(main())
+async def test_select_returns_the_timeout_after_one_minute_and_the_losing_call_still_completes(mode: str) -> None:
+    rt = make(mode)
+    t0 = rt.now
+    winner, value, callee = await rt.service_call(call_or_timeout, arg=10)
+    assert [winner, value] == ["timeout", None]
+    assert rt.now == t0 + timedelta(minutes=1)
+    with pytest.raises(pg.NotReady):
+        rt.output(callee)
+    assert await rt.attach(callee) == "called"
+    assert rt.now == t0 + timedelta(minutes=10)
 
 
-def test_select_returns_the_call_when_it_finishes_before_the_timeout(mode: str) -> None:
-    async def main() -> None:
-        rt = make(mode)
-        t0 = rt.now
-        winner, value, callee = await rt.service_call(call_or_timeout, arg=0.5)  # 30 s beats the 1 min timeout
-        assert [winner, value] == ["result", "called"]
-        assert rt.now == t0 + timedelta(seconds=30)
-        assert rt.output(callee) == "called"
-
-    asyncio.run(main())
+async def test_select_returns_the_call_when_it_finishes_before_the_timeout(mode: str) -> None:
+    rt = make(mode)
+    t0 = rt.now
+    winner, value, callee = await rt.service_call(call_or_timeout, arg=0.5)  # 30 s beats the 1 min timeout
+    assert [winner, value] == ["result", "called"]
+    assert rt.now == t0 + timedelta(seconds=30)
+    assert rt.output(callee) == "called"
 
 
-def test_select_raises_when_the_call_fails_before_the_timeout(mode: str) -> None:
-    async def main() -> None:
-        rt = make(mode)
-        t0 = rt.now
-        assert await rt.service_call(failing_call_or_timeout) == ["raised", 422, "no way"]
-        assert rt.now == t0
-
-    asyncio.run(main())
+async def test_select_raises_when_the_call_fails_before_the_timeout(mode: str) -> None:
+    rt = make(mode)
+    t0 = rt.now
+    assert await rt.service_call(failing_call_or_timeout) == ["raised", 422, "no way"]
+    assert rt.now == t0
 
 
 # ------------------------------------------------------------------------------ as_completed / wait_completed
 
 
-def test_as_completed_yields_calls_in_completion_order(mode: str) -> None:
-    async def main() -> None:
-        rt = make(mode)
-        t0 = rt.now
-        assert await rt.service_call(calls_as_completed) == ["one", "three", "five"]
-        assert rt.now == t0 + timedelta(minutes=5)
-
-    asyncio.run(main())
+async def test_as_completed_yields_calls_in_completion_order(mode: str) -> None:
+    rt = make(mode)
+    t0 = rt.now
+    assert await rt.service_call(calls_as_completed) == ["one", "three", "five"]
+    assert rt.now == t0 + timedelta(minutes=5)
 
 
-def test_as_completed_over_object_calls_follows_the_per_key_lock(mode: str) -> None:
-    async def main() -> None:
-        rt = make(mode)
-        t0 = rt.now
-        # key a: 3 min, then the queued 4 min (done at 7); key b: 5 min beside them
-        assert await rt.service_call(object_calls_as_completed) == ["a:first", "b:other", "a:second"]
-        assert rt.now == t0 + timedelta(minutes=7)
-
-    asyncio.run(main())
+async def test_as_completed_over_object_calls_follows_the_per_key_lock(mode: str) -> None:
+    rt = make(mode)
+    t0 = rt.now
+    # key a: 3 min, then the queued 4 min (done at 7); key b: 5 min beside them
+    assert await rt.service_call(object_calls_as_completed) == ["a:first", "b:other", "a:second"]
+    assert rt.now == t0 + timedelta(minutes=7)
 
 
-def test_as_completed_yields_the_shorter_sleep_first(mode: str) -> None:
-    async def main() -> None:
-        rt = make(mode)
-        t0 = rt.now
-        assert await rt.service_call(sleeps_as_completed) == ["short", "middle", "long"]
-        assert rt.now == t0 + timedelta(minutes=9)
-
-    asyncio.run(main())
+async def test_as_completed_yields_the_shorter_sleep_first(mode: str) -> None:
+    rt = make(mode)
+    t0 = rt.now
+    assert await rt.service_call(sleeps_as_completed) == ["short", "middle", "long"]
+    assert rt.now == t0 + timedelta(minutes=9)
 
 
-def test_wait_completed_splits_done_and_pending(mode: str) -> None:
-    async def main() -> None:
-        rt = make(mode)
-        t0 = rt.now
-        out = await rt.service_call(wait_some)
-        assert out == {"done_is_call": True, "pending_is_nap_and_never": True, "value": "quick"}
-        assert rt.now == t0 + timedelta(minutes=1)
-
-    asyncio.run(main())
+async def test_wait_completed_splits_done_and_pending(mode: str) -> None:
+    rt = make(mode)
+    t0 = rt.now
+    out = await rt.service_call(wait_some)
+    assert out == {"done_is_call": True, "pending_is_nap_and_never": True, "value": "quick"}
+    assert rt.now == t0 + timedelta(minutes=1)
 
 
-def test_wait_completed_returns_at_once_when_a_future_is_already_done(mode: str) -> None:
-    async def main() -> None:
-        rt = make(mode)
-        t0 = rt.now
-        assert await rt.service_call(wait_with_one_already_done) == {"value": "made", "done": [True], "pending": [True]}
-        assert rt.now == t0
-
-    asyncio.run(main())
+async def test_wait_completed_returns_at_once_when_a_future_is_already_done(mode: str) -> None:
+    rt = make(mode)
+    t0 = rt.now
+    assert await rt.service_call(wait_with_one_already_done) == {"value": "made", "done": [True], "pending": [True]}
+    assert rt.now == t0
 
 
 # ------------------------------------------------------------------------------ awakeables
 
 
-def test_awakeable_raced_against_a_timeout_loses_when_nothing_resolves_it(mode: str) -> None:
-    async def main() -> None:
-        rt = make(mode)
-        t0 = rt.now
-        assert await rt.object_call(awakeable_or_timeout, key="a", arg=3) == ["timeout", None]
-        assert rt.now == t0 + timedelta(minutes=3)
-
-    asyncio.run(main())
+async def test_awakeable_raced_against_a_timeout_loses_when_nothing_resolves_it(mode: str) -> None:
+    rt = make(mode)
+    t0 = rt.now
+    assert await rt.object_call(awakeable_or_timeout, key="a", arg=3) == ["timeout", None]
+    assert rt.now == t0 + timedelta(minutes=3)
 
 
-def test_awakeable_resolved_from_a_cell_beats_the_timeout(mode: str) -> None:
-    async def main() -> None:
-        rt = make(mode)
-        t0 = rt.now
-        task = asyncio.ensure_future(rt.object_call(awakeable_or_timeout, key="b", arg=30))
-        await rt.settle()
-        assert not task.done()
-        rt.resolve_awakeable(rt.state("CombHolder", "b")["awk"], "v")
-        assert await task == ["awk", "v"]
-        assert rt.now == t0  # no virtual time had to pass
-
-    asyncio.run(main())
+async def test_awakeable_resolved_from_a_cell_beats_the_timeout(mode: str) -> None:
+    rt = make(mode)
+    t0 = rt.now
+    task = asyncio.ensure_future(rt.object_call(awakeable_or_timeout, key="b", arg=30))
+    await rt.settle()
+    assert not task.done()
+    rt.resolve_awakeable(rt.state("CombHolder", "b")["awk"], "v")
+    assert await task == ["awk", "v"]
+    assert rt.now == t0  # no virtual time had to pass
 
 
-def test_awakeable_rejected_from_a_cell_fails_the_select(mode: str) -> None:
-    async def main() -> None:
-        rt = make(mode)
-        task = asyncio.ensure_future(rt.object_call(awakeable_or_timeout, key="c", arg=30))
-        await rt.settle()
-        rt.reject_awakeable(rt.state("CombHolder", "c")["awk"], "rejected here", code=409)
-        with pytest.raises(restate.TerminalError) as ei:
-            await task
-        assert ei.value.status_code == 409 and "rejected here" in ei.value.message
-
-    asyncio.run(main())
+async def test_awakeable_rejected_from_a_cell_fails_the_select(mode: str) -> None:
+    rt = make(mode)
+    task = asyncio.ensure_future(rt.object_call(awakeable_or_timeout, key="c", arg=30))
+    await rt.settle()
+    rt.reject_awakeable(rt.state("CombHolder", "c")["awk"], "rejected here", code=409)
+    with pytest.raises(restate.TerminalError) as ei:
+        await task
+    assert ei.value.status_code == 409 and "rejected here" in ei.value.message
 
 
-def test_gather_of_awakeables_resolved_by_another_handler(mode: str) -> None:
-    async def main() -> None:
-        rt = make(mode)
-        handle = await rt.object_send(gather_awakeables, key="g")
-        await rt.settle()
-        ids = await rt.object_call(awakeable_ids, key="g")  # a shared handler, beside the lock holder
-        assert len(ids) == 2 and ids[0] != ids[1]
-        await rt.service_call(unlock, arg={"id": ids[1], "value": "second"})
-        with pytest.raises(pg.NotReady):
-            rt.output(handle.invocation_id)
-        await rt.service_call(unlock, arg={"id": ids[0], "value": "first"})
-        assert await rt.attach(handle.invocation_id) == ["first", "second"]
-
-    asyncio.run(main())
+async def test_gather_of_awakeables_resolved_by_another_handler(mode: str) -> None:
+    rt = make(mode)
+    handle = await rt.object_send(gather_awakeables, key="g")
+    await rt.settle()
+    ids = await rt.object_call(awakeable_ids, key="g")  # a shared handler, beside the lock holder
+    assert len(ids) == 2 and ids[0] != ids[1]
+    await rt.service_call(unlock, arg={"id": ids[1], "value": "second"})
+    with pytest.raises(pg.NotReady):
+        rt.output(handle.invocation_id)
+    await rt.service_call(unlock, arg={"id": ids[0], "value": "first"})
+    assert await rt.attach(handle.invocation_id) == ["first", "second"]
 
 
-def test_first_successful_among_awakeables_and_failing_runs(mode: str) -> None:
-    async def main() -> None:
-        rt = make(mode)
-        task = asyncio.ensure_future(rt.object_call(first_successful, key="s37"))
-        await rt.settle()
-        state = rt.state("CombHolder", "s37")
-        assert {"awk0", "awk1", "awk2"} <= set(state)
-        rt.reject_awakeable(state["awk2"], "fail")
-        await rt.settle()
-        assert not task.done()  # three failed runs and a rejected awakeable do not end it
-        rt.resolve_awakeable(state["awk1"], "awk1-result")
-        assert await task == {"value": "awk1-result", "failures": ["fail", "run0", "run1", "run2"]}
-
-    asyncio.run(main())
+async def test_first_successful_among_awakeables_and_failing_runs(mode: str) -> None:
+    rt = make(mode)
+    task = asyncio.ensure_future(rt.object_call(first_successful, key="s37"))
+    await rt.settle()
+    state = rt.state("CombHolder", "s37")
+    assert {"awk0", "awk1", "awk2"} <= set(state)
+    rt.reject_awakeable(state["awk2"], "fail")
+    await rt.settle()
+    assert not task.done()  # three failed runs and a rejected awakeable do not end it
+    rt.resolve_awakeable(state["awk1"], "awk1-result")
+    assert await task == {"value": "awk1-result", "failures": ["fail", "run0", "run1", "run2"]}
 
 
 # ------------------------------------------------------------------------------ runs and signals
 
 
-def test_mixed_all_completed_of_run_signal_and_failing_run(mode: str) -> None:
-    async def main() -> None:
-        rt = make(mode)
-        handle = await rt.service_send(mixed_all_completed)
-        await rt.settle()
-        with pytest.raises(pg.NotReady):
-            rt.output(handle.invocation_id)
-        await rt.service_call(resolve, arg={"id": handle.invocation_id, "name": "sig", "value": "sigval"})
-        assert await rt.attach(handle.invocation_id) == "ok:runval|ok:sigval|err:fail"
-
-    asyncio.run(main())
+async def test_mixed_all_completed_of_run_signal_and_failing_run(mode: str) -> None:
+    rt = make(mode)
+    handle = await rt.service_send(mixed_all_completed)
+    await rt.settle()
+    with pytest.raises(pg.NotReady):
+        rt.output(handle.invocation_id)
+    await rt.service_call(resolve, arg={"id": handle.invocation_id, "name": "sig", "value": "sigval"})
+    assert await rt.attach(handle.invocation_id) == "ok:runval|ok:sigval|err:fail"
 
 
-def test_a_run_wins_first_completed_against_a_signal_never_sent(mode: str) -> None:
-    async def main() -> None:
-        rt = make(mode)
-        assert await rt.service_call(mixed_run_wins_first_completed) == "runval"
-
-    asyncio.run(main())
+async def test_a_run_wins_first_completed_against_a_signal_never_sent(mode: str) -> None:
+    rt = make(mode)
+    assert await rt.service_call(mixed_run_wins_first_completed) == "runval"

@@ -7,7 +7,6 @@ benchmarks/bench_fanout.py, this checks the cause by counting those rounds.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import pytest
@@ -50,25 +49,18 @@ def progress_rounds(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
 
 @pytest.mark.parametrize("n", [50, 400])
-def test_a_gather_over_many_calls_costs_the_sdk_a_few_progress_rounds_whatever_its_width(
+async def test_a_gather_over_many_calls_costs_the_sdk_a_few_progress_rounds_whatever_its_width(
         n: int, progress_rounds: list[int]) -> None:
-    async def main() -> list:
-        rt = pg.Runtime(leaf, hub)
-        return await rt.service_call(fan_out, arg=n)
-
-    assert asyncio.run(main()) == list(range(n))
+    rt = pg.Runtime(leaf, hub)
+    assert await rt.service_call(fan_out, arg=n) == list(range(n))
     # the leaves never wait; the hub waits once for the call ids and the results, not once per message
     assert len(progress_rounds) <= 5
 
 
-def test_batched_completions_keep_their_order_and_every_result(progress_rounds: list[int]) -> None:
-    async def main() -> tuple[list, list]:
-        rt = pg.Runtime(leaf, hub)
-        out = await rt.service_call(fan_out, arg=30)
-        inv_id = rt.invocations().query("target == 'FanTestHub/fan_out'").id.iloc[0]
-        kinds = [e.type_id for e in rt.invocation(inv_id).journal]
-        return out, kinds
-
-    out, kinds = asyncio.run(main())
+async def test_batched_completions_keep_their_order_and_every_result(progress_rounds: list[int]) -> None:
+    rt = pg.Runtime(leaf, hub)
+    out = await rt.service_call(fan_out, arg=30)
+    inv_id = rt.invocations().query("target == 'FanTestHub/fan_out'").id.iloc[0]
+    kinds = [e.type_id for e in rt.invocation(inv_id).journal]
     assert out == list(range(30))
     assert len(kinds) == 1 + 30 * 3 + 1  # Input, per call a Call and its two notifications, Output

@@ -3,7 +3,6 @@ as restate-server derives them for workflow runs and idempotent invocations, see
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import random
 import re
@@ -65,37 +64,28 @@ FROM_THE_REAL_SERVER = {
 REAL_OK2_PREFIX = "inv_160i27zCERdg"
 
 
-def run_(coro_fn):  # noqa: ANN001, ANN201 - a small helper
-    return asyncio.run(coro_fn())
-
-
-def test_workflow_runs_and_idempotent_invocations_get_the_id_restate_server_gives_them() -> None:
-    async def main() -> list[str]:
-        rt = pg.Runtime(*SERVICES)
-        got = [(await rt.workflow_send(run, key="wk-1", arg="a")).invocation_id,
-               (await rt.service_send(echo, arg="a", idempotency_key="ik-1")).invocation_id,
-               (await rt.object_send(keep, key="ok-1", arg="a", idempotency_key="ik-1")).invocation_id]
-        plain = (await rt.object_send(keep, key="ok-2", arg="a")).invocation_id
-        assert plain.startswith(REAL_OK2_PREFIX) and plain not in got
-        await rt.settle()
-        return got
-
-    assert run_(main) == list(FROM_THE_REAL_SERVER.values())
+async def test_workflow_runs_and_idempotent_invocations_get_the_id_restate_server_gives_them() -> None:
+    rt = pg.Runtime(*SERVICES)
+    got = [(await rt.workflow_send(run, key="wk-1", arg="a")).invocation_id,
+           (await rt.service_send(echo, arg="a", idempotency_key="ik-1")).invocation_id,
+           (await rt.object_send(keep, key="ok-1", arg="a", idempotency_key="ik-1")).invocation_id]
+    plain = (await rt.object_send(keep, key="ok-2", arg="a")).invocation_id
+    assert plain.startswith(REAL_OK2_PREFIX) and plain not in got
+    await rt.settle()
+    assert got == list(FROM_THE_REAL_SERVER.values())
     assert [str(ids.derived("IdWf", "wk-1", "run", None, workflow_run=True)),
             str(ids.derived("IdSvc", None, "echo", "ik-1", workflow_run=False)),
-            str(ids.derived("IdObj", "ok-1", "keep", "ik-1", workflow_run=False))] == list(FROM_THE_REAL_SERVER.values())
+            str(ids.derived("IdObj", "ok-1", "keep", "ik-1", workflow_run=False))] \
+        == list(FROM_THE_REAL_SERVER.values())
     assert ids.derived("IdSvc", None, "echo", None, workflow_run=False) is None  # a plain call: random uuid
 
 
-def test_an_idempotent_send_from_a_handler_gets_the_same_id_as_one_from_the_ingress() -> None:
-    async def main() -> None:
-        rt = pg.Runtime(*SERVICES)
-        from_handler = await rt.service_call(send_idempotent, arg="ik-1")
-        assert from_handler == FROM_THE_REAL_SERVER["IdObj/ok-1/keep, idempotency key ik-1"]
-        again = await rt.object_send(keep, key="ok-1", arg="a", idempotency_key="ik-1")
-        assert (again.status, again.invocation_id) == ("PreviouslyAccepted", from_handler)
-
-    run_(main)
+async def test_an_idempotent_send_from_a_handler_gets_the_same_id_as_one_from_the_ingress() -> None:
+    rt = pg.Runtime(*SERVICES)
+    from_handler = await rt.service_call(send_idempotent, arg="ik-1")
+    assert from_handler == FROM_THE_REAL_SERVER["IdObj/ok-1/keep, idempotency key ik-1"]
+    again = await rt.object_send(keep, key="ok-1", arg="a", idempotency_key="ik-1")
+    assert (again.status, again.invocation_id) == ("PreviouslyAccepted", from_handler)
 
 
 def test_restates_example_id_and_edge_values_round_trip_through_parse_and_encode() -> None:
@@ -116,7 +106,7 @@ def test_restates_example_id_and_edge_values_round_trip_through_parse_and_encode
         ids.encode(2**64, 1)
 
 
-@pytest.mark.parametrize("text, reason", [
+@pytest.mark.parametrize(("text", "reason"), [
     ("", "bad length"),
     ("nope", "bad format"),
     ("foo_1abc", "unrecognized resource type: foo"),
@@ -137,7 +127,7 @@ def test_parse_refuses_what_restate_refuses_with_its_reason(text: str, reason: s
         ids.parse(b"inv_1")  # type: ignore[arg-type]
 
 
-def test_plain_ids_follow_the_seed_and_use_restates_partition_keys() -> None:
+async def test_plain_ids_follow_the_seed_and_use_restates_partition_keys() -> None:
     async def sends(seed: int) -> list[str]:
         rt = pg.Runtime(*SERVICES, seed=seed)
         out = [(await rt.service_send(echo, arg=str(i))).invocation_id for i in range(20)]
@@ -145,7 +135,7 @@ def test_plain_ids_follow_the_seed_and_use_restates_partition_keys() -> None:
         await rt.settle()
         return out
 
-    first, again, other = run_(lambda: sends(7)), run_(lambda: sends(7)), run_(lambda: sends(8))
+    first, again, other = await sends(7), await sends(7), await sends(8)
     assert first == again and not set(first) & set(other)
     service_keys = {ids.service_partition_key("IdSvc", b) for b in range(ids.BUCKETS)}
     parsed = [ids.parse(i) for i in first]
@@ -155,23 +145,20 @@ def test_plain_ids_follow_the_seed_and_use_restates_partition_keys() -> None:
     assert all(i.startswith(REAL_OK2_PREFIX) for i in first[20:]) and len(set(first)) == len(first)
 
 
-def test_the_sdk_gets_the_24_raw_bytes_and_its_awakeable_ids_embed_them_as_restates_do() -> None:
-    async def main() -> None:
-        rt = pg.Runtime(*SERVICES)
-        h = await rt.service_send(wait_awakeable)
-        await rt.settle()
-        awk = rt.state("IdObj", "awk")["v"]
-        assert re.fullmatch(r"sign_1[A-Za-z0-9_-]{38}", awk), awk  # 44 characters, as restate-server's
-        raw = base64.urlsafe_b64decode(awk[len("sign_1"):] + "==")
-        assert raw[:24] == ids.parse(h.invocation_id).to_bytes() == rt.invocation(h.invocation_id).start_id
-        assert int.from_bytes(raw[24:], "big") == 17  # the SDK's first signal index
-        rt.resolve_awakeable(awk, "done")
-        assert await rt.attach(h.invocation_id) == "done"
-
-    run_(main)
+async def test_the_sdk_gets_the_24_raw_bytes_and_its_awakeable_ids_embed_them_as_restates_do() -> None:
+    rt = pg.Runtime(*SERVICES)
+    h = await rt.service_send(wait_awakeable)
+    await rt.settle()
+    awk = rt.state("IdObj", "awk")["v"]
+    assert re.fullmatch(r"sign_1[A-Za-z0-9_-]{38}", awk), awk  # 44 characters, as restate-server's
+    raw = base64.urlsafe_b64decode(awk[len("sign_1"):] + "==")
+    assert raw[:24] == ids.parse(h.invocation_id).to_bytes() == rt.invocation(h.invocation_id).start_id
+    assert int.from_bytes(raw[24:], "big") == 17  # the SDK's first signal index
+    rt.resolve_awakeable(awk, "done")
+    assert await rt.attach(h.invocation_id) == "done"
 
 
-def test_service_ids_after_a_reopen_are_those_of_a_runtime_that_never_stopped(tmp_path: Path) -> None:
+async def test_service_ids_after_a_reopen_are_those_of_a_runtime_that_never_stopped(tmp_path: Path) -> None:
     db = str(tmp_path / "ids.sqlite")
     n, cut = ids.SeededIds.BATCH + 5, ids.SeededIds.BATCH - 2  # the ids are drawn in batches: cross one
 
@@ -186,7 +173,7 @@ def test_service_ids_after_a_reopen_are_those_of_a_runtime_that_never_stopped(tm
         rt.close()
         return out
 
-    assert run_(lambda: part(range(cut))) + run_(lambda: part(range(cut, n))) == run_(straight)
+    assert await part(range(cut)) + await part(range(cut, n)) == await straight()
 
 
 def test_the_seeded_sequence_skips_exactly_the_ids_drawn() -> None:

@@ -109,109 +109,84 @@ def _only(rt: pg.Runtime, target: str) -> str:
 # ------------------------------------------------------------------------------ item 4: BaseExceptions
 
 
-def test_keyboard_interrupt_in_handler_code_reaches_the_await_records_the_attempt_and_pauses() -> None:
-    async def main() -> None:
-        rt = pg.Runtime(rude)
-        exc = await _interrupt_of(rt.service_call(interrupts))
-        inv_id = _only(rt, "Rude/interrupts")
-        assert exc is not None and inv_id in str(exc) and f"rt.resume({inv_id!r})" in str(exc)
-        inv = rt.invocation(inv_id)
-        assert (inv.status, inv.attempts) == ("paused", 1)
-        assert [e.message for e in inv.errors] == ["KeyboardInterrupt() raised in handler code"]
-        assert "raise KeyboardInterrupt" in inv.errors[0].stacktrace
-        await rt.settle()
-        assert rt.invocation(inv_id).attempts == 1  # paused: not retried on the clock
-        fixed.append(True)
-        rt.resume(inv_id)
-        assert await rt.attach(inv_id) == "fixed"
-        assert rt.invocation(inv_id).attempts == 2
-
-    asyncio.run(main())
+async def test_keyboard_interrupt_in_handler_code_reaches_the_await_records_the_attempt_and_pauses() -> None:
+    rt = pg.Runtime(rude)
+    exc = await _interrupt_of(rt.service_call(interrupts))
+    inv_id = _only(rt, "Rude/interrupts")
+    assert exc is not None and inv_id in str(exc) and f"rt.resume({inv_id!r})" in str(exc)
+    inv = rt.invocation(inv_id)
+    assert (inv.status, inv.attempts) == ("paused", 1)
+    assert [e.message for e in inv.errors] == ["KeyboardInterrupt() raised in handler code"]
+    assert "raise KeyboardInterrupt" in inv.errors[0].stacktrace
+    await rt.settle()
+    assert rt.invocation(inv_id).attempts == 1  # paused: not retried on the clock
+    fixed.append(True)
+    rt.resume(inv_id)
+    assert await rt.attach(inv_id) == "fixed"
+    assert rt.invocation(inv_id).attempts == 2
 
 
-def test_an_await_on_a_caller_of_the_interrupted_handler_raises_keyboard_interrupt_naming_the_callee() -> None:
-    async def main() -> None:
-        rt = pg.Runtime(rude)
-        exc = await _interrupt_of(rt.service_call(calls_interrupts))
-        callee = _only(rt, "Rude/interrupts")
-        assert exc is not None and callee in str(exc)
-        assert rt.invocation(_only(rt, "Rude/calls_interrupts")).status == "running"  # still waits for its call
-
-    asyncio.run(main())
+async def test_an_await_on_a_caller_of_the_interrupted_handler_raises_keyboard_interrupt_naming_the_callee() -> None:
+    rt = pg.Runtime(rude)
+    exc = await _interrupt_of(rt.service_call(calls_interrupts))
+    callee = _only(rt, "Rude/interrupts")
+    assert exc is not None and callee in str(exc)
+    assert rt.invocation(_only(rt, "Rude/calls_interrupts")).status == "running"  # still waits for its call
 
 
-def test_settle_raises_keyboard_interrupt_for_an_interrupted_send() -> None:
-    async def main() -> None:
-        rt = pg.Runtime(rude)
-        handle = await rt.service_send(interrupts)
-        exc = await _interrupt_of(rt.settle())
-        assert exc is not None and handle.invocation_id in str(exc)
-        assert rt.invocation(handle.invocation_id).status == "paused"
-
-    asyncio.run(main())
+async def test_settle_raises_keyboard_interrupt_for_an_interrupted_send() -> None:
+    rt = pg.Runtime(rude)
+    handle = await rt.service_send(interrupts)
+    exc = await _interrupt_of(rt.settle())
+    assert exc is not None and handle.invocation_id in str(exc)
+    assert rt.invocation(handle.invocation_id).status == "paused"
 
 
-def test_an_await_on_something_else_goes_on_when_a_handler_is_interrupted() -> None:
-    async def main() -> tuple[object, KeyboardInterrupt | None]:
-        rt = pg.Runtime(rude)
+async def test_an_await_on_something_else_goes_on_when_a_handler_is_interrupted() -> None:
+    rt = pg.Runtime(rude)
 
-        async def unrelated() -> object:
-            try:
-                return await rt.service_call(sleeps, arg=5)
-            except KeyboardInterrupt as exc:  # must not happen
-                return exc
+    async def unrelated() -> object:
+        try:
+            return await rt.service_call(sleeps, arg=5)
+        except KeyboardInterrupt as exc:  # must not happen
+            return exc
 
-        other = asyncio.ensure_future(unrelated())
-        exc = await _interrupt_of(rt.service_call(interrupts))
-        return await other, exc
-
-    other, exc = asyncio.run(main())
+    other = asyncio.ensure_future(unrelated())
+    exc = await _interrupt_of(rt.service_call(interrupts))
+    other = await other
     assert other == "slept" and exc is not None
 
 
-def test_keyboard_interrupt_in_an_async_run_closure_ends_the_attempt_instead_of_the_event_loop() -> None:
-    async def main() -> None:
-        rt = pg.Runtime(rude)
-        exc = await _interrupt_of(rt.service_call(interrupts_in_run))
-        inv = rt.invocation(_only(rt, "Rude/interrupts_in_run"))
-        assert exc is not None and inv.id in str(exc)
-        assert inv.status == "paused" and inv.errors[0].message == "KeyboardInterrupt() raised in handler code"
-
-    asyncio.run(main())
+async def test_keyboard_interrupt_in_an_async_run_closure_ends_the_attempt_instead_of_the_event_loop() -> None:
+    rt = pg.Runtime(rude)
+    exc = await _interrupt_of(rt.service_call(interrupts_in_run))
+    inv = rt.invocation(_only(rt, "Rude/interrupts_in_run"))
+    assert exc is not None and inv.id in str(exc)
+    assert inv.status == "paused" and inv.errors[0].message == "KeyboardInterrupt() raised in handler code"
 
 
-def test_system_exit_in_handler_code_is_a_failed_attempt_retried_on_the_clock() -> None:
-    async def main() -> None:
-        rt = pg.Runtime(rude)
-        assert await rt.service_call(exits_once) == "back"
-        inv = rt.invocation(_only(rt, "Rude/exits_once"))
-        assert inv.attempts == 2 and [e.message for e in inv.errors] == ["SystemExit(3) raised in handler code"]
-
-    asyncio.run(main())
+async def test_system_exit_in_handler_code_is_a_failed_attempt_retried_on_the_clock() -> None:
+    rt = pg.Runtime(rude)
+    assert await rt.service_call(exits_once) == "back"
+    inv = rt.invocation(_only(rt, "Rude/exits_once"))
+    assert inv.attempts == 2 and [e.message for e in inv.errors] == ["SystemExit(3) raised in handler code"]
 
 
-def test_a_cancelled_error_out_of_handler_code_is_a_failed_attempt_not_a_hang() -> None:
-    async def main() -> None:
-        rt = pg.Runtime(rude)
-        assert await asyncio.wait_for(rt.service_call(cancels_once), 10) == "back"
-        inv = rt.invocation(_only(rt, "Rude/cancels_once"))
-        assert inv.attempts == 2
-        assert inv.errors[0].message.startswith("CancelledError() raised in handler code")
-
-    asyncio.run(main())
+async def test_a_cancelled_error_out_of_handler_code_is_a_failed_attempt_not_a_hang() -> None:
+    rt = pg.Runtime(rude)
+    assert await asyncio.wait_for(rt.service_call(cancels_once), 10) == "back"
+    inv = rt.invocation(_only(rt, "Rude/cancels_once"))
+    assert inv.attempts == 2
+    assert inv.errors[0].message.startswith("CancelledError() raised in handler code")
 
 
-def test_the_runtime_routes_sigint_only_while_a_cell_awaits_it_and_puts_the_old_handler_back() -> None:
-    async def main() -> object:
-        rt = pg.Runtime(rude)
-        runner_handler = signal.getsignal(signal.SIGINT)  # asyncio.run's own, which cancels the main task
-        assert await rt.service_call(peeks) == "peeked"
-        assert signal.getsignal(signal.SIGINT) is runner_handler
-        return runner_handler
-
+async def test_the_runtime_routes_sigint_only_while_a_cell_awaits_it_and_puts_the_old_handler_back() -> None:
     handlers_seen.clear()
     before = signal.getsignal(signal.SIGINT)
-    runner_handler = asyncio.run(main())
+    rt = pg.Runtime(rude)
+    runner_handler = signal.getsignal(signal.SIGINT)  # asyncio.run's own, which cancels the main task
+    assert await rt.service_call(peeks) == "peeked"
+    assert signal.getsignal(signal.SIGINT) is runner_handler
     assert signal.getsignal(signal.SIGINT) is before
     assert len(handlers_seen) == 1 and handlers_seen[0] is not runner_handler
     assert getattr(handlers_seen[0], "__module__", "") == "playground.runtime.interrupts"
@@ -264,37 +239,31 @@ def test_a_real_sigint_while_a_handler_spins_reaches_the_await_and_records_the_f
 # ------------------------------------------------------------------------------ item 5: a cancelled await
 
 
-def test_a_cancelled_object_call_says_the_invocation_goes_on_holding_its_key_and_how_to_attach_or_cancel() -> None:
-    async def main() -> None:
-        rt = pg.Runtime(held, clock="real")
-        call = asyncio.ensure_future(rt.object_call(nap, key="k", arg=30))
-        await asyncio.sleep(0.2)
-        call.cancel()
-        with pytest.raises(asyncio.CancelledError) as ei:
-            await call
-        inv_id = _only(rt, "Held/k/nap")
-        msg = str(ei.value)
-        assert msg.startswith("object_call to Held/k/nap was cancelled")
-        assert f"but invocation {inv_id} keeps running, as on Restate" in msg and "keeps the lock on Held/k" in msg
-        assert f"await rt.attach({inv_id!r})" in msg and f"rt.cancel({inv_id!r})" in msg
-        rt.cancel(inv_id)
-        with pytest.raises(restate.TerminalError, match="cancelled"):
-            await rt.attach(inv_id)
-
-    asyncio.run(main())
+async def test_a_cancelled_object_call_says_the_invocation_goes_on_holding_its_key_and_how_to_attach_or_cancel() -> None:  # noqa: E501
+    rt = pg.Runtime(held, clock="real")
+    call = asyncio.ensure_future(rt.object_call(nap, key="k", arg=30))
+    await asyncio.sleep(0.2)
+    call.cancel()
+    with pytest.raises(asyncio.CancelledError) as ei:
+        await call
+    inv_id = _only(rt, "Held/k/nap")
+    msg = str(ei.value)
+    assert msg.startswith("object_call to Held/k/nap was cancelled")
+    assert f"but invocation {inv_id} keeps running, as on Restate" in msg and "keeps the lock on Held/k" in msg
+    assert f"await rt.attach({inv_id!r})" in msg and f"rt.cancel({inv_id!r})" in msg
+    rt.cancel(inv_id)
+    with pytest.raises(restate.TerminalError, match="cancelled"):
+        await rt.attach(inv_id)
 
 
-def test_a_timed_out_service_call_names_the_invocation_that_goes_on_without_a_lock() -> None:
-    async def main() -> None:
-        rt = pg.Runtime(rude, clock="real")
-        with pytest.raises(TimeoutError) as ei:
-            await asyncio.wait_for(rt.service_call(sleeps, arg=1), 0.2)
-        cause = ei.value.__cause__
-        assert isinstance(cause, asyncio.CancelledError)
-        assert "service_call to Rude/sleeps was cancelled" in str(cause) and "lock" not in str(cause)
-        rt.close()
-
-    asyncio.run(main())
+async def test_a_timed_out_service_call_names_the_invocation_that_goes_on_without_a_lock() -> None:
+    rt = pg.Runtime(rude, clock="real")
+    with pytest.raises(TimeoutError) as ei:
+        await asyncio.wait_for(rt.service_call(sleeps, arg=1), 0.2)
+    cause = ei.value.__cause__
+    assert isinstance(cause, asyncio.CancelledError)
+    assert "service_call to Rude/sleeps was cancelled" in str(cause) and "lock" not in str(cause)
+    rt.close()
 
 
 # ------------------------------------------------------------------------------ item 6: nothing left running

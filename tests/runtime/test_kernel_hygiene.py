@@ -22,34 +22,28 @@ async def fails_once(ctx: restate.Context) -> str:
     return "ok"
 
 
-def test_handler_failures_do_not_log_tracebacks_but_are_recorded(caplog) -> None:  # noqa: ANN001
+async def test_handler_failures_do_not_log_tracebacks_but_are_recorded(caplog) -> None:
     tries.clear()
 
-    async def main() -> pg.Runtime:
+    with caplog.at_level(logging.DEBUG):
         rt = pg.Runtime(svc)
         assert await rt.service_call(fails_once) == "ok"
-        return rt
-
-    with caplog.at_level(logging.DEBUG):
-        rt = asyncio.run(main())
     assert [r for r in caplog.records if r.name.startswith("restate")] == []
     err = rt.invocation(rt.invocations().id.iloc[0]).errors[0]
     assert err.message == "ValueError('first attempt fails')" and "Traceback" in err.stacktrace
 
 
-def test_the_sdk_does_not_take_over_sigterm_on_the_kernel_loop() -> None:
-    async def main() -> bool:
-        rt = pg.Runtime(svc)
-        tries.clear()
-        tries.append(1)
-        await rt.service_call(fails_once)
-        loop = asyncio.get_running_loop()
-        return signal.SIGTERM in getattr(loop, "_signal_handlers", {})
-
-    assert asyncio.run(main()) is False
+async def test_the_sdk_does_not_take_over_sigterm_on_the_kernel_loop() -> None:
+    rt = pg.Runtime(svc)
+    tries.clear()
+    tries.append(1)
+    await rt.service_call(fails_once)
+    loop = asyncio.get_running_loop()
+    assert (signal.SIGTERM in getattr(loop, "_signal_handlers", {})) is False
 
 
 def test_a_loop_closing_with_invocations_in_flight_does_not_hang() -> None:
+    """Its own loop on purpose: what is tested is asyncio.run closing it."""
     waiter = restate.Service("Sleepy")
 
     @waiter.handler()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 
 import pytest
@@ -10,7 +9,7 @@ import restate
 
 import playground as pg
 from playground.protocol import framing, messages
-from playground.protocol.driver import Attempt, AttemptEnded, Received, content_type_for
+from playground.protocol.driver import Attempt, AttemptEnded, content_type_for
 
 effects: list[str] = []
 svc = restate.Service("Versions")
@@ -34,17 +33,14 @@ async def mixed(ctx: restate.Context, x: str) -> list:
 
 
 @pytest.mark.parametrize("version", [5, 6, 7])
-def test_runs_calls_and_sleeps_work_at_each_protocol_version(version: int) -> None:
-    async def main() -> None:
-        effects.clear()
-        rt = pg.Runtime(svc)
-        rt._services["Versions"].deployment.version = version
-        assert await rt.service_call(mixed, arg="v") == ["ran v", "v"]
-        assert effects == ["v"]
-        kinds = list(rt.journal(rt.invocations().id.iloc[0]).entry_type)
-        assert kinds[1:3] == ["Command: Run", "Notification: Run"]
-
-    asyncio.run(main())
+async def test_runs_calls_and_sleeps_work_at_each_protocol_version(version: int) -> None:
+    effects.clear()
+    rt = pg.Runtime(svc)
+    rt._services["Versions"].deployment.version = version
+    assert await rt.service_call(mixed, arg="v") == ["ran v", "v"]
+    assert effects == ["v"]
+    kinds = list(rt.journal(rt.invocations().id.iloc[0]).entry_type)
+    assert kinds[1:3] == ["Command: Run", "Notification: Run"]
 
 
 def test_discovery_picks_v7_when_the_app_offers_it() -> None:
@@ -53,29 +49,26 @@ def test_discovery_picks_v7_when_the_app_offers_it() -> None:
 
 
 @pytest.mark.parametrize("version", [5, 6, 7])
-def test_a_suspension_is_read_in_the_layout_of_its_version(version: int) -> None:
-    async def main() -> Received:
-        app = restate.app([svc])
-        attempt = Attempt(app, "Versions", "mixed", content_type=content_type_for(version))
-        start = messages.new("Start", id=b"\x07" * 16, debug_id="inv_1x")
-        inp = messages.new("Input", value=messages.new("Value", content=b'"s"'))
-        run = messages.new("Run", result_completion_id=1, name="effect")
-        done = messages.new("RunCompletion", completion_id=1, value=messages.new("Value", content=b'"ran s"'))
-        # replay the run, then close the body: the SDK must suspend on the call it makes next
-        attempt.start(start, [framing.encode(m) for m in (inp, run, done)])
-        suspension = None
-        while True:
-            item = await attempt.next()
-            if isinstance(item, AttemptEnded):
-                break
-            if item.name == "Call":
-                attempt.close_input()
-            if item.name == "Suspension":
-                suspension = item
-        assert suspension is not None
-        return suspension
-
-    item = asyncio.run(main())
+async def test_a_suspension_is_read_in_the_layout_of_its_version(version: int) -> None:
+    app = restate.app([svc])
+    attempt = Attempt(app, "Versions", "mixed", content_type=content_type_for(version))
+    start = messages.new("Start", id=b"\x07" * 16, debug_id="inv_1x")
+    inp = messages.new("Input", value=messages.new("Value", content=b'"s"'))
+    run = messages.new("Run", result_completion_id=1, name="effect")
+    done = messages.new("RunCompletion", completion_id=1, value=messages.new("Value", content=b'"ran s"'))
+    # replay the run, then close the body: the SDK must suspend on the call it makes next
+    attempt.start(start, [framing.encode(m) for m in (inp, run, done)])
+    suspension = None
+    while True:
+        item = await attempt.next()
+        if isinstance(item, AttemptEnded):
+            break
+        if item.name == "Call":
+            attempt.close_input()
+        if item.name == "Suspension":
+            suspension = item
+    assert suspension is not None
+    item = suspension
     fut = item.msg.awaiting_on
     # the call's result completion, and the cancel signal every await includes; a v5/v6 frame read with the v7
     # layout would come out empty

@@ -85,66 +85,51 @@ def make(mode: str = "normal") -> pg.Runtime:
     return pg.Runtime(svc, store, nd, mode=mode)
 
 
-def test_always_suspend_replays_but_never_reruns_completed_side_effects() -> None:
-    async def main() -> None:
-        rt = make("always_suspend")
-        assert await rt.service_call(three_effects) == 3
-        assert effects == ["effect 0", "effect 1", "effect 2"]  # each closure ran once
-        assert len(code_runs) == 4  # the handler itself re-ran from the top after each of the 3 suspensions
-        inv = rt.invocation(rt.invocations().id.iloc[0])
-        assert inv.attempts == 4 and inv.errors == []
-
-    asyncio.run(main())
+async def test_always_suspend_replays_but_never_reruns_completed_side_effects() -> None:
+    rt = make("always_suspend")
+    assert await rt.service_call(three_effects) == 3
+    assert effects == ["effect 0", "effect 1", "effect 2"]  # each closure ran once
+    assert len(code_runs) == 4  # the handler itself re-ran from the top after each of the 3 suspensions
+    inv = rt.invocation(rt.invocations().id.iloc[0])
+    assert inv.attempts == 4 and inv.errors == []
 
 
-def test_normal_mode_runs_the_same_handler_in_one_attempt() -> None:
-    async def main() -> None:
-        rt = make()
-        assert await rt.service_call(three_effects) == 3
-        assert len(code_runs) == 1 and rt.invocation(rt.invocations().id.iloc[0]).attempts == 1
-
-    asyncio.run(main())
+async def test_normal_mode_runs_the_same_handler_in_one_attempt() -> None:
+    rt = make()
+    assert await rt.service_call(three_effects) == 3
+    assert len(code_runs) == 1 and rt.invocation(rt.invocations().id.iloc[0]).attempts == 1
 
 
-def test_always_suspend_handles_calls_sleeps_and_awakeables_by_suspending_and_resuming() -> None:
-    async def main() -> None:
-        rt = make("always_suspend")
-        assert await rt.service_call(journey, arg="ann") == ["ann", "side"]
-        assert effects == ["ann"] and rt.now == make().now + timedelta(hours=1)
-        root = rt.invocation(rt.invocations().query("target == 'Replay/journey'").id.iloc[0])
-        assert root.attempts >= 3  # suspended at the call, the sleep and the run
-        task = asyncio.ensure_future(rt.service_call(waits_for_awakeable))
-        await rt.settle()
-        assert rt.invocations().query("target == 'Replay/waits_for_awakeable'").status.iloc[0] == "suspended"
-        rt.resolve_awakeable(rt.state("Store", "awk")["value"], "hello")
-        assert await task == "hello"
-
-    asyncio.run(main())
+async def test_always_suspend_handles_calls_sleeps_and_awakeables_by_suspending_and_resuming() -> None:
+    rt = make("always_suspend")
+    assert await rt.service_call(journey, arg="ann") == ["ann", "side"]
+    assert effects == ["ann"] and rt.now == make().now + timedelta(hours=1)
+    root = rt.invocation(rt.invocations().query("target == 'Replay/journey'").id.iloc[0])
+    assert root.attempts >= 3  # suspended at the call, the sleep and the run
+    task = asyncio.ensure_future(rt.service_call(waits_for_awakeable))
+    await rt.settle()
+    assert rt.invocations().query("target == 'Replay/waits_for_awakeable'").status.iloc[0] == "suspended"
+    rt.resolve_awakeable(rt.state("Store", "awk")["value"], "hello")
+    assert await task == "hello"
 
 
-def test_a_changed_code_path_is_a_journal_mismatch_reported_with_the_diverging_entry() -> None:
-    async def main() -> None:
-        rt = make("always_suspend")
-        with pytest.raises(restate.TerminalError) as ei:
-            await rt.object_call(set_different_key, key="k")
-        assert ei.value.status_code == 570  # killed after max attempts with the last error
-        inv = rt.invocation(rt.invocations().query("target == 'NonDet/k/set_different_key'").id.iloc[0])
-        mismatch = inv.errors[-1]
-        assert mismatch.code == 570 and "mismatch" in mismatch.message and "'a' != 'b'" in mismatch.message
-        assert mismatch.related_command == "journal entry 1, which recorded Command: SetState 'a' = 1"
-        assert rt.state("Store", "after") == {}  # the send after the divergence never happened
-
-    asyncio.run(main())
-
-
-def test_the_same_handler_completes_in_normal_mode_because_nothing_is_replayed() -> None:
-    async def main() -> None:
-        rt = make()
+async def test_a_changed_code_path_is_a_journal_mismatch_reported_with_the_diverging_entry() -> None:
+    rt = make("always_suspend")
+    with pytest.raises(restate.TerminalError) as ei:
         await rt.object_call(set_different_key, key="k")
-        await rt.settle()
-        assert rt.state("NonDet", "k") == {"a": 1} and rt.state("Store", "after") == {"value": "sent"}
+    assert ei.value.status_code == 570  # killed after max attempts with the last error
+    inv = rt.invocation(rt.invocations().query("target == 'NonDet/k/set_different_key'").id.iloc[0])
+    mismatch = inv.errors[-1]
+    assert mismatch.code == 570 and "mismatch" in mismatch.message and "'a' != 'b'" in mismatch.message
+    assert mismatch.related_command == "journal entry 1, which recorded Command: SetState 'a' = 1"
+    assert rt.state("Store", "after") == {}  # the send after the divergence never happened
 
-    asyncio.run(main())
+
+async def test_the_same_handler_completes_in_normal_mode_because_nothing_is_replayed() -> None:
+    rt = make()
+    await rt.object_call(set_different_key, key="k")
+    await rt.settle()
+    assert rt.state("NonDet", "k") == {"a": 1} and rt.state("Store", "after") == {"value": "sent"}
 
 
 def test_an_unknown_mode_is_rejected() -> None:

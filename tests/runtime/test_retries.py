@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 
 import pytest
@@ -82,96 +81,75 @@ def make(clock: str = "virtual") -> pg.Runtime:
     return pg.Runtime(flaky, limited, runs, clock=clock)
 
 
-def test_plain_exceptions_are_retried_with_restates_default_backoff() -> None:
-    async def main() -> None:
-        rt = make()
-        t0 = rt.now
-        assert await rt.service_call(twice_then_ok) == 3
-        assert rt.now - t0 == timedelta(milliseconds=500 + 1000)  # 500 ms, then x2
-        inv = rt.invocations().iloc[0]
-        assert inv.retry_count == 2 and inv.last_failure.startswith("[500 Internal] ValueError('boom 2')\nTraceback")
-        errors = rt.invocation(inv.id).errors
-        assert [e.message for e in errors] == ["ValueError('boom 1')", "ValueError('boom 2')"]
-        assert all(e.code == 500 and "Traceback" in e.stacktrace for e in errors)
-
-    asyncio.run(main())
+async def test_plain_exceptions_are_retried_with_restates_default_backoff() -> None:
+    rt = make()
+    t0 = rt.now
+    assert await rt.service_call(twice_then_ok) == 3
+    assert rt.now - t0 == timedelta(milliseconds=500 + 1000)  # 500 ms, then x2
+    inv = rt.invocations().iloc[0]
+    assert inv.retry_count == 2 and inv.last_failure.startswith("[500 Internal] ValueError('boom 2')\nTraceback")
+    errors = rt.invocation(inv.id).errors
+    assert [e.message for e in errors] == ["ValueError('boom 1')", "ValueError('boom 2')"]
+    assert all(e.code == 500 and "Traceback" in e.stacktrace for e in errors)
 
 
-def test_a_failing_invocation_is_backing_off_between_attempts() -> None:
-    async def main() -> None:
-        rt = make("manual")
-        h = await rt.service_send(twice_then_ok)
-        await rt.settle()
-        row = rt.invocations().iloc[0]
-        assert row.status == "backing-off" and row.last_failure_error_code == "RT0007"
-        assert row.next_retry_at.to_pydatetime() == rt.now + timedelta(milliseconds=500)
-        await rt.advance(timedelta(milliseconds=499))
-        assert len(seen) == 1
-        await rt.advance(timedelta(milliseconds=1))
-        assert len(seen) == 2 and rt.invocation(h.invocation_id).status == "backing-off"
-        await rt.advance(timedelta(seconds=1))
-        assert rt.output(h.invocation_id) == 3
-
-    asyncio.run(main())
+async def test_a_failing_invocation_is_backing_off_between_attempts() -> None:
+    rt = make("manual")
+    h = await rt.service_send(twice_then_ok)
+    await rt.settle()
+    row = rt.invocations().iloc[0]
+    assert row.status == "backing-off" and row.last_failure_error_code == "RT0007"
+    assert row.next_retry_at.to_pydatetime() == rt.now + timedelta(milliseconds=500)
+    await rt.advance(timedelta(milliseconds=499))
+    assert len(seen) == 1
+    await rt.advance(timedelta(milliseconds=1))
+    assert len(seen) == 2 and rt.invocation(h.invocation_id).status == "backing-off"
+    await rt.advance(timedelta(seconds=1))
+    assert rt.output(h.invocation_id) == 3
 
 
-def test_retryable_error_retry_after_overrides_the_policy_interval() -> None:
-    async def main() -> None:
-        rt = make()
-        t0 = rt.now
-        assert await rt.service_call(wait_then_ok) == 2
-        assert rt.now - t0 == timedelta(minutes=7)
-
-    asyncio.run(main())
+async def test_retryable_error_retry_after_overrides_the_policy_interval() -> None:
+    rt = make()
+    t0 = rt.now
+    assert await rt.service_call(wait_then_ok) == 2
+    assert rt.now - t0 == timedelta(minutes=7)
 
 
-def test_a_policy_with_max_attempts_and_kill_fails_the_invocation_with_the_last_error() -> None:
-    async def main() -> None:
-        rt = make()
-        t0 = rt.now
-        with pytest.raises(restate.TerminalError) as ei:
-            await rt.service_call(always_fails)
-        assert ei.value.status_code == 500 and ei.value.message == "RuntimeError('still broken')"
-        assert seen == ["attempt"] * 3
-        assert rt.now - t0 == timedelta(seconds=1 + 3)  # 1 s, then x3
-
-    asyncio.run(main())
+async def test_a_policy_with_max_attempts_and_kill_fails_the_invocation_with_the_last_error() -> None:
+    rt = make()
+    t0 = rt.now
+    with pytest.raises(restate.TerminalError) as ei:
+        await rt.service_call(always_fails)
+    assert ei.value.status_code == 500 and ei.value.message == "RuntimeError('still broken')"
+    assert seen == ["attempt"] * 3
+    assert rt.now - t0 == timedelta(seconds=1 + 3)  # 1 s, then x3
 
 
-def test_a_policy_that_pauses_leaves_the_invocation_paused_and_the_await_raises() -> None:
-    async def main() -> None:
-        rt = make()
-        with pytest.raises(pg.StuckError) as ei:
-            await rt.service_call(pauses)
-        assert "paused after 2 attempts" in str(ei.value) and "needs a human" in str(ei.value)
-        assert rt.invocations().iloc[0].status == "paused"
-        assert seen == ["attempt"] * 2
-
-    asyncio.run(main())
+async def test_a_policy_that_pauses_leaves_the_invocation_paused_and_the_await_raises() -> None:
+    rt = make()
+    with pytest.raises(pg.StuckError) as ei:
+        await rt.service_call(pauses)
+    assert "paused after 2 attempts" in str(ei.value) and "needs a human" in str(ei.value)
+    assert rt.invocations().iloc[0].status == "paused"
+    assert seen == ["attempt"] * 2
 
 
-def test_ctx_run_retries_follow_run_options_and_count_attempts() -> None:
-    async def main() -> None:
-        rt = make()
-        assert await rt.service_call(run_retries) == "done"
-        assert seen == ["effect"] * 3
-        inv_id = rt.invocations().iloc[0].id
-        kinds = list(rt.journal(inv_id).entry_type)
-        assert kinds == ["Command: Input", "Command: Run", "Notification: Run", "Command: Output"]
-        errors = rt.invocation(inv_id).errors
-        assert len(errors) == 2 and all("Run" in (e.related_command or "") for e in errors)
-
-    asyncio.run(main())
+async def test_ctx_run_retries_follow_run_options_and_count_attempts() -> None:
+    rt = make()
+    assert await rt.service_call(run_retries) == "done"
+    assert seen == ["effect"] * 3
+    inv_id = rt.invocations().iloc[0].id
+    kinds = list(rt.journal(inv_id).entry_type)
+    assert kinds == ["Command: Input", "Command: Run", "Notification: Run", "Command: Output"]
+    errors = rt.invocation(inv_id).errors
+    assert len(errors) == 2 and all("Run" in (e.related_command or "") for e in errors)
 
 
-def test_ctx_run_out_of_attempts_becomes_a_terminal_error_the_handler_can_catch() -> None:
-    async def main() -> None:
-        rt = make()
-        result = await rt.service_call(run_gives_up)
-        assert result.startswith("gave up:") and "down" in result
-        assert seen == ["effect"] * 2
-
-    asyncio.run(main())
+async def test_ctx_run_out_of_attempts_becomes_a_terminal_error_the_handler_can_catch() -> None:
+    rt = make()
+    result = await rt.service_call(run_gives_up)
+    assert result.startswith("gave up:") and "down" in result
+    assert seen == ["effect"] * 2
 
 
 @runs.handler()
@@ -189,13 +167,10 @@ async def run_for_a_while(ctx: restate.Context) -> str:
     return "unreachable"
 
 
-def test_ctx_run_max_duration_is_measured_on_the_virtual_clock() -> None:
-    async def main() -> None:
-        rt = make()
-        t0 = rt.now
-        assert await rt.service_call(run_for_a_while) == "gave up"
-        # retried every 2 s until the 10 s budget was used up: about five or six attempts, not one or many
-        assert 5 <= len(seen) <= 7
-        assert timedelta(seconds=8) <= rt.now - t0 <= timedelta(seconds=12)
-
-    asyncio.run(main())
+async def test_ctx_run_max_duration_is_measured_on_the_virtual_clock() -> None:
+    rt = make()
+    t0 = rt.now
+    assert await rt.service_call(run_for_a_while) == "gave up"
+    # retried every 2 s until the 10 s budget was used up: about five or six attempts, not one or many
+    assert 5 <= len(seen) <= 7
+    assert timedelta(seconds=8) <= rt.now - t0 <= timedelta(seconds=12)

@@ -320,12 +320,12 @@ class Driver:
         self.rt.close()
 
 
-def soak(seed: int, store: Path | None, mode: str = "normal", faults: bool = True) -> tuple[Model, Outcome]:
+async def soak(seed: int, store: Path | None, mode: str = "normal", faults: bool = True) -> tuple[Model, Outcome]:
     requests, model = make_program(seed)
     EFFECTS.clear()
     driver = Driver(seed, store, mode, faults)
     try:
-        outcome = asyncio.run(driver.run(requests))
+        outcome = await driver.run(requests)
     finally:
         driver.close()
     return model, outcome
@@ -343,7 +343,8 @@ def check_against_model(model: Model, out: Outcome, exactly_once: bool) -> None:
     assert min(out.effects.values(), default=1) >= 1
     extra = sum(out.effects.values()) - len(model.run_ops)
     if exactly_once:
-        assert extra == 0, f"without faults each closure runs once: {sorted(k for k, n in out.effects.items() if n > 1)}"
+        again = sorted(k for k, n in out.effects.items() if n > 1)
+        assert extra == 0, f"without faults each closure runs once: {again}"
     else:
         assert extra <= out.rerun_budget, (f"{extra} re-executions of ctx.run closures, but the injected faults "
                                            f"({dict(out.events)}) could cause at most {out.rerun_budget}")
@@ -377,27 +378,27 @@ def _store(kind: str, tmp_path: Path) -> Path | None:
 
 
 @pytest.mark.parametrize(("seed", "store", "mode"), _cases(300, regressions=True))
-def test_under_random_faults_results_state_and_invocations_match_the_model(
+async def test_under_random_faults_results_state_and_invocations_match_the_model(
         seed: int, store: str, mode: str, tmp_path: Path) -> None:
-    model, out = soak(seed, _store(store, tmp_path), mode, faults=True)
+    model, out = await soak(seed, _store(store, tmp_path), mode, faults=True)
     check_against_model(model, out, exactly_once=False)
 
 
 @pytest.mark.parametrize(("seed", "store", "mode"), _cases(30))
-def test_without_faults_every_run_closure_runs_exactly_once_and_nothing_fails(
+async def test_without_faults_every_run_closure_runs_exactly_once_and_nothing_fails(
         seed: int, store: str, mode: str, tmp_path: Path) -> None:
-    model, out = soak(seed, _store(store, tmp_path), mode, faults=False)
+    model, out = await soak(seed, _store(store, tmp_path), mode, faults=False)
     check_against_model(model, out, exactly_once=True)
     assert out.errors == 0 and out.events == Counter()
 
 
-def test_the_soak_injects_faults_that_fire_and_make_closures_run_again(tmp_path: Path) -> None:
+async def test_the_soak_injects_faults_that_fire_and_make_closures_run_again(tmp_path: Path) -> None:
     """Guards against a vacuous soak: across a few seeds every kind of fault is injected, attempts fail,
     closures re-run, and the model still holds."""
     events: Counter[str] = Counter()
     errors = extra = 0
     for seed in range(3):
-        model, out = soak(seed, tmp_path / f"s{seed}.sqlite", "normal", faults=True)
+        model, out = await soak(seed, tmp_path / f"s{seed}.sqlite", "normal", faults=True)
         check_against_model(model, out, exactly_once=False)
         events += out.events
         errors += out.errors
@@ -425,12 +426,12 @@ def test_the_model_is_not_trivial() -> None:
 
 
 @pytest.mark.parametrize("store", ["memory", "sqlite"])
-def test_one_seed_run_twice_gives_identical_ids_journals_and_results(store: str, tmp_path: Path) -> None:
+async def test_one_seed_run_twice_gives_identical_ids_journals_and_results(store: str, tmp_path: Path) -> None:
     seed = int(os.environ.get("SOAK_SEED", "5").split(",")[0])
     runs = []
     for i in range(2):
         path = tmp_path / f"twice{i}.sqlite" if store == "sqlite" else None
-        model, out = soak(seed, path, _mode(seed), faults=True)
+        model, out = await soak(seed, path, _mode(seed), faults=True)
         check_against_model(model, out, exactly_once=False)
         runs.append(out)
     a, b = runs
@@ -456,7 +457,7 @@ async def parent(ctx: restate.Context) -> str:
 
 
 @pytest.mark.parametrize("store", ["memory", "sqlite"])
-def test_a_restart_while_an_attach_waits_issues_each_send_once(store: str, tmp_path: Path) -> None:
+async def test_a_restart_while_an_attach_waits_issues_each_send_once(store: str, tmp_path: Path) -> None:
     """The soak's seeds 230 (sqlite), 1058, 2667 (memory), 2712 (sqlite) reduced. rt.faults.restart() used to
     yield to the loop after stopping the attempts in flight and before rebuilding from the store; an attach
     waiting in the background then fired a timer due in that window (here the parent's delayed start; in the
@@ -480,5 +481,5 @@ def test_a_restart_while_an_attach_waits_issues_each_send_once(store: str, tmp_p
     outcomes = {}
     for turns in range(12):
         CHILD_RUNS.clear()
-        outcomes[turns] = asyncio.run(main(turns))
-    assert outcomes == {turns: (1, 1) for turns in range(12)}, "one send, one child invocation, one execution"
+        outcomes[turns] = await main(turns)
+    assert outcomes == dict.fromkeys(range(12), (1, 1)), "one send, one child invocation, one execution"

@@ -9,10 +9,10 @@ import json
 import os
 import sqlite3
 import subprocess
-from contextlib import closing
 import sys
 import textwrap
 import warnings
+from contextlib import closing
 from datetime import timedelta
 from pathlib import Path
 
@@ -87,10 +87,6 @@ async def relay(ctx: restate.Context, item: str) -> str:
 SERVICES = (shop, log, svc)
 
 
-def run(coro_fn):  # noqa: ANN001, ANN201 - a small helper: one process lifetime of a runtime per call
-    return asyncio.run(coro_fn())
-
-
 @pytest.fixture(autouse=True)
 def _clear_effects() -> None:
     effects.clear()
@@ -106,7 +102,7 @@ def reopen(db: str, *services: object, **kw: object) -> pg.Runtime:
 
 
 # ---------------------------------------------------------------------------------------------- resuming
-def test_a_reopened_runtime_resumes_a_workflow_without_repeating_a_completed_run(db: str) -> None:
+async def test_a_reopened_runtime_resumes_a_workflow_without_repeating_a_completed_run(db: str) -> None:
     async def first() -> str:
         rt = reopen(db, clock="manual")
         h = await rt.workflow_send(order, key="book", arg="book")
@@ -115,7 +111,7 @@ def test_a_reopened_runtime_resumes_a_workflow_without_repeating_a_completed_run
         rt.close()
         return h.invocation_id
 
-    inv_id = run(first)
+    inv_id = await first()
 
     async def second() -> None:
         rt = reopen(db, clock="manual")
@@ -125,17 +121,17 @@ def test_a_reopened_runtime_resumes_a_workflow_without_repeating_a_completed_run
         assert effects == ["charge book", "ship book"]  # the charge was replayed from the journal, not run
         rt.close()
 
-    run(second)
+    await second()
 
 
-def test_sleeps_and_delayed_sends_fire_at_their_original_time_after_a_reopen(db: str) -> None:
+async def test_sleeps_and_delayed_sends_fire_at_their_original_time_after_a_reopen(db: str) -> None:
     async def first() -> None:
         rt = reopen(db)
         await rt.workflow_send(order, key="lamp", arg="lamp")
         await rt.settle()
         rt.close()
 
-    run(first)
+    await first()
 
     async def second() -> None:
         rt = reopen(db)
@@ -151,10 +147,10 @@ def test_sleeps_and_delayed_sends_fire_at_their_original_time_after_a_reopen(db:
         assert sent.running_at - sent.created_at == 2 * 3_600_000  # the send's delay, not reset by the reopen
         rt.close()
 
-    run(second)
+    await second()
 
 
-def test_state_inbox_order_promises_and_idempotency_survive_a_reopen(db: str) -> None:
+async def test_state_inbox_order_promises_and_idempotency_survive_a_reopen(db: str) -> None:
     async def first() -> tuple[str, str]:
         rt = reopen(db)
         await rt.object_send(hold, key="k")
@@ -169,7 +165,7 @@ def test_state_inbox_order_promises_and_idempotency_survive_a_reopen(db: str) ->
         rt.close()
         return awakeable, h.invocation_id
 
-    awakeable, idem_id = run(first)
+    awakeable, idem_id = await first()
 
     async def second() -> None:
         rt = reopen(db)
@@ -183,10 +179,10 @@ def test_state_inbox_order_promises_and_idempotency_survive_a_reopen(db: str) ->
         assert (again.status, again.invocation_id) == ("PreviouslyAccepted", idem_id)
         rt.close()
 
-    run(second)
+    await second()
 
 
-def test_new_invocation_ids_after_a_reopen_are_those_of_a_runtime_that_never_stopped(db: str, tmp_path: Path) -> None:
+async def test_new_invocation_ids_after_a_reopen_are_those_of_a_runtime_that_never_stopped(db: str) -> None:
     async def straight() -> list[str]:
         rt = pg.Runtime(*SERVICES, seed=5)
         ids = [(await rt.object_send(note, key="a", arg=str(i))).invocation_id for i in range(4)]
@@ -207,11 +203,11 @@ def test_new_invocation_ids_after_a_reopen_are_those_of_a_runtime_that_never_sto
         rt.close()
         return ids
 
-    expected = run(straight)
-    assert run(first) + run(second) == expected
+    expected = await straight()
+    assert await first() + await second() == expected
 
 
-def test_a_retry_backoff_resumes_at_its_original_time_after_a_reopen(db: str) -> None:
+async def test_a_retry_backoff_resumes_at_its_original_time_after_a_reopen(db: str) -> None:
     async def first() -> tuple[str, int]:
         rt = reopen(db, clock="manual")
         h = await rt.service_send(flaky, arg=1)
@@ -222,7 +218,7 @@ def test_a_retry_backoff_resumes_at_its_original_time_after_a_reopen(db: str) ->
         rt.close()
         return h.invocation_id, due
 
-    inv_id, due = run(first)
+    inv_id, due = await first()
 
     async def second() -> None:
         rt = reopen(db, clock="manual")
@@ -238,10 +234,10 @@ def test_a_retry_backoff_resumes_at_its_original_time_after_a_reopen(db: str) ->
         assert rt.output(inv_id) == 1
         rt.close()
 
-    run(second)
+    await second()
 
 
-def test_retention_purges_a_completed_invocation_at_its_original_time_after_a_reopen(db: str) -> None:
+async def test_retention_purges_a_completed_invocation_at_its_original_time_after_a_reopen(db: str) -> None:
     async def first() -> str:
         rt = reopen(db)
         h = await rt.object_send(note, key="r", arg="x")
@@ -250,7 +246,7 @@ def test_retention_purges_a_completed_invocation_at_its_original_time_after_a_re
         rt.close()
         return h.invocation_id
 
-    inv_id = run(first)
+    inv_id = await first()
 
     async def second() -> None:
         rt = reopen(db)
@@ -261,13 +257,13 @@ def test_retention_purges_a_completed_invocation_at_its_original_time_after_a_re
         assert err.value.status_code == 404
         rt.close()
 
-    run(second)
+    await second()
     with closing(sqlite3.connect(db)) as con, con:  # and the purge reached the file
         assert con.execute("SELECT count(*) FROM invocations").fetchone()[0] == 0
         assert con.execute("SELECT count(*) FROM journal").fetchone()[0] == 0
 
 
-def test_a_call_in_flight_resumes_after_a_reopen_and_the_caller_gets_its_result(db: str) -> None:
+async def test_a_call_in_flight_resumes_after_a_reopen_and_the_caller_gets_its_result(db: str) -> None:
     async def first() -> str:
         rt = reopen(db, clock="manual")
         h = await rt.service_send(relay, arg="pen")
@@ -275,7 +271,7 @@ def test_a_call_in_flight_resumes_after_a_reopen_and_the_caller_gets_its_result(
         rt.close()
         return h.invocation_id
 
-    inv_id = run(first)
+    inv_id = await first()
 
     async def second() -> None:
         rt = reopen(db, clock="manual")
@@ -284,7 +280,7 @@ def test_a_call_in_flight_resumes_after_a_reopen_and_the_caller_gets_its_result(
         assert effects == ["charge pen", "ship pen"]
         rt.close()
 
-    run(second)
+    await second()
 
 
 # ---------------------------------------------------------------------------------------------- restart
@@ -293,42 +289,36 @@ def _journal_of(rt: pg.Runtime, service: str) -> list:
 
 
 @pytest.mark.parametrize("store", ["memory", "sqlite"])
-def test_a_call_awaited_across_a_restart_completes_on_the_restored_runtime(store: str, db: str) -> None:
-    async def main() -> None:
-        rt = pg.Runtime(*SERVICES, store=db if store == "sqlite" else None)
-        call = asyncio.ensure_future(rt.workflow_call(order, key="cup", arg="cup"))
-        while not any(e.entry_type == "Command: Sleep" for e in _journal_of(rt, "Shop")):
-            await asyncio.sleep(0)  # until the charge's result is stored and the workflow sleeps
-        await rt.faults.restart()
-        assert await call == "cup done"
-        assert effects == ["charge cup", "ship cup"]
-        inv = rt.invocation(rt.invocations().id.iloc[0])
-        assert inv.attempts >= 2  # a new attempt replayed the journal
-        rt.close()
-
-    run(main)
+async def test_a_call_awaited_across_a_restart_completes_on_the_restored_runtime(store: str, db: str) -> None:
+    rt = pg.Runtime(*SERVICES, store=db if store == "sqlite" else None)
+    call = asyncio.ensure_future(rt.workflow_call(order, key="cup", arg="cup"))
+    while not any(e.entry_type == "Command: Sleep" for e in _journal_of(rt, "Shop")):
+        await asyncio.sleep(0)  # until the charge's result is stored and the workflow sleeps
+    await rt.faults.restart()
+    assert await call == "cup done"
+    assert effects == ["charge cup", "ship cup"]
+    inv = rt.invocation(rt.invocations().id.iloc[0])
+    assert inv.attempts >= 2  # a new attempt replayed the journal
+    rt.close()
 
 
-def test_a_suspended_invocation_stays_suspended_across_a_restart(db: str) -> None:
-    async def main() -> None:
-        rt = pg.Runtime(*SERVICES, store=db, mode="always_suspend")
-        h = await rt.object_send(hold, key="s")
-        await rt.settle()
-        inv = rt.invocation(h.invocation_id)
-        assert inv.status == "suspended"
-        attempts = inv.attempts
-        await rt.faults.restart()
-        inv = rt.invocation(h.invocation_id)
-        assert (inv.status, inv.attempts) == ("suspended", attempts)
-        rt.resolve_awakeable(rt.state("Log", "s")["awakeable"], "late")
-        assert await rt.attach(h.invocation_id) == "late"
-        rt.close()
-
-    run(main)
+async def test_a_suspended_invocation_stays_suspended_across_a_restart(db: str) -> None:
+    rt = pg.Runtime(*SERVICES, store=db, mode="always_suspend")
+    h = await rt.object_send(hold, key="s")
+    await rt.settle()
+    inv = rt.invocation(h.invocation_id)
+    assert inv.status == "suspended"
+    attempts = inv.attempts
+    await rt.faults.restart()
+    inv = rt.invocation(h.invocation_id)
+    assert (inv.status, inv.attempts) == ("suspended", attempts)
+    rt.resolve_awakeable(rt.state("Log", "s")["awakeable"], "late")
+    assert await rt.attach(h.invocation_id) == "late"
+    rt.close()
 
 
 # ---------------------------------------------------------------------------------------------- missing handlers
-def test_invocations_of_unregistered_handlers_wait_with_a_clear_error_until_registered(db: str) -> None:
+async def test_invocations_of_unregistered_handlers_wait_with_a_clear_error_until_registered(db: str) -> None:
     async def first() -> str:
         rt = reopen(db, clock="manual")
         h = await rt.workflow_send(order, key="tea", arg="tea")
@@ -336,7 +326,7 @@ def test_invocations_of_unregistered_handlers_wait_with_a_clear_error_until_regi
         rt.close()
         return h.invocation_id
 
-    inv_id = run(first)
+    inv_id = await first()
 
     async def second() -> None:
         with warnings.catch_warnings(record=True) as caught:
@@ -357,7 +347,7 @@ def test_invocations_of_unregistered_handlers_wait_with_a_clear_error_until_regi
         assert effects == ["charge tea", "ship tea"]
         rt.close()
 
-    run(second)
+    await second()
 
 
 # ---------------------------------------------------------------------------------------------- bad files
@@ -382,15 +372,15 @@ def test_a_database_that_is_not_a_playground_store_is_reported_and_left_untouche
     _unchanged_after_open(path, "not a restate-playground store")
 
 
-def test_a_store_from_an_incompatible_version_is_reported_and_left_untouched(db: str) -> None:
-    run(lambda: _open_and_close(db))
+async def test_a_store_from_an_incompatible_version_is_reported_and_left_untouched(db: str) -> None:
+    await _open_and_close(db)
     with closing(sqlite3.connect(db)) as con, con:
         con.execute("UPDATE meta SET value=? WHERE name='version'", (json.dumps(99),))
     _unchanged_after_open(Path(db), "store format 99, and this restate-playground reads format 1")
 
 
-def test_a_damaged_store_is_reported_and_left_untouched(db: str) -> None:
-    run(lambda: _open_and_close(db))
+async def test_a_damaged_store_is_reported_and_left_untouched(db: str) -> None:
+    await _open_and_close(db)
     with closing(sqlite3.connect(db)) as con, con:
         con.execute("DROP TABLE journal")
     _unchanged_after_open(Path(db), r"corrupt: tables \['journal'\] are missing")
@@ -403,8 +393,8 @@ async def _open_and_close(db: str) -> None:
     rt.close()
 
 
-def test_a_store_held_by_another_process_is_reported_and_not_written(db: str) -> None:
-    run(lambda: _open_and_close(db))
+async def test_a_store_held_by_another_process_is_reported_and_not_written(db: str) -> None:
+    await _open_and_close(db)
     holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
         import sys, time, playground as pg
         rt = pg.Runtime(store={db!r})
@@ -419,12 +409,9 @@ def test_a_store_held_by_another_process_is_reported_and_not_written(db: str) ->
         holder.kill()
         holder.wait(timeout=30)
     # once the holder is gone (even killed), the file opens again with everything in it
-    async def after() -> None:
-        rt = reopen(db)
-        assert rt.state("Log", "x") == {"lines": ["y"]}
-        rt.close()
-
-    run(after)
+    rt = reopen(db)
+    assert rt.state("Log", "x") == {"lines": ["y"]}
+    rt.close()
 
 
 def test_a_directory_is_not_a_store(tmp_path: Path) -> None:
@@ -437,22 +424,19 @@ def test_store_must_be_a_path(tmp_path: Path) -> None:
         pg.Runtime(store=42)
 
 
-def test_reopening_a_store_in_the_same_process_closes_the_runtime_that_had_it(db: str) -> None:
-    async def main() -> None:
-        old = reopen(db)
-        await old.object_send(note, key="o", arg="1")
-        await old.settle()
-        new = reopen(db)  # as when the cell that creates the runtime is run again
-        assert new.state("Log", "o") == {"lines": ["1"]}
-        with pytest.raises(RuntimeError, match="this Runtime is closed .*another Runtime opened its store"):
-            await old.object_send(note, key="o", arg="2")
-        new.close()
-
-    run(main)
+async def test_reopening_a_store_in_the_same_process_closes_the_runtime_that_had_it(db: str) -> None:
+    old = reopen(db)
+    await old.object_send(note, key="o", arg="1")
+    await old.settle()
+    new = reopen(db)  # as when the cell that creates the runtime is run again
+    assert new.state("Log", "o") == {"lines": ["1"]}
+    with pytest.raises(RuntimeError, match=r"this Runtime is closed .*another Runtime opened its store"):
+        await old.object_send(note, key="o", arg="2")
+    new.close()
 
 
-def test_the_store_file_is_sqlite_in_wal_mode_and_readable_by_other_tools(db: str) -> None:
-    run(lambda: _open_and_close(db))
+async def test_the_store_file_is_sqlite_in_wal_mode_and_readable_by_other_tools(db: str) -> None:
+    await _open_and_close(db)
     with closing(sqlite3.connect(db)) as con, con:
         assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
@@ -461,32 +445,26 @@ def test_the_store_file_is_sqlite_in_wal_mode_and_readable_by_other_tools(db: st
     assert os.path.exists(db)
 
 
-def test_an_output_stored_just_before_a_crash_completes_the_invocation_on_replay() -> None:
-    async def main() -> None:
-        rt = pg.Runtime(*SERVICES)
-        rt.faults.crash_after(note, entry=3)  # 0 Input, 1 GetEagerState, 2 SetState, 3 Output: crash before End
-        h = await rt.object_send(note, key="z", arg="once")
-        assert await rt.attach(h.invocation_id) == ["once"]
-        inv = rt.invocation(h.invocation_id)
-        kinds = [e.entry_type for e in inv.journal]
-        assert kinds[-1] == "Command: Output" and kinds.count("Command: Output") == 1
-        assert [e.message for e in inv.errors] == ["injected crash after journal entry 3 (rt.faults.crash_after)"]
-        assert (inv.status, rt.output(h.invocation_id)) == ("completed", ["once"])
-
-    run(main)
+async def test_an_output_stored_just_before_a_crash_completes_the_invocation_on_replay() -> None:
+    rt = pg.Runtime(*SERVICES)
+    rt.faults.crash_after(note, entry=3)  # 0 Input, 1 GetEagerState, 2 SetState, 3 Output: crash before End
+    h = await rt.object_send(note, key="z", arg="once")
+    assert await rt.attach(h.invocation_id) == ["once"]
+    inv = rt.invocation(h.invocation_id)
+    kinds = [e.entry_type for e in inv.journal]
+    assert kinds[-1] == "Command: Output" and kinds.count("Command: Output") == 1
+    assert [e.message for e in inv.errors] == ["injected crash after journal entry 3 (rt.faults.crash_after)"]
+    assert (inv.status, rt.output(h.invocation_id)) == ("completed", ["once"])
 
 
-def test_closing_a_runtime_ends_an_await_on_it_with_a_clear_error(db: str) -> None:
-    async def main() -> None:
-        rt = reopen(db)
-        call = asyncio.ensure_future(rt.object_call(hold, key="c"))  # waits for an awakeable
-        while not rt.state("Log", "c"):
-            await asyncio.sleep(0)
-        rt.close()
-        with pytest.raises(RuntimeError, match=r"this Runtime is closed \(rt.close\(\) was called\)"):
-            await call
-
-    run(main)
+async def test_closing_a_runtime_ends_an_await_on_it_with_a_clear_error(db: str) -> None:
+    rt = reopen(db)
+    call = asyncio.ensure_future(rt.object_call(hold, key="c"))  # waits for an awakeable
+    while not rt.state("Log", "c"):
+        await asyncio.sleep(0)
+    rt.close()
+    with pytest.raises(RuntimeError, match=r"this Runtime is closed \(rt.close\(\) was called\)"):
+        await call
 
 
 # ---------------------------------------------------------------------------------------------- issue 13
@@ -497,7 +475,7 @@ def _edit_record(db: str, inv_id: str, **fields: object) -> None:
         con.execute("UPDATE invocations SET record=? WHERE id=?", (json.dumps(record), inv_id))
 
 
-def test_a_refused_delay_creates_nothing_and_a_stored_time_beyond_the_clock_still_reads(db: str) -> None:
+async def test_a_refused_delay_creates_nothing_and_a_stored_time_beyond_the_clock_still_reads(db: str) -> None:
     async def first() -> str:
         rt = reopen(db)
         with pytest.raises(ValueError, match="send_delay would be due after 9999-12-31"):
@@ -506,7 +484,7 @@ def test_a_refused_delay_creates_nothing_and_a_stored_time_beyond_the_clock_stil
         rt.close()
         return handle.invocation_id
 
-    inv_id = run(first)
+    inv_id = await first()
     _edit_record(db, inv_id, scheduled_at=10**17, created_at=-(10**17))  # as an older version could write
 
     async def second() -> None:
@@ -519,11 +497,11 @@ def test_a_refused_delay_creates_nothing_and_a_stored_time_beyond_the_clock_stil
         assert rt.now.year == 2026 and "1 scheduled" in repr(rt)
         rt.close()
 
-    run(second)
+    await second()
 
 
-def test_a_damaged_journal_entry_is_a_store_error_naming_it_and_the_file_is_closed_and_untouched(db: str) -> None:
-    run(lambda: _open_and_close(db))
+async def test_a_damaged_journal_entry_is_a_store_error_naming_it_and_the_file_is_closed_and_untouched(db: str) -> None:
+    await _open_and_close(db)
     with closing(sqlite3.connect(db)) as con, con:
         inv_id, frame = con.execute("SELECT invocation_id, frame FROM journal WHERE idx=1").fetchone()
         damaged = bytearray(frame)
@@ -559,58 +537,52 @@ def _records(snap: object) -> tuple[object, ...]:
     return (snap.invocations, snap.journals, errors, snap.state, snap.promises, snap.meta["now_ms"])
 
 
-def test_a_full_disk_is_a_store_error_and_the_runtime_then_shows_what_the_file_holds(db: str) -> None:
+async def test_a_full_disk_is_a_store_error_and_the_runtime_then_shows_what_the_file_holds(db: str) -> None:
     from playground.runtime.store import SqliteStore, snapshot_of
 
-    async def main() -> None:
-        rt = pg.Runtime(*SERVICES, filler, store=db)
-        await rt.object_call(note, key="a", arg="kept")
-        _disk_full_after(rt, spare_pages=2)
-        accepted = []
-        with pytest.raises(pg.StoreError) as err:
-            for i in range(100):
-                accepted.append((await rt.object_send(note, key=f"k{i}", arg="x" * 3000)).invocation_id)
-                await rt.advance(timedelta(seconds=1))
-        assert accepted, "the disk filled up at once; give it more spare pages"
-        assert str(err.value).startswith(f"the store {db!r} could not be written: the disk is full (SQLite: "
-                                         f"database or disk is full). The last event was not stored")
-        assert "open the store again with pg.Runtime(..., store=" in str(err.value)
-        with pytest.raises(pg.StoreError, match="the disk is full"):  # it refuses further work, saying why
-            await rt.object_send(note, key="b", arg="more")
-        in_memory = _records(snapshot_of(rt))
-        on_disk = SqliteStore(db)
-        try:
-            assert in_memory == _records(on_disk.load())  # memory and disk agree
-        finally:
-            on_disk.close()
-        again = pg.Runtime(*SERVICES, filler, store=db)  # nothing committed is lost
-        assert set(accepted) <= set(again.invocations().id)
-        for inv_id in accepted:
-            assert await again.attach(inv_id) == ["x" * 3000]
-        assert again.state("Log", "a") == {"lines": ["kept"]}
-        again.close()
-
-    run(main)
+    rt = pg.Runtime(*SERVICES, filler, store=db)
+    await rt.object_call(note, key="a", arg="kept")
+    _disk_full_after(rt, spare_pages=2)
+    accepted = []
+    with pytest.raises(pg.StoreError) as err:  # noqa: PT012 (writes until the disk is full)
+        for i in range(100):
+            accepted.append((await rt.object_send(note, key=f"k{i}", arg="x" * 3000)).invocation_id)
+            await rt.advance(timedelta(seconds=1))
+    assert accepted, "the disk filled up at once; give it more spare pages"
+    assert str(err.value).startswith(f"the store {db!r} could not be written: the disk is full (SQLite: "
+                                     f"database or disk is full). The last event was not stored")
+    assert "open the store again with pg.Runtime(..., store=" in str(err.value)
+    with pytest.raises(pg.StoreError, match="the disk is full"):  # it refuses further work, saying why
+        await rt.object_send(note, key="b", arg="more")
+    in_memory = _records(snapshot_of(rt))
+    on_disk = SqliteStore(db)
+    try:
+        assert in_memory == _records(on_disk.load())  # memory and disk agree
+    finally:
+        on_disk.close()
+    again = pg.Runtime(*SERVICES, filler, store=db)  # nothing committed is lost
+    assert set(accepted) <= set(again.invocations().id)
+    for inv_id in accepted:
+        assert await again.attach(inv_id) == ["x" * 3000]
+    assert again.state("Log", "a") == {"lines": ["kept"]}
+    again.close()
 
 
-def test_a_full_disk_while_a_handler_runs_ends_the_await_with_a_store_error(db: str) -> None:
-    async def main() -> None:
-        rt = pg.Runtime(*SERVICES, filler, store=db)
-        assert await rt.object_call(fill, key="f", arg=10) == 10
-        _disk_full_after(rt)
-        with pytest.raises(pg.StoreError, match="could not be written: the disk is full"):
-            await rt.object_call(fill, key="f", arg=100_000)  # its SetState does not fit
-        assert rt.state("Filler", "f") == {"blob": "x" * 10}  # as stored
-        first, second = rt._all_invocations()  # the second is stored with its Input, and no further
-        assert (first.status, second.status, len(second.journal)) == ("completed", "running", 1)
-        rt.close()
-        again = pg.Runtime(*SERVICES, filler, store=db)  # with room on the disk, it runs on from there
-        assert again.state("Filler", "f") == {"blob": "x" * 10}
-        assert await again.attach(second.id) == 100_000
-        assert again.state("Filler", "f") == {"blob": "x" * 100_000}
-        again.close()
-
-    run(main)
+async def test_a_full_disk_while_a_handler_runs_ends_the_await_with_a_store_error(db: str) -> None:
+    rt = pg.Runtime(*SERVICES, filler, store=db)
+    assert await rt.object_call(fill, key="f", arg=10) == 10
+    _disk_full_after(rt)
+    with pytest.raises(pg.StoreError, match="could not be written: the disk is full"):
+        await rt.object_call(fill, key="f", arg=100_000)  # its SetState does not fit
+    assert rt.state("Filler", "f") == {"blob": "x" * 10}  # as stored
+    first, second = rt._all_invocations()  # the second is stored with its Input, and no further
+    assert (first.status, second.status, len(second.journal)) == ("completed", "running", 1)
+    rt.close()
+    again = pg.Runtime(*SERVICES, filler, store=db)  # with room on the disk, it runs on from there
+    assert again.state("Filler", "f") == {"blob": "x" * 10}
+    assert await again.attach(second.id) == 100_000
+    assert again.state("Filler", "f") == {"blob": "x" * 100_000}
+    again.close()
 
 
 def test_an_empty_store_file_opens_as_a_new_store_with_a_warning(tmp_path: Path) -> None:
@@ -627,19 +599,16 @@ def test_an_empty_store_file_opens_as_a_new_store_with_a_warning(tmp_path: Path)
         pg.Runtime(*SERVICES, store=str(tmp_path / "new.sqlite")).close()
 
 
-def test_a_damaged_journal_entry_found_by_a_restart_stops_the_runtime_with_a_store_error(db: str) -> None:
-    async def main() -> None:
-        rt = reopen(db)
-        await rt.object_send(note, key="x", arg="y")
-        await rt.settle()
-        inv_id = rt.invocations().id[0]
-        rt._store._db.execute("UPDATE journal SET frame=? WHERE idx=1", (b"\x04\x07" + b"\x00" * 6 + b"\xff",))
-        with pytest.raises(pg.StoreError, match=rf"journal entry 1 of invocation {inv_id} \(Log/x/note\) cannot "
-                                               rf"be decoded"):
-            await rt.faults.restart()
-        with pytest.raises(pg.StoreError, match="journal entry 1"):  # and it stays stopped, saying why
-            await rt.object_send(note, key="x", arg="z")
-
-    run(main)
+async def test_a_damaged_journal_entry_found_by_a_restart_stops_the_runtime_with_a_store_error(db: str) -> None:
+    rt = reopen(db)
+    await rt.object_send(note, key="x", arg="y")
+    await rt.settle()
+    inv_id = rt.invocations().id[0]
+    rt._store._db.execute("UPDATE journal SET frame=? WHERE idx=1", (b"\x04\x07" + b"\x00" * 6 + b"\xff",))
+    with pytest.raises(pg.StoreError, match=rf"journal entry 1 of invocation {inv_id} \(Log/x/note\) cannot "
+                                           rf"be decoded"):
+        await rt.faults.restart()
+    with pytest.raises(pg.StoreError, match="journal entry 1"):  # and it stays stopped, saying why
+        await rt.object_send(note, key="x", arg="z")
     with closing(sqlite3.connect(db, timeout=0)) as con:  # the file was closed: it is not locked
         assert con.execute("SELECT count(*) FROM journal").fetchone()[0] == 4

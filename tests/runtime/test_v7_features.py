@@ -4,7 +4,6 @@ same on a real server)."""
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 from typing import Any
 
@@ -45,20 +44,17 @@ REFUSAL = ("Feature 'scope' is not supported by the negotiated protocol version 
            "'application/vnd.restate.invocation.v7'")
 
 
-def test_a_scoped_call_fails_each_attempt_with_573_until_its_policy_gives_up() -> None:
-    async def main() -> None:
-        runs.clear()
-        rt = pg.Runtime(greeter, caller)
-        with pytest.raises(restate.TerminalError) as ei:
-            await rt.service_call(scoped, arg="ann")
-        assert (ei.value.status_code, ei.value.message) == (573, REFUSAL)
-        inv = rt.invocation(rt.invocations().query("target == 'V7Caller/scoped'").id.iloc[0])
-        assert inv.attempts == 3 and [e.code for e in inv.errors] == [573, 573, 573]
-        assert list(rt.journal(inv.id).entry_type) == ["Command: Input"]  # the call was never stored
-        assert runs == [] and len(rt.invocations()) == 1  # and nothing was invoked
-        assert await rt.service_call(plain, arg="bob") == "Hello bob"  # unscoped calls are unaffected
-
-    asyncio.run(main())
+async def test_a_scoped_call_fails_each_attempt_with_573_until_its_policy_gives_up() -> None:
+    runs.clear()
+    rt = pg.Runtime(greeter, caller)
+    with pytest.raises(restate.TerminalError) as ei:
+        await rt.service_call(scoped, arg="ann")
+    assert (ei.value.status_code, ei.value.message) == (573, REFUSAL)
+    inv = rt.invocation(rt.invocations().query("target == 'V7Caller/scoped'").id.iloc[0])
+    assert inv.attempts == 3 and [e.code for e in inv.errors] == [573, 573, 573]
+    assert list(rt.journal(inv.id).entry_type) == ["Command: Input"]  # the call was never stored
+    assert runs == [] and len(rt.invocations()) == 1  # and nothing was invoked
+    assert await rt.service_call(plain, arg="bob") == "Hello bob"  # unscoped calls are unaffected
 
 
 @pytest.mark.parametrize("which", ["workflow_target", "idempotent_request_target"])
@@ -117,45 +113,36 @@ def _runtime_asking_for(behavior: int) -> pg.Runtime:
     return rt
 
 
-def test_an_error_asking_to_fail_ends_the_invocation_after_one_attempt() -> None:
-    async def main() -> None:
-        flaky_runs.clear()
-        rt = _runtime_asking_for(messages.ERROR_FAIL)
-        with pytest.raises(restate.TerminalError) as ei:
-            await rt.service_call(boom)
-        assert ei.value.status_code == 500 and "boom" in ei.value.message
-        assert flaky_runs == ["boom"] and rt.invocations().status.tolist() == ["completed"]
-
-    asyncio.run(main())
+async def test_an_error_asking_to_fail_ends_the_invocation_after_one_attempt() -> None:
+    flaky_runs.clear()
+    rt = _runtime_asking_for(messages.ERROR_FAIL)
+    with pytest.raises(restate.TerminalError) as ei:
+        await rt.service_call(boom)
+    assert ei.value.status_code == 500 and "boom" in ei.value.message
+    assert flaky_runs == ["boom"] and rt.invocations().status.tolist() == ["completed"]
 
 
-def test_an_error_asking_to_pause_pauses_after_one_attempt_and_resume_runs_again() -> None:
-    async def main() -> None:
-        flaky_runs.clear()
-        rt = _runtime_asking_for(messages.ERROR_PAUSE)
-        sent = await rt.service_send(boom)
-        await rt.settle()
-        await rt.advance(timedelta(minutes=10))
-        inv = rt.invocation(sent.invocation_id)
-        assert (inv.status, inv.attempts, flaky_runs) == ("paused", 1, ["boom"])
-        assert inv.last_failure.code == 500 and "boom" in inv.last_failure.message
-        rt.resume(sent.invocation_id)
-        await rt.settle()
-        assert (inv.status, inv.attempts, len(flaky_runs)) == ("paused", 2, 2)
-
-    asyncio.run(main())
+async def test_an_error_asking_to_pause_pauses_after_one_attempt_and_resume_runs_again() -> None:
+    flaky_runs.clear()
+    rt = _runtime_asking_for(messages.ERROR_PAUSE)
+    sent = await rt.service_send(boom)
+    await rt.settle()
+    await rt.advance(timedelta(minutes=10))
+    inv = rt.invocation(sent.invocation_id)
+    assert (inv.status, inv.attempts, flaky_runs) == ("paused", 1, ["boom"])
+    assert inv.last_failure.code == 500 and "boom" in inv.last_failure.message
+    rt.resume(sent.invocation_id)
+    await rt.settle()
+    assert (inv.status, inv.attempts, len(flaky_runs)) == ("paused", 2, 2)
 
 
-def test_an_error_asking_to_retry_follows_the_retry_policy() -> None:
-    async def main() -> None:
-        flaky_runs.clear()
-        rt = _runtime_asking_for(messages.ERROR_RETRY)
-        sent = await rt.service_send(boom)
-        await rt.advance(timedelta(seconds=4))
-        inv = rt.invocation(sent.invocation_id)
-        assert inv.status == "backing-off" and inv.attempts >= 3
-
-    asyncio.run(main())
+async def test_an_error_asking_to_retry_follows_the_retry_policy() -> None:
+    flaky_runs.clear()
+    rt = _runtime_asking_for(messages.ERROR_RETRY)
+    sent = await rt.service_send(boom)
+    await rt.advance(timedelta(seconds=4))
+    inv = rt.invocation(sent.invocation_id)
+    assert inv.status == "backing-off" and inv.attempts >= 3
 
 
 @pytest.mark.parametrize(("kwargs", "error", "match"), [
@@ -165,14 +152,11 @@ def test_an_error_asking_to_retry_follows_the_retry_policy() -> None:
     ({"limit_key": "l1"}, restate.TerminalError, "limit-key requires a scope to be set"),
 ])
 @pytest.mark.parametrize("verb", ["generic_call", "generic_send"])
-def test_cells_scope_and_limit_key_are_refused_before_anything_is_created(verb: str, kwargs: dict, error: type,
+async def test_cells_scope_and_limit_key_are_refused_before_anything_is_created(verb: str, kwargs: dict, error: type,
                                                                          match: str) -> None:
-    async def main() -> None:
-        rt = pg.Runtime(greeter)
-        with pytest.raises(error, match=match) as ei:
-            await getattr(rt, verb)("V7Greeter", "greet", b'"ann"', **kwargs)
-        if error is restate.TerminalError:
-            assert ei.value.status_code == 400
-        assert len(rt.invocations()) == 0
-
-    asyncio.run(main())
+    rt = pg.Runtime(greeter)
+    with pytest.raises(error, match=match) as ei:
+        await getattr(rt, verb)("V7Greeter", "greet", b'"ann"', **kwargs)
+    if error is restate.TerminalError:
+        assert ei.value.status_code == 400
+    assert len(rt.invocations()) == 0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 
 import pytest
@@ -73,99 +72,78 @@ def make() -> pg.Runtime:
     return pg.Runtime(signup, short, starter)
 
 
-def test_run_executes_once_and_a_second_call_fails_with_409() -> None:
-    async def main() -> None:
-        rt = make()
-        assert await rt.workflow_call(quick_run, key="w", arg=1) == 1
-        with pytest.raises(restate.TerminalError) as ei:
-            await rt.workflow_call(quick_run, key="w", arg=2)
-        assert (ei.value.status_code, ei.value.message) == (409, "the workflow method was already invoked")
-        assert runs == ["short 1"]
-        assert await rt.workflow_call(quick_run, key="other", arg=3) == 3
-
-    asyncio.run(main())
+async def test_run_executes_once_and_a_second_call_fails_with_409() -> None:
+    rt = make()
+    assert await rt.workflow_call(quick_run, key="w", arg=1) == 1
+    with pytest.raises(restate.TerminalError) as ei:
+        await rt.workflow_call(quick_run, key="w", arg=2)
+    assert (ei.value.status_code, ei.value.message) == (409, "the workflow method was already invoked")
+    assert runs == ["short 1"]
+    assert await rt.workflow_call(quick_run, key="other", arg=3) == 3
 
 
-def test_a_second_call_fails_with_409_even_while_the_first_runs() -> None:
-    async def main() -> None:
-        rt = make()
-        h = await rt.workflow_send(run, key="u1", arg="a@x")
-        await rt.settle()
-        with pytest.raises(restate.TerminalError) as ei:
-            await rt.workflow_call(run, key="u1", arg="b@x")
-        assert ei.value.status_code == 409
-        again = await rt.workflow_send(run, key="u1", arg="c@x")
-        assert again.status == "PreviouslyAccepted" and again.invocation_id == h.invocation_id
-        assert h.status == "Accepted"
-        assert runs == ["a@x"]
-
-    asyncio.run(main())
+async def test_a_second_call_fails_with_409_even_while_the_first_runs() -> None:
+    rt = make()
+    h = await rt.workflow_send(run, key="u1", arg="a@x")
+    await rt.settle()
+    with pytest.raises(restate.TerminalError) as ei:
+        await rt.workflow_call(run, key="u1", arg="b@x")
+    assert ei.value.status_code == 409
+    again = await rt.workflow_send(run, key="u1", arg="c@x")
+    assert again.status == "PreviouslyAccepted" and again.invocation_id == h.invocation_id
+    assert h.status == "Accepted"
+    assert runs == ["a@x"]
 
 
-def test_a_handler_calling_run_twice_gets_409_the_second_time() -> None:
-    async def main() -> None:
-        rt = make()
-        assert await rt.service_call(start_twice, arg="w2") == [1, 409, "the workflow method was already invoked"]
-
-    asyncio.run(main())
+async def test_a_handler_calling_run_twice_gets_409_the_second_time() -> None:
+    rt = make()
+    assert await rt.service_call(start_twice, arg="w2") == [1, 409, "the workflow method was already invoked"]
 
 
-def test_other_handlers_work_during_the_run_and_resolve_its_promise() -> None:
-    async def main() -> None:
-        rt = make()
-        h = await rt.workflow_send(run, key="u2", arg="me@x")
-        await rt.settle()
-        assert await rt.workflow_call(status, key="u2") == "waiting for click"
-        assert await rt.workflow_call(peek_click, key="u2") is None
-        assert await rt.workflow_call(click, key="u2", arg="email link") == "ok"
-        assert await rt.attach(h.invocation_id) == "me@x verified"
-        assert await rt.workflow_call(status, key="u2") == "verified via email link"
-        assert await rt.workflow_call(peek_click, key="u2") == "email link"
-        with pytest.raises(restate.TerminalError) as ei:
-            await rt.workflow_call(click, key="u2", arg="again")
-        assert (ei.value.status_code, ei.value.message) == (409, "promise was already completed")
-
-    asyncio.run(main())
+async def test_other_handlers_work_during_the_run_and_resolve_its_promise() -> None:
+    rt = make()
+    h = await rt.workflow_send(run, key="u2", arg="me@x")
+    await rt.settle()
+    assert await rt.workflow_call(status, key="u2") == "waiting for click"
+    assert await rt.workflow_call(peek_click, key="u2") is None
+    assert await rt.workflow_call(click, key="u2", arg="email link") == "ok"
+    assert await rt.attach(h.invocation_id) == "me@x verified"
+    assert await rt.workflow_call(status, key="u2") == "verified via email link"
+    assert await rt.workflow_call(peek_click, key="u2") == "email link"
+    with pytest.raises(restate.TerminalError) as ei:
+        await rt.workflow_call(click, key="u2", arg="again")
+    assert (ei.value.status_code, ei.value.message) == (409, "promise was already completed")
 
 
-def test_a_promise_resolved_before_the_run_awaits_it_is_kept() -> None:
-    async def main() -> None:
-        rt = make()
-        assert await rt.workflow_call(click, key="early", arg="sms") == "ok"
-        assert await rt.workflow_call(run, key="early", arg="e@x") == "e@x verified"
-
-    asyncio.run(main())
+async def test_a_promise_resolved_before_the_run_awaits_it_is_kept() -> None:
+    rt = make()
+    assert await rt.workflow_call(click, key="early", arg="sms") == "ok"
+    assert await rt.workflow_call(run, key="early", arg="e@x") == "e@x verified"
 
 
-def test_after_retention_the_state_is_gone_and_run_may_execute_again() -> None:
-    async def main() -> None:
-        rt = make()
-        first = await rt.workflow_send(quick_run, key="r", arg=7)
-        await rt.settle()
-        await rt.advance(timedelta(minutes=9))
-        assert await rt.workflow_call(read_n, key="r") == 7  # within retention
-        assert (await rt.workflow_send(quick_run, key="r", arg=8)).status == "PreviouslyAccepted"
-        await rt.advance(timedelta(minutes=1))
-        assert await rt.workflow_call(read_n, key="r") is None
-        assert rt.state("Short", "r") == {}
-        assert first.invocation_id not in set(rt.invocations().id)
-        again = await rt.workflow_send(quick_run, key="r", arg=9)
-        assert again.status == "Accepted"
-        assert again.invocation_id == first.invocation_id  # Restate derives workflow ids from the key
-        await rt.settle()
-        assert runs == ["short 7", "short 9"]
-
-    asyncio.run(main())
+async def test_after_retention_the_state_is_gone_and_run_may_execute_again() -> None:
+    rt = make()
+    first = await rt.workflow_send(quick_run, key="r", arg=7)
+    await rt.settle()
+    await rt.advance(timedelta(minutes=9))
+    assert await rt.workflow_call(read_n, key="r") == 7  # within retention
+    assert (await rt.workflow_send(quick_run, key="r", arg=8)).status == "PreviouslyAccepted"
+    await rt.advance(timedelta(minutes=1))
+    assert await rt.workflow_call(read_n, key="r") is None
+    assert rt.state("Short", "r") == {}
+    assert first.invocation_id not in set(rt.invocations().id)
+    again = await rt.workflow_send(quick_run, key="r", arg=9)
+    assert again.status == "Accepted"
+    assert again.invocation_id == first.invocation_id  # Restate derives workflow ids from the key
+    await rt.settle()
+    assert runs == ["short 7", "short 9"]
 
 
-def test_default_workflow_retention_is_24_hours() -> None:
-    async def main() -> None:
-        rt = make()
-        await rt.workflow_call(click, key="d", arg="x")
-        await rt.workflow_call(run, key="d", arg="d@x")
-        await rt.advance(timedelta(hours=23, minutes=59))
-        assert await rt.workflow_call(status, key="d") == "verified via x"
-        await rt.advance(timedelta(minutes=1))
-        assert await rt.workflow_call(status, key="d") == "unknown"
-
-    asyncio.run(main())
+async def test_default_workflow_retention_is_24_hours() -> None:
+    rt = make()
+    await rt.workflow_call(click, key="d", arg="x")
+    await rt.workflow_call(run, key="d", arg="d@x")
+    await rt.advance(timedelta(hours=23, minutes=59))
+    assert await rt.workflow_call(status, key="d") == "verified via x"
+    await rt.advance(timedelta(minutes=1))
+    assert await rt.workflow_call(status, key="d") == "unknown"
