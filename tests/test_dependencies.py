@@ -54,7 +54,7 @@ def test_the_test_extra_installs_every_other_extra() -> None:
     assert itself and set(itself[0].extras) == set(PROJECT["optional-dependencies"]) - {"test"}
 
 
-@pytest.mark.parametrize("platform, machine", [("linux", "x86_64"), ("linux", "aarch64"), ("darwin", "arm64"),
+@pytest.mark.parametrize(("platform", "machine"), [("linux", "x86_64"), ("linux", "aarch64"), ("darwin", "arm64"),
                                                ("darwin", "x86_64"), ("win32", "AMD64")])
 def test_the_pip_only_graph_renderer_installs_on_every_platform_it_has_a_wheel_for(platform: str,
                                                                                     machine: str) -> None:

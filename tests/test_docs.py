@@ -32,9 +32,7 @@ def test_every_relative_link_leads_to_a_file_and_every_anchor_to_a_heading(page:
         file = (page.parent / path).resolve() if path else page
         if file in NOT_YET:
             continue
-        if not file.exists():
-            broken.append(target)
-        elif anchor and file.suffix == ".md" and anchor not in _anchors(file):
+        if not file.exists() or (anchor and file.suffix == ".md" and anchor not in _anchors(file)):
             broken.append(target)
     assert not broken, f"{page.name}: {broken}"
 

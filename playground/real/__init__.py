@@ -30,7 +30,25 @@ from .install import (
 from .serve import ServedApp, serve
 from .server import RestateServer, config_env, dies_with_us
 
-__all__ = ["RestateServer", "ServedApp", "RestateServerUnavailable", "IngressError", "Response", "serve",
-           "register", "query", "find_server_binary", "install_server", "find_cli_binary", "SERVER_VERSION",
-           "NPM_PACKAGE", "CLI_PACKAGE", "http_request", "ingress_path", "ingress_request", "free_port",
-           "config_env", "dies_with_us"]
+__all__ = [
+    "CLI_PACKAGE",
+    "NPM_PACKAGE",
+    "SERVER_VERSION",
+    "IngressError",
+    "Response",
+    "RestateServer",
+    "RestateServerUnavailable",
+    "ServedApp",
+    "config_env",
+    "dies_with_us",
+    "find_cli_binary",
+    "find_server_binary",
+    "free_port",
+    "http_request",
+    "ingress_path",
+    "ingress_request",
+    "install_server",
+    "query",
+    "register",
+    "serve",
+]

@@ -13,8 +13,16 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-__all__ = ["IngressError", "Response", "http_request", "ingress_path", "ingress_request", "register", "query",
-           "free_port"]
+__all__ = [
+    "IngressError",
+    "Response",
+    "free_port",
+    "http_request",
+    "ingress_path",
+    "ingress_request",
+    "query",
+    "register",
+]
 
 
 class IngressError(Exception):

@@ -10,8 +10,15 @@ import shutil
 import subprocess
 from pathlib import Path
 
-__all__ = ["SERVER_VERSION", "NPM_PACKAGE", "CLI_PACKAGE", "RestateServerUnavailable", "install_server",
-           "find_server_binary", "find_cli_binary"]
+__all__ = [
+    "CLI_PACKAGE",
+    "NPM_PACKAGE",
+    "SERVER_VERSION",
+    "RestateServerUnavailable",
+    "find_cli_binary",
+    "find_server_binary",
+    "install_server",
+]
 
 # The server version this project measured its reference semantics against (see docs/real-server.md); override with
 # PLAYGROUND_RESTATE_VERSION (e.g. "latest").

@@ -18,7 +18,7 @@ from typing import Any
 
 from .client import IngressError, http_request, register
 
-__all__ = ["ServedApp", "serve", "require_hypercorn", "HYPERCORN_MISSING"]
+__all__ = ["HYPERCORN_MISSING", "ServedApp", "require_hypercorn", "serve"]
 
 HYPERCORN_MISSING = ("serving services to a real Restate server needs hypercorn: "
                      "pip install 'restate-playground[real]'")
@@ -133,7 +133,7 @@ class ServedApp:
             self._ready.set()
             loop.run_until_complete(hypercorn_serve(self._app_with_cutoff, config,
                                                     shutdown_trigger=self._stop_event.wait))
-        except BaseException as exc:  # noqa: BLE001 - reported by start()
+        except BaseException as exc:
             self._error = exc
         finally:
             with contextlib.suppress(Exception):

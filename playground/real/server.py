@@ -71,7 +71,7 @@ def _set_pdeathsig() -> None:  # runs in the child between fork and exec
     try:
         import ctypes
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except Exception:  # noqa: BLE001 - best effort; atexit still stops the server
+    except Exception:
         pass
 
 
@@ -214,7 +214,7 @@ class RestateServer:
             self.base_dir = Path(self._tmp)
         assert self.base_dir is not None
         self.log_path = self.base_dir / "server.log"
-        self._log_file = open(self.log_path, "ab")
+        self._log_file = open(self.log_path, "ab")  # noqa: SIM115 - the server writes to it until stop() closes it
         t0 = time.monotonic()
         self.process = subprocess.Popen(
             [str(binary), "--base-dir", str(self.base_dir / "data"), "--no-logo"],

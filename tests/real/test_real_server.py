@@ -194,7 +194,7 @@ def test_the_configuration_reaches_the_server_as_restate_environment_variables(m
     assert "RESTATE_ADMIN__BIND_PORT" not in env  # not chosen yet: the server's default until start()
 
 
-@pytest.mark.parametrize("config, words", [
+@pytest.mark.parametrize(("config", "words"), [
     ({"worker": {"cleanup-interval": object()}}, "config 'worker.cleanup-interval' must be a str, number"),
     ({1: "x"}, "config keys must be non-empty strings"),
     ("worker.cleanup-interval=1s", "config must be a dict"),
