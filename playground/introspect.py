@@ -204,7 +204,7 @@ def decode_state(state: dict[str, bytes]) -> dict[str, Any]:
     return {k: decode_payload(v) for k, v in sorted(state.items())}
 
 
-def _detail(rt: "Runtime", inv: Invocation, e: JournalEntry) -> dict[str, Any]:
+def entry_detail(rt: "Runtime", inv: Invocation, e: JournalEntry) -> dict[str, Any]:
     m = e.msg
     name = messages.NAMES_BY_ID.get(e.type_id, "")
     out: dict[str, Any] = {"invoked_id": None, "invoked_target": None, "sleep_wakeup_at": None,
@@ -266,7 +266,7 @@ def journal(rt: "Runtime", inv: Invocation) -> pd.DataFrame:
     rows = []
     for i, e in enumerate(inv.journal):
         row = {"index": i, "entry_type": e.entry_type, "name": e.name}
-        detail = _detail(rt, inv, e)
+        detail = entry_detail(rt, inv, e)
         row["name"] = detail.pop("name", row["name"])
         row.update(detail)
         row["appended_at"] = _ts(e.appended_at)

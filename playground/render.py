@@ -351,7 +351,7 @@ def invocations_html(rt: "Runtime", limit: int = 200) -> str:
 def journal_html(rt: "Runtime", inv: Any, nested_depth: int = 1) -> str:
     """An invocation's journal: entries in order with type, name, target and payload; failed attempts
     between the entries where they happened; the callee's journal expandable under each call."""
-    from .introspect import _detail
+    from .introspect import entry_detail
 
     errors_after: dict[int, list[Any]] = {}
     for err in inv.errors:
@@ -364,7 +364,7 @@ def journal_html(rt: "Runtime", inv: Any, nested_depth: int = 1) -> str:
                                "<th>target</th><th>payload</th><th>at</th></tr></thead><tbody>"]
     nested = 0
     for i, e in enumerate(inv.journal):
-        d = _detail(rt, inv, e)
+        d = entry_detail(rt, inv, e)
         name = d.get("name", e.name)
         target = d["invoked_target"] or d["promise_name"] or ""
         parts.append(f"<tr><td>{i}</td><td>{_html.escape(e.entry_type)}</td><td>{_html.escape(name or '')}</td>"

@@ -26,26 +26,26 @@ from ..protocol import framing, messages, sdk_hooks
 from ..protocol.deployment import AsgiDeployment, ServiceInfo, parse_manifest
 from ..protocol.driver import Attempt, AttemptEnded, Received
 from . import ids
-from .clock import Clock, TimerHeap, check_due, to_datetime
+from .clock import TimerHeap, check_due, make_clock, to_datetime
 from .commands import Commands
 from .common import (
-    _INPUT,
-    _M,
-    _START,
+    INPUT_MESSAGE,
+    TYPE_IDS,
+    START_MESSAGE,
     DAY_MS,
-    _AttemptFailed,
-    _failure_from,
-    _ms,
-    _Registered,
-    _value_or_failure,
+    AttemptFailed,
+    failure_from,
+    duration_ms,
+    Registered,
+    value_or_failure,
     check_request,
 )
 from .faults import Faults
 from .interrupts import sigint_guard
 from .ingress import Ingress
 from .model import (
-    _DONE,
-    _NO_RUNS,
+    DONE,
+    NO_RUNS,
     Failure,
     Invocation,
     JournalEntry,
@@ -72,11 +72,11 @@ class Runtime(Ingress, Waiting, Commands, Recovery):
         self.mode = mode
         sdk_hooks.install()
         notebook.install_error_display()
-        self._clock = Clock(clock, start)
+        self._clock = make_clock(clock, start)
         self._seed = seed
         self._seeded_ids = ids.SeededIds(seed)  # plain invocations' ids (a restore continues the sequence)
         self._inbox_seq = 0
-        self._services: dict[str, _Registered] = {}
+        self._services: dict[str, Registered] = {}
         self._manifests: dict[str, dict[str, Any]] = {}  # each service's latest manifest entry (kept in the store)
         self._revisions: dict[str, int] = {}
         # what changed in the current event, written to the store when it ends (see recovery.py)
@@ -156,7 +156,7 @@ class Runtime(Ingress, Waiting, Commands, Recovery):
         for s in services:
             previous = self._services.get(s.name)
             revision = previous.revision + 1 if previous else self._revisions.get(s.name, 1)
-            self._services[s.name] = _Registered(infos[s.name], deployment, s, revision)
+            self._services[s.name] = Registered(infos[s.name], deployment, s, revision)
             self._manifests[s.name] = next(m for m in manifest["services"] if m["name"] == s.name)
             self._revisions[s.name] = revision
             self._dirty_services.add(s.name)
@@ -183,7 +183,7 @@ class Runtime(Ingress, Waiting, Commands, Recovery):
         self._timer_added()
 
     def _timer_added(self) -> None:
-        if self._clock.kind == "real":
+        if self._clock.follows_wall_time:
             self._arm_real_timer()  # the new timer may be due before the one the loop waits for
 
     def _fire_due_timers(self) -> bool:
@@ -224,12 +224,11 @@ class Runtime(Ingress, Waiting, Commands, Recovery):
     async def advance(self, delta: timedelta) -> None:
         """Move virtual time forward, firing every timer due on the way in order, and settle."""
         __tracebackhide__ = True  # IPython (and pytest) show the user's frame, not the runtime's
-        if self._clock.kind == "real":
-            raise ValueError("advance() needs a virtual or manual clock; this runtime uses clock='real'")
+        self._clock.check_movable("advance()")
         if not isinstance(delta, timedelta):
             raise TypeError(f"advance() takes a datetime.timedelta, e.g. timedelta(hours=1), not "
                             f"{type(delta).__name__}")
-        target = check_due(self._now() + _ms(delta, "advance()'s delta"), "advance()")
+        target = check_due(self._now() + duration_ms(delta, "advance()'s delta"), "advance()")
         seen = len(self._interrupts)
         with sigint_guard:
             await self._quiesce(seen=seen)
@@ -310,11 +309,11 @@ class Runtime(Ingress, Waiting, Commands, Recovery):
             invoked_by_target=str(invoked_by.target) if invoked_by else None,
             idempotency_key=idem, runtime=self,
         )
-        inp = _INPUT()  # (setting fields is much cheaper than keyword construction on this hot path)
+        inp = INPUT_MESSAGE()  # (setting fields is much cheaper than keyword construction on this hot path)
         inp.value.content = body
         for k, v in (headers or {}).items():
             inp.headers.add(key=k, value=v)
-        inv.journal.append(JournalEntry(_M["Input"], inp, now))
+        inv.journal.append(JournalEntry(TYPE_IDS["Input"], inp, now))
         self._dirty.add(inv)
         self._invocations[inv.id] = inv
         self._by_start_id[raw] = inv
@@ -425,7 +424,7 @@ class Runtime(Ingress, Waiting, Commands, Recovery):
         inv.status = "running"
         inv.running_at = inv.running_at or self._now()
         run = self._runs[inv.id] = _AttemptRun(inv, attempt, len(inv.journal))
-        if inv.journal[-1].type_id == _M["Output"]:
+        if inv.journal[-1].type_id == TYPE_IDS["Output"]:
             # stored by an attempt that died before its End: this one replays it and only sends End
             run.output = inv.journal[-1].msg
         attempt.on_message = lambda item: self._on_message(run, item)
@@ -438,7 +437,7 @@ class Runtime(Ingress, Waiting, Commands, Recovery):
             attempt.start(start, frames)
         except Exception as exc:  # noqa: BLE001 - e.g. no event loop runs: this attempt fails, as above
             del self._runs[inv.id]
-            inv.attempt, inv.pending_runs = None, _NO_RUNS
+            inv.attempt, inv.pending_runs = None, NO_RUNS
             self._live.discard(inv)
             self._on_transient(inv, Failure(500, f"the playground runtime could not start an attempt: {exc!r}"),
                                None, False, None)
@@ -449,7 +448,7 @@ class Runtime(Ingress, Waiting, Commands, Recovery):
     def _start_message(self, inv: Invocation) -> Any:
         """The Start message of the next attempt (its state map too, for eager state)."""
         lazy = inv.handler.lazy_state
-        start = _START()
+        start = START_MESSAGE()
         start.id = inv.start_id
         start.debug_id = inv.id
         start.key = inv.target.key or ""
@@ -483,7 +482,7 @@ class Runtime(Ingress, Waiting, Commands, Recovery):
                 if name == "End" and run.output is not None:
                     # complete now, as Restate does on End; the app winds down in the background
                     out = run.output
-                    self._complete(inv, _failure_from(out.failure) if out.HasField("failure") else out.value.content)
+                    self._complete(inv, failure_from(out.failure) if out.HasField("failure") else out.value.content)
                 elif name == "Suspension":
                     inv.awaiting = item.msg.awaiting_on
             elif name == "ProposeRunCompletion":
@@ -491,7 +490,7 @@ class Runtime(Ingress, Waiting, Commands, Recovery):
                     cmd = self._command_for(inv, item.msg.result_completion_id)
                     injected = self.faults.run_fails(inv, cmd.msg.name if cmd else "")
                     if injected:
-                        raise _AttemptFailed(injected)
+                        raise AttemptFailed(injected)
                 self._on_run_proposal(inv, attempt, item)
             elif messages.is_command(item.type_id):
                 self._refuse_v7_only(name, item.msg)  # before anything is stored, as the SDK refuses it on V6
@@ -505,18 +504,18 @@ class Runtime(Ingress, Waiting, Commands, Recovery):
                 else:
                     try:
                         self._on_command(inv, name, item.msg)
-                    except _AttemptFailed:
+                    except AttemptFailed:
                         del inv.journal[stored:]  # refused: not stored, so the next attempt sends it again
                         raise
             else:
-                raise _AttemptFailed(f"unexpected message {name} from the SDK")
+                raise AttemptFailed(f"unexpected message {name} from the SDK")
             if self.faults.armed and len(inv.journal) > stored and not inv.completed:
                 injected = self.faults.crash_now(inv)  # after the message took full effect
                 if injected:
                     self._commit()  # the entry is stored: the next attempt replays it
-                    raise _AttemptFailed(injected)
+                    raise AttemptFailed(injected)
             self._commit()  # before the SDK hears anything back
-        except _AttemptFailed as exc:
+        except AttemptFailed as exc:
             run.broken, run.broken_code = str(exc), exc.code
             attempt.abort()
         except Exception as exc:  # noqa: BLE001 - a runtime bug must fail the attempt, not the SDK's send()
@@ -530,7 +529,7 @@ class Runtime(Ingress, Waiting, Commands, Recovery):
             # another loop, the invocation starts again from its journal.
             self._runs.pop(run.inv.id, None)
             run.inv.attempt = None
-            run.inv.pending_runs = _NO_RUNS
+            run.inv.pending_runs = NO_RUNS
             self._live.discard(run.inv)
             self._to_start.append(run.inv)
             return
@@ -545,7 +544,7 @@ class Runtime(Ingress, Waiting, Commands, Recovery):
         if self._runs.get(inv.id) is run:
             del self._runs[inv.id]
         inv.attempt = None
-        inv.pending_runs = _NO_RUNS
+        inv.pending_runs = NO_RUNS
         self._live.discard(inv)
         self._dirty.add(inv)
         self._touch()
@@ -605,8 +604,8 @@ class Runtime(Ingress, Waiting, Commands, Recovery):
     def _unfinished_runs(inv: Invocation) -> set[int]:
         if len(inv.journal) == 1:  # a first attempt: only the Input so far
             return set()
-        started = {e.msg.result_completion_id for e in inv.journal if e.type_id == _M["Run"]}
-        done = {e.msg.completion_id for e in inv.journal if e.type_id == _M["RunCompletion"]}
+        started = {e.msg.result_completion_id for e in inv.journal if e.type_id == TYPE_IDS["Run"]}
+        done = {e.msg.completion_id for e in inv.journal if e.type_id == TYPE_IDS["RunCompletion"]}
         return started - done
 
     def _append(self, inv: Invocation, type_id: int, msg: Any) -> JournalEntry:
@@ -621,7 +620,7 @@ class Runtime(Ingress, Waiting, Commands, Recovery):
             return  # e.g. a killed caller: its journal takes no new entries
         self._progress += 1
         msg = messages.new(kind, **fields)
-        self._append(inv, _M[kind], msg)
+        self._append(inv, TYPE_IDS[kind], msg)
         attempt = inv.attempt
         if attempt is not None and attempt.notify(msg):
             inv.journal[-1].seen_by_attempt = inv.attempts  # the SDK wakes up; busy until it blocks again
@@ -673,7 +672,7 @@ class Runtime(Ingress, Waiting, Commands, Recovery):
         fields: dict[str, Any] = ({"failure": msg.failure} if msg.WhichOneof("result") == "failure"
                                   else {"value": messages.new("Value", content=msg.value)})
         notif = messages.new("RunCompletion", completion_id=cid, **fields)
-        self._append(inv, _M["RunCompletion"], notif)
+        self._append(inv, TYPE_IDS["RunCompletion"], notif)
         if item.flags & framing.REQUESTED_ACK:
             attempt.notify(messages.new("ProposeRunCompletionAck", completion_id=cid))
         else:
@@ -723,12 +722,12 @@ class Runtime(Ingress, Waiting, Commands, Recovery):
             self._rejected_calls.pop(inv.id, None)
         self._release_lock(inv)
         callers, waiters = inv.callers, inv.waiters
-        inv.callers = inv.waiters = _DONE  # a completed invocation keeps no wait lists (it may be retained a day)
+        inv.callers = inv.waiters = DONE  # a completed invocation keeps no wait lists (it may be retained a day)
         self._wait.remove_all_from(inv.id)
         for caller, cid, kind in callers:
             self._wait.remove(caller.id, inv.id)
             name = "CallCompletion" if kind == "call" else "AttachInvocationCompletion"
-            self._deliver(caller, name, completion_id=cid, **_value_or_failure(result))
+            self._deliver(caller, name, completion_id=cid, **value_or_failure(result))
         self._sleepers.difference_update(waiters)  # woken here: no idle check needed on their behalf
         self._wake(waiters)  # type: ignore[arg-type]
         self._touch()
@@ -820,10 +819,10 @@ class Runtime(Ingress, Waiting, Commands, Recovery):
 
     def _pending_callees(self, inv: Invocation) -> list[Invocation]:
         """Invocations that `inv` called (request-response) and still waits for."""
-        answered = {e.msg.completion_id for e in inv.journal if e.type_id == _M["CallCompletion"]}
+        answered = {e.msg.completion_id for e in inv.journal if e.type_id == TYPE_IDS["CallCompletion"]}
         out = []
         for e in inv.journal:
-            if e.type_id == _M["Call"] and e.msg.result_completion_id not in answered:
+            if e.type_id == TYPE_IDS["Call"] and e.msg.result_completion_id not in answered:
                 child = self._invocations.get(self._call_target_id(inv, e.msg) or "")
                 if child is not None:
                     out.append(child)

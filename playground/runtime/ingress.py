@@ -14,8 +14,8 @@ from ..protocol import messages
 from . import ids
 from .clock import to_datetime
 from .common import (
-    _failure_msg,
-    _ms,
+    failure_message,
+    duration_ms,
 )
 from .model import (
     Failure,
@@ -99,7 +99,7 @@ class Ingress:
     async def _typed_send(self, how: str, tpe: Any, key: str | None, arg: Any, send_delay: timedelta | None,
                           idempotency_key: str | None, headers: dict[str, str] | None) -> SendHandle:
         h, target = self._resolve(tpe, how, key)
-        delay = _ms(send_delay, "send_delay")
+        delay = duration_ms(send_delay, "send_delay")
         body = self._encode_arg(h, target, arg)
         return self._ingress_send(target, body, headers, idempotency_key, delay)
 
@@ -166,7 +166,7 @@ class Ingress:
                            limit_key: str | None = None) -> SendHandle:
         self._refuse_scope(scope, limit_key)
         target = self._generic_target(service, handler, arg, key)
-        return self._ingress_send(target, bytes(arg), headers, idempotency_key, _ms(send_delay, "send_delay"))
+        return self._ingress_send(target, bytes(arg), headers, idempotency_key, duration_ms(send_delay, "send_delay"))
 
     def _ingress_send(self, target: Target, body: bytes, headers: dict[str, str] | None, idem: str | None,
                       delay: int) -> SendHandle:
@@ -298,7 +298,7 @@ class Ingress:
     def reject_awakeable(self, awakeable_id: str, message: str, code: int = 500) -> None:
         """Fail an awakeable from a cell: the awaiting handler gets TerminalError(message, code)."""
         _check_failure(message, code)
-        self._complete_awakeable(awakeable_id, {"failure": _failure_msg(Failure(code, message))})
+        self._complete_awakeable(awakeable_id, {"failure": failure_message(Failure(code, message))})
 
     def _complete_awakeable(self, awakeable_id: str, result: dict[str, Any]) -> None:
         if not isinstance(awakeable_id, str):

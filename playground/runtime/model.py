@@ -84,8 +84,8 @@ class SendHandle:
         return f"SendHandle(invocation_id={self.invocation_id!r}, status={self.status!r}{when})"
 
 
-_NO_RUNS: frozenset[int] = frozenset()
-_DONE: tuple[()] = ()  # what a completed invocation keeps instead of its wait lists
+NO_RUNS: frozenset[int] = frozenset()
+DONE: tuple[()] = ()  # what a completed invocation keeps instead of its wait lists
 
 
 @dataclass(eq=False, slots=True)
@@ -121,7 +121,7 @@ class Invocation:
     last_failure: TransientError | None = None
     errors: list[TransientError] = field(default_factory=list)
     attempt: Attempt | None = None
-    pending_runs: set[int] | frozenset[int] = _NO_RUNS  # ctx.run closures executing (Run seen, no proposal yet)
+    pending_runs: set[int] | frozenset[int] = NO_RUNS  # ctx.run closures executing (Run seen, no proposal yet)
     awaiting: Any = None  # the last Future the SDK said it awaits (AwaitingOn/Suspension), for explanations
     waiting_ids: tuple[set[int], set[int], set[str]] | None = None  # while suspended
     resume_after_attempt: bool = False  # resume() came while the paused attempt was still ending

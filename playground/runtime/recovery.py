@@ -19,10 +19,10 @@ from ..errors import MissingHandlerWarning, StoreError
 from ..protocol import messages
 from ..protocol.deployment import parse_manifest
 from . import ids
-from .clock import Clock, to_datetime
-from .common import _M
+from .clock import to_datetime
+from .common import TYPE_IDS
 from .model import Invocation, JournalEntry, Target, TransientError
-from .store import MemoryStore, Snapshot, SqliteStore, _result_from
+from .store import MemoryStore, Snapshot, SqliteStore, result_from
 
 
 class Recovery:
@@ -90,8 +90,7 @@ class Recovery:
         self._to_start = []
         self._reset_tables()
         if snap is not None:
-            if self._clock.kind != "real":  # the clock, too, as stored (the failed event may have moved it)
-                self._clock = Clock(self._clock.kind, to_datetime(snap.meta["now_ms"]))
+            self._clock.reset(snap.meta["now_ms"])  # the clock, too, as stored (the failed event may have moved it)
             self._restore(snap)  # starts nothing and writes nothing: the runtime is closed
         self._timers.clear()
         self._wake(waiters)
@@ -142,8 +141,8 @@ class Recovery:
 
     def _restore(self, snap: Snapshot) -> None:
         meta = snap.meta
-        if self._clock.kind != "real" and "now_ms" in meta:
-            self._clock.set(meta["now_ms"])
+        if "now_ms" in meta:
+            self._clock.restore(meta["now_ms"])
         self._seed = meta.get("seed", self._seed)
         # the id generator continues where it was: no id is ever reused
         self._seeded_ids = ids.SeededIds(self._seed, meta.get("ids_drawn", 0))
@@ -211,7 +210,7 @@ class Recovery:
             idempotency_key=rec["idempotency_key"], runtime=self, status=rec["status"],
             scheduled_at=rec["scheduled_at"], inboxed_at=rec["inboxed_at"], inbox_seq=rec["inbox_seq"],
             running_at=rec["running_at"], completed_at=rec["completed_at"], expires_at=rec["expires_at"],
-            result=_result_from(rec["result"]), completed=rec["completed"], attempts=rec["attempts"],
+            result=result_from(rec["result"]), completed=rec["completed"], attempts=rec["attempts"],
             retry_count_since_last_entry=rec["retry_count_since_last_entry"], next_retry_at=rec["next_retry_at"],
         )
         if rec["waiting_ids"] is not None:
@@ -250,21 +249,21 @@ class Recovery:
     def _restore_waits(self, inv: Invocation) -> None:
         """Who `inv` waits for, from its journal: callees and attached invocations, workflow promises."""
         done = {e.msg.completion_id for e in inv.journal if messages.is_notification(e.type_id)
-                and e.type_id != _M["Signal"]}
+                and e.type_id != TYPE_IDS["Signal"]}
         for e in inv.journal:
             if not messages.is_command(e.type_id):
                 continue
             cid = getattr(e.msg, "result_completion_id", None)
             if cid is None or cid in done:
                 continue
-            if e.type_id == _M["Call"]:
+            if e.type_id == TYPE_IDS["Call"]:
                 callee = self._invocations.get(self._call_target_id(inv, e.msg) or "")
                 self._wait_on(inv, callee, cid, "call")
-            elif e.type_id == _M["AttachInvocation"]:
+            elif e.type_id == TYPE_IDS["AttachInvocation"]:
                 self._wait_on(inv, self._resolve_attach_target(e.msg), cid, "attach")
-            elif e.type_id == _M["GetPromise"]:
+            elif e.type_id == TYPE_IDS["GetPromise"]:
                 self._cmd_GetPromise(inv, e.msg)  # answered now if resolved, else when it is
-            elif e.type_id == _M["Sleep"] and e.due_ms is not None:
+            elif e.type_id == TYPE_IDS["Sleep"] and e.due_ms is not None:
                 self._schedule_sleep(inv, cid, e.due_ms)
 
     def _start_restored(self) -> None:

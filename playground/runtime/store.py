@@ -50,7 +50,7 @@ def _result_record(result: bytes | Failure | None) -> Any:
     return None if result is None else result.hex()
 
 
-def _result_from(rec: Any) -> bytes | Failure | None:
+def result_from(rec: Any) -> bytes | Failure | None:
     if isinstance(rec, dict):
         return Failure(rec["code"], rec["message"], dict(rec.get("metadata") or {}))
     return None if rec is None else bytes.fromhex(rec)
@@ -235,7 +235,7 @@ class SqliteStore:
             for svc, key, name, value, failure in db.execute(
                     "SELECT service, key, name, value, failure FROM promises ORDER BY rowid"):
                 snap.promises.setdefault((svc, key), {})[name] = (
-                    _result_from(json.loads(failure)) if failure is not None else bytes(value))  # type: ignore[assignment]
+                    result_from(json.loads(failure)) if failure is not None else bytes(value))  # type: ignore[assignment]
         except (sqlite3.DatabaseError, ValueError, KeyError) as exc:
             raise self._fail(f"it is corrupt ({exc!r})") from None
         self._written = {r["id"]: (len(snap.journals.get(r["id"], ())), len(snap.errors.get(r["id"], ())))

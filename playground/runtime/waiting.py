@@ -12,9 +12,9 @@ from ..errors import Deadlock, DeadlockError, DeadlockMember, StuckError
 from ..protocol import messages
 from .clock import to_datetime
 from .common import (
-    _M,
+    TYPE_IDS,
     INACTIVITY_TIMEOUT_S,
-    _node_label,
+    node_label,
 )
 from .model import (
     Invocation,
@@ -61,7 +61,7 @@ class Waiting:
         if self._to_start:
             self._start_restored()
             self._commit()
-        if self._clock.kind == "real":
+        if self._clock.follows_wall_time:
             self._arm_real_timer()  # e.g. timers restored from a store, or set up before this loop ran
         while True:
             self._raise_if_interrupted(seen, until)
@@ -163,10 +163,9 @@ class Waiting:
             if self._rejected_calls:
                 self._raise_if_rejected_call(inv, what)
             nxt = self._timers.next_due(include_housekeeping=False)
-            if nxt is not None and self._clock.kind == "virtual":
-                self._clock.set(nxt.due_ms)
+            if nxt is not None and self._clock.jump_when_idle(nxt.due_ms):
                 continue
-            if nxt is not None and self._clock.kind == "real":
+            if nxt is not None and self._clock.follows_wall_time:
                 await self._sleep_until(inv, nxt.due_ms)
                 continue
             self._raise_stuck(inv, what, nxt)
@@ -254,7 +253,7 @@ class Waiting:
                 verb = "its call to" if kind == "call" else "attaching to"
                 waits = f"waits for {verb} {v} ({other.target if other else '?'})"
             members.append(DeadlockMember(inv.id, str(inv.target), inv.status, waits))
-        return Deadlock(members, [(_node_label(u), _node_label(v), k) for u, v, k in edges])
+        return Deadlock(members, [(node_label(u), node_label(v), k) for u, v, k in edges])
 
     def _raise_stuck(self, inv: Invocation, what: str, nxt: Any) -> None:
         __tracebackhide__ = True  # IPython (and pytest) show the user's frame, not the runtime's
@@ -393,7 +392,7 @@ class Waiting:
     def _call_target_id(inv: Invocation, call: Any) -> str | None:
         idx = call.invocation_id_notification_idx
         for e in inv.journal:
-            if e.type_id == _M["CallInvocationIdCompletion"] and e.msg.completion_id == idx:
+            if e.type_id == TYPE_IDS["CallInvocationIdCompletion"] and e.msg.completion_id == idx:
                 return e.msg.invocation_id
         return None
 
