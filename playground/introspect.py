@@ -11,6 +11,7 @@ import pandas as pd
 
 from .protocol import messages
 from .runtime.clock import to_datetime
+from .runtime.journal import call_target
 from .runtime.model import Failure, Invocation, JournalEntry
 
 if TYPE_CHECKING:
@@ -210,7 +211,7 @@ def entry_detail(rt: "Runtime", inv: Invocation, e: JournalEntry) -> dict[str, A
     out: dict[str, Any] = {"invoked_id": None, "invoked_target": None, "sleep_wakeup_at": None,
                            "promise_name": None, "payload": None}
     if name in ("Call", "OneWayCall"):
-        out["invoked_target"] = f"{m.service_name}/{m.key + '/' if m.key else ''}{m.handler_name}"
+        out["invoked_target"] = str(call_target(m))
         out["invoked_id"] = rt._call_target_id(inv, m)
         out["payload"] = decode_payload(m.parameter)
         if name == "OneWayCall" and m.invoke_time:
@@ -235,7 +236,7 @@ def describe_entry(e: JournalEntry) -> str:
     text = e.entry_type
     name = m.key.decode() if isinstance(getattr(m, "key", None), bytes) else e.name
     if messages.NAMES_BY_ID.get(e.type_id) in ("Call", "OneWayCall"):
-        name = f"{m.service_name}/{m.key + '/' if m.key else ''}{m.handler_name}"
+        name = str(call_target(m))
     if name:
         text += f" {name!r}"
     payload = _payload(m)

@@ -17,6 +17,9 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import graphviz
 
+from .runtime.common import node_label
+from .runtime.model import status_counts
+
 if TYPE_CHECKING:
     from .errors import Deadlock
     from .runtime.core import Runtime
@@ -38,11 +41,16 @@ def _q(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
 
+def dot_preamble(name: str, rankdir: str, fill: str | None = None) -> list[str]:
+    """The first lines of every graph drawn here: its name, direction, and the node and edge styles."""
+    fill_attr = f'fillcolor="{fill}", ' if fill else ""
+    return [f"digraph {name} {{", f"  rankdir={rankdir};",
+            f'  node [shape=box, style="rounded,filled", {fill_attr}{NODE_FONT}];', f'  edge [{EDGE_FONT}];']
+
+
 def deadlock_dot(deadlock: "Deadlock") -> str:
     """The cycle alone: invocations labelled with target and status, every edge red."""
-    lines = ["digraph deadlock {", "  rankdir=TB;",
-             f'  node [shape=box, style="rounded,filled", {NODE_FONT}];',
-             f'  edge [{EDGE_FONT}];']
+    lines = dot_preamble("deadlock", "TB")
     for m in deadlock.members:
         label = f"{m.target}\n{m.invocation_id}\n{m.status}"
         lines.append(f"  {_q(m.invocation_id)} [label={_q(label)}, color={_q(CYCLE_COLOR)}, penwidth=2, "
@@ -72,13 +80,11 @@ def wait_for_dot(rt: "Runtime") -> str:
     for d in rt.deadlocks():
         cycle_nodes.update(d.invocation_ids)
         in_cycle.update((u, v) for u, v, _ in d.edges)
-    lines = ["digraph wait_for {", "  rankdir=TB;",
-             f'  node [shape=box, style="rounded,filled", {NODE_FONT}];',
-             f'  edge [{EDGE_FONT}];']
+    lines = dot_preamble("wait_for", "TB")
     declared: set[str] = set()
     for u, v, kind in rt._wait.edges():
         for node in (u, v):
-            name = _node_name(node)
+            name = node_label(node)
             if name in declared:
                 continue
             declared.add(name)
@@ -91,15 +97,11 @@ def wait_for_dot(rt: "Runtime") -> str:
                 extra = f", color={_q(CYCLE_COLOR)}, penwidth=2" if node in cycle_nodes else ""
                 lines.append(f"  {_q(name)} [label={_q(label)}, fillcolor={_q(STATUS_COLORS.get(status, 'white'))}"
                              f"{extra}];")
-        red = (_node_name(u), _node_name(v)) in in_cycle
+        red = (node_label(u), node_label(v)) in in_cycle
         extra = f", color={_q(CYCLE_COLOR)}, penwidth=2" if red else ""
-        lines.append(f"  {_q(_node_name(u))} -> {_q(_node_name(v))} [{_edge_style(kind)}{extra}];")
+        lines.append(f"  {_q(node_label(u))} -> {_q(node_label(v))} [{_edge_style(kind)}{extra}];")
     lines.append("}")
     return "\n".join(lines)
-
-
-def _node_name(node: Any) -> str:
-    return f"lock {node[0]}/{node[1]}" if isinstance(node, tuple) else str(node)
 
 
 def wait_for_graph(rt: "Runtime") -> "Graph":
@@ -132,9 +134,7 @@ def call_graph_dot(rt: "Runtime", aggregate: bool = False) -> str:
             edges.append((inv.id, child, "call" if name == "Command: Call" else "send", label))
     if aggregate:
         return _aggregate_dot(nodes, edges)
-    lines = ["digraph calls {", "  rankdir=LR;",
-             f'  node [shape=box, style="rounded,filled", {NODE_FONT}];',
-             f'  edge [{EDGE_FONT}];',
+    lines = [*dot_preamble("calls", "LR"),
              '  "ingress" [shape=oval, style=filled, fillcolor="#e7f5ff", label="ingress"];']
     for node, (target, status) in nodes.items():
         if node != "ingress":
@@ -158,9 +158,7 @@ def _aggregate_dot(nodes: dict[str, tuple[str, str]], edges: list[tuple[str, str
     for u, v, kind, _ in edges:
         k = (handler_of(u), handler_of(v), kind)
         counts[k] = counts.get(k, 0) + 1
-    lines = ["digraph handlers {", "  rankdir=LR;",
-             f'  node [shape=box, style="rounded,filled", fillcolor="#f8f9fa", {NODE_FONT}];',
-             f'  edge [{EDGE_FONT}];', '  "ingress" [shape=oval, fillcolor="#e7f5ff"];']
+    lines = [*dot_preamble("handlers", "LR", fill="#f8f9fa"), '  "ingress" [shape=oval, fillcolor="#e7f5ff"];']
     for (u, v, kind), n in sorted(counts.items()):
         style = "solid" if kind == "call" else "dashed"
         lines.append(f"  {_q(u)} -> {_q(v)} [style={style}, label={_q(f'{n}x')}];")
@@ -399,9 +397,7 @@ def to_iso(ms: int) -> str:
 
 
 def runtime_html(rt: "Runtime") -> str:
-    counts: dict[str, int] = {}
-    for inv in rt._all_invocations():
-        counts[inv.status] = counts.get(inv.status, 0) + 1
+    counts = status_counts(rt._all_invocations())
     summary = " ".join(f"{_badge(status)} {n}" for status, n in sorted(counts.items())) or "no invocations yet"
     cycles = rt.deadlocks()
     warn = (f"<p style='color:{CYCLE_COLOR}'><b>{len(cycles)} deadlock(s)</b>: see rt.deadlocks()</p>"

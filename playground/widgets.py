@@ -292,14 +292,6 @@ class Dashboard:
                 view.refresh()
 
 
-def clock_view(rt: "Runtime") -> w.Widget:
-    return ClockView(rt).widget
-
-
-def invocation_table(rt: "Runtime") -> w.Widget:
-    return InvocationTable(rt).widget
-
-
 def journal_view(rt: "Runtime", invocation_id: str) -> w.Widget:
     return JournalView(rt, invocation_id).widget
 

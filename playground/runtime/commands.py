@@ -19,6 +19,7 @@ from .common import (
     failure_message,
     value_or_failure,
 )
+from .journal import call_target
 from .model import (
     Failure,
     Invocation,
@@ -122,7 +123,7 @@ class Commands:
         """Reject a Call or OneWayCall that Restate cannot route BEFORE it is stored, as Restate does (RT0018 for
         a handler that is not registered, RT0017 for a key sent to a Service): the attempt fails, the journal
         stays as it was, and the handler's retry policy retries it; once the target exists, a retry goes through."""
-        target = Target(msg.service_name, msg.handler_name, msg.key or None)
+        target = call_target(msg)
         problem = self._callee_problem(target)
         if problem is None:
             return
@@ -133,7 +134,7 @@ class Commands:
 
     def _child(self, inv: Invocation, msg: Any, delay_ms: int) -> tuple[Invocation, bool, Failure | None]:
         """Create the callee of a Call or OneWayCall (its target was checked by _check_callee)."""
-        target = Target(msg.service_name, msg.handler_name, msg.key or None)
+        target = call_target(msg)
         headers = {h.key: h.value for h in msg.headers}
         idem = msg.idempotency_key if msg.HasField("idempotency_key") else None
         try:

@@ -18,7 +18,8 @@ INPUT_MESSAGE, START_MESSAGE = messages.CLASSES["Input"], messages.CLASSES["Star
 
 
 def node_label(node: Any) -> str:
-    return f"lock {node[0]}/{node[1]}" if isinstance(node, tuple) else node
+    """A wait-for graph node as text: an invocation id, or `lock <service>/<key>`."""
+    return f"lock {node[0]}/{node[1]}" if isinstance(node, tuple) else str(node)
 
 
 def failure_message(f: Failure) -> Any:

@@ -42,6 +42,7 @@ from .common import (
 )
 from .faults import Faults
 from .interrupts import sigint_guard
+from .journal import answered_completion_ids, awaited
 from .ingress import Ingress
 from .model import (
     DONE,
@@ -51,6 +52,7 @@ from .model import (
     JournalEntry,
     Target,
     TransientError,
+    status_counts,
 )
 from .recovery import Recovery
 from .store import open_store
@@ -605,8 +607,7 @@ class Runtime(Ingress, Waiting, Commands, Recovery):
         if len(inv.journal) == 1:  # a first attempt: only the Input so far
             return set()
         started = {e.msg.result_completion_id for e in inv.journal if e.type_id == TYPE_IDS["Run"]}
-        done = {e.msg.completion_id for e in inv.journal if e.type_id == TYPE_IDS["RunCompletion"]}
-        return started - done
+        return started - answered_completion_ids(inv.journal, "RunCompletion")
 
     def _append(self, inv: Invocation, type_id: int, msg: Any) -> JournalEntry:
         entry = JournalEntry(type_id, msg, self._now())
@@ -638,19 +639,8 @@ class Runtime(Ingress, Waiting, Commands, Recovery):
         return getattr(msg, "completion_id", None) in completions
 
     def _on_suspended(self, inv: Invocation, fut: Any, stored_before: int) -> None:
-        completions: set[int] = set()
-        signals: set[int] = set()
-        named: set[str] = set()
-
-        def walk(f: Any) -> None:
-            completions.update(f.waiting_completions)
-            signals.update(f.waiting_signals)
-            named.update(f.waiting_named_signals)
-            for n in f.nested_futures:
-                walk(n)
-
-        walk(fut)
-        inv.waiting_ids = (completions, signals, named)
+        completions, signals, named = awaited(fut)
+        inv.waiting_ids = (set(completions), set(signals), set(named))
         inv.status = "suspended"
         self._dirty.add(inv)
         # Something awaited may be stored already without the attempt having seen it (a run proposal stored
@@ -819,7 +809,7 @@ class Runtime(Ingress, Waiting, Commands, Recovery):
 
     def _pending_callees(self, inv: Invocation) -> list[Invocation]:
         """Invocations that `inv` called (request-response) and still waits for."""
-        answered = {e.msg.completion_id for e in inv.journal if e.type_id == TYPE_IDS["CallCompletion"]}
+        answered = answered_completion_ids(inv.journal, "CallCompletion")
         out = []
         for e in inv.journal:
             if e.type_id == TYPE_IDS["Call"] and e.msg.result_completion_id not in answered:
@@ -887,9 +877,7 @@ class Runtime(Ingress, Waiting, Commands, Recovery):
         return Dashboard(self)
 
     def __repr__(self) -> str:
-        counts: dict[str, int] = {}
-        for inv in self._invocations.values():
-            counts[inv.status] = counts.get(inv.status, 0) + 1
+        counts = status_counts(self._invocations.values())
         summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no invocations"
         return (f"<playground.Runtime {self._clock.kind} clock at {self.now.isoformat()}; "
                 f"services: {', '.join(self._services) or 'none'}; {summary}>")

@@ -84,7 +84,7 @@ class Ingress:
     @staticmethod
     def _decode(h: Any, result: bytes | Failure | None) -> Any:
         if isinstance(result, Failure):
-            raise restate.TerminalError(result.message, result.code, metadata=result.metadata or None)
+            raise result.to_terminal_error()
         return h.handler_io.output_serde.deserialize(result or b"")
 
     async def _typed_call(self, how: str, tpe: Any, key: str | None, arg: Any, idempotency_key: str | None,
@@ -157,7 +157,7 @@ class Ingress:
         inv = self._ingress_call(target, bytes(arg), headers, idempotency_key)
         inv = await self._await_done(inv, f"generic_call to {target}")
         if isinstance(inv.result, Failure):
-            raise restate.TerminalError(inv.result.message, inv.result.code, metadata=inv.result.metadata or None)
+            raise inv.result.to_terminal_error()
         return inv.result or b""
 
     async def generic_send(self, service: str, handler: str, arg: bytes, key: str | None = None,
@@ -180,7 +180,7 @@ class Ingress:
         inv, _previous, error = self._invoke(target, body, headers, idem, 0, invoked_by=None, strict=True)
         self._commit()
         if error is not None:
-            raise restate.TerminalError(error.message, error.code)
+            raise error.to_terminal_error()
         return inv
 
     def _find(self, target: Any, key: str | None, idempotency_key: str | None, missing: str) -> Invocation:
@@ -232,7 +232,7 @@ class Ingress:
         handler = reg.obj.handlers.get(inv.target.handler) if reg else None
         if handler is None:
             if isinstance(inv.result, Failure):
-                raise restate.TerminalError(inv.result.message, inv.result.code)
+                raise inv.result.to_terminal_error()
             return inv.result
         return self._decode(handler, inv.result)
 

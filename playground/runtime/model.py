@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from collections.abc import Iterable
 from typing import Any
+
+import restate
 
 from ..protocol import framing, messages
 from ..protocol.deployment import Deployment, HandlerInfo, ServiceInfo
@@ -56,6 +59,10 @@ class Failure:
 
     def __str__(self) -> str:
         return f"[{self.code}] {self.message}"
+
+    def to_terminal_error(self) -> restate.TerminalError:
+        """The TerminalError a cell sees for this failure, metadata included."""
+        return restate.TerminalError(self.message, self.code, metadata=self.metadata or None)
 
 
 @dataclass
@@ -140,3 +147,11 @@ class Invocation:
     def _repr_html_(self) -> str:
         from ..render import journal_html
         return journal_html(self.runtime, self)
+
+
+def status_counts(invocations: Iterable[Invocation]) -> dict[str, int]:
+    """How many invocations are in each status, by status name in order."""
+    counts: dict[str, int] = {}
+    for inv in invocations:
+        counts[inv.status] = counts.get(inv.status, 0) + 1
+    return dict(sorted(counts.items()))

@@ -19,10 +19,10 @@ from ..errors import MissingHandlerWarning, StoreError
 from ..protocol import messages
 from ..protocol.deployment import parse_manifest
 from . import ids
-from .clock import to_datetime
 from .common import TYPE_IDS
 from .model import Invocation, JournalEntry, Target, TransientError
-from .store import MemoryStore, Snapshot, SqliteStore, result_from
+from .journal import answered_completion_ids
+from .store import MemoryStore, Snapshot, SqliteStore, invocation_fields
 
 
 class Recovery:
@@ -202,17 +202,8 @@ class Recovery:
     def _restored_invocation(self, rec: dict[str, Any], snap: Snapshot) -> Invocation:
         target = Target(rec["service"], rec["handler"], rec["key"])
         service, handler, deployment = self._bind(target)
-        inv = Invocation(
-            id=rec["id"], target=target, service=service, handler=handler, deployment=deployment,
-            revision=rec["revision"], start_id=bytes.fromhex(rec["start_id"]), random_seed=rec["random_seed"],
-            created_at=rec["created_at"], invoked_by=rec["invoked_by"], sent=rec["sent"],
-            invoked_by_id=rec["invoked_by_id"], invoked_by_target=rec["invoked_by_target"],
-            idempotency_key=rec["idempotency_key"], runtime=self, status=rec["status"],
-            scheduled_at=rec["scheduled_at"], inboxed_at=rec["inboxed_at"], inbox_seq=rec["inbox_seq"],
-            running_at=rec["running_at"], completed_at=rec["completed_at"], expires_at=rec["expires_at"],
-            result=result_from(rec["result"]), completed=rec["completed"], attempts=rec["attempts"],
-            retry_count_since_last_entry=rec["retry_count_since_last_entry"], next_retry_at=rec["next_retry_at"],
-        )
+        inv = Invocation(target=target, service=service, handler=handler, deployment=deployment, runtime=self,
+                         **invocation_fields(rec))
         if rec["waiting_ids"] is not None:
             c, s, n = rec["waiting_ids"]
             inv.waiting_ids = (set(c), set(s), set(n))
@@ -248,8 +239,7 @@ class Recovery:
 
     def _restore_waits(self, inv: Invocation) -> None:
         """Who `inv` waits for, from its journal: callees and attached invocations, workflow promises."""
-        done = {e.msg.completion_id for e in inv.journal if messages.is_notification(e.type_id)
-                and e.type_id != TYPE_IDS["Signal"]}
+        done = answered_completion_ids(inv.journal)
         for e in inv.journal:
             if not messages.is_command(e.type_id):
                 continue

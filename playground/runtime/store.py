@@ -56,21 +56,34 @@ def result_from(rec: Any) -> bytes | Failure | None:
     return None if rec is None else bytes.fromhex(rec)
 
 
+# The durable fields of an invocation, in record order. The target's parts, the raw start id, the result
+# and the awaited ids are encoded on the way (see invocation_record and invocation_fields).
+RECORD_FIELDS = (
+    "id", "service", "handler", "key", "revision", "start_id", "random_seed", "created_at", "invoked_by", "sent",
+    "invoked_by_id", "invoked_by_target", "idempotency_key", "status", "scheduled_at", "inboxed_at", "inbox_seq",
+    "running_at", "completed_at", "expires_at", "completed", "result", "attempts", "retry_count_since_last_entry",
+    "next_retry_at", "waiting_ids",
+)
+_TARGET_FIELDS = ("service", "handler", "key")
+_ENCODED_FIELDS = ("start_id", "result", "waiting_ids")
+
+
 def invocation_record(inv: Invocation) -> dict[str, Any]:
     """The durable part of an invocation (its journal and errors are stored beside it)."""
-    t = inv.target
-    return {
-        "id": inv.id, "service": t.service, "handler": t.handler, "key": t.key, "revision": inv.revision,
-        "start_id": inv.start_id.hex(), "random_seed": inv.random_seed, "created_at": inv.created_at,
-        "invoked_by": inv.invoked_by, "sent": inv.sent, "invoked_by_id": inv.invoked_by_id,
-        "invoked_by_target": inv.invoked_by_target, "idempotency_key": inv.idempotency_key,
-        "status": inv.status, "scheduled_at": inv.scheduled_at, "inboxed_at": inv.inboxed_at,
-        "inbox_seq": inv.inbox_seq, "running_at": inv.running_at, "completed_at": inv.completed_at,
-        "expires_at": inv.expires_at, "completed": inv.completed, "result": _result_record(inv.result),
-        "attempts": inv.attempts, "retry_count_since_last_entry": inv.retry_count_since_last_entry,
-        "next_retry_at": inv.next_retry_at,
-        "waiting_ids": [sorted(s) for s in inv.waiting_ids] if inv.waiting_ids is not None else None,
-    }
+    rec = {f: getattr(inv.target if f in _TARGET_FIELDS else inv, f) for f in RECORD_FIELDS}
+    rec["start_id"] = inv.start_id.hex()
+    rec["result"] = _result_record(inv.result)
+    rec["waiting_ids"] = [sorted(s) for s in inv.waiting_ids] if inv.waiting_ids is not None else None
+    return rec
+
+
+def invocation_fields(rec: dict[str, Any]) -> dict[str, Any]:
+    """An Invocation's constructor arguments from its record, except the target and what registration
+    gives (service, handler, deployment) and the runtime; `waiting_ids` is set after construction."""
+    fields = {f: rec[f] for f in RECORD_FIELDS if f not in _TARGET_FIELDS and f not in _ENCODED_FIELDS}
+    fields["start_id"] = bytes.fromhex(rec["start_id"])
+    fields["result"] = result_from(rec["result"])
+    return fields
 
 
 def error_record(err: TransientError) -> dict[str, Any]:

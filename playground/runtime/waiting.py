@@ -21,6 +21,7 @@ from .model import (
     JournalEntry,
 )
 from .interrupts import sigint_guard
+from .journal import answered_completion_ids, awaited, call_target
 from .waitfor import Cycle
 
 
@@ -335,17 +336,9 @@ class Waiting:
         completions: list[int] = []
         signals: list[int] = []
         named: list[str] = []
-
-        def walk(f: Any) -> None:
-            completions.extend(f.waiting_completions)
-            signals.extend(s for s in f.waiting_signals if s != messages.CANCEL_SIGNAL)
-            named.extend(f.waiting_named_signals)
-            for n in f.nested_futures:
-                walk(n)
-
-        done = {getattr(e.msg, "completion_id", None) for e in inv.journal if messages.is_notification(e.type_id)}
+        done = answered_completion_ids(inv.journal)
         if inv.awaiting is not None:
-            walk(inv.awaiting)
+            completions, signals, named = awaited(inv.awaiting, with_cancel=False)
         if inv.awaiting is None or (completions and all(c in done for c in completions)):
             # The SDK says what it awaits only when it wakes up, so what it said may be an earlier await:
             # then go by the commands still without a result.
@@ -365,8 +358,7 @@ class Waiting:
             if name == "Call":
                 target_id = self._call_target_id(inv, cmd.msg)
                 child = self._invocations.get(target_id or "")
-                parts.append(f"its call to {cmd.msg.service_name}/"
-                             f"{cmd.msg.key + '/' if cmd.msg.key else ''}{cmd.msg.handler_name} ({target_id})")
+                parts.append(f"its call to {call_target(cmd.msg)} ({target_id})")
             elif name == "Sleep":
                 parts.append(f"a sleep until {to_datetime(cmd.due_ms or 0).isoformat()}")
             elif name == "GetPromise":

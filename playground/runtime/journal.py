@@ -1,0 +1,42 @@
+"""Questions asked of a journal and of what an SDK awaits, answered in one place each."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from ..protocol import messages
+from .model import JournalEntry, Target
+
+_SIGNAL = messages.TYPE_IDS["Signal"]
+
+
+def answered_completion_ids(journal: Iterable[JournalEntry], *kinds: str) -> set[int]:
+    """The completion ids that have a notification in `journal` (only of these notification `kinds`, e.g.
+    "CallCompletion", when given). Signals are not completions: their ids are signal ids."""
+    wanted = {messages.TYPE_IDS[k] for k in kinds}
+    return {e.msg.completion_id for e in journal
+            if messages.is_notification(e.type_id) and e.type_id != _SIGNAL
+            and (not wanted or e.type_id in wanted)}
+
+
+def awaited(future: Any, with_cancel: bool = True) -> tuple[list[int], list[int], list[str]]:
+    """What an SDK's Future message (AwaitingOn, Suspension) waits for, through its nested futures:
+    (completion ids, signal ids, signal names). `with_cancel=False` leaves out the built-in cancel
+    signal, which every await also waits on."""
+    completions: list[int] = []
+    signals: list[int] = []
+    named: list[str] = []
+    stack = [future]
+    while stack:
+        f = stack.pop()
+        completions.extend(f.waiting_completions)
+        signals.extend(s for s in f.waiting_signals if with_cancel or s != messages.CANCEL_SIGNAL)
+        named.extend(f.waiting_named_signals)
+        stack.extend(reversed(f.nested_futures))
+    return completions, signals, named
+
+
+def call_target(msg: Any) -> Target:
+    """The target a Call or OneWayCall command names."""
+    return Target(msg.service_name, msg.handler_name, msg.key or None)
