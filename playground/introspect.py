@@ -3,7 +3,6 @@ where they apply), and `sql()`, which runs the SQL a user would give `restate sq
 
 from __future__ import annotations
 
-import json
 import warnings
 from typing import TYPE_CHECKING, Any
 
@@ -11,11 +10,11 @@ import pandas as pd
 
 from .protocol import messages
 from .runtime.clock import to_datetime
-from .runtime.journal import call_target
+from .runtime.journal import call_target, decode_payload, payload_of
 from .runtime.model import Failure, Invocation, JournalEntry
 
 if TYPE_CHECKING:
-    from .runtime.core import Runtime
+    from .facade import Runtime
 
 _TY = {"service": "service", "virtual_object": "virtual_object", "workflow": "workflow"}
 
@@ -38,7 +37,7 @@ def _frame(rows: list[dict[str, Any]], columns: list[str]) -> pd.DataFrame:
 def invocations(rt: "Runtime") -> pd.DataFrame:
     """One row per invocation, like `sys_invocation`."""
     rows = []
-    for inv in rt._all_invocations():
+    for inv in rt.all_invocations():
         failure = inv.result if isinstance(inv.result, Failure) else None
         err = inv.last_failure
         rows.append({
@@ -143,14 +142,14 @@ def services(rt: "Runtime") -> pd.DataFrame:
 
 def journal_table(rt: "Runtime") -> pd.DataFrame:
     """Every invocation's journal in one table, like `sys_journal` (with `id` naming the invocation)."""
-    frames = [journal(rt, inv).assign(id=inv.id) for inv in rt._all_invocations()]
+    frames = [journal(rt, inv).assign(id=inv.id) for inv in rt.all_invocations()]
     return pd.concat(frames, ignore_index=True) if frames else _frame([], [*JOURNAL_COLUMNS, "id"])
 
 
 def journal_events(rt: "Runtime") -> pd.DataFrame:
     """Failed attempts, like `sys_journal_events` (event_type TransientError)."""
     rows = []
-    for inv in rt._all_invocations():
+    for inv in rt.all_invocations():
         for err in inv.errors:
             rows.append({"id": inv.id, "after_journal_entry_index": err.after_entry, "appended_at": _ts(err.at_ms),
                          "event_type": "TransientError", "error_code": err.code, "error_message": err.message,
@@ -188,19 +187,6 @@ def sql(rt: "Runtime", query: str) -> pd.DataFrame:
         con.close()
 
 
-def decode_payload(data: bytes) -> Any:
-    """JSON when it parses, text when it decodes, else the raw bytes."""
-    if data == b"":
-        return None
-    try:
-        return json.loads(data)
-    except (ValueError, UnicodeDecodeError):
-        try:
-            return data.decode()
-        except UnicodeDecodeError:
-            return data
-
-
 def decode_state(state: dict[str, bytes]) -> dict[str, Any]:
     return {k: decode_payload(v) for k, v in sorted(state.items())}
 
@@ -222,40 +208,12 @@ def entry_detail(rt: "Runtime", inv: Invocation, e: JournalEntry) -> dict[str, A
         out["promise_name"] = m.key
     if name in ("SetState", "GetEagerState", "GetLazyState", "ClearState"):
         out["name"] = m.key.decode()
-    payload = _payload(m)
+    payload = payload_of(m)
     if payload is not None:
         out["payload"] = payload
     if name == "CallInvocationIdCompletion":
         out["payload"] = m.invocation_id
     return out
-
-
-def describe_entry(e: JournalEntry) -> str:
-    """One journal entry in words, e.g. `Command: SetState 'a' = 1`."""
-    m = e.msg
-    text = e.entry_type
-    name = m.key.decode() if isinstance(getattr(m, "key", None), bytes) else e.name
-    if messages.NAMES_BY_ID.get(e.type_id) in ("Call", "OneWayCall"):
-        name = str(call_target(m))
-    if name:
-        text += f" {name!r}"
-    payload = _payload(m)
-    if payload is not None:
-        text += f" = {payload!r}"
-    return text
-
-
-def _payload(m: Any) -> Any:
-    for field in ("value", "failure", "completion_value", "completion_failure", "parameter"):
-        if field in m.DESCRIPTOR.fields_by_name and (field == "parameter" or m.HasField(field)):
-            v = getattr(m, field)
-            if hasattr(v, "content"):
-                return decode_payload(v.content)
-            if isinstance(v, bytes):
-                return decode_payload(v)
-            if hasattr(v, "code"):
-                return f"[{v.code}] {v.message}"
-    return None
 
 
 JOURNAL_COLUMNS = ["index", "entry_type", "name", "invoked_id", "invoked_target", "sleep_wakeup_at",

@@ -11,18 +11,21 @@ import base64
 import html as _html
 import shutil
 import subprocess
+import sys
 import sysconfig
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 import graphviz
 
+from . import views
 from .runtime.common import node_label
+from .runtime.journal import decode_payload
 from .runtime.model import status_counts
 
 if TYPE_CHECKING:
     from .errors import Deadlock
-    from .runtime.core import Runtime
+    from .facade import Runtime
 
 CYCLE_COLOR = "#d62728"
 # Graphviz sizes are points (1 pt = 4/3 px at 100% zoom): 12 pt node text is 16 px, 11 pt edge labels 14.7 px,
@@ -114,13 +117,13 @@ def call_graph_dot(rt: "Runtime", aggregate: bool = False) -> str:
     delay. With aggregate=True, one node per Service/handler and edges counted."""
     edges: list[tuple[str, str, str, str]] = []  # (from, to, kind, label)
     nodes: dict[str, tuple[str, str]] = {"ingress": ("ingress", "")}
-    for inv in rt._all_invocations():
+    for inv in rt.all_invocations():
         nodes[inv.id] = (str(inv.target), inv.status)
         if inv.invoked_by == "ingress":
             delayed = inv.sent and inv.scheduled_at is not None
             label = _delay_text(inv.scheduled_at - inv.created_at) if delayed else ""  # type: ignore[operator]
             edges.append(("ingress", inv.id, "send" if inv.sent else "call", label))
-    for inv in rt._all_invocations():
+    for inv in rt.all_invocations():
         for e in inv.journal:
             name = e.entry_type
             if name not in ("Command: Call", "Command: OneWayCall"):
@@ -181,7 +184,7 @@ def timeline_data(rt: "Runtime", service: str) -> list[dict[str, Any]]:
     """Per key of a virtual object (or workflow): its invocations in arrival order, with when each arrived,
     started and ended on the virtual clock, whether it was exclusive or shared, and who sent it."""
     rows = []
-    for order, inv in enumerate(rt._all_invocations()):
+    for order, inv in enumerate(rt.all_invocations()):
         if inv.target.service != service or inv.target.key is None:
             continue
         rows.append({
@@ -200,7 +203,6 @@ def timeline_data(rt: "Runtime", service: str) -> list[dict[str, Any]]:
 
 
 def _arg_label(inv: Any) -> str:
-    from .introspect import decode_payload
     value = decode_payload(inv.journal[0].msg.value.content) if inv.journal else None
     text = "" if value is None else repr(value)
     return text if len(text) <= 24 else text[:21] + "..."
@@ -334,7 +336,7 @@ def _short(value: Any, limit: int = 60) -> str:
 
 def invocations_html(rt: "Runtime", limit: int = 200) -> str:
     """A table of invocations, newest last, status as a coloured badge."""
-    invs = list(rt._all_invocations())
+    invs = list(rt.all_invocations())
     shown = invs[-limit:]
     rows = "".join(
         f"<tr><td><code>{inv.id}</code></td><td>{_html.escape(str(inv.target))}</td><td>{_badge(inv.status)}</td>"
@@ -387,7 +389,6 @@ def journal_html(rt: "Runtime", inv: Any, nested_depth: int = 1) -> str:
 
 
 def _result_text(inv: Any) -> Any:
-    from .introspect import decode_payload
     return inv.result if not isinstance(inv.result, bytes) else decode_payload(inv.result)
 
 
@@ -397,7 +398,7 @@ def to_iso(ms: int) -> str:
 
 
 def runtime_html(rt: "Runtime") -> str:
-    counts = status_counts(rt._all_invocations())
+    counts = status_counts(rt.all_invocations())
     summary = " ".join(f"{_badge(status)} {n}" for status, n in sorted(counts.items())) or "no invocations yet"
     cycles = rt.deadlocks()
     warn = (f"<p style='color:{CYCLE_COLOR}'><b>{len(cycles)} deadlock(s)</b>: see rt.deadlocks()</p>"
@@ -488,3 +489,6 @@ class Graph(graphviz.Source):
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None, **kwargs: Any) -> dict[str, str]:
         n = self.source.count("->")
         return mimebundle(self.source, f"<{self.title}, {n} edge{'' if n == 1 else 's'}>")
+
+
+views.register(sys.modules[__name__])  # type: ignore[arg-type]  # the engine's records draw through this module

@@ -19,7 +19,7 @@ import traitlets
 from . import render
 
 if TYPE_CHECKING:
-    from .runtime.core import Runtime
+    from .facade import Runtime
 
 REFRESH_S = 0.25
 
@@ -141,7 +141,7 @@ class InvocationTable(_Live):
 
     def refresh(self) -> None:
         self.html.value = render.invocations_html(self.rt)
-        options = [(f"{inv.target}  {inv.id}  ({inv.status})", inv.id) for inv in self.rt._all_invocations()]
+        options = [(f"{inv.target}  {inv.id}  ({inv.status})", inv.id) for inv in self.rt.all_invocations()]
         current = self.picker.value
         self.picker.options = options
         if current in {v for _, v in options}:

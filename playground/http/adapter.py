@@ -18,7 +18,7 @@ from ..runtime.clock import to_datetime
 from ..runtime.model import Failure, Target
 
 if TYPE_CHECKING:
-    from ..runtime.core import Runtime
+    from ..facade import Runtime
 
 __all__ = ["Failure", "Started", "ServiceView", "JournalRow", "journal_rows", "services", "start_call", "start_send", "await_result",
            "invocation_result", "find_idempotent", "find_workflow_run", "derived_id", "bad_invocation_id", "purge", "set_state",
@@ -64,7 +64,7 @@ class JournalRow:
 def journal_rows(rt: "Runtime") -> list[JournalRow]:
     """Every invocation's journal, in the order the read model lists it (the invocation records)."""
     out = []
-    for inv in rt._all_invocations():
+    for inv in rt.all_invocations():
         for i, e in enumerate(inv.journal):
             kind = messages.NAMES_BY_ID.get(e.type_id, "")
             invoked = rt._call_target_id(inv, e.msg) if kind in ("Call", "OneWayCall") else None

@@ -28,7 +28,7 @@ from .admin import AdminApp
 from .ingress import IngressApp
 
 if TYPE_CHECKING:
-    from ..runtime.core import Runtime
+    from ..facade import Runtime
 
 
 class DoorClosing(Exception):

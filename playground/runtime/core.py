@@ -20,7 +20,6 @@ from typing import Any
 
 import restate
 
-from .. import notebook
 from ..errors import StoreError
 from ..protocol import framing, messages, sdk_hooks
 from ..protocol.deployment import AsgiDeployment, ServiceInfo, parse_manifest
@@ -42,7 +41,7 @@ from .common import (
 )
 from .faults import Faults
 from .interrupts import sigint_guard
-from .journal import answered_completion_ids, awaited
+from .journal import answered_completion_ids, awaited, describe_entry
 from .ingress import Ingress
 from .model import (
     DONE,
@@ -55,13 +54,14 @@ from .model import (
     status_counts,
 )
 from .recovery import Recovery
+from .scheduler import Scheduler
 from .store import open_store
 from .waitfor import WaitForGraph
 from .waiting import Waiting
 
 
-class Runtime(Ingress, Waiting, Commands, Recovery):
-    """An embedded Restate server for notebooks and tests. See the README for a tour."""
+class Engine(Ingress, Waiting, Commands, Recovery):
+    """The embedded Restate server: everything but the views (pg.Runtime, in playground.facade, adds those)."""
 
     def __init__(self, *services: Any, clock: str = "virtual", start: datetime | None = None, seed: int = 0,
                  mode: str = "normal", store: Any = None) -> None:
@@ -73,9 +73,10 @@ class Runtime(Ingress, Waiting, Commands, Recovery):
         # at each await on something new and resumes by replay (Restate's inactivity-timeout-0 setting)
         self.mode = mode
         sdk_hooks.install()
-        notebook.install_error_display()
         self._clock = make_clock(clock, start)
         self._seed = seed
+        # decides the order of events where Restate leaves it open (default: as the engine posts them)
+        self.scheduler = Scheduler()
         self._seeded_ids = ids.SeededIds(seed)  # plain invocations' ids (a restore continues the sequence)
         self._inbox_seq = 0
         self._services: dict[str, Registered] = {}
@@ -190,9 +191,14 @@ class Runtime(Ingress, Waiting, Commands, Recovery):
 
     def _fire_due_timers(self) -> bool:
         fired = False
+        scheduler = self.scheduler
         while (t := self._timers.pop_due(self._now())) is not None:
-            t.action()
+            scheduler.post(("timer", t.seq), t.what, t.action)  # timers due together: the strategy's choice
             fired = True
+            if not scheduler.eager:
+                nxt = self._timers.next_due()
+                if nxt is None or nxt.due_ms != t.due_ms:
+                    scheduler.run_pending()  # this instant's timers, then the next instant's
         if fired:
             self._commit()
         return fired
@@ -327,8 +333,9 @@ class Runtime(Ingress, Waiting, Commands, Recovery):
             inv.status = "scheduled"
             inv.scheduled_at = now + delay_ms
             self._schedule_start(inv)
-        else:
-            self._enqueue(inv)
+        else:  # one FIFO per sender: a handler's sends to a key keep their order, others may interleave
+            self.scheduler.post(invoked_by.id if invoked_by is not None else "ingress", f"enqueue {inv.id}",
+                                lambda: None if inv.completed else self._enqueue(inv))
         return inv, False, None
 
     def _schedule_start(self, inv: Invocation) -> None:
@@ -821,60 +828,25 @@ class Runtime(Ingress, Waiting, Commands, Recovery):
     @staticmethod
     def _diverged(inv: Invocation, command_index: int) -> str | None:
         """For a journal mismatch (570): the stored entry the new code path diverged from."""
-        from ..introspect import describe_entry
         commands = [(i, e) for i, e in enumerate(inv.journal) if messages.is_command(e.type_id)]
         if command_index >= len(commands):
             return None
         i, e = commands[command_index]
         return f"journal entry {i}, which recorded {describe_entry(e)}"
 
-    # ------------------------------------------------------------------ introspection
-    def invocations(self) -> Any:
-        from .. import introspect
-        return introspect.invocations(self)
-
-    def journal(self, invocation_id: str) -> Any:
-        from .. import introspect
-        return introspect.journal(self, self._get(invocation_id))
-
-    def state(self, service: str, key: str) -> dict[str, Any]:
-        """The K/V state of one object or workflow, JSON values decoded (raw bytes where not JSON)."""
-        from .. import introspect
-        return introspect.decode_state(self._state.get((service, key), {}))
-
-    def inbox(self) -> Any:
-        """Invocations queued for a key's lock, in order (Restate's sys_inbox)."""
-        from .. import introspect
-        return introspect.inbox(self)
-
-    def sql(self, query: str) -> Any:
-        """Run SQL over Restate-shaped tables (sys_invocation, sys_journal, state, sys_inbox, sys_idempotency,
-        sys_promise, sys_keyed_service_status, sys_service, sys_journal_events), as `restate sql` does."""
-        from .. import introspect
-        return introspect.sql(self, query)
-
-    def serve_http(self, host: str = "127.0.0.1", ingress_port: int = 0, admin_port: int = 0,
-                   max_body: int = 10 * 1024 * 1024) -> Any:
-        """Restate's HTTP ingress and admin API for this runtime, on the running loop, for curl, Restate's
-        clients and the `restate` CLI: `door = await rt.serve_http()` (or `async with rt.serve_http() as
-        door:`), then `door.ingress_url`, `door.admin_url`, `await door.close()`. Ports 0: free ones."""
-        from ..http import Door, DoorStarter
-        return DoorStarter(Door(self, host, ingress_port, admin_port, max_body))
-
+    # ------------------------------------------------------------------ reading (for the layers above)
     def invocation(self, invocation_id: str) -> Invocation:
         return self._get(invocation_id)
 
-    def _all_invocations(self) -> Iterable[Invocation]:
+    def all_invocations(self) -> Iterable[Invocation]:
+        """Every invocation the engine keeps (completed ones until their retention ends)."""
         return self._invocations.values()
 
-    def _repr_html_(self) -> str:
-        from .. import render
-        return render.runtime_html(self)
+    _all_invocations = all_invocations  # the name tests/runtime/test_store.py still uses
 
-    def dashboard(self) -> Any:
-        """Every view in one live widget: clock, invocations and journals, call graph, timeline, deadlocks."""
-        from ..widgets import Dashboard
-        return Dashboard(self)
+    def stored_state(self, service: str, key: str) -> dict[str, bytes]:
+        """The K/V state of one object or workflow, as stored (raw bytes)."""
+        return self._state.get((service, key), {})
 
     def __repr__(self) -> str:
         counts = status_counts(self._invocations.values())

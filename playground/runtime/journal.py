@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from typing import Any
 
@@ -40,3 +41,45 @@ def awaited(future: Any, with_cancel: bool = True) -> tuple[list[int], list[int]
 def call_target(msg: Any) -> Target:
     """The target a Call or OneWayCall command names."""
     return Target(msg.service_name, msg.handler_name, msg.key or None)
+
+
+def decode_payload(data: bytes) -> Any:
+    """JSON when it parses, text when it decodes, else the raw bytes."""
+    if data == b"":
+        return None
+    try:
+        return json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        try:
+            return data.decode()
+        except UnicodeDecodeError:
+            return data
+
+
+def describe_entry(e: JournalEntry) -> str:
+    """One journal entry in words, e.g. `Command: SetState 'a' = 1`."""
+    m = e.msg
+    text = e.entry_type
+    name = m.key.decode() if isinstance(getattr(m, "key", None), bytes) else e.name
+    if messages.NAMES_BY_ID.get(e.type_id) in ("Call", "OneWayCall"):
+        name = str(call_target(m))
+    if name:
+        text += f" {name!r}"
+    payload = payload_of(m)
+    if payload is not None:
+        text += f" = {payload!r}"
+    return text
+
+
+def payload_of(m: Any) -> Any:
+    """The value, failure or parameter a journal message carries, decoded for reading."""
+    for field in ("value", "failure", "completion_value", "completion_failure", "parameter"):
+        if field in m.DESCRIPTOR.fields_by_name and (field == "parameter" or m.HasField(field)):
+            v = getattr(m, field)
+            if hasattr(v, "content"):
+                return decode_payload(v.content)
+            if isinstance(v, bytes):
+                return decode_payload(v)
+            if hasattr(v, "code"):
+                return f"[{v.code}] {v.message}"
+    return None

@@ -9,6 +9,7 @@ from typing import Any
 
 import restate
 
+from .. import views
 from ..protocol import framing, messages
 from ..protocol.deployment import Deployment, HandlerInfo, ServiceInfo
 from ..protocol.driver import Attempt
@@ -145,8 +146,7 @@ class Invocation:
         return str(self.result) if isinstance(self.result, Failure) else None
 
     def _repr_html_(self) -> str:
-        from ..render import journal_html
-        return journal_html(self.runtime, self)
+        return views.drawing().journal_html(self.runtime, self)
 
 
 def status_counts(invocations: Iterable[Invocation]) -> dict[str, int]:

@@ -23,7 +23,7 @@ from ..errors import StoreError
 from .model import Failure, Invocation, JournalEntry, TransientError
 
 if TYPE_CHECKING:
-    from .core import Runtime
+    from .core import Engine as Runtime
 
 FORMAT = "restate-playground-store"
 VERSION = 1

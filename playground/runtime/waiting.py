@@ -74,7 +74,10 @@ class Waiting:
                 for _ in range(2):
                     await asyncio.sleep(0)
                 self._raise_if_interrupted(seen, until)
-                if (until is not None and until.completed) or (not self._any_busy() and not self._fire_due_timers()):
+                if until is not None and until.completed:
+                    return
+                # nothing runs: held events (in the strategy's order), then due timers, may start something
+                if not self._any_busy() and not self.scheduler.run_pending() and not self._fire_due_timers():
                     return
                 continue
             fut = loop.create_future()
@@ -159,7 +162,7 @@ class Waiting:
             for _ in range(4):
                 await asyncio.sleep(0)
             self._raise_if_interrupted(seen, inv)
-            if inv.completed or self._progress != epoch or self._any_busy():
+            if inv.completed or self._progress != epoch or self._any_busy() or self.scheduler.pending:
                 continue
             if self._rejected_calls:
                 self._raise_if_rejected_call(inv, what)
