@@ -10,7 +10,8 @@ import pandas as pd
 
 from .protocol import messages
 from .runtime.clock import to_datetime
-from .runtime.journal import call_target, decode_payload, payload_of
+from .runtime import readmodel
+from .runtime.journal import call_target, call_target_id, decode_payload, payload_of
 from .runtime.model import Failure, Invocation, JournalEntry
 
 if TYPE_CHECKING:
@@ -79,7 +80,7 @@ def invocations(rt: "Runtime") -> pd.DataFrame:
 def state_table(rt: "Runtime") -> pd.DataFrame:
     """Every object's and workflow's K/V state, like Restate's `state` table."""
     rows = []
-    for (service, key), entries in sorted(rt._state.items()):
+    for (service, key), entries in readmodel.states(rt):
         for name, value in sorted(entries.items()):
             try:
                 utf8 = value.decode()
@@ -93,8 +94,7 @@ def state_table(rt: "Runtime") -> pd.DataFrame:
 def inbox(rt: "Runtime") -> pd.DataFrame:
     """Invocations queued for a key's lock, in order, like `sys_inbox`."""
     rows = []
-    for (service, key), queue in rt._inboxes.items():
-        waiting = [inv for inv in queue if not inv.completed]
+    for (service, key), waiting in readmodel.inboxes(rt):
         for seq, inv in enumerate(waiting):
             rows.append({"service_name": service, "service_key": key, "id": inv.id, "sequence_number": seq,
                          "created_at": _ts(inv.inboxed_at)})
@@ -103,32 +103,30 @@ def inbox(rt: "Runtime") -> pd.DataFrame:
 
 def keyed_service_status(rt: "Runtime") -> pd.DataFrame:
     """The holder of each locked key, like `sys_keyed_service_status`."""
-    rows = [{"service_name": s, "service_key": k, "invocation_id": inv_id} for (s, k), inv_id in rt._locks.items()]
+    rows = [{"service_name": s, "service_key": k, "invocation_id": inv_id} for (s, k), inv_id in readmodel.lock_holders(rt)]
     return _frame(rows, ["service_name", "service_key", "invocation_id"])
 
 
 def idempotency(rt: "Runtime") -> pd.DataFrame:
     """Idempotency keys still retained, like `sys_idempotency`."""
     rows = [{"service_name": s, "service_key": k or None, "service_handler": h, "idempotency_key": ik,
-             "invocation_id": inv_id} for (s, k, h, ik), inv_id in rt._idempotency.items()]
+             "invocation_id": inv_id} for (s, k, h, ik), inv_id in readmodel.idempotency_keys(rt)]
     return _frame(rows, ["service_name", "service_key", "service_handler", "idempotency_key", "invocation_id"])
 
 
 def promises(rt: "Runtime") -> pd.DataFrame:
     """Workflow durable promises, like `sys_promise` (completed ones, and those someone awaits)."""
     rows = []
-    for (service, key), table in rt._promises.items():
-        for name, value in table.items():
-            ok = not isinstance(value, Failure)
-            rows.append({"service_name": service, "service_key": key, "key": name, "completed": True,
-                         "completion_success_value": value if ok else None,
-                         "completion_success_value_utf8": value.decode(errors="replace") if ok else None,
-                         "completion_failure": None if ok else str(value)})
-    for (service, key, name), waiters in rt._promise_waiters.items():
-        if waiters:
-            rows.append({"service_name": service, "service_key": key, "key": name, "completed": False,
-                         "completion_success_value": None, "completion_success_value_utf8": None,
-                         "completion_failure": None})
+    for (service, key), name, value in readmodel.completed_promises(rt):
+        ok = not isinstance(value, Failure)
+        rows.append({"service_name": service, "service_key": key, "key": name, "completed": True,
+                     "completion_success_value": value if ok else None,
+                     "completion_success_value_utf8": value.decode(errors="replace") if ok else None,
+                     "completion_failure": None if ok else str(value)})
+    for (service, key), name in readmodel.awaited_promises(rt):
+        rows.append({"service_name": service, "service_key": key, "key": name, "completed": False,
+                     "completion_success_value": None, "completion_success_value_utf8": None,
+                     "completion_failure": None})
     return _frame(rows, ["service_name", "service_key", "key", "completed", "completion_success_value",
                          "completion_success_value_utf8", "completion_failure"])
 
@@ -136,7 +134,7 @@ def promises(rt: "Runtime") -> pd.DataFrame:
 def services(rt: "Runtime") -> pd.DataFrame:
     """Registered services, like `sys_service`."""
     rows = [{"name": name, "revision": reg.revision, "public": not all(h.ingress_private for h in reg.info.handlers.values()),
-             "ty": reg.info.kind, "deployment_id": f"dp_{reg.revision}"} for name, reg in rt._services.items()]
+             "ty": reg.info.kind, "deployment_id": f"dp_{reg.revision}"} for name, reg in readmodel.services(rt).items()]
     return _frame(rows, ["name", "revision", "public", "ty", "deployment_id"])
 
 
@@ -198,7 +196,7 @@ def entry_detail(rt: "Runtime", inv: Invocation, e: JournalEntry) -> dict[str, A
                            "promise_name": None, "payload": None}
     if name in ("Call", "OneWayCall"):
         out["invoked_target"] = str(call_target(m))
-        out["invoked_id"] = rt._call_target_id(inv, m)
+        out["invoked_id"] = call_target_id(inv, m)
         out["payload"] = decode_payload(m.parameter)
         if name == "OneWayCall" and m.invoke_time:
             out["sleep_wakeup_at"] = _ts(e.due_ms)

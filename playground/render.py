@@ -20,7 +20,8 @@ import graphviz
 
 from . import views
 from .runtime.common import node_label
-from .runtime.journal import decode_payload
+from .runtime import readmodel
+from .runtime.journal import call_target_id, decode_payload
 from .runtime.model import status_counts
 
 if TYPE_CHECKING:
@@ -85,7 +86,7 @@ def wait_for_dot(rt: "Runtime") -> str:
         in_cycle.update((u, v) for u, v, _ in d.edges)
     lines = dot_preamble("wait_for", "TB")
     declared: set[str] = set()
-    for u, v, kind in rt._wait.edges():
+    for u, v, kind in readmodel.wait_for_edges(rt):
         for node in (u, v):
             name = node_label(node)
             if name in declared:
@@ -94,7 +95,7 @@ def wait_for_dot(rt: "Runtime") -> str:
             if isinstance(node, tuple):
                 lines.append(f"  {_q(name)} [shape=cylinder, label={_q(name)}, fillcolor=white];")
             else:
-                inv = rt._invocations.get(node)
+                inv = readmodel.invocation(rt, node)
                 status = inv.status if inv else "?"
                 label = f"{inv.target if inv else '?'}\n{node}\n{status}"
                 extra = f", color={_q(CYCLE_COLOR)}, penwidth=2" if node in cycle_nodes else ""
@@ -128,7 +129,7 @@ def call_graph_dot(rt: "Runtime", aggregate: bool = False) -> str:
             name = e.entry_type
             if name not in ("Command: Call", "Command: OneWayCall"):
                 continue
-            child = rt._call_target_id(inv, e.msg)
+            child = call_target_id(inv, e.msg)
             if child is None or child not in nodes:
                 continue
             label = ""
@@ -370,7 +371,7 @@ def journal_html(rt: "Runtime", inv: Any, nested_depth: int = 1) -> str:
         parts.append(f"<tr><td>{i}</td><td>{_html.escape(e.entry_type)}</td><td>{_html.escape(name or '')}</td>"
                      f"<td>{_html.escape(target)}</td><td>{_short(d['payload'])}</td>"
                      f"<td>{to_iso(e.appended_at)}</td></tr>")
-        callee = rt._invocations.get(d["invoked_id"] or "")
+        callee = readmodel.invocation(rt, d["invoked_id"] or "")
         if callee is not None and nested_depth > 0:
             if nested < NESTED_LIMIT:
                 inner = journal_html(rt, callee, nested_depth - 1)
@@ -404,7 +405,7 @@ def runtime_html(rt: "Runtime") -> str:
     warn = (f"<p style='color:{CYCLE_COLOR}'><b>{len(cycles)} deadlock(s)</b>: see rt.deadlocks()</p>"
             if cycles else "")
     return (f"<div style='font-size:12px'><b>playground.Runtime</b> · {rt.clock} clock at "
-            f"<code>{rt.now.isoformat()}</code> · services: {_html.escape(', '.join(rt._services) or 'none')}"
+            f"<code>{rt.now.isoformat()}</code> · services: {_html.escape(', '.join(readmodel.services(rt)) or 'none')}"
             f"<br>{summary}{warn}{invocations_html(rt, limit=20)}</div>")
 
 

@@ -17,6 +17,7 @@ import ipywidgets as w
 import traitlets
 
 from . import render
+from .runtime import readmodel
 
 if TYPE_CHECKING:
     from .facade import Runtime
@@ -29,7 +30,7 @@ _polling: "weakref.WeakSet[Runtime]" = weakref.WeakSet()
 
 
 def _version(rt: "Runtime") -> tuple[int, int, int]:
-    return (rt._progress, rt._clock.now_ms(), len(rt._invocations))
+    return readmodel.change_stamp(rt)
 
 
 class _Live:
@@ -164,7 +165,7 @@ class JournalView(_Live):
         self.refresh()
 
     def refresh(self) -> None:
-        inv = self.rt._invocations.get(self.invocation_id or "")
+        inv = readmodel.invocation(self.rt, self.invocation_id or "")
         self.html.value = render.journal_html(self.rt, inv) if inv else "<i>choose an invocation</i>"
 
 
@@ -261,7 +262,7 @@ class Dashboard:
         self.journal = JournalView(rt)
         self.invocations = InvocationTable(rt, on_select=self.journal.show)
         self.calls = CallGraphView(rt)
-        keyed = [name for name, reg in rt._services.items() if reg.info.keyed]
+        keyed = [name for name, reg in readmodel.services(rt).items() if reg.info.keyed]
         self.timeline = TimelineView(rt, keyed[0]) if keyed else None
         self.deadlocks = DeadlockView(rt)
         tabs = [("Invocations", w.VBox([self.invocations.widget, self.journal.widget])),

@@ -41,7 +41,7 @@ from .common import (
 )
 from .faults import Faults
 from .interrupts import sigint_guard
-from .journal import answered_completion_ids, awaited, describe_entry
+from .journal import answered_completion_ids, awaited, call_target_id, describe_entry
 from .ingress import Ingress
 from .model import (
     DONE,
@@ -820,7 +820,7 @@ class Engine(Ingress, Waiting, Commands, Recovery):
         out = []
         for e in inv.journal:
             if e.type_id == TYPE_IDS["Call"] and e.msg.result_completion_id not in answered:
-                child = self._invocations.get(self._call_target_id(inv, e.msg) or "")
+                child = self._invocations.get(call_target_id(inv, e.msg) or "")
                 if child is not None:
                     out.append(child)
         return out

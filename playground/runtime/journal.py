@@ -10,6 +10,7 @@ from ..protocol import messages
 from .model import JournalEntry, Target
 
 _SIGNAL = messages.TYPE_IDS["Signal"]
+_CALL_ID = messages.TYPE_IDS["CallInvocationIdCompletion"]
 
 
 def answered_completion_ids(journal: Iterable[JournalEntry], *kinds: str) -> set[int]:
@@ -41,6 +42,16 @@ def awaited(future: Any, with_cancel: bool = True) -> tuple[list[int], list[int]
 def call_target(msg: Any) -> Target:
     """The target a Call or OneWayCall command names."""
     return Target(msg.service_name, msg.handler_name, msg.key or None)
+
+
+def call_target_id(inv: Any, call: Any) -> str | None:
+    """The id of the invocation a Call or OneWayCall command of `inv` created (from the journal's
+    CallInvocationId notification), or None before it is known."""
+    idx = call.invocation_id_notification_idx
+    for e in inv.journal:
+        if e.type_id == _CALL_ID and e.msg.completion_id == idx:
+            return e.msg.invocation_id
+    return None
 
 
 def decode_payload(data: bytes) -> Any:

@@ -21,7 +21,7 @@ from ..protocol.deployment import parse_manifest
 from . import ids
 from .common import TYPE_IDS
 from .model import Invocation, JournalEntry, Target, TransientError
-from .journal import answered_completion_ids
+from .journal import answered_completion_ids, call_target_id
 from .store import MemoryStore, Snapshot, SqliteStore, invocation_fields
 
 
@@ -247,7 +247,7 @@ class Recovery:
             if cid is None or cid in done:
                 continue
             if e.type_id == TYPE_IDS["Call"]:
-                callee = self._invocations.get(self._call_target_id(inv, e.msg) or "")
+                callee = self._invocations.get(call_target_id(inv, e.msg) or "")
                 self._wait_on(inv, callee, cid, "call")
             elif e.type_id == TYPE_IDS["AttachInvocation"]:
                 self._wait_on(inv, self._resolve_attach_target(e.msg), cid, "attach")

@@ -12,7 +12,6 @@ from ..errors import Deadlock, DeadlockError, DeadlockMember, StuckError
 from ..protocol import messages
 from .clock import to_datetime
 from .common import (
-    TYPE_IDS,
     INACTIVITY_TIMEOUT_S,
     node_label,
 )
@@ -21,7 +20,7 @@ from .model import (
     JournalEntry,
 )
 from .interrupts import sigint_guard
-from .journal import answered_completion_ids, awaited, call_target
+from .journal import answered_completion_ids, awaited, call_target, call_target_id
 from .waitfor import Cycle
 
 
@@ -359,7 +358,7 @@ class Waiting:
                 continue
             name = messages.NAMES_BY_ID[cmd.type_id]
             if name == "Call":
-                target_id = self._call_target_id(inv, cmd.msg)
+                target_id = call_target_id(inv, cmd.msg)
                 child = self._invocations.get(target_id or "")
                 parts.append(f"its call to {call_target(cmd.msg)} ({target_id})")
             elif name == "Sleep":
@@ -381,14 +380,6 @@ class Waiting:
         for e in inv.journal:
             if messages.is_command(e.type_id) and getattr(e.msg, "result_completion_id", None) == cid:
                 return e
-        return None
-
-    @staticmethod
-    def _call_target_id(inv: Invocation, call: Any) -> str | None:
-        idx = call.invocation_id_notification_idx
-        for e in inv.journal:
-            if e.type_id == TYPE_IDS["CallInvocationIdCompletion"] and e.msg.completion_id == idx:
-                return e.msg.invocation_id
         return None
 
     @staticmethod
