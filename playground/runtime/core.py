@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from collections import deque
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any
@@ -43,6 +42,7 @@ from .faults import Faults
 from .interrupts import sigint_guard
 from .journal import answered_completion_ids, awaited, call_target_id, describe_entry
 from .ingress import Ingress
+from .keys import Keys
 from .model import (
     DONE,
     NO_RUNS,
@@ -78,7 +78,6 @@ class Engine(Ingress, Waiting, Commands, Recovery):
         # decides the order of events where Restate leaves it open (default: as the engine posts them)
         self.scheduler = Scheduler()
         self._seeded_ids = ids.SeededIds(seed)  # plain invocations' ids (a restore continues the sequence)
-        self._inbox_seq = 0
         self._services: dict[str, Registered] = {}
         self._manifests: dict[str, dict[str, Any]] = {}  # each service's latest manifest entry (kept in the store)
         self._revisions: dict[str, int] = {}
@@ -90,6 +89,7 @@ class Engine(Ingress, Waiting, Commands, Recovery):
         self._to_start: list[Invocation] = []  # restored invocations to start once a loop runs
         self._closed: str | None = None
         self._store_failure: str | None = None  # why the store could not be written (the runtime then stops)
+        self._keys = Keys(WaitForGraph())  # locks and inboxes (see keys.py)
         self._reset_tables()
         self.faults = Faults(self)
         self._last_activity = time.monotonic()
@@ -122,14 +122,13 @@ class Engine(Ingress, Waiting, Commands, Recovery):
         self._invocations: dict[str, Invocation] = {}
         self._by_start_id: dict[bytes, Invocation] = {}
         self._state: dict[tuple[str, str], dict[str, bytes]] = {}
-        self._locks: dict[tuple[str, str], str] = {}
-        self._inboxes: dict[tuple[str, str], deque[Invocation]] = {}
         self._idempotency: dict[tuple[str, str, str, str], str] = {}
         self._workflow_runs: dict[tuple[str, str], str] = {}
         self._promises: dict[tuple[str, str], dict[str, bytes | Failure]] = {}
         self._promise_waiters: dict[tuple[str, str, str], list[tuple[Invocation, int]]] = {}
         self._live: set[Invocation] = set()
         self._wait = WaitForGraph()
+        self._keys.clear(self._wait)
         self._runs: dict[str, _AttemptRun] = {}  # the attempt in flight, per invocation id
         # invocations whose last attempt failed on a call or send Restate cannot route: the target it named
         self._rejected_calls: dict[str, Target] = {}
@@ -376,34 +375,16 @@ class Engine(Ingress, Waiting, Commands, Recovery):
         if lk is None:
             self._start(inv)
             return
-        inbox = self._inboxes.setdefault(lk, deque())
-        if lk not in self._locks and not inbox:
-            self._locks[lk] = inv.id
-            self._wait.add(lk, inv.id, "holds")
+        took, cycle = self._keys.take_or_queue(inv, lk, self._now())
+        if took:
             self._start(inv)
         else:
-            inv.inboxed_at = self._now()
-            self._inbox_seq += 1
-            inv.inbox_seq = self._inbox_seq
-            inbox.append(inv)
-            self._on_edge(self._wait.add(inv.id, lk, "queued"))
+            self._on_edge(cycle)
 
     def _release_lock(self, inv: Invocation) -> None:
-        lk = inv.lock_key
-        if lk is None or self._locks.get(lk) != inv.id:
-            return
-        del self._locks[lk]
-        self._wait.remove(lk, inv.id)
-        inbox = self._inboxes.get(lk)
-        while inbox:
-            nxt = inbox.popleft()
-            if nxt.completed:
-                continue
-            self._locks[lk] = nxt.id
-            self._wait.remove(nxt.id, lk)
-            self._wait.add(lk, nxt.id, "holds")
+        nxt = self._keys.release(inv)
+        if nxt is not None:
             self._start(nxt)
-            break
 
     # ------------------------------------------------------------------ attempts
     def _start(self, inv: Invocation) -> None:
@@ -811,7 +792,7 @@ class Engine(Ingress, Waiting, Commands, Recovery):
         deadlock's queued member): Restate starts it on the freed lock before the kill reaches it, so it is
         kept, not forgotten (it ends killed, or completed if its handler wins the race; here: killed)."""
         lk = inv.lock_key
-        holder = self._invocations.get(self._locks.get(lk, "")) if lk is not None else None
+        holder = self._invocations.get(self._keys.holder(lk) or "") if lk is not None else None
         return holder is not None and holder.killing
 
     def _pending_callees(self, inv: Invocation) -> list[Invocation]:

@@ -56,12 +56,12 @@ def state_of(rt: Engine, service: str, key: str) -> dict[str, bytes]:
 
 def inboxes(rt: Engine) -> list[tuple[Key, list[Invocation]]]:
     """Each key's queue of invocations waiting for its lock, in order (Restate's `sys_inbox`)."""
-    return [(lk, [inv for inv in queue if not inv.completed]) for lk, queue in rt._inboxes.items()]
+    return [(lk, [inv for inv in queue if not inv.completed]) for lk, queue in rt._keys.inboxes.items()]
 
 
 def lock_holders(rt: Engine) -> list[tuple[Key, str]]:
     """Each locked key and the id of the invocation holding it (`sys_keyed_service_status`)."""
-    return list(rt._locks.items())
+    return list(rt._keys.locks.items())
 
 
 def idempotency_keys(rt: Engine) -> list[tuple[tuple[str, str, str, str], str]]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import warnings
-from collections import deque
 from typing import Any
 
 from ..errors import MissingHandlerWarning, StoreError
@@ -33,7 +32,7 @@ class Recovery:
     # ------------------------------------------------------------------ what is written
     def _durable_meta(self) -> dict[str, Any]:
         return {"now_ms": self._clock.now_ms(), "seed": self._seed, "ids_drawn": self._seeded_ids.drawn,
-                "inbox_seq": self._inbox_seq}
+                "inbox_seq": self._keys.seq}
 
     def _clear_dirty(self) -> None:
         self._dirty.clear()
@@ -146,7 +145,7 @@ class Recovery:
         self._seed = meta.get("seed", self._seed)
         # the id generator continues where it was: no id is ever reused
         self._seeded_ids = ids.SeededIds(self._seed, meta.get("ids_drawn", 0))
-        self._inbox_seq = meta.get("inbox_seq", 0)
+        self._keys.seq = meta.get("inbox_seq", 0)
         for name, manifest in snap.manifests.items():
             self._manifests.setdefault(name, manifest)
             self._revisions.setdefault(name, snap.revisions.get(name, 1))
@@ -170,14 +169,12 @@ class Recovery:
         for inv in live:
             lk = inv.lock_key
             if lk is not None and inv.status not in ("pending", "scheduled"):
-                self._locks[lk] = inv.id
-                self._wait.add(lk, inv.id, "holds")
+                self._keys.restore_holder(lk, inv)
         for inv in sorted((i for i in live if i.status == "pending" and i.lock_key is not None),
                           key=lambda i: i.inbox_seq):
             lk = inv.lock_key
             assert lk is not None
-            self._inboxes.setdefault(lk, deque()).append(inv)
-            self._on_edge(self._wait.add(inv.id, lk, "queued"))
+            self._on_edge(self._keys.restore_queued(lk, inv))
         to_start: list[Invocation] = []
         for inv in live:
             self._restore_waits(inv)
@@ -187,13 +184,7 @@ class Recovery:
                 self._schedule_retry(inv)
             elif inv.status in ("running", "backing-off"):  # running when the process died; or parked
                 to_start.append(inv)
-        for lk, inbox in self._inboxes.items():  # a free key with a queue (not expected; cheap to be sure)
-            if lk not in self._locks and inbox:
-                head = inbox.popleft()
-                self._wait.remove(head.id, lk)
-                self._locks[lk] = head.id
-                self._wait.add(lk, head.id, "holds")
-                to_start.append(head)
+        to_start.extend(self._keys.start_free_heads())
         self._to_start.extend(to_start)
         self._warn_missing()
         self._start_restored()

@@ -189,7 +189,7 @@ class Waiting:
         """What a cancelled await (Jupyter's interrupt button, a timeout) leaves behind, and what to do about it."""
         why = f" ({exc.args[0]})" if exc.args and exc.args[0] else ""
         lock = (f", and it keeps the lock on {inv.target.service}/{inv.target.key} until it ends"
-                if inv.lock_key is not None and self._locks.get(inv.lock_key) == inv.id else "")
+                if inv.lock_key is not None and self._keys.holder(inv.lock_key) == inv.id else "")
         state = {"running": "keeps running", "paused": "stays paused"}.get(inv.status, f"keeps running ({inv.status})")
         return (f"{what} was cancelled{why}, but invocation {inv.id} {state}, as on Restate: cancelling an "
                 f"await does not cancel the invocation{lock}. Wait for it again with "
@@ -309,8 +309,8 @@ class Waiting:
                 break
             nxt: Invocation | None = None
             head = f"{cur.id} {cur.target} is {cur.status}"
-            if cur.status == "pending" and cur.lock_key and cur.lock_key in self._locks:
-                nxt = self._invocations.get(self._locks[cur.lock_key])
+            if cur.status == "pending" and cur.lock_key and self._keys.holder(cur.lock_key) is not None:
+                nxt = self._invocations.get(self._keys.holder(cur.lock_key) or "")
                 lines.append((cur, f"{head}: queued behind {nxt.id if nxt else '?'} which holds the lock on "
                                    f"{cur.target.service}/{cur.target.key}"))
             elif cur.deployment is None:
