@@ -206,11 +206,11 @@ class Commands:
             return self._invocations.get(msg.invocation_id)
         if which == "workflow_target":
             t = msg.workflow_target
-            return self._invocations.get(self._workflow_runs.get((t.workflow_name, t.workflow_key), ""))
+            return self._invocations.get(self._records.run_of((t.workflow_name, t.workflow_key)) or "")
         if which == "idempotent_request_target":
             t = msg.idempotent_request_target
             key = (t.service_name, t.service_key if t.HasField("service_key") else "", t.handler_name, t.idempotency_key)
-            return self._invocations.get(self._idempotency.get(key, ""))
+            return self._invocations.get(self._records.idempotent(key) or "")
         return None
 
     def _cmd_AttachInvocation(self, inv: Invocation, msg: Any) -> None:
@@ -238,15 +238,15 @@ class Commands:
                           **value_or_failure(target.result or b""))
 
     def _promises_of(self, inv: Invocation) -> dict[str, bytes | Failure]:
-        return self._promises.setdefault((inv.target.service, inv.target.key or ""), {})
+        return self._records.promises_of((inv.target.service, inv.target.key or ""))
 
     def _cmd_GetPromise(self, inv: Invocation, msg: Any) -> None:
         done = self._promises_of(inv).get(msg.key)
         if done is not None:
             self._deliver(inv, "GetPromiseCompletion", completion_id=msg.result_completion_id, **value_or_failure(done))
         else:
-            wk = (inv.target.service, inv.target.key or "", msg.key)
-            self._promise_waiters.setdefault(wk, []).append((inv, msg.result_completion_id))
+            self._records.await_promise((inv.target.service, inv.target.key or ""), msg.key, inv,
+                                        msg.result_completion_id)
 
     def _cmd_PeekPromise(self, inv: Invocation, msg: Any) -> None:
         done = self._promises_of(inv).get(msg.key)
@@ -264,13 +264,10 @@ class Commands:
         self._deliver(inv, "CompletePromiseCompletion", completion_id=msg.result_completion_id, **result)
 
     def _complete_promise(self, wk: tuple[str, str], name: str, value: bytes | Failure) -> None:
-        table = self._promises.setdefault(wk, {})
-        if name in table:
-            raise restate.TerminalError("promise was already completed", 409)
-        table[name] = value
+        waiters = self._records.complete_promise(wk, name, value)  # Restate's 409 when completed before
         self._dirty_promises.add(wk)
         self._progress += 1
-        for waiter, wcid in self._promise_waiters.pop((*wk, name), []):
+        for waiter, wcid in waiters:
             self._deliver(waiter, "GetPromiseCompletion", completion_id=wcid, **value_or_failure(value))
 
 

@@ -54,6 +54,7 @@ from .model import (
     status_counts,
 )
 from .recovery import Recovery
+from .records import Records
 from .scheduler import Scheduler
 from .store import open_store
 from .waitfor import WaitForGraph
@@ -122,10 +123,7 @@ class Engine(Ingress, Waiting, Commands, Recovery):
         self._invocations: dict[str, Invocation] = {}
         self._by_start_id: dict[bytes, Invocation] = {}
         self._state: dict[tuple[str, str], dict[str, bytes]] = {}
-        self._idempotency: dict[tuple[str, str, str, str], str] = {}
-        self._workflow_runs: dict[tuple[str, str], str] = {}
-        self._promises: dict[tuple[str, str], dict[str, bytes | Failure]] = {}
-        self._promise_waiters: dict[tuple[str, str, str], list[tuple[Invocation, int]]] = {}
+        self._records = Records()  # idempotency keys, workflow runs, promises (see records.py)
         self._live: set[Invocation] = set()
         self._wait = WaitForGraph()
         self._keys.clear(self._wait)
@@ -297,13 +295,14 @@ class Engine(Ingress, Waiting, Commands, Recovery):
 
         key_s = target.key or ""
         if hinfo.ty == "WORKFLOW":
-            existing = self._workflow_runs.get((target.service, key_s))
+            existing = self._records.run_of((target.service, key_s))
             if existing is not None:
                 return (self._invocations[existing], True,
                         Failure(409, "the workflow method was already invoked"))
         idem_key = (target.service, key_s, target.handler, idem) if idem is not None else None
-        if idem_key is not None and idem_key in self._idempotency:
-            return self._invocations[self._idempotency[idem_key]], True, None
+        seen = self._records.idempotent(idem_key) if idem_key is not None else None
+        if seen is not None:
+            return self._invocations[seen], True, None
 
         inv_id, raw, seed = self._new_ids(target, target.key if reg.info.keyed else None, idem,
                                           hinfo.ty == "WORKFLOW")
@@ -325,9 +324,9 @@ class Engine(Ingress, Waiting, Commands, Recovery):
         self._invocations[inv.id] = inv
         self._by_start_id[raw] = inv
         if hinfo.ty == "WORKFLOW":
-            self._workflow_runs[(target.service, key_s)] = inv.id
+            self._records.remember_workflow_run((target.service, key_s), inv.id)
         if idem_key is not None:
-            self._idempotency[idem_key] = inv.id
+            self._records.remember_idempotent(idem_key, inv.id)
         if delay_ms > 0:
             inv.status = "scheduled"
             inv.scheduled_at = now + delay_ms
@@ -716,17 +715,14 @@ class Engine(Ingress, Waiting, Commands, Recovery):
         self._schedule_expiry(inv)
 
     def _expire_idempotency(self, idem: tuple[str, str, str, str], inv_id: str) -> None:
-        if self._idempotency.get(idem) == inv_id:
-            del self._idempotency[idem]
+        if self._records.expire_idempotency(idem, inv_id):
             self._forget(inv_id)
 
     def _expire_workflow(self, inv: Invocation) -> None:
         wk = (inv.target.service, inv.target.key or "")
-        if self._workflow_runs.get(wk) != inv.id:
+        if not self._records.expire_workflow_run(wk, inv.id):
             return
-        del self._workflow_runs[wk]
         self._state.pop(wk, None)
-        self._promises.pop(wk, None)
         self._dirty_state.add(wk)
         self._dirty_promises.add(wk)
         self._forget(inv.id)
@@ -734,9 +730,7 @@ class Engine(Ingress, Waiting, Commands, Recovery):
     def _drop(self, inv: Invocation) -> None:
         """Remove an invocation and every table entry naming it (its retention timer then finds nothing)."""
         self._forget(inv.id)
-        for table in (self._idempotency, self._workflow_runs):
-            for k in [k for k, v in table.items() if v == inv.id]:
-                del table[k]
+        self._records.forget_invocation(inv.id)
 
     def _forget(self, inv_id: str) -> None:
         inv = self._invocations.get(inv_id)

@@ -200,11 +200,11 @@ class Ingress:
         h = self._handler_of(target)
         svc, name = h.service_tag.name, h.name
         if idempotency_key is not None:
-            inv_id = self._idempotency.get((svc, key or "", name, idempotency_key))
+            inv_id = self._records.idempotent((svc, key or "", name, idempotency_key))
             if inv_id is None:
                 raise restate.TerminalError(missing, 404)
         elif h.service_tag.kind == "workflow" and key is not None:
-            inv_id = self._workflow_runs.get((svc, key))
+            inv_id = self._records.run_of((svc, key))
             if inv_id is None:
                 raise restate.TerminalError(missing, 404)
         else:

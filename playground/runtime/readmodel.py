@@ -66,29 +66,29 @@ def lock_holders(rt: Engine) -> list[tuple[Key, str]]:
 
 def idempotency_keys(rt: Engine) -> list[tuple[tuple[str, str, str, str], str]]:
     """((service, key, handler, idempotency key), invocation id) of every retained key (`sys_idempotency`)."""
-    return list(rt._idempotency.items())
+    return list(rt._records.idempotency.items())
 
 
 def find_idempotent(rt: Engine, service: str, key: str | None, handler: str, idem: str) -> str | None:
     """The invocation id an idempotency key points at."""
-    return rt._idempotency.get((service, key or "", handler, idem))
+    return rt._records.idempotency.get((service, key or "", handler, idem))
 
 
 def find_workflow_run(rt: Engine, service: str, key: str) -> str | None:
     """The invocation id of a workflow's run."""
-    return rt._workflow_runs.get((service, key))
+    return rt._records.workflow_runs.get((service, key))
 
 
 def completed_promises(rt: Engine) -> Iterable[tuple[Key, str, bytes | Failure]]:
     """(workflow, promise name, value or failure) of every completed durable promise (`sys_promise`)."""
-    for wk, table in rt._promises.items():
+    for wk, table in rt._records.promises.items():
         for name, value in table.items():
             yield wk, name, value
 
 
 def awaited_promises(rt: Engine) -> list[tuple[Key, str]]:
     """(workflow, promise name) of every durable promise someone awaits that is not completed."""
-    return [((s, k), name) for (s, k, name), waiters in rt._promise_waiters.items() if waiters]
+    return [((s, k), name) for (s, k, name), waiters in rt._records.promise_waiters.items() if waiters]
 
 
 def wait_for_edges(rt: Engine) -> list[tuple[Any, Any, str]]:

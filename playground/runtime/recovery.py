@@ -150,7 +150,7 @@ class Recovery:
             self._manifests.setdefault(name, manifest)
             self._revisions.setdefault(name, snap.revisions.get(name, 1))
         self._state = {k: dict(v) for k, v in snap.state.items()}
-        self._promises = {k: dict(v) for k, v in snap.promises.items()}
+        self._records.promises = {k: dict(v) for k, v in snap.promises.items()}
 
         restored = [self._restored_invocation(rec, snap) for rec in snap.invocations]
         for inv in restored:
@@ -158,9 +158,10 @@ class Recovery:
             self._by_start_id[inv.start_id] = inv
             key_s = inv.target.key or ""
             if inv.handler.ty == "WORKFLOW":
-                self._workflow_runs[(inv.target.service, key_s)] = inv.id
+                self._records.remember_workflow_run((inv.target.service, key_s), inv.id)
             elif inv.idempotency_key is not None:
-                self._idempotency[(inv.target.service, key_s, inv.target.handler, inv.idempotency_key)] = inv.id
+                self._records.remember_idempotent((inv.target.service, key_s, inv.target.handler,
+                                                   inv.idempotency_key), inv.id)
         live = [inv for inv in restored if not inv.completed]
         for inv in sorted((i for i in restored if i.completed and i.expires_at is not None),
                           key=lambda i: (i.expires_at, i.completed_at)):

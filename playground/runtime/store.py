@@ -105,7 +105,7 @@ def snapshot_of(rt: "Runtime") -> Snapshot:
         journals={i.id: [entry_record(e) for e in i.journal] for i in invs},
         errors={i.id: [error_record(e) for e in i.errors] for i in invs},
         state={k: dict(v) for k, v in rt._state.items()},
-        promises={k: dict(v) for k, v in rt._promises.items()},
+        promises={k: dict(v) for k, v in rt._records.promises.items()},
     )
 
 
@@ -281,7 +281,7 @@ class SqliteStore:
                 db.execute("DELETE FROM promises WHERE service=? AND key=?", (svc, key))
                 db.executemany("INSERT INTO promises VALUES (?, ?, ?, ?, ?)", [
                     (svc, key, n, None, json.dumps(_result_record(v))) if isinstance(v, Failure) else
-                    (svc, key, n, v, None) for n, v in rt._promises.get((svc, key), {}).items()])
+                    (svc, key, n, v, None) for n, v in rt._records.promises.get((svc, key), {}).items()])
             meta = rt._durable_meta()
             changed = [(k, json.dumps(v)) for k, v in meta.items() if self._meta.get(k) != v]
             if changed:
