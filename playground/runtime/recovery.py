@@ -21,7 +21,7 @@ from . import ids
 from .common import TYPE_IDS
 from .model import Invocation, JournalEntry, Target, TransientError
 from .journal import answered_completion_ids, call_target_id
-from .store import MemoryStore, Snapshot, SqliteStore, invocation_fields
+from .store import ChangeSet, MemoryStore, Snapshot, SqliteStore, StoreWriteFailed, invocation_fields
 
 
 class Recovery:
@@ -30,7 +30,8 @@ class Recovery:
     _store: MemoryStore | SqliteStore
 
     # ------------------------------------------------------------------ what is written
-    def _durable_meta(self) -> dict[str, Any]:
+    def durable_meta(self) -> dict[str, Any]:
+        """The engine's own durable values (clock, id generator, inbox sequence), as a store records them."""
         return {"now_ms": self._clock.now_ms(), "seed": self._seed, "ids_drawn": self._seeded_ids.drawn,
                 "inbox_seq": self._keys.seq}
 
@@ -45,7 +46,25 @@ class Recovery:
         there is nothing to write, and forgetting the changed invocations is all it does (kept cheap: it
         runs several times per invocation)."""
         store = self._store
-        self._commit = self._dirty.clear if not store.durable else (lambda: store.commit(self))
+        self._commit = self._dirty.clear if not store.durable else self._commit_changes
+
+    def _change_set(self) -> ChangeSet:
+        """What the current event changed: the records to write."""
+        return ChangeSet(
+            invocations=[(inv, self._invocations.get(inv.id) is inv) for inv in self._dirty],
+            services=[(n, self._revisions[n], self._manifests[n]) for n in self._dirty_services],
+            state=[(wk, self._state.get(wk, {})) for wk in self._dirty_state],
+            promises=[(wk, self._records.promises.get(wk, {})) for wk in self._dirty_promises],
+            meta=self.durable_meta(),
+        )
+
+    def _commit_changes(self) -> None:
+        """End an event on a durable store: write its change set, or stop the runtime if it cannot."""
+        try:
+            self._store.commit(self._change_set())
+        except StoreWriteFailed as exc:
+            raise self._store_failed(str(exc)) from None
+        self._clear_dirty()
 
     @property
     def store(self) -> str | None:

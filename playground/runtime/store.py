@@ -43,6 +43,21 @@ class Snapshot:
     promises: dict[tuple[str, str], dict[str, bytes | Failure]] = field(default_factory=dict)
 
 
+@dataclass
+class ChangeSet:
+    """What one event changed, as the store writes it: the records themselves, never the runtime."""
+
+    invocations: list[tuple[Invocation, bool]]  # (invocation, still kept: False once it is forgotten)
+    services: list[tuple[str, int, dict[str, Any]]]  # (name, revision, manifest entry)
+    state: list[tuple[tuple[str, str], dict[str, bytes]]]  # ((service, key), its whole state)
+    promises: list[tuple[tuple[str, str], dict[str, bytes | Failure]]]  # ((workflow, id), its promises)
+    meta: dict[str, Any]  # now_ms, seed, ids_drawn, inbox_seq
+
+
+class StoreWriteFailed(Exception):
+    """A commit could not be written (e.g. a full disk); its message says why, in words."""
+
+
 # ---------------------------------------------------------------------------------------------- records
 def _result_record(result: bytes | Failure | None) -> Any:
     if isinstance(result, Failure):
@@ -99,7 +114,7 @@ def snapshot_of(rt: "Runtime") -> Snapshot:
     """The records of a runtime's current tables, as a store would have them (what a restart keeps)."""
     invs = list(rt._invocations.values())
     return Snapshot(
-        meta=rt._durable_meta(),
+        meta=rt.durable_meta(),
         manifests=dict(rt._manifests), revisions=dict(rt._revisions),
         invocations=[invocation_record(i) for i in invs],
         journals={i.id: [entry_record(e) for e in i.journal] for i in invs},
@@ -257,32 +272,29 @@ class SqliteStore:
 
     def reload(self, rt: "Runtime") -> Snapshot:
         snap = self.load()
-        return snap if snap is not None else Snapshot(meta=rt._durable_meta())
+        return snap if snap is not None else Snapshot(meta=rt.durable_meta())
 
     # ------------------------------------------------------------------ writing
-    def commit(self, rt: "Runtime") -> None:
-        """Write what changed since the last commit, in one transaction."""
+    def commit(self, changes: ChangeSet) -> None:
+        """Write one event's change set, in one transaction; StoreWriteFailed if SQLite cannot."""
         db = self._db
         if db is None:
-            rt._clear_dirty()
             return
         db.execute("BEGIN")
         try:
-            for inv in rt._dirty:
-                self._write_invocation(db, rt, inv)
-            for name in rt._dirty_services:
-                db.execute("INSERT OR REPLACE INTO services VALUES (?, ?, ?)",
-                           (name, rt._revisions[name], json.dumps(rt._manifests[name])))
-            for svc, key in rt._dirty_state:
+            for inv, kept in changes.invocations:
+                self._write_invocation(db, inv, kept)
+            for name, revision, manifest in changes.services:
+                db.execute("INSERT OR REPLACE INTO services VALUES (?, ?, ?)", (name, revision, json.dumps(manifest)))
+            for (svc, key), state in changes.state:
                 db.execute("DELETE FROM state WHERE service=? AND key=?", (svc, key))
-                db.executemany("INSERT INTO state VALUES (?, ?, ?, ?)",
-                               [(svc, key, n, v) for n, v in rt._state.get((svc, key), {}).items()])
-            for svc, key in rt._dirty_promises:
+                db.executemany("INSERT INTO state VALUES (?, ?, ?, ?)", [(svc, key, n, v) for n, v in state.items()])
+            for (svc, key), promises in changes.promises:
                 db.execute("DELETE FROM promises WHERE service=? AND key=?", (svc, key))
                 db.executemany("INSERT INTO promises VALUES (?, ?, ?, ?, ?)", [
                     (svc, key, n, None, json.dumps(_result_record(v))) if isinstance(v, Failure) else
-                    (svc, key, n, v, None) for n, v in rt._records.promises.get((svc, key), {}).items()])
-            meta = rt._durable_meta()
+                    (svc, key, n, v, None) for n, v in promises.items()])
+            meta = changes.meta
             changed = [(k, json.dumps(v)) for k, v in meta.items() if self._meta.get(k) != v]
             if changed:
                 db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", changed)
@@ -291,10 +303,9 @@ class SqliteStore:
             if db.in_transaction:  # (SQLite has rolled back by itself after some errors, e.g. a full disk)
                 db.execute("ROLLBACK")
             if isinstance(exc, sqlite3.DatabaseError):
-                raise rt._store_failed(self._write_error(exc)) from None
+                raise StoreWriteFailed(self._write_error(exc)) from None
             raise
         self._meta.update(meta)
-        rt._clear_dirty()
 
     def _write_error(self, exc: sqlite3.DatabaseError) -> str:
         """Why a commit failed, in words (the full disk named as such)."""
@@ -302,9 +313,9 @@ class SqliteStore:
             return f"the disk is full (SQLite: {exc})"
         return f"SQLite reported: {exc}"
 
-    def _write_invocation(self, db: sqlite3.Connection, rt: "Runtime", inv: Invocation) -> None:
+    def _write_invocation(self, db: sqlite3.Connection, inv: Invocation, kept: bool) -> None:
         written = self._written.get(inv.id)
-        if rt._invocations.get(inv.id) is not inv:  # forgotten (retention over, or cancelled before it started)
+        if not kept:  # forgotten (retention over, or cancelled before it started)
             if written is not None:
                 for table in ("invocations", "journal", "errors"):
                     key = "id" if table == "invocations" else "invocation_id"
