@@ -21,7 +21,7 @@ import restate
 
 from ..errors import StoreError
 from ..protocol import framing, messages, sdk_hooks
-from ..protocol.deployment import AsgiDeployment, ServiceInfo, parse_manifest
+from ..protocol.deployment import AsgiDeployment, HandlerInfo, ServiceInfo, parse_manifest
 from ..protocol.driver import Attempt, AttemptEnded, Received
 from . import ids
 from .clock import TimerHeap, check_due, make_clock, to_datetime
@@ -261,19 +261,10 @@ class Engine(Ingress, Waiting, Commands, Recovery):
         raw = iid.to_bytes()
         return str(iid), raw, int.from_bytes(hashlib.sha256(raw).digest()[:8], "big")
 
-    def _invoke(self, target: Target, body: bytes, headers: dict[str, str] | None, idem: str | None, delay_ms: int,
-                invoked_by: Invocation | None, strict: bool) -> tuple[Invocation, bool, Failure | None]:
-        """Create (or find, for idempotency keys and workflow runs) the invocation of `target`.
-
-        Returns (invocation, previously_accepted, failure-for-a-call). Unknown targets raise TerminalError
-        404 with Restate's ingress messages; `strict` is False for calls from handlers, where the callee's
-        kind decides whether a key is used.
-        """
-        if self._closed is not None:
-            self._check_open()
-        check_request(target, headers, idem)
-        if delay_ms > 0:
-            check_due(self._now() + delay_ms, "send_delay")
+    def _routable(self, target: Target, invoked_by: Invocation | None,
+                  strict: bool) -> tuple[Registered, HandlerInfo, Target]:
+        """The registration and handler `target` names, and the target as invoked (a keyed callee called
+        without a key from a handler gets the empty key); Restate's ingress errors when it cannot be."""
         reg = self._services.get(target.service)
         if reg is None:
             raise restate.TerminalError(f"service '{target.service}' not found, make sure to register the service "
@@ -292,7 +283,22 @@ class Engine(Ingress, Waiting, Commands, Recovery):
             raise restate.TerminalError(f"a key was provided, but the callee '{target.service}' is a Service", 400)
         if invoked_by is None and hinfo.ingress_private:
             raise restate.TerminalError("the invoked service is not public", 400)  # Restate's ingress wording
+        return reg, hinfo, target
 
+    def _invoke(self, target: Target, body: bytes, headers: dict[str, str] | None, idem: str | None, delay_ms: int,
+                invoked_by: Invocation | None, strict: bool) -> tuple[Invocation, bool, Failure | None]:
+        """Create (or find, for idempotency keys and workflow runs) the invocation of `target`.
+
+        Returns (invocation, previously_accepted, failure-for-a-call). Unknown targets raise TerminalError
+        404 with Restate's ingress messages; `strict` is False for calls from handlers, where the callee's
+        kind decides whether a key is used.
+        """
+        if self._closed is not None:
+            self._check_open()
+        check_request(target, headers, idem)
+        if delay_ms > 0:
+            check_due(self._now() + delay_ms, "send_delay")
+        reg, hinfo, target = self._routable(target, invoked_by, strict)
         key_s = target.key or ""
         if hinfo.ty == "WORKFLOW":
             existing = self._records.run_of((target.service, key_s))
