@@ -24,7 +24,7 @@ from ..protocol import framing, messages, sdk_hooks
 from ..protocol.deployment import AsgiDeployment, HandlerInfo, ServiceInfo, parse_manifest
 from ..protocol.driver import Attempt, AttemptEnded, Received
 from . import ids
-from .clock import TimerHeap, check_due, make_clock, to_datetime
+from .clock import check_due, make_clock, to_datetime
 from .commands import Commands
 from .common import (
     INPUT_MESSAGE,
@@ -56,6 +56,7 @@ from .model import (
 from .recovery import Recovery
 from .records import Records
 from .scheduler import Scheduler
+from .timers import Timers
 from .store import open_store
 from .waitfor import WaitForGraph
 from .waiting import Waiting
@@ -91,6 +92,7 @@ class Engine(Ingress, Waiting, Commands, Recovery):
         self._closed: str | None = None
         self._store_failure: str | None = None  # why the store could not be written (the runtime then stops)
         self._keys = Keys(WaitForGraph())  # locks and inboxes (see keys.py)
+        self._timers = Timers(self._clock, self.scheduler, lambda: self._commit(), lambda: self._closed is not None)
         self._reset_tables()
         self.faults = Faults(self)
         self._last_activity = time.monotonic()
@@ -99,8 +101,6 @@ class Engine(Ingress, Waiting, Commands, Recovery):
         self._check_scheduled = False
         # Loop callbacks, never tasks: a closing loop drops them, and nothing is left running.
         self._heartbeat: tuple[asyncio.AbstractEventLoop, asyncio.TimerHandle] | None = None  # and its loop
-        # clock="real": the callback that fires the next due timer, and the loop it is scheduled on
-        self._real_timer: tuple[asyncio.AbstractEventLoop, asyncio.TimerHandle] | None = None
         # (invocation id, message) of each interrupt of handler code; awaits raise KeyboardInterrupt for
         # the ones that happened while they waited (see Waiting._raise_if_interrupted)
         self._interrupts: list[tuple[str, str]] = []
@@ -119,7 +119,7 @@ class Engine(Ingress, Waiting, Commands, Recovery):
 
     def _reset_tables(self) -> None:
         """The in-memory tables, empty (at construction, and before a restore from the store)."""
-        self._timers = TimerHeap()
+        self._timers.clear()
         self._invocations: dict[str, Invocation] = {}
         self._by_start_id: dict[bytes, Invocation] = {}
         self._state: dict[tuple[str, str], dict[str, bytes]] = {}
@@ -180,51 +180,9 @@ class Engine(Ingress, Waiting, Commands, Recovery):
 
     def _add_timer(self, due_ms: int, action: Callable[[], None], what: str) -> None:
         self._timers.add(due_ms, action, what)
-        self._timer_added()
-
-    def _timer_added(self) -> None:
-        if self._clock.follows_wall_time:
-            self._arm_real_timer()  # the new timer may be due before the one the loop waits for
 
     def _fire_due_timers(self) -> bool:
-        fired = False
-        scheduler = self.scheduler
-        while (t := self._timers.pop_due(self._now())) is not None:
-            scheduler.post(("timer", t.seq), t.what, t.action)  # timers due together: the strategy's choice
-            fired = True
-            if not scheduler.eager:
-                nxt = self._timers.next_due()
-                if nxt is None or nxt.due_ms != t.due_ms:
-                    scheduler.run_pending()  # this instant's timers, then the next instant's
-        if fired:
-            self._commit()
-        return fired
-
-    def _arm_real_timer(self) -> None:
-        """clock='real': have the running loop call back when the next timer is due (looking at the wall
-        clock again at least once a second). A callback, not a task: when the loop closes, it is dropped."""
-        nxt = self._timers.next_due()
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            return  # no loop yet: the first await arms it (see _quiesce)
-        if nxt is None or self._closed is not None:
-            return
-        delay = min(max(0.0, (nxt.due_ms - self._now()) / 1000), 1.0)
-        if self._real_timer is not None:
-            armed_on, h = self._real_timer
-            if armed_on is loop and not h.cancelled() and h.when() <= loop.time() + delay:
-                return  # armed on this loop, and early enough
-            h.cancel()
-        self._real_timer = (loop, loop.call_later(delay, self._on_real_timer))
-
-    def _on_real_timer(self) -> None:
-        self._real_timer = None
-        try:
-            self._fire_due_timers()
-        except StoreError:
-            return  # the runtime has stopped (see _on_attempt_end)
-        self._arm_real_timer()
+        return self._timers.fire_due()
 
     async def advance(self, delta: timedelta) -> None:
         """Move virtual time forward, firing every timer due on the way in order, and settle."""
@@ -371,7 +329,6 @@ class Engine(Ingress, Waiting, Commands, Recovery):
             action, what = (lambda: self._forget(inv.id)), "journal retention"
         # a housekeeping timer: it fires when time passes, but never makes time skip
         self._timers.add_housekeeping(inv.completed_at, inv.expires_at - inv.completed_at, action, what)
-        self._timer_added()
 
     def _enqueue(self, inv: Invocation) -> None:
         lk = inv.lock_key

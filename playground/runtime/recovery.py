@@ -78,10 +78,10 @@ class Recovery:
         self._closed = reason
         self._detach_attempts()  # their tasks end within a few loop turns
         self._timers.clear()
-        for armed in (self._real_timer, self._heartbeat):
-            if armed is not None:
-                armed[1].cancel()
-        self._real_timer = self._heartbeat = None
+        self._timers.disarm()
+        if self._heartbeat is not None:
+            self._heartbeat[1].cancel()
+        self._heartbeat = None
         self._store.close()
         self._wake_all_awaits()  # awaits in cells raise now instead of waiting on a runtime that is gone
 

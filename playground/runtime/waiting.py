@@ -62,7 +62,7 @@ class Waiting:
             self._start_restored()
             self._commit()
         if self._clock.follows_wall_time:
-            self._arm_real_timer()  # e.g. timers restored from a store, or set up before this loop ran
+            self._timers.arm()  # e.g. timers restored from a store, or set up before this loop ran
         while True:
             self._raise_if_interrupted(seen, until)
             if until is not None and until.completed:
@@ -175,7 +175,7 @@ class Waiting:
 
     async def _sleep_until(self, inv: Invocation, due_ms: int) -> None:
         """clock='real': sleep until a timer is due, `inv` completes or something interrupts it."""
-        self._arm_real_timer()
+        self._timers.arm()
         loop = asyncio.get_running_loop()
         fut = loop.create_future()
         inv.waiters.append(fut)
