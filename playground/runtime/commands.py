@@ -111,7 +111,7 @@ class Commands:
     def _callee_problem(self, target: Target) -> tuple[str, bool] | None:
         """Why Restate rejects a call or send from a handler to `target` (its words), and whether registering
         a service can cure it; None when the target can be invoked."""
-        reg = self._services.get(target.service)
+        reg = self._registry.get(target.service)
         if reg is None or target.handler not in reg.info.handlers:
             return f"the service handler {target.service}/{target.handler} was not found", True
         if not reg.info.keyed and target.key:

@@ -55,6 +55,7 @@ from .model import (
 )
 from .recovery import Recovery
 from .records import Records
+from .registry import Registry
 from .scheduler import Scheduler
 from .timers import Timers
 from .store import open_store
@@ -80,9 +81,7 @@ class Engine(Ingress, Waiting, Commands, Recovery):
         # decides the order of events where Restate leaves it open (default: as the engine posts them)
         self.scheduler = Scheduler()
         self._seeded_ids = ids.SeededIds(seed)  # plain invocations' ids (a restore continues the sequence)
-        self._services: dict[str, Registered] = {}
-        self._manifests: dict[str, dict[str, Any]] = {}  # each service's latest manifest entry (kept in the store)
-        self._revisions: dict[str, int] = {}
+        self._registry = Registry()  # the services this engine knows (see registry.py)
         # what changed in the current event, written to the store when it ends (see recovery.py)
         self._dirty: set[Invocation] = set()
         self._dirty_state: set[tuple[str, str]] = set()
@@ -154,17 +153,14 @@ class Engine(Ingress, Waiting, Commands, Recovery):
         manifest = deployment.discover()
         infos = parse_manifest(manifest)
         for s in services:
-            previous = self._services.get(s.name)
-            revision = previous.revision + 1 if previous else self._revisions.get(s.name, 1)
-            self._services[s.name] = Registered(infos[s.name], deployment, s, revision)
-            self._manifests[s.name] = next(m for m in manifest["services"] if m["name"] == s.name)
-            self._revisions[s.name] = revision
+            self._registry.add_revision(s, infos[s.name], deployment,
+                                        next(m for m in manifest["services"] if m["name"] == s.name))
             self._dirty_services.add(s.name)
         self._rebind(names)
         self._commit()
 
     def services(self) -> dict[str, ServiceInfo]:
-        return {name: reg.info for name, reg in self._services.items()}
+        return {name: reg.info for name, reg in self._registry.services.items()}
 
     # ------------------------------------------------------------------ clock
     @property
@@ -223,7 +219,7 @@ class Engine(Ingress, Waiting, Commands, Recovery):
                   strict: bool) -> tuple[Registered, HandlerInfo, Target]:
         """The registration and handler `target` names, and the target as invoked (a keyed callee called
         without a key from a handler gets the empty key); Restate's ingress errors when it cannot be."""
-        reg = self._services.get(target.service)
+        reg = self._registry.get(target.service)
         if reg is None:
             raise restate.TerminalError(f"service '{target.service}' not found, make sure to register the service "
                                         f"before calling it.", 404)
@@ -782,6 +778,10 @@ class Engine(Ingress, Waiting, Commands, Recovery):
 
     _all_invocations = all_invocations  # the name tests/runtime/test_store.py still uses
 
+    @property
+    def _services(self) -> dict[str, Registered]:  # the name tests reach deployments by (see registry.py)
+        return self._registry.services
+
     def stored_state(self, service: str, key: str) -> dict[str, bytes]:
         """The K/V state of one object or workflow, as stored (raw bytes)."""
         return self._state.get((service, key), {})
@@ -790,7 +790,7 @@ class Engine(Ingress, Waiting, Commands, Recovery):
         counts = status_counts(self._invocations.values())
         summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no invocations"
         return (f"<playground.Runtime {self._clock.kind} clock at {self.now.isoformat()}; "
-                f"services: {', '.join(self._services) or 'none'}; {summary}>")
+                f"services: {', '.join(self._registry.services) or 'none'}; {summary}>")
 
 
 class _AttemptRun:

@@ -228,7 +228,7 @@ class Ingress:
         return self._decode_for(inv)
 
     def _decode_for(self, inv: Invocation) -> Any:
-        reg = self._services.get(inv.target.service)
+        reg = self._registry.get(inv.target.service)
         handler = reg.obj.handlers.get(inv.target.handler) if reg else None
         if handler is None:
             if isinstance(inv.result, Failure):
@@ -331,8 +331,8 @@ class Ingress:
         for what, value in (("workflow", workflow), ("key", key), ("name", name)):
             if not isinstance(value, str):
                 raise TypeError(f"{what} must be a str, not {type(value).__name__}")
-        manifest = self._manifests.get(workflow)
+        manifest = self._registry.manifests.get(workflow)
         if manifest is None or manifest.get("ty") != "WORKFLOW":
-            known = sorted(n for n, m in self._manifests.items() if m.get("ty") == "WORKFLOW")
+            known = sorted(n for n, m in self._registry.manifests.items() if m.get("ty") == "WORKFLOW")
             raise ValueError(f"{workflow!r} is not a registered workflow; promises belong to workflows "
                              f"(registered: {', '.join(map(repr, known)) or 'none'})")

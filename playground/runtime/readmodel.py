@@ -36,12 +36,12 @@ def change_stamp(rt: Engine) -> tuple[int, int, int]:
 
 def services(rt: Engine) -> dict[str, Registered]:
     """Each registered service's newest revision, by name, in registration order."""
-    return dict(rt._services)
+    return dict(rt._registry.services)
 
 
 def manifest(rt: Engine, service: str) -> dict[str, Any]:
     """The service's entry in its latest discovery manifest (empty when unknown)."""
-    return rt._manifests.get(service, {})
+    return rt._registry.manifests.get(service, {})
 
 
 def states(rt: Engine) -> list[tuple[Key, dict[str, bytes]]]:

@@ -52,7 +52,7 @@ class Recovery:
         """What the current event changed: the records to write."""
         return ChangeSet(
             invocations=[(inv, self._invocations.get(inv.id) is inv) for inv in self._dirty],
-            services=[(n, self._revisions[n], self._manifests[n]) for n in self._dirty_services],
+            services=[(n, self._registry.revisions[n], self._registry.manifests[n]) for n in self._dirty_services],
             state=[(wk, self._state.get(wk, {})) for wk in self._dirty_state],
             promises=[(wk, self._records.promises.get(wk, {})) for wk in self._dirty_promises],
             meta=self.durable_meta(),
@@ -166,8 +166,7 @@ class Recovery:
         self._seeded_ids = ids.SeededIds(self._seed, meta.get("ids_drawn", 0))
         self._keys.seq = meta.get("inbox_seq", 0)
         for name, manifest in snap.manifests.items():
-            self._manifests.setdefault(name, manifest)
-            self._revisions.setdefault(name, snap.revisions.get(name, 1))
+            self._registry.restore(name, manifest, snap.revisions.get(name, 1))
         self._state = {k: dict(v) for k, v in snap.state.items()}
         self._records.promises = {k: dict(v) for k, v in snap.promises.items()}
 
@@ -234,10 +233,10 @@ class Recovery:
     def _bind(self, target: Target) -> tuple[Any, Any, Any]:
         """The registered service and handler for a restored invocation, else the stored manifest's (and no
         deployment: it waits until its service is registered)."""
-        reg = self._services.get(target.service)
+        reg = self._registry.get(target.service)
         if reg is not None and target.handler in reg.info.handlers:
             return reg.info, reg.info.handlers[target.handler], reg.deployment
-        manifest = self._manifests.get(target.service)
+        manifest = self._registry.manifests.get(target.service)
         info = parse_manifest({"services": [manifest]})[target.service] if manifest else None
         if info is None or target.handler not in info.handlers:
             raise self._store_corrupt(f"an invocation of {target} has no stored service description")

@@ -115,7 +115,7 @@ def snapshot_of(rt: "Runtime") -> Snapshot:
     invs = list(rt._invocations.values())
     return Snapshot(
         meta=rt.durable_meta(),
-        manifests=dict(rt._manifests), revisions=dict(rt._revisions),
+        manifests=dict(rt._registry.manifests), revisions=dict(rt._registry.revisions),
         invocations=[invocation_record(i) for i in invs],
         journals={i.id: [entry_record(e) for e in i.journal] for i in invs},
         errors={i.id: [error_record(e) for e in i.errors] for i in invs},
