@@ -346,6 +346,15 @@ class Engine(Ingress, Waiting, Commands, Recovery):
 
     # ------------------------------------------------------------------ attempts
     def _start(self, inv: Invocation) -> None:
+        """Start `inv`'s next attempt: now (the default strategy), or when the scheduler's strategy picks it
+        among the runnable attempts of different invocations."""
+        if self.scheduler.eager:
+            self._open_attempt(inv)
+        else:
+            self.scheduler.post(("start", inv.id), f"start {inv.id}",
+                                lambda: None if inv.completed or inv.attempt is not None else self._open_attempt(inv))
+
+    def _open_attempt(self, inv: Invocation) -> None:
         """Open a new attempt: send Start and the journal; the SDK's messages then arrive in _on_message.
 
         Whatever fails on the way is that attempt's failure (retried, and shown in its errors), so no
