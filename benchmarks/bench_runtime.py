@@ -48,6 +48,7 @@ import playground as pg  # noqa: E402
 from playground.protocol import framing, messages  # noqa: E402
 from playground.protocol.deployment import AsgiDeployment  # noqa: E402
 from playground.protocol.driver import Attempt, AttemptEnded  # noqa: E402
+from playground.runtime.scheduler import OldestFirst  # noqa: E402
 
 TARGET_RATIO = 1.5
 DEFAULT_WARMUP = 100
@@ -125,6 +126,14 @@ def _timed_sequential(make_call: Callable[[], Awaitable[object]], check: Callabl
 
 async def wl_trivial(n: int, warmup: int) -> float:
     rt = pg.Runtime(greeter)
+    return await _timed_sequential(lambda: rt.service_call(greet, arg="x"), lambda r: r == "Hello x")(n, warmup)
+
+
+async def wl_scheduled(n: int, warmup: int) -> float:
+    """The trivial call with every event held in the scheduler's queue and drained by a strategy (the path a
+    schedule explorer takes), against the default strategy that runs each event as it is posted."""
+    rt = pg.Runtime(greeter)
+    rt.scheduler.strategy = OldestFirst()
     return await _timed_sequential(lambda: rt.service_call(greet, arg="x"), lambda r: r == "Hello x")(n, warmup)
 
 
@@ -224,6 +233,7 @@ class Workload:
 WORKLOADS: list[Workload] = [
     Workload("bare", "bare driver: greet via Attempt (floor)", "inv", wl_bare),
     Workload("trivial", "trivial ingress call: service_call(greet)", "inv", wl_trivial),
+    Workload("scheduled", "trivial call, events queued (OldestFirst strategy)", "inv", wl_scheduled),
     Workload("concurrent", f"{CONCURRENCY} concurrent service_call(greet)", "inv", wl_concurrent),
     Workload("call", "service-to-service: caller -> greet", "caller", wl_service_to_service),
     Workload("object", "object get+set: object_call(add)", "inv", wl_object),

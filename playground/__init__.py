@@ -9,7 +9,8 @@ Everything else is private and may change.
 
 from . import render
 from .errors import Deadlock, DeadlockError, MissingHandlerWarning, NotReady, StoreError, StuckError
-from .runtime import Runtime, SendHandle
+from .facade import Runtime
+from .runtime import SendHandle
 
 __all__ = ["Runtime", "SendHandle", "NotReady", "StuckError", "DeadlockError", "Deadlock", "StoreError",
            "MissingHandlerWarning", "render",

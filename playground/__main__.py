@@ -112,7 +112,7 @@ async def _dev(args: argparse.Namespace) -> int:
     """The embedded runtime with Restate's ingress and admin API, until Ctrl-C or SIGTERM."""
     import asyncio
 
-    from .runtime import Runtime
+    from .facade import Runtime
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):  # before anything starts: a signal at any moment stops cleanly

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from . import views
+
 
 class NotReady(Exception):
     """The invocation has not completed yet (Restate's 470 'the response is not ready yet')."""
@@ -50,17 +52,14 @@ class Deadlock:
         return "\n".join(lines)
 
     def dot(self) -> str:
-        from . import render
-        return render.deadlock_dot(self)
+        return views.drawing().deadlock_dot(self)
 
     def html(self) -> str:
         """The picture with the description under it, for a widget (see playground.widgets)."""
-        from . import render
-        return render.html(self.dot(), caption=self.describe())
+        return views.drawing().html(self.dot(), caption=self.describe())
 
     def _repr_mimebundle_(self, include: object = None, exclude: object = None, **kwargs: object) -> dict[str, str]:
-        from . import render
-        return render.mimebundle(self.dot(), self.describe())
+        return views.drawing().mimebundle(self.dot(), self.describe())
 
 
 class DeadlockError(StuckError):

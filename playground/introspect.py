@@ -12,10 +12,12 @@ import pandas as pd
 
 from .protocol import messages
 from .runtime.clock import to_datetime
+from .runtime import readmodel
+from .runtime.journal import call_target, call_target_id, decode_payload, payload_of
 from .runtime.model import Failure, Invocation, JournalEntry, TransientError
 
 if TYPE_CHECKING:
-    from .runtime.core import Runtime
+    from .facade import Runtime
 
 _RUN_COMPLETION = messages.TYPE_IDS["RunCompletion"]
 _TY = {"service": "service", "virtual_object": "virtual_object", "workflow": "workflow"}
@@ -91,7 +93,7 @@ def invocations(rt: "Runtime", *, as_restate: bool = False) -> pd.DataFrame:
     """One row per invocation, like `sys_invocation`. The last failure stays on the row after the invocation
     completes, pauses or moves on, for a notebook to look at; `as_restate` shows it only while Restate does."""
     rows = []
-    for inv in rt._all_invocations():
+    for inv in rt.all_invocations():
         failure = inv.result if isinstance(inv.result, Failure) else None
         err = inv.last_failure if not as_restate or failure_shown(inv) else None
         rows.append({
@@ -132,7 +134,7 @@ def invocations(rt: "Runtime", *, as_restate: bool = False) -> pd.DataFrame:
 def state_table(rt: "Runtime") -> pd.DataFrame:
     """Every object's and workflow's K/V state, like Restate's `state` table."""
     rows = []
-    for (service, key), entries in sorted(rt._state.items()):
+    for (service, key), entries in readmodel.states(rt):
         for name, value in sorted(entries.items()):
             try:
                 utf8 = value.decode()
@@ -146,8 +148,7 @@ def state_table(rt: "Runtime") -> pd.DataFrame:
 def inbox(rt: "Runtime") -> pd.DataFrame:
     """Invocations queued for a key's lock, in order, like `sys_inbox`."""
     rows = []
-    for (service, key), queue in rt._inboxes.items():
-        waiting = [inv for inv in queue if not inv.completed]
+    for (service, key), waiting in readmodel.inboxes(rt):
         for seq, inv in enumerate(waiting):
             rows.append({"service_name": service, "service_key": key, "id": inv.id, "sequence_number": seq,
                          "created_at": _ts(inv.inboxed_at)})
@@ -156,32 +157,30 @@ def inbox(rt: "Runtime") -> pd.DataFrame:
 
 def keyed_service_status(rt: "Runtime") -> pd.DataFrame:
     """The holder of each locked key, like `sys_keyed_service_status`."""
-    rows = [{"service_name": s, "service_key": k, "invocation_id": inv_id} for (s, k), inv_id in rt._locks.items()]
+    rows = [{"service_name": s, "service_key": k, "invocation_id": inv_id} for (s, k), inv_id in readmodel.lock_holders(rt)]
     return _frame(rows, ["service_name", "service_key", "invocation_id"])
 
 
 def idempotency(rt: "Runtime") -> pd.DataFrame:
     """Idempotency keys still retained, like `sys_idempotency`."""
     rows = [{"service_name": s, "service_key": k or None, "service_handler": h, "idempotency_key": ik,
-             "invocation_id": inv_id} for (s, k, h, ik), inv_id in rt._idempotency.items()]
+             "invocation_id": inv_id} for (s, k, h, ik), inv_id in readmodel.idempotency_keys(rt)]
     return _frame(rows, ["service_name", "service_key", "service_handler", "idempotency_key", "invocation_id"])
 
 
 def promises(rt: "Runtime") -> pd.DataFrame:
     """Workflow durable promises, like `sys_promise` (completed ones, and those someone awaits)."""
     rows = []
-    for (service, key), table in rt._promises.items():
-        for name, value in table.items():
-            ok = not isinstance(value, Failure)
-            rows.append({"service_name": service, "service_key": key, "key": name, "completed": True,
-                         "completion_success_value": value if ok else None,
-                         "completion_success_value_utf8": value.decode(errors="replace") if ok else None,
-                         "completion_failure": None if ok else str(value)})
-    for (service, key, name), waiters in rt._promise_waiters.items():
-        if waiters:
-            rows.append({"service_name": service, "service_key": key, "key": name, "completed": False,
-                         "completion_success_value": None, "completion_success_value_utf8": None,
-                         "completion_failure": None})
+    for (service, key), name, value in readmodel.completed_promises(rt):
+        ok = not isinstance(value, Failure)
+        rows.append({"service_name": service, "service_key": key, "key": name, "completed": True,
+                     "completion_success_value": value if ok else None,
+                     "completion_success_value_utf8": value.decode(errors="replace") if ok else None,
+                     "completion_failure": None if ok else str(value)})
+    for (service, key), name in readmodel.awaited_promises(rt):
+        rows.append({"service_name": service, "service_key": key, "key": name, "completed": False,
+                     "completion_success_value": None, "completion_success_value_utf8": None,
+                     "completion_failure": None})
     return _frame(rows, ["service_name", "service_key", "key", "completed", "completion_success_value",
                          "completion_success_value_utf8", "completion_failure"])
 
@@ -189,13 +188,13 @@ def promises(rt: "Runtime") -> pd.DataFrame:
 def services(rt: "Runtime") -> pd.DataFrame:
     """Registered services, like `sys_service`."""
     rows = [{"name": name, "revision": reg.revision, "public": not all(h.ingress_private for h in reg.info.handlers.values()),
-             "ty": reg.info.kind, "deployment_id": f"dp_{reg.revision}"} for name, reg in rt._services.items()]
+             "ty": reg.info.kind, "deployment_id": f"dp_{reg.revision}"} for name, reg in readmodel.services(rt).items()]
     return _frame(rows, ["name", "revision", "public", "ty", "deployment_id"])
 
 
 def journal_table(rt: "Runtime") -> pd.DataFrame:
     """Every invocation's journal in one table, like `sys_journal` (with `id` naming the invocation)."""
-    frames = [journal(rt, inv).assign(id=inv.id) for inv in rt._all_invocations()]
+    frames = [journal(rt, inv).assign(id=inv.id) for inv in rt.all_invocations()]
     return pd.concat(frames, ignore_index=True) if frames else _frame([], [*JOURNAL_COLUMNS, "id"])
 
 
@@ -211,7 +210,7 @@ def _event_json(err: TransientError) -> str:
 def journal_events(rt: "Runtime") -> pd.DataFrame:
     """Failed attempts, like `sys_journal_events` (event_type TransientError)."""
     rows = []
-    for inv in rt._all_invocations():
+    for inv in rt.all_invocations():
         for err in inv.errors:
             rows.append({"id": inv.id, "after_journal_entry_index": err.after_entry, "appended_at": _ts(err.at_ms),
                          "event_type": "TransientError", "error_code": err.code, "error_message": err.message,
@@ -250,31 +249,18 @@ def sql(rt: "Runtime", query: str) -> pd.DataFrame:
         con.close()
 
 
-def decode_payload(data: bytes) -> Any:
-    """JSON when it parses, text when it decodes, else the raw bytes."""
-    if data == b"":
-        return None
-    try:
-        return json.loads(data)
-    except (ValueError, UnicodeDecodeError):
-        try:
-            return data.decode()
-        except UnicodeDecodeError:
-            return data
-
-
 def decode_state(state: dict[str, bytes]) -> dict[str, Any]:
     return {k: decode_payload(v) for k, v in sorted(state.items())}
 
 
-def _detail(rt: "Runtime", inv: Invocation, e: JournalEntry) -> dict[str, Any]:
+def entry_detail(rt: "Runtime", inv: Invocation, e: JournalEntry) -> dict[str, Any]:
     m = e.msg
     name = messages.NAMES_BY_ID.get(e.type_id, "")
     out: dict[str, Any] = {"invoked_id": None, "invoked_target": None, "sleep_wakeup_at": None,
                            "promise_name": None, "payload": None}
     if name in ("Call", "OneWayCall"):
-        out["invoked_target"] = f"{m.service_name}/{m.key + '/' if m.key else ''}{m.handler_name}"
-        out["invoked_id"] = rt._call_target_id(inv, m)
+        out["invoked_target"] = str(call_target(m))
+        out["invoked_id"] = call_target_id(inv, m)
         out["payload"] = decode_payload(m.parameter)
         if name == "OneWayCall" and m.invoke_time:
             out["sleep_wakeup_at"] = _ts(e.due_ms)
@@ -284,40 +270,12 @@ def _detail(rt: "Runtime", inv: Invocation, e: JournalEntry) -> dict[str, Any]:
         out["promise_name"] = m.key
     if name in ("SetState", "GetEagerState", "GetLazyState", "ClearState"):
         out["name"] = m.key.decode()
-    payload = _payload(m)
+    payload = payload_of(m)
     if payload is not None:
         out["payload"] = payload
     if name == "CallInvocationIdCompletion":
         out["payload"] = m.invocation_id
     return out
-
-
-def describe_entry(e: JournalEntry) -> str:
-    """One journal entry in words, e.g. `Command: SetState 'a' = 1`."""
-    m = e.msg
-    text = e.entry_type
-    name = m.key.decode() if isinstance(getattr(m, "key", None), bytes) else e.name
-    if messages.NAMES_BY_ID.get(e.type_id) in ("Call", "OneWayCall"):
-        name = f"{m.service_name}/{m.key + '/' if m.key else ''}{m.handler_name}"
-    if name:
-        text += f" {name!r}"
-    payload = _payload(m)
-    if payload is not None:
-        text += f" = {payload!r}"
-    return text
-
-
-def _payload(m: Any) -> Any:
-    for field in ("value", "failure", "completion_value", "completion_failure", "parameter"):
-        if field in m.DESCRIPTOR.fields_by_name and (field == "parameter" or m.HasField(field)):
-            v = getattr(m, field)
-            if hasattr(v, "content"):
-                return decode_payload(v.content)
-            if isinstance(v, bytes):
-                return decode_payload(v)
-            if hasattr(v, "code"):
-                return f"[{v.code}] {v.message}"
-    return None
 
 
 JOURNAL_COLUMNS = ["index", "entry_type", "name", "invoked_id", "invoked_target", "sleep_wakeup_at",
@@ -329,7 +287,7 @@ def journal(rt: "Runtime", inv: Invocation) -> pd.DataFrame:
     rows = []
     for i, e in enumerate(inv.journal):
         row = {"index": i, "entry_type": e.entry_type, "name": e.name}
-        detail = _detail(rt, inv, e)
+        detail = entry_detail(rt, inv, e)
         row["name"] = detail.pop("name", row["name"])
         row.update(detail)
         row["appended_at"] = _ts(e.appended_at)

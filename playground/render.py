@@ -11,15 +11,22 @@ import base64
 import html as _html
 import shutil
 import subprocess
+import sys
 import sysconfig
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 import graphviz
 
+from . import views
+from .runtime.common import node_label
+from .runtime import readmodel
+from .runtime.journal import call_target_id, decode_payload
+from .runtime.model import status_counts
+
 if TYPE_CHECKING:
     from .errors import Deadlock
-    from .runtime.core import Runtime
+    from .facade import Runtime
 
 CYCLE_COLOR = "#d62728"
 # Graphviz sizes are points (1 pt = 4/3 px at 100% zoom): 12 pt node text is 16 px, 11 pt edge labels 14.7 px,
@@ -38,11 +45,16 @@ def _q(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
 
+def dot_preamble(name: str, rankdir: str, fill: str | None = None) -> list[str]:
+    """The first lines of every graph drawn here: its name, direction, and the node and edge styles."""
+    fill_attr = f'fillcolor="{fill}", ' if fill else ""
+    return [f"digraph {name} {{", f"  rankdir={rankdir};",
+            f'  node [shape=box, style="rounded,filled", {fill_attr}{NODE_FONT}];', f'  edge [{EDGE_FONT}];']
+
+
 def deadlock_dot(deadlock: "Deadlock") -> str:
     """The cycle alone: invocations labelled with target and status, every edge red."""
-    lines = ["digraph deadlock {", "  rankdir=TB;",
-             f'  node [shape=box, style="rounded,filled", {NODE_FONT}];',
-             f'  edge [{EDGE_FONT}];']
+    lines = dot_preamble("deadlock", "TB")
     for m in deadlock.members:
         label = f"{m.target}\n{m.invocation_id}\n{m.status}"
         lines.append(f"  {_q(m.invocation_id)} [label={_q(label)}, color={_q(CYCLE_COLOR)}, penwidth=2, "
@@ -72,34 +84,28 @@ def wait_for_dot(rt: "Runtime") -> str:
     for d in rt.deadlocks():
         cycle_nodes.update(d.invocation_ids)
         in_cycle.update((u, v) for u, v, _ in d.edges)
-    lines = ["digraph wait_for {", "  rankdir=TB;",
-             f'  node [shape=box, style="rounded,filled", {NODE_FONT}];',
-             f'  edge [{EDGE_FONT}];']
+    lines = dot_preamble("wait_for", "TB")
     declared: set[str] = set()
-    for u, v, kind in rt._wait.edges():
+    for u, v, kind in readmodel.wait_for_edges(rt):
         for node in (u, v):
-            name = _node_name(node)
+            name = node_label(node)
             if name in declared:
                 continue
             declared.add(name)
             if isinstance(node, tuple):
                 lines.append(f"  {_q(name)} [shape=cylinder, label={_q(name)}, fillcolor=white];")
             else:
-                inv = rt._invocations.get(node)
+                inv = readmodel.invocation(rt, node)
                 status = inv.status if inv else "?"
                 label = f"{inv.target if inv else '?'}\n{node}\n{status}"
                 extra = f", color={_q(CYCLE_COLOR)}, penwidth=2" if node in cycle_nodes else ""
                 lines.append(f"  {_q(name)} [label={_q(label)}, fillcolor={_q(STATUS_COLORS.get(status, 'white'))}"
                              f"{extra}];")
-        red = (_node_name(u), _node_name(v)) in in_cycle
+        red = (node_label(u), node_label(v)) in in_cycle
         extra = f", color={_q(CYCLE_COLOR)}, penwidth=2" if red else ""
-        lines.append(f"  {_q(_node_name(u))} -> {_q(_node_name(v))} [{_edge_style(kind)}{extra}];")
+        lines.append(f"  {_q(node_label(u))} -> {_q(node_label(v))} [{_edge_style(kind)}{extra}];")
     lines.append("}")
     return "\n".join(lines)
-
-
-def _node_name(node: Any) -> str:
-    return f"lock {node[0]}/{node[1]}" if isinstance(node, tuple) else str(node)
 
 
 def wait_for_graph(rt: "Runtime") -> "Graph":
@@ -112,18 +118,18 @@ def call_graph_dot(rt: "Runtime", aggregate: bool = False) -> str:
     delay. With aggregate=True, one node per Service/handler and edges counted."""
     edges: list[tuple[str, str, str, str]] = []  # (from, to, kind, label)
     nodes: dict[str, tuple[str, str]] = {"ingress": ("ingress", "")}
-    for inv in rt._all_invocations():
+    for inv in rt.all_invocations():
         nodes[inv.id] = (str(inv.target), inv.status)
         if inv.invoked_by == "ingress":
             delayed = inv.sent and inv.scheduled_at is not None
             label = _delay_text(inv.scheduled_at - inv.created_at) if delayed else ""  # type: ignore[operator]
             edges.append(("ingress", inv.id, "send" if inv.sent else "call", label))
-    for inv in rt._all_invocations():
+    for inv in rt.all_invocations():
         for e in inv.journal:
             name = e.entry_type
             if name not in ("Command: Call", "Command: OneWayCall"):
                 continue
-            child = rt._call_target_id(inv, e.msg)
+            child = call_target_id(inv, e.msg)
             if child is None or child not in nodes:
                 continue
             label = ""
@@ -132,9 +138,7 @@ def call_graph_dot(rt: "Runtime", aggregate: bool = False) -> str:
             edges.append((inv.id, child, "call" if name == "Command: Call" else "send", label))
     if aggregate:
         return _aggregate_dot(nodes, edges)
-    lines = ["digraph calls {", "  rankdir=LR;",
-             f'  node [shape=box, style="rounded,filled", {NODE_FONT}];',
-             f'  edge [{EDGE_FONT}];',
+    lines = [*dot_preamble("calls", "LR"),
              '  "ingress" [shape=oval, style=filled, fillcolor="#e7f5ff", label="ingress"];']
     for node, (target, status) in nodes.items():
         if node != "ingress":
@@ -158,9 +162,7 @@ def _aggregate_dot(nodes: dict[str, tuple[str, str]], edges: list[tuple[str, str
     for u, v, kind, _ in edges:
         k = (handler_of(u), handler_of(v), kind)
         counts[k] = counts.get(k, 0) + 1
-    lines = ["digraph handlers {", "  rankdir=LR;",
-             f'  node [shape=box, style="rounded,filled", fillcolor="#f8f9fa", {NODE_FONT}];',
-             f'  edge [{EDGE_FONT}];', '  "ingress" [shape=oval, fillcolor="#e7f5ff"];']
+    lines = [*dot_preamble("handlers", "LR", fill="#f8f9fa"), '  "ingress" [shape=oval, fillcolor="#e7f5ff"];']
     for (u, v, kind), n in sorted(counts.items()):
         style = "solid" if kind == "call" else "dashed"
         lines.append(f"  {_q(u)} -> {_q(v)} [style={style}, label={_q(f'{n}x')}];")
@@ -183,7 +185,7 @@ def timeline_data(rt: "Runtime", service: str) -> list[dict[str, Any]]:
     """Per key of a virtual object (or workflow): its invocations in arrival order, with when each arrived,
     started and ended on the virtual clock, whether it was exclusive or shared, and who sent it."""
     rows = []
-    for order, inv in enumerate(rt._all_invocations()):
+    for order, inv in enumerate(rt.all_invocations()):
         if inv.target.service != service or inv.target.key is None:
             continue
         rows.append({
@@ -202,7 +204,6 @@ def timeline_data(rt: "Runtime", service: str) -> list[dict[str, Any]]:
 
 
 def _arg_label(inv: Any) -> str:
-    from .introspect import decode_payload
     value = decode_payload(inv.journal[0].msg.value.content) if inv.journal else None
     text = "" if value is None else repr(value)
     return text if len(text) <= 24 else text[:21] + "..."
@@ -336,7 +337,7 @@ def _short(value: Any, limit: int = 60) -> str:
 
 def invocations_html(rt: "Runtime", limit: int = 200) -> str:
     """A table of invocations, newest last, status as a coloured badge."""
-    invs = list(rt._all_invocations())
+    invs = list(rt.all_invocations())
     shown = invs[-limit:]
     rows = "".join(
         f"<tr><td><code>{inv.id}</code></td><td>{_html.escape(str(inv.target))}</td><td>{_badge(inv.status)}</td>"
@@ -351,7 +352,7 @@ def invocations_html(rt: "Runtime", limit: int = 200) -> str:
 def journal_html(rt: "Runtime", inv: Any, nested_depth: int = 1) -> str:
     """An invocation's journal: entries in order with type, name, target and payload; failed attempts
     between the entries where they happened; the callee's journal expandable under each call."""
-    from .introspect import _detail
+    from .introspect import entry_detail
 
     errors_after: dict[int, list[Any]] = {}
     for err in inv.errors:
@@ -364,13 +365,13 @@ def journal_html(rt: "Runtime", inv: Any, nested_depth: int = 1) -> str:
                                "<th>target</th><th>payload</th><th>at</th></tr></thead><tbody>"]
     nested = 0
     for i, e in enumerate(inv.journal):
-        d = _detail(rt, inv, e)
+        d = entry_detail(rt, inv, e)
         name = d.get("name", e.name)
         target = d["invoked_target"] or d["promise_name"] or ""
         parts.append(f"<tr><td>{i}</td><td>{_html.escape(e.entry_type)}</td><td>{_html.escape(name or '')}</td>"
                      f"<td>{_html.escape(target)}</td><td>{_short(d['payload'])}</td>"
                      f"<td>{to_iso(e.appended_at)}</td></tr>")
-        callee = rt._invocations.get(d["invoked_id"] or "")
+        callee = readmodel.invocation(rt, d["invoked_id"] or "")
         if callee is not None and nested_depth > 0:
             if nested < NESTED_LIMIT:
                 inner = journal_html(rt, callee, nested_depth - 1)
@@ -389,7 +390,6 @@ def journal_html(rt: "Runtime", inv: Any, nested_depth: int = 1) -> str:
 
 
 def _result_text(inv: Any) -> Any:
-    from .introspect import decode_payload
     return inv.result if not isinstance(inv.result, bytes) else decode_payload(inv.result)
 
 
@@ -399,15 +399,13 @@ def to_iso(ms: int) -> str:
 
 
 def runtime_html(rt: "Runtime") -> str:
-    counts: dict[str, int] = {}
-    for inv in rt._all_invocations():
-        counts[inv.status] = counts.get(inv.status, 0) + 1
+    counts = status_counts(rt.all_invocations())
     summary = " ".join(f"{_badge(status)} {n}" for status, n in sorted(counts.items())) or "no invocations yet"
     cycles = rt.deadlocks()
     warn = (f"<p style='color:{CYCLE_COLOR}'><b>{len(cycles)} deadlock(s)</b>: see rt.deadlocks()</p>"
             if cycles else "")
     return (f"<div style='font-size:12px'><b>playground.Runtime</b> · {rt.clock} clock at "
-            f"<code>{rt.now.isoformat()}</code> · services: {_html.escape(', '.join(rt._services) or 'none')}"
+            f"<code>{rt.now.isoformat()}</code> · services: {_html.escape(', '.join(readmodel.services(rt)) or 'none')}"
             f"<br>{summary}{warn}{invocations_html(rt, limit=20)}</div>")
 
 
@@ -492,3 +490,6 @@ class Graph(graphviz.Source):
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None, **kwargs: Any) -> dict[str, str]:
         n = self.source.count("->")
         return mimebundle(self.source, f"<{self.title}, {n} edge{'' if n == 1 else 's'}>")
+
+
+views.register(sys.modules[__name__])  # type: ignore[arg-type]  # the engine's records draw through this module

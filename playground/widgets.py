@@ -17,9 +17,10 @@ import ipywidgets as w
 import traitlets
 
 from . import render
+from .runtime import readmodel
 
 if TYPE_CHECKING:
-    from .runtime.core import Runtime
+    from .facade import Runtime
 
 REFRESH_S = 0.25
 
@@ -29,7 +30,7 @@ _polling: "weakref.WeakSet[Runtime]" = weakref.WeakSet()
 
 
 def _version(rt: "Runtime") -> tuple[int, int, int]:
-    return (rt._progress, rt._clock.now_ms(), len(rt._invocations))
+    return readmodel.change_stamp(rt)
 
 
 class _Live:
@@ -141,7 +142,7 @@ class InvocationTable(_Live):
 
     def refresh(self) -> None:
         self.html.value = render.invocations_html(self.rt)
-        options = [(f"{inv.target}  {inv.id}  ({inv.status})", inv.id) for inv in self.rt._all_invocations()]
+        options = [(f"{inv.target}  {inv.id}  ({inv.status})", inv.id) for inv in self.rt.all_invocations()]
         current = self.picker.value
         self.picker.options = options
         if current in {v for _, v in options}:
@@ -164,7 +165,7 @@ class JournalView(_Live):
         self.refresh()
 
     def refresh(self) -> None:
-        inv = self.rt._invocations.get(self.invocation_id or "")
+        inv = readmodel.invocation(self.rt, self.invocation_id or "")
         self.html.value = render.journal_html(self.rt, inv) if inv else "<i>choose an invocation</i>"
 
 
@@ -261,7 +262,7 @@ class Dashboard:
         self.journal = JournalView(rt)
         self.invocations = InvocationTable(rt, on_select=self.journal.show)
         self.calls = CallGraphView(rt)
-        keyed = [name for name, reg in rt._services.items() if reg.info.keyed]
+        keyed = [name for name, reg in readmodel.services(rt).items() if reg.info.keyed]
         self.timeline = TimelineView(rt, keyed[0]) if keyed else None
         self.deadlocks = DeadlockView(rt)
         tabs = [("Invocations", w.VBox([self.invocations.widget, self.journal.widget])),
@@ -290,14 +291,6 @@ class Dashboard:
         for view in (self.clock, self.invocations, self.journal, self.calls, self.timeline, self.deadlocks):
             if view is not None:
                 view.refresh()
-
-
-def clock_view(rt: "Runtime") -> w.Widget:
-    return ClockView(rt).widget
-
-
-def invocation_table(rt: "Runtime") -> w.Widget:
-    return InvocationTable(rt).widget
 
 
 def journal_view(rt: "Runtime", invocation_id: str) -> w.Widget:

@@ -41,7 +41,7 @@ async def test_deadlock_benchmark_measures_overhead_and_finds_the_cycle(bench_de
 
 
 # Every row of the benchmark table; test_every_workload_is_covered fails when a row is added or renamed.
-KEYS = ["bare", "trivial", "concurrent", "call", "object", "run_async", "run_sync"]
+KEYS = ["bare", "trivial", "scheduled", "concurrent", "call", "object", "run_async", "run_sync"]
 
 
 @pytest.mark.parametrize("key", KEYS)

@@ -1,7 +1,7 @@
-"""The one place the HTTP door reads the runtime's internals.
+"""What the HTTP door needs of the engine, in its own shapes.
 
-Everything else in `playground.http` goes through these functions and the runtime's public methods, so a
-refactor of the engine changes this file only. Each function says which part of the engine it stands for.
+Everything else in `playground.http` goes through these functions and the runtime's public methods; they
+in turn use only the engine's read model and operations (playground/runtime/readmodel.py, operations.py).
 """
 
 from __future__ import annotations
@@ -15,12 +15,13 @@ import restate
 
 from ..errors import DeadlockError, StuckError
 from ..protocol import messages
-from ..runtime import ids
+from ..runtime import ids, operations, readmodel
 from ..runtime.clock import to_datetime
+from ..runtime.journal import call_target_id
 from ..runtime.model import Failure, Target
 
 if TYPE_CHECKING:
-    from ..runtime.core import Runtime
+    from ..facade import Runtime
 
 __all__ = ["Failure", "Started", "ServiceView", "JournalRow", "journal_rows", "services", "start_call", "start_send", "await_result",
            "invocation_result", "find_idempotent", "find_workflow_run", "derived_id", "bad_invocation_id", "purge", "set_state",
@@ -68,32 +69,31 @@ class JournalRow:
 def journal_rows(rt: "Runtime") -> list[JournalRow]:
     """Every invocation's journal, in the order the read model lists it (the invocation records)."""
     out = []
-    for inv in rt._all_invocations():
+    for inv in rt.all_invocations():
         for i, e in enumerate(inv.journal):
             kind = messages.NAMES_BY_ID.get(e.type_id, "")
-            invoked = rt._call_target_id(inv, e.msg) if kind in ("Call", "OneWayCall") else None
+            invoked = call_target_id(inv, e.msg) if kind in ("Call", "OneWayCall") else None
             out.append(JournalRow(inv.id, i, kind, messages.is_command(e.type_id), e.msg, e.due_ms, invoked))
     return out
 
 
 def services(rt: "Runtime") -> dict[str, ServiceView]:
     """Registered services, newest revision of each (the runtime's registry)."""
-    return {name: ServiceView(name, reg.info.ty, reg.revision, rt._manifests.get(name, {}))
-            for name, reg in rt._services.items()}
+    return {name: ServiceView(name, reg.info.ty, reg.revision, readmodel.manifest(rt, name))
+            for name, reg in readmodel.services(rt).items()}
 
 
 def start_call(rt: "Runtime", target: Target, body: bytes, headers: dict[str, str], idem: str | None) -> Started:
     """Create the invocation of a request-response call (what rt.generic_call does before it waits).
     Raises restate.TerminalError (404/400) for a target the ingress refuses."""
-    inv, previous, failure = rt._invoke(target, body, headers, idem, 0, invoked_by=None, strict=True)
-    rt._commit()
+    inv, previous, failure = operations.start_call(rt, target, body, headers, idem)
     return Started(inv.id, previous, failure, None)
 
 
 def start_send(rt: "Runtime", target: Target, body: bytes, headers: dict[str, str], idem: str | None,
                delay_ms: int) -> Started:
     """A one-way send (what rt.generic_send does, given a delay in ms)."""
-    handle = rt._ingress_send(target, body, headers, idem, delay_ms)
+    handle = operations.start_send(rt, target, body, headers, idem, delay_ms)
     exec_ms = int(handle.execution_time.timestamp() * 1000) if handle.execution_time else None
     return Started(handle.invocation_id, handle.status == "PreviouslyAccepted", None, exec_ms)
 
@@ -101,13 +101,13 @@ def start_send(rt: "Runtime", target: Target, body: bytes, headers: dict[str, st
 async def await_result(rt: "Runtime", invocation_id: str, what: str) -> bytes | Failure:
     """Wait for an invocation's result as an ingress await does: virtual time skips while idle, and an
     await that can never complete raises pg.StuckError / pg.DeadlockError."""
-    inv = rt._invocations.get(invocation_id)
+    inv = readmodel.invocation(rt, invocation_id)
     if inv is None:
         raise restate.TerminalError("not found", 404)
     while True:
-        progress = rt._progress
+        seen = _activity(rt)
         try:
-            inv = await rt._await_done(inv, what)
+            inv = await operations.await_done(rt, inv, what)
             return inv.result if inv.result is not None else b""
         except DeadlockError:
             raise  # only a cancel or kill can break a cycle: say so at once
@@ -115,31 +115,37 @@ async def await_result(rt: "Runtime", invocation_id: str, what: str) -> bytes | 
             # A cell's await decides after a few loop turns; a client's next request (the promise that
             # unblocks this one, say) may still be on its way over HTTP. Give it a moment of wall time.
             await asyncio.sleep(STUCK_GRACE_S)
-            if rt._progress == progress:
+            if _activity(rt) == seen:
                 raise
+
+
+def _activity(rt: "Runtime") -> tuple[int, int]:
+    """What changes when the engine does something (the clock left out: a wall clock always moves)."""
+    progress, _now, count = readmodel.change_stamp(rt)
+    return progress, count
 
 
 def invocation_result(rt: "Runtime", invocation_id: str) -> tuple[bool, bytes | Failure | None] | None:
     """(completed, result) of an invocation, or None when the runtime does not know it."""
-    inv = rt._invocations.get(invocation_id)
+    inv = readmodel.invocation(rt, invocation_id)
     if inv is None:
         return None
     return inv.completed, inv.result
 
 
 def invocation_status(rt: "Runtime", invocation_id: str) -> str | None:
-    inv = rt._invocations.get(invocation_id)
+    inv = readmodel.invocation(rt, invocation_id)
     return inv.status if inv is not None else None
 
 
 def find_idempotent(rt: "Runtime", service: str, key: str | None, handler: str, idem: str) -> str | None:
     """The invocation id an idempotency key points at (the idempotency table)."""
-    return rt._idempotency.get((service, key or "", handler, idem))
+    return readmodel.find_idempotent(rt, service, key, handler, idem)
 
 
 def find_workflow_run(rt: "Runtime", service: str, key: str) -> str | None:
     """The invocation id of a workflow's run (the workflow table)."""
-    return rt._workflow_runs.get((service, key))
+    return readmodel.find_workflow_run(rt, service, key)
 
 
 def derived_id(service: str, key: str | None, handler: str, idem: str | None, workflow_run: bool) -> str:
@@ -158,24 +164,17 @@ def bad_invocation_id(text: str) -> str | None:
 
 def purge(rt: "Runtime", invocation_id: str) -> None:
     """Forget a completed invocation now, with the idempotency key or workflow entry naming it."""
-    inv = rt._invocations[invocation_id]
-    rt._drop(inv)
-    rt._commit()
+    operations.purge(rt, invocation_id)
 
 
 def state_of(rt: "Runtime", service: str, key: str) -> dict[str, bytes]:
     """One object's or workflow's K/V state, raw bytes."""
-    return dict(rt._state.get((service, key), {}))
+    return readmodel.state_of(rt, service, key)
 
 
 def set_state(rt: "Runtime", service: str, key: str, new_state: dict[str, bytes]) -> None:
     """Replace one object's or workflow's K/V state (Restate's state edit)."""
-    if new_state:
-        rt._state[(service, key)] = dict(new_state)
-    else:
-        rt._state.pop((service, key), None)
-    rt._dirty_state.add((service, key))
-    rt._commit()
+    operations.replace_state(rt, service, key, new_state)
 
 
 def deployment_id(revision: int) -> str:

@@ -17,7 +17,7 @@ from . import adapter, query
 from .asgi import Request, Response, admin_error
 
 if TYPE_CHECKING:
-    from ..runtime.core import Runtime
+    from ..facade import Runtime
 
 SERVER_VERSION = "1.7.12"  # the restate-server whose admin API this mirrors (the CLI reads it)
 _TY = {"SERVICE": "Service", "VIRTUAL_OBJECT": "VirtualObject", "WORKFLOW": "Workflow"}

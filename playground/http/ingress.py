@@ -21,7 +21,7 @@ from .asgi import Request, Response, ingress_error
 from .durations import BadDelay, parse_delay_ms
 
 if TYPE_CHECKING:
-    from ..runtime.core import Runtime
+    from ..facade import Runtime
 
 BAD_PATH = "bad path, expected either /:service-name/:handler or /:object-name/:object-key/:handler"
 WORKFLOW_IDEMPOTENCY = ("cannot use the idempotency key with workflow handlers. The handler invocation will "

@@ -20,7 +20,7 @@ from .. import introspect
 from . import adapter, journal_json
 
 if TYPE_CHECKING:
-    from ..runtime.core import Runtime
+    from ..facade import Runtime
 
 SDK_VERSION = "restate-sdk-python/1.3.0"
 

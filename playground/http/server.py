@@ -29,7 +29,7 @@ from .admin import AdminApp
 from .ingress import IngressApp
 
 if TYPE_CHECKING:
-    from ..runtime.core import Runtime
+    from ..facade import Runtime
 
 
 HYPERCORN_MISSING = "rt.serve_http() needs hypercorn: pip install 'restate-playground[http]'"

@@ -1,6 +1,6 @@
-"""The embedded Restate server."""
+"""The embedded Restate server's engine (pg.Runtime, in playground.facade, adds the views on it)."""
 
-from .core import Runtime
+from .core import Engine
 from .model import SendHandle
 
-__all__ = ["Runtime", "SendHandle"]
+__all__ = ["Engine", "SendHandle"]

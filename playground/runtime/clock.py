@@ -32,12 +32,15 @@ def check_due(due_ms: int, what: str) -> int:
 
 
 class Clock:
-    """`kind` is 'virtual' (jumps when idle), 'manual' (moves only by advance) or 'real' (wall clock)."""
+    """What the runtime asks of time, whichever clock it runs on: now, moving it, and what to do when
+    nothing can progress. One subclass per kind (like trio's Clock and MockClock); the runtime never asks
+    which kind it has."""
 
-    def __init__(self, kind: str = "virtual", start: datetime | None = None) -> None:
-        if kind not in ("virtual", "manual", "real"):
-            raise ValueError(f"clock must be 'virtual', 'manual' or 'real', not {kind!r}")
-        self.kind = kind
+    kind = ""
+    # timers wait for the wall clock (a loop callback fires them) instead of the runtime moving time
+    follows_wall_time = False
+
+    def __init__(self, start: datetime | None = None) -> None:
         start = DEFAULT_START if start is None else start
         if not isinstance(start, datetime):
             raise TypeError(f"start must be a timezone-aware datetime such as datetime(2026, 1, 1, "
@@ -47,14 +50,76 @@ class Clock:
         self._now_ms = int(start.timestamp() * 1000)
 
     def now_ms(self) -> int:
-        if self.kind == "real":
-            return int(time.time() * 1000)
         return self._now_ms
 
+    def check_movable(self, what: str) -> None:
+        """Raise if `what` (an operation that moves time) cannot be used with this clock."""
+
     def set(self, ms: int) -> None:
-        if self.kind == "real":
-            raise ValueError("the real clock cannot be moved; create the runtime with clock='virtual' or 'manual'")
+        """Move forward to `ms` (never back)."""
         self._now_ms = max(self._now_ms, ms)
+
+    def restore(self, ms: int) -> None:
+        """The time a store recorded: moved forward to, as `set`."""
+        self.set(ms)
+
+    def reset(self, ms: int) -> None:
+        """Exactly the time a store recorded, even if earlier (the last event was not stored)."""
+        self._now_ms = ms
+
+    def jump_when_idle(self, due_ms: int) -> bool:
+        """Nothing can progress and the next timer is due at `due_ms`: move there if this clock does so
+        by itself (True), else leave time alone (False)."""
+        return False
+
+
+class VirtualClock(Clock):
+    """Jumps to the next timer whenever nothing can progress."""
+
+    kind = "virtual"
+
+    def jump_when_idle(self, due_ms: int) -> bool:
+        self.set(due_ms)
+        return True
+
+
+class ManualClock(Clock):
+    """Moves only by rt.advance()."""
+
+    kind = "manual"
+
+
+class WallClock(Clock):
+    """The wall clock: timers fire when it reaches them; nothing can move it."""
+
+    kind = "real"
+    follows_wall_time = True
+
+    def now_ms(self) -> int:
+        return int(time.time() * 1000)
+
+    def check_movable(self, what: str) -> None:
+        raise ValueError(f"{what} needs a virtual or manual clock; this runtime uses clock='real'")
+
+    def set(self, ms: int) -> None:
+        raise ValueError("the real clock cannot be moved; create the runtime with clock='virtual' or 'manual'")
+
+    def restore(self, ms: int) -> None:
+        pass  # the wall clock shows the time it is
+
+    def reset(self, ms: int) -> None:
+        pass
+
+
+CLOCKS: dict[str, type[Clock]] = {"virtual": VirtualClock, "manual": ManualClock, "real": WallClock}
+
+
+def make_clock(kind: str = "virtual", start: datetime | None = None) -> Clock:
+    """The clock named `kind` ('virtual', 'manual' or 'real'), starting at `start`."""
+    cls = CLOCKS.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        raise ValueError(f"clock must be 'virtual', 'manual' or 'real', not {kind!r}")
+    return cls(start)
 
 
 def to_datetime(ms: int) -> datetime:

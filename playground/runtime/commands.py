@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import time
+from collections.abc import Callable
 from typing import Any
 
 import restate
@@ -12,12 +13,13 @@ import restate
 from ..protocol import messages
 from .clock import check_due
 from .common import (
-    _M,
-    _AttemptFailed,
-    _failure_from,
-    _failure_msg,
-    _value_or_failure,
+    TYPE_IDS,
+    AttemptFailed,
+    failure_from,
+    failure_message,
+    value_or_failure,
 )
+from .journal import call_target
 from .model import (
     Failure,
     Invocation,
@@ -49,13 +51,16 @@ class Commands:
             if which != "invocation_id" and which is not None and getattr(msg, which).HasField("scope"):
                 feature = "scope"
         if feature is not None:
-            raise _AttemptFailed(_UNSUPPORTED_ON_V6_MESSAGE.format(feature), UNSUPPORTED_ON_V6)
+            raise AttemptFailed(_UNSUPPORTED_ON_V6_MESSAGE.format(feature), UNSUPPORTED_ON_V6)
 
     # ------------------------------------------------------------------ commands
     def _on_command(self, inv: Invocation, name: str, msg: Any) -> None:
-        handler = getattr(self, f"_cmd_{name}", None)
-        if handler is not None:
-            handler(inv, msg)
+        """Act on a stored command through the dispatch table; one the runtime does not know fails the
+        attempt loudly (a protocol the runtime does not speak must not pass as handled)."""
+        handler = COMMAND_HANDLERS.get(name)
+        if handler is None:
+            raise AttemptFailed(f"the playground runtime does not handle the command {name}")
+        handler(self, inv, msg)
 
     def _state_of(self, inv: Invocation) -> dict[str, bytes]:
         return self._state.setdefault((inv.target.service, inv.target.key or ""), {})
@@ -99,14 +104,14 @@ class Commands:
         try:
             check_due(wake, f"ctx.sleep({msg.name!r})" if msg.name else "ctx.sleep")
         except ValueError as exc:
-            raise _AttemptFailed(str(exc)) from None
+            raise AttemptFailed(str(exc)) from None
         inv.journal[-1].due_ms = wake
         self._schedule_sleep(inv, cid, wake)
 
     def _callee_problem(self, target: Target) -> tuple[str, bool] | None:
         """Why Restate rejects a call or send from a handler to `target` (its words), and whether registering
         a service can cure it; None when the target can be invoked."""
-        reg = self._services.get(target.service)
+        reg = self._registry.get(target.service)
         if reg is None or target.handler not in reg.info.handlers:
             return f"the service handler {target.service}/{target.handler} was not found", True
         if not reg.info.keyed and target.key:
@@ -118,27 +123,27 @@ class Commands:
         """Reject a Call or OneWayCall that Restate cannot route BEFORE it is stored, as Restate does (RT0018 for
         a handler that is not registered, RT0017 for a key sent to a Service): the attempt fails, the journal
         stays as it was, and the handler's retry policy retries it; once the target exists, a retry goes through."""
-        target = Target(msg.service_name, msg.handler_name, msg.key or None)
+        target = call_target(msg)
         problem = self._callee_problem(target)
         if problem is None:
             return
         index = sum(1 for e in inv.journal if messages.is_command(e.type_id))  # the Input is command 0
         self._rejected_calls[inv.id] = target
-        raise _AttemptFailed(f"cannot process command Command: {name} (command index {index}) because of a "
+        raise AttemptFailed(f"cannot process command Command: {name} (command index {index}) because of a "
                              f"failed precondition: {problem[0]}")
 
     def _child(self, inv: Invocation, msg: Any, delay_ms: int) -> tuple[Invocation, bool, Failure | None]:
         """Create the callee of a Call or OneWayCall (its target was checked by _check_callee)."""
-        target = Target(msg.service_name, msg.handler_name, msg.key or None)
+        target = call_target(msg)
         headers = {h.key: h.value for h in msg.headers}
         idem = msg.idempotency_key if msg.HasField("idempotency_key") else None
         try:
             return self._invoke(target, msg.parameter, headers, idem, delay_ms, invoked_by=inv, strict=False)
         except restate.TerminalError as exc:
             # Restate keeps retrying such a caller until the target appears (or it is killed).
-            raise _AttemptFailed(f"cannot call {target}: {exc.message}") from None
+            raise AttemptFailed(f"cannot call {target}: {exc.message}") from None
         except (TypeError, ValueError) as exc:  # e.g. a send_delay beyond the clock's range
-            raise _AttemptFailed(f"cannot call {target}: {exc}") from None
+            raise AttemptFailed(f"cannot call {target}: {exc}") from None
 
     def _cmd_Call(self, inv: Invocation, msg: Any) -> None:
         child, _previous, failure = self._child(inv, msg, 0)
@@ -146,7 +151,7 @@ class Commands:
                       invocation_id=child.id)
         cid = msg.result_completion_id
         if failure is not None:
-            self._deliver(inv, "CallCompletion", completion_id=cid, failure=_failure_msg(failure))
+            self._deliver(inv, "CallCompletion", completion_id=cid, failure=failure_message(failure))
         else:
             self._wait_on(inv, child, cid, "call")
 
@@ -181,7 +186,7 @@ class Commands:
         accepted and ignored. Signals sent before the target asks for them wait in its journal."""
         key = next(iter(signal_id.items()))
         for e in target.journal:
-            if e.type_id == _M["Signal"] and (e.msg.WhichOneof("signal_id"), getattr(e.msg, key[0])) == key:
+            if e.type_id == TYPE_IDS["Signal"] and (e.msg.WhichOneof("signal_id"), getattr(e.msg, key[0])) == key:
                 return
         self._deliver(target, "Signal", **signal_id, **result)
 
@@ -201,11 +206,11 @@ class Commands:
             return self._invocations.get(msg.invocation_id)
         if which == "workflow_target":
             t = msg.workflow_target
-            return self._invocations.get(self._workflow_runs.get((t.workflow_name, t.workflow_key), ""))
+            return self._invocations.get(self._records.run_of((t.workflow_name, t.workflow_key)) or "")
         if which == "idempotent_request_target":
             t = msg.idempotent_request_target
             key = (t.service_name, t.service_key if t.HasField("service_key") else "", t.handler_name, t.idempotency_key)
-            return self._invocations.get(self._idempotency.get(key, ""))
+            return self._invocations.get(self._records.idempotent(key) or "")
         return None
 
     def _cmd_AttachInvocation(self, inv: Invocation, msg: Any) -> None:
@@ -216,9 +221,9 @@ class Commands:
         none), else when it completes; meanwhile the wait-for graph has the edge."""
         name = "CallCompletion" if kind == "call" else "AttachInvocationCompletion"
         if target is None:
-            self._deliver(inv, name, completion_id=cid, failure=_failure_msg(Failure(404, "not found")))
+            self._deliver(inv, name, completion_id=cid, failure=failure_message(Failure(404, "not found")))
         elif target.completed:
-            self._deliver(inv, name, completion_id=cid, **_value_or_failure(target.result or b""))
+            self._deliver(inv, name, completion_id=cid, **value_or_failure(target.result or b""))
         else:
             target.callers.append((inv, cid, kind))
             self._on_edge(self._wait.add(inv.id, target.id, kind))
@@ -230,40 +235,64 @@ class Commands:
             self._deliver(inv, "GetInvocationOutputCompletion", completion_id=cid, void=messages.new("Void"))
         else:
             self._deliver(inv, "GetInvocationOutputCompletion", completion_id=cid,
-                          **_value_or_failure(target.result or b""))
+                          **value_or_failure(target.result or b""))
 
     def _promises_of(self, inv: Invocation) -> dict[str, bytes | Failure]:
-        return self._promises.setdefault((inv.target.service, inv.target.key or ""), {})
+        return self._records.promises_of((inv.target.service, inv.target.key or ""))
 
     def _cmd_GetPromise(self, inv: Invocation, msg: Any) -> None:
         done = self._promises_of(inv).get(msg.key)
         if done is not None:
-            self._deliver(inv, "GetPromiseCompletion", completion_id=msg.result_completion_id, **_value_or_failure(done))
+            self._deliver(inv, "GetPromiseCompletion", completion_id=msg.result_completion_id, **value_or_failure(done))
         else:
-            wk = (inv.target.service, inv.target.key or "", msg.key)
-            self._promise_waiters.setdefault(wk, []).append((inv, msg.result_completion_id))
+            self._records.await_promise((inv.target.service, inv.target.key or ""), msg.key, inv,
+                                        msg.result_completion_id)
 
     def _cmd_PeekPromise(self, inv: Invocation, msg: Any) -> None:
         done = self._promises_of(inv).get(msg.key)
-        result = {"void": messages.new("Void")} if done is None else _value_or_failure(done)
+        result = {"void": messages.new("Void")} if done is None else value_or_failure(done)
         self._deliver(inv, "PeekPromiseCompletion", completion_id=msg.result_completion_id, **result)
 
     def _cmd_CompletePromise(self, inv: Invocation, msg: Any) -> None:
-        value: bytes | Failure = (_failure_from(msg.completion_failure) if msg.WhichOneof("completion") ==
+        value: bytes | Failure = (failure_from(msg.completion_failure) if msg.WhichOneof("completion") ==
                                   "completion_failure" else msg.completion_value.content)
         try:
             self._complete_promise((inv.target.service, inv.target.key or ""), msg.key, value)
             result: dict[str, Any] = {"void": messages.new("Void")}
         except restate.TerminalError as exc:
-            result = {"failure": _failure_msg(Failure(exc.status_code, exc.message))}
+            result = {"failure": failure_message(Failure(exc.status_code, exc.message))}
         self._deliver(inv, "CompletePromiseCompletion", completion_id=msg.result_completion_id, **result)
 
     def _complete_promise(self, wk: tuple[str, str], name: str, value: bytes | Failure) -> None:
-        table = self._promises.setdefault(wk, {})
-        if name in table:
-            raise restate.TerminalError("promise was already completed", 409)
-        table[name] = value
+        waiters = self._records.complete_promise(wk, name, value)  # Restate's 409 when completed before
         self._dirty_promises.add(wk)
         self._progress += 1
-        for waiter, wcid in self._promise_waiters.pop((*wk, name), []):
-            self._deliver(waiter, "GetPromiseCompletion", completion_id=wcid, **_value_or_failure(value))
+        for waiter, wcid in waiters:
+            self._deliver(waiter, "GetPromiseCompletion", completion_id=wcid, **value_or_failure(value))
+
+
+def _nothing_to_do(rt: Commands, inv: Invocation, msg: Any) -> None:
+    """Commands that carry their own result (eager state): storing them is all."""
+
+
+# What the runtime does for each command once it is stored (Output and Run are handled as the attempt's
+# end and its side effects, see core.py). A command missing here fails the attempt.
+COMMAND_HANDLERS: dict[str, Callable[[Commands, Invocation, Any], None]] = {
+    "GetLazyState": Commands._cmd_GetLazyState,
+    "GetLazyStateKeys": Commands._cmd_GetLazyStateKeys,
+    "GetEagerState": _nothing_to_do,
+    "GetEagerStateKeys": _nothing_to_do,
+    "SetState": Commands._cmd_SetState,
+    "ClearState": Commands._cmd_ClearState,
+    "ClearAllState": Commands._cmd_ClearAllState,
+    "Sleep": Commands._cmd_Sleep,
+    "Call": Commands._cmd_Call,
+    "OneWayCall": Commands._cmd_OneWayCall,
+    "SendSignal": Commands._cmd_SendSignal,
+    "CompleteAwakeable": Commands._cmd_CompleteAwakeable,
+    "AttachInvocation": Commands._cmd_AttachInvocation,
+    "GetInvocationOutput": Commands._cmd_GetInvocationOutput,
+    "GetPromise": Commands._cmd_GetPromise,
+    "PeekPromise": Commands._cmd_PeekPromise,
+    "CompletePromise": Commands._cmd_CompletePromise,
+}

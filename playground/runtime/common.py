@@ -13,30 +13,31 @@ DAY_MS = 24 * 3600 * 1000
 # Handler code that neither finishes nor reaches a Restate await for this long (wall time) while a cell
 # waits is reported instead of hanging the cell (Restate's own inactivity timeout is 1 minute).
 INACTIVITY_TIMEOUT_S = 60.0
-_M = messages.TYPE_IDS
-_INPUT, _START = messages.CLASSES["Input"], messages.CLASSES["Start"]
+TYPE_IDS = messages.TYPE_IDS
+INPUT_MESSAGE, START_MESSAGE = messages.CLASSES["Input"], messages.CLASSES["Start"]
 
 
-def _node_label(node: Any) -> str:
-    return f"lock {node[0]}/{node[1]}" if isinstance(node, tuple) else node
+def node_label(node: Any) -> str:
+    """A wait-for graph node as text: an invocation id, or `lock <service>/<key>`."""
+    return f"lock {node[0]}/{node[1]}" if isinstance(node, tuple) else str(node)
 
 
-def _failure_msg(f: Failure) -> Any:
+def failure_message(f: Failure) -> Any:
     return messages.new("Failure", code=f.code, message=f.message,
                         metadata=[messages.new("FailureMetadata", key=k, value=v) for k, v in f.metadata.items()])
 
 
-def _failure_from(msg: Any) -> Failure:
+def failure_from(msg: Any) -> Failure:
     return Failure(msg.code, msg.message, {m.key: m.value for m in msg.metadata})
 
 
-def _value_or_failure(result: bytes | Failure) -> dict[str, Any]:
+def value_or_failure(result: bytes | Failure) -> dict[str, Any]:
     if isinstance(result, Failure):
-        return {"failure": _failure_msg(result)}
+        return {"failure": failure_message(result)}
     return {"value": messages.new("Value", content=result)}
 
 
-def _ms(delta: timedelta | None, what: str) -> int:
+def duration_ms(delta: timedelta | None, what: str) -> int:
     if delta is None:
         return 0
     if not isinstance(delta, timedelta):
@@ -79,14 +80,14 @@ def check_request(target: Any, headers: Any, idem: Any) -> None:
         _utf8(idem, "idempotency_key")
 
 
-class _Registered:
+class Registered:
     """One revision of a service: what discovery said about it, the deployment serving it, and the SDK object."""
 
     def __init__(self, info: ServiceInfo, deployment: Deployment, obj: Any, revision: int) -> None:
         self.info, self.deployment, self.obj, self.revision = info, deployment, obj, revision
 
 
-class _AttemptFailed(Exception):
+class AttemptFailed(Exception):
     """A command the runtime cannot honour: the attempt fails (with `code`, 500 unless said) and is retried,
     as Restate does."""
 

@@ -13,53 +13,58 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from collections import deque
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
 import restate
 
-from .. import notebook
 from ..errors import StoreError
 from ..protocol import framing, messages, sdk_hooks
-from ..protocol.deployment import AsgiDeployment, ServiceInfo, parse_manifest
+from ..protocol.deployment import AsgiDeployment, HandlerInfo, ServiceInfo, parse_manifest
 from ..protocol.driver import Attempt, AttemptEnded, Received
 from . import ids
-from .clock import Clock, TimerHeap, check_due, to_datetime
+from .clock import check_due, make_clock, to_datetime
 from .commands import Commands
 from .common import (
-    _INPUT,
-    _M,
-    _START,
+    INPUT_MESSAGE,
+    TYPE_IDS,
+    START_MESSAGE,
     DAY_MS,
-    _AttemptFailed,
-    _failure_from,
-    _ms,
-    _Registered,
-    _value_or_failure,
+    AttemptFailed,
+    failure_from,
+    duration_ms,
+    Registered,
+    value_or_failure,
     check_request,
 )
 from .faults import Faults
 from .interrupts import sigint_guard
+from .journal import answered_completion_ids, awaited, call_target_id, describe_entry
 from .ingress import Ingress
+from .keys import Keys
 from .model import (
-    _DONE,
-    _NO_RUNS,
+    DONE,
+    NO_RUNS,
     Failure,
     Invocation,
     JournalEntry,
     Target,
     TransientError,
+    status_counts,
 )
 from .recovery import Recovery
+from .records import Records
+from .registry import Registry
+from .scheduler import Scheduler
+from .timers import Timers
 from .store import open_store
 from .waitfor import WaitForGraph
 from .waiting import Waiting
 
 
-class Runtime(Ingress, Waiting, Commands, Recovery):
-    """An embedded Restate server for notebooks and tests. See the README for a tour."""
+class Engine(Ingress, Waiting, Commands, Recovery):
+    """The embedded Restate server: everything but the views (pg.Runtime, in playground.facade, adds those)."""
 
     def __init__(self, *services: Any, clock: str = "virtual", start: datetime | None = None, seed: int = 0,
                  mode: str = "normal", store: Any = None) -> None:
@@ -71,14 +76,12 @@ class Runtime(Ingress, Waiting, Commands, Recovery):
         # at each await on something new and resumes by replay (Restate's inactivity-timeout-0 setting)
         self.mode = mode
         sdk_hooks.install()
-        notebook.install_error_display()
-        self._clock = Clock(clock, start)
+        self._clock = make_clock(clock, start)
         self._seed = seed
+        # decides the order of events where Restate leaves it open (default: as the engine posts them)
+        self.scheduler = Scheduler()
         self._seeded_ids = ids.SeededIds(seed)  # plain invocations' ids (a restore continues the sequence)
-        self._inbox_seq = 0
-        self._services: dict[str, _Registered] = {}
-        self._manifests: dict[str, dict[str, Any]] = {}  # each service's latest manifest entry (kept in the store)
-        self._revisions: dict[str, int] = {}
+        self._registry = Registry()  # the services this engine knows (see registry.py)
         # what changed in the current event, written to the store when it ends (see recovery.py)
         self._dirty: set[Invocation] = set()
         self._dirty_state: set[tuple[str, str]] = set()
@@ -87,6 +90,8 @@ class Runtime(Ingress, Waiting, Commands, Recovery):
         self._to_start: list[Invocation] = []  # restored invocations to start once a loop runs
         self._closed: str | None = None
         self._store_failure: str | None = None  # why the store could not be written (the runtime then stops)
+        self._keys = Keys(WaitForGraph())  # locks and inboxes (see keys.py)
+        self._timers = Timers(self._clock, self.scheduler, lambda: self._commit(), lambda: self._closed is not None)
         self._reset_tables()
         self.faults = Faults(self)
         self._last_activity = time.monotonic()
@@ -95,8 +100,6 @@ class Runtime(Ingress, Waiting, Commands, Recovery):
         self._check_scheduled = False
         # Loop callbacks, never tasks: a closing loop drops them, and nothing is left running.
         self._heartbeat: tuple[asyncio.AbstractEventLoop, asyncio.TimerHandle] | None = None  # and its loop
-        # clock="real": the callback that fires the next due timer, and the loop it is scheduled on
-        self._real_timer: tuple[asyncio.AbstractEventLoop, asyncio.TimerHandle] | None = None
         # (invocation id, message) of each interrupt of handler code; awaits raise KeyboardInterrupt for
         # the ones that happened while they waited (see Waiting._raise_if_interrupted)
         self._interrupts: list[tuple[str, str]] = []
@@ -115,18 +118,14 @@ class Runtime(Ingress, Waiting, Commands, Recovery):
 
     def _reset_tables(self) -> None:
         """The in-memory tables, empty (at construction, and before a restore from the store)."""
-        self._timers = TimerHeap()
+        self._timers.clear()
         self._invocations: dict[str, Invocation] = {}
         self._by_start_id: dict[bytes, Invocation] = {}
         self._state: dict[tuple[str, str], dict[str, bytes]] = {}
-        self._locks: dict[tuple[str, str], str] = {}
-        self._inboxes: dict[tuple[str, str], deque[Invocation]] = {}
-        self._idempotency: dict[tuple[str, str, str, str], str] = {}
-        self._workflow_runs: dict[tuple[str, str], str] = {}
-        self._promises: dict[tuple[str, str], dict[str, bytes | Failure]] = {}
-        self._promise_waiters: dict[tuple[str, str, str], list[tuple[Invocation, int]]] = {}
+        self._records = Records()  # idempotency keys, workflow runs, promises (see records.py)
         self._live: set[Invocation] = set()
         self._wait = WaitForGraph()
+        self._keys.clear(self._wait)
         self._runs: dict[str, _AttemptRun] = {}  # the attempt in flight, per invocation id
         # invocations whose last attempt failed on a call or send Restate cannot route: the target it named
         self._rejected_calls: dict[str, Target] = {}
@@ -154,17 +153,14 @@ class Runtime(Ingress, Waiting, Commands, Recovery):
         manifest = deployment.discover()
         infos = parse_manifest(manifest)
         for s in services:
-            previous = self._services.get(s.name)
-            revision = previous.revision + 1 if previous else self._revisions.get(s.name, 1)
-            self._services[s.name] = _Registered(infos[s.name], deployment, s, revision)
-            self._manifests[s.name] = next(m for m in manifest["services"] if m["name"] == s.name)
-            self._revisions[s.name] = revision
+            self._registry.add_revision(s, infos[s.name], deployment,
+                                        next(m for m in manifest["services"] if m["name"] == s.name))
             self._dirty_services.add(s.name)
         self._rebind(names)
         self._commit()
 
     def services(self) -> dict[str, ServiceInfo]:
-        return {name: reg.info for name, reg in self._services.items()}
+        return {name: reg.info for name, reg in self._registry.services.items()}
 
     # ------------------------------------------------------------------ clock
     @property
@@ -180,56 +176,18 @@ class Runtime(Ingress, Waiting, Commands, Recovery):
 
     def _add_timer(self, due_ms: int, action: Callable[[], None], what: str) -> None:
         self._timers.add(due_ms, action, what)
-        self._timer_added()
-
-    def _timer_added(self) -> None:
-        if self._clock.kind == "real":
-            self._arm_real_timer()  # the new timer may be due before the one the loop waits for
 
     def _fire_due_timers(self) -> bool:
-        fired = False
-        while (t := self._timers.pop_due(self._now())) is not None:
-            t.action()
-            fired = True
-        if fired:
-            self._commit()
-        return fired
-
-    def _arm_real_timer(self) -> None:
-        """clock='real': have the running loop call back when the next timer is due (looking at the wall
-        clock again at least once a second). A callback, not a task: when the loop closes, it is dropped."""
-        nxt = self._timers.next_due()
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            return  # no loop yet: the first await arms it (see _quiesce)
-        if nxt is None or self._closed is not None:
-            return
-        delay = min(max(0.0, (nxt.due_ms - self._now()) / 1000), 1.0)
-        if self._real_timer is not None:
-            armed_on, h = self._real_timer
-            if armed_on is loop and not h.cancelled() and h.when() <= loop.time() + delay:
-                return  # armed on this loop, and early enough
-            h.cancel()
-        self._real_timer = (loop, loop.call_later(delay, self._on_real_timer))
-
-    def _on_real_timer(self) -> None:
-        self._real_timer = None
-        try:
-            self._fire_due_timers()
-        except StoreError:
-            return  # the runtime has stopped (see _on_attempt_end)
-        self._arm_real_timer()
+        return self._timers.fire_due()
 
     async def advance(self, delta: timedelta) -> None:
         """Move virtual time forward, firing every timer due on the way in order, and settle."""
         __tracebackhide__ = True  # IPython (and pytest) show the user's frame, not the runtime's
-        if self._clock.kind == "real":
-            raise ValueError("advance() needs a virtual or manual clock; this runtime uses clock='real'")
+        self._clock.check_movable("advance()")
         if not isinstance(delta, timedelta):
             raise TypeError(f"advance() takes a datetime.timedelta, e.g. timedelta(hours=1), not "
                             f"{type(delta).__name__}")
-        target = check_due(self._now() + _ms(delta, "advance()'s delta"), "advance()")
+        target = check_due(self._now() + duration_ms(delta, "advance()'s delta"), "advance()")
         seen = len(self._interrupts)
         with sigint_guard:
             await self._quiesce(seen=seen)
@@ -257,20 +215,11 @@ class Runtime(Ingress, Waiting, Commands, Recovery):
         raw = iid.to_bytes()
         return str(iid), raw, int.from_bytes(hashlib.sha256(raw).digest()[:8], "big")
 
-    def _invoke(self, target: Target, body: bytes, headers: dict[str, str] | None, idem: str | None, delay_ms: int,
-                invoked_by: Invocation | None, strict: bool) -> tuple[Invocation, bool, Failure | None]:
-        """Create (or find, for idempotency keys and workflow runs) the invocation of `target`.
-
-        Returns (invocation, previously_accepted, failure-for-a-call). Unknown targets raise TerminalError
-        404 with Restate's ingress messages; `strict` is False for calls from handlers, where the callee's
-        kind decides whether a key is used.
-        """
-        if self._closed is not None:
-            self._check_open()
-        check_request(target, headers, idem)
-        if delay_ms > 0:
-            check_due(self._now() + delay_ms, "send_delay")
-        reg = self._services.get(target.service)
+    def _routable(self, target: Target, invoked_by: Invocation | None,
+                  strict: bool) -> tuple[Registered, HandlerInfo, Target]:
+        """The registration and handler `target` names, and the target as invoked (a keyed callee called
+        without a key from a handler gets the empty key); Restate's ingress errors when it cannot be."""
+        reg = self._registry.get(target.service)
         if reg is None:
             raise restate.TerminalError(f"service '{target.service}' not found, make sure to register the service "
                                         f"before calling it.", 404)
@@ -288,16 +237,32 @@ class Runtime(Ingress, Waiting, Commands, Recovery):
             raise restate.TerminalError(f"a key was provided, but the callee '{target.service}' is a Service", 400)
         if invoked_by is None and hinfo.ingress_private:
             raise restate.TerminalError("the invoked service is not public", 400)  # Restate's ingress wording
+        return reg, hinfo, target
 
+    def _invoke(self, target: Target, body: bytes, headers: dict[str, str] | None, idem: str | None, delay_ms: int,
+                invoked_by: Invocation | None, strict: bool) -> tuple[Invocation, bool, Failure | None]:
+        """Create (or find, for idempotency keys and workflow runs) the invocation of `target`.
+
+        Returns (invocation, previously_accepted, failure-for-a-call). Unknown targets raise TerminalError
+        404 with Restate's ingress messages; `strict` is False for calls from handlers, where the callee's
+        kind decides whether a key is used.
+        """
+        if self._closed is not None:
+            self._check_open()
+        check_request(target, headers, idem)
+        if delay_ms > 0:
+            check_due(self._now() + delay_ms, "send_delay")
+        reg, hinfo, target = self._routable(target, invoked_by, strict)
         key_s = target.key or ""
         if hinfo.ty == "WORKFLOW":
-            existing = self._workflow_runs.get((target.service, key_s))
+            existing = self._records.run_of((target.service, key_s))
             if existing is not None:
                 return (self._invocations[existing], True,
                         Failure(409, "the workflow method was already invoked"))
         idem_key = (target.service, key_s, target.handler, idem) if idem is not None else None
-        if idem_key is not None and idem_key in self._idempotency:
-            return self._invocations[self._idempotency[idem_key]], True, None
+        seen = self._records.idempotent(idem_key) if idem_key is not None else None
+        if seen is not None:
+            return self._invocations[seen], True, None
 
         inv_id, raw, seed = self._new_ids(target, target.key if reg.info.keyed else None, idem,
                                           hinfo.ty == "WORKFLOW")
@@ -310,24 +275,25 @@ class Runtime(Ingress, Waiting, Commands, Recovery):
             invoked_by_target=str(invoked_by.target) if invoked_by else None,
             idempotency_key=idem, runtime=self,
         )
-        inp = _INPUT()  # (setting fields is much cheaper than keyword construction on this hot path)
+        inp = INPUT_MESSAGE()  # (setting fields is much cheaper than keyword construction on this hot path)
         inp.value.content = body
         for k, v in (headers or {}).items():
             inp.headers.add(key=k, value=v)
-        inv.journal.append(JournalEntry(_M["Input"], inp, now))
+        inv.journal.append(JournalEntry(TYPE_IDS["Input"], inp, now))
         self._dirty.add(inv)
         self._invocations[inv.id] = inv
         self._by_start_id[raw] = inv
         if hinfo.ty == "WORKFLOW":
-            self._workflow_runs[(target.service, key_s)] = inv.id
+            self._records.remember_workflow_run((target.service, key_s), inv.id)
         if idem_key is not None:
-            self._idempotency[idem_key] = inv.id
+            self._records.remember_idempotent(idem_key, inv.id)
         if delay_ms > 0:
             inv.status = "scheduled"
             inv.scheduled_at = now + delay_ms
             self._schedule_start(inv)
-        else:
-            self._enqueue(inv)
+        else:  # one FIFO per sender: a handler's sends to a key keep their order, others may interleave
+            self.scheduler.post(invoked_by.id if invoked_by is not None else "ingress", f"enqueue {inv.id}",
+                                lambda: None if inv.completed else self._enqueue(inv))
         return inv, False, None
 
     def _schedule_start(self, inv: Invocation) -> None:
@@ -359,7 +325,6 @@ class Runtime(Ingress, Waiting, Commands, Recovery):
             action, what = (lambda: self._forget(inv.id)), "journal retention"
         # a housekeeping timer: it fires when time passes, but never makes time skip
         self._timers.add_housekeeping(inv.completed_at, inv.expires_at - inv.completed_at, action, what)
-        self._timer_added()
 
     def _enqueue(self, inv: Invocation) -> None:
         lk = inv.lock_key
@@ -368,37 +333,28 @@ class Runtime(Ingress, Waiting, Commands, Recovery):
         if lk is None:
             self._start(inv)
             return
-        inbox = self._inboxes.setdefault(lk, deque())
-        if lk not in self._locks and not inbox:
-            self._locks[lk] = inv.id
-            self._wait.add(lk, inv.id, "holds")
+        took, cycle = self._keys.take_or_queue(inv, lk, self._now())
+        if took:
             self._start(inv)
         else:
-            inv.inboxed_at = self._now()
-            self._inbox_seq += 1
-            inv.inbox_seq = self._inbox_seq
-            inbox.append(inv)
-            self._on_edge(self._wait.add(inv.id, lk, "queued"))
+            self._on_edge(cycle)
 
     def _release_lock(self, inv: Invocation) -> None:
-        lk = inv.lock_key
-        if lk is None or self._locks.get(lk) != inv.id:
-            return
-        del self._locks[lk]
-        self._wait.remove(lk, inv.id)
-        inbox = self._inboxes.get(lk)
-        while inbox:
-            nxt = inbox.popleft()
-            if nxt.completed:
-                continue
-            self._locks[lk] = nxt.id
-            self._wait.remove(nxt.id, lk)
-            self._wait.add(lk, nxt.id, "holds")
+        nxt = self._keys.release(inv)
+        if nxt is not None:
             self._start(nxt)
-            break
 
     # ------------------------------------------------------------------ attempts
     def _start(self, inv: Invocation) -> None:
+        """Start `inv`'s next attempt: now (the default strategy), or when the scheduler's strategy picks it
+        among the runnable attempts of different invocations."""
+        if self.scheduler.eager:
+            self._open_attempt(inv)
+        else:
+            self.scheduler.post(("start", inv.id), f"start {inv.id}",
+                                lambda: None if inv.completed or inv.attempt is not None else self._open_attempt(inv))
+
+    def _open_attempt(self, inv: Invocation) -> None:
         """Open a new attempt: send Start and the journal; the SDK's messages then arrive in _on_message.
 
         Whatever fails on the way is that attempt's failure (retried, and shown in its errors), so no
@@ -425,7 +381,7 @@ class Runtime(Ingress, Waiting, Commands, Recovery):
         inv.status = "running"
         inv.running_at = inv.running_at or self._now()
         run = self._runs[inv.id] = _AttemptRun(inv, attempt, len(inv.journal))
-        if inv.journal[-1].type_id == _M["Output"]:
+        if inv.journal[-1].type_id == TYPE_IDS["Output"]:
             # stored by an attempt that died before its End: this one replays it and only sends End
             run.output = inv.journal[-1].msg
         attempt.on_message = lambda item: self._on_message(run, item)
@@ -438,7 +394,7 @@ class Runtime(Ingress, Waiting, Commands, Recovery):
             attempt.start(start, frames)
         except Exception as exc:  # noqa: BLE001 - e.g. no event loop runs: this attempt fails, as above
             del self._runs[inv.id]
-            inv.attempt, inv.pending_runs = None, _NO_RUNS
+            inv.attempt, inv.pending_runs = None, NO_RUNS
             self._live.discard(inv)
             self._on_transient(inv, Failure(500, f"the playground runtime could not start an attempt: {exc!r}"),
                                None, False, None)
@@ -449,7 +405,7 @@ class Runtime(Ingress, Waiting, Commands, Recovery):
     def _start_message(self, inv: Invocation) -> Any:
         """The Start message of the next attempt (its state map too, for eager state)."""
         lazy = inv.handler.lazy_state
-        start = _START()
+        start = START_MESSAGE()
         start.id = inv.start_id
         start.debug_id = inv.id
         start.key = inv.target.key or ""
@@ -483,7 +439,7 @@ class Runtime(Ingress, Waiting, Commands, Recovery):
                 if name == "End" and run.output is not None:
                     # complete now, as Restate does on End; the app winds down in the background
                     out = run.output
-                    self._complete(inv, _failure_from(out.failure) if out.HasField("failure") else out.value.content)
+                    self._complete(inv, failure_from(out.failure) if out.HasField("failure") else out.value.content)
                 elif name == "Suspension":
                     inv.awaiting = item.msg.awaiting_on
             elif name == "ProposeRunCompletion":
@@ -491,7 +447,7 @@ class Runtime(Ingress, Waiting, Commands, Recovery):
                     cmd = self._command_for(inv, item.msg.result_completion_id)
                     injected = self.faults.run_fails(inv, cmd.msg.name if cmd else "")
                     if injected:
-                        raise _AttemptFailed(injected)
+                        raise AttemptFailed(injected)
                 self._on_run_proposal(inv, attempt, item)
             elif messages.is_command(item.type_id):
                 self._refuse_v7_only(name, item.msg)  # before anything is stored, as the SDK refuses it on V6
@@ -505,18 +461,18 @@ class Runtime(Ingress, Waiting, Commands, Recovery):
                 else:
                     try:
                         self._on_command(inv, name, item.msg)
-                    except _AttemptFailed:
+                    except AttemptFailed:
                         del inv.journal[stored:]  # refused: not stored, so the next attempt sends it again
                         raise
             else:
-                raise _AttemptFailed(f"unexpected message {name} from the SDK")
+                raise AttemptFailed(f"unexpected message {name} from the SDK")
             if self.faults.armed and len(inv.journal) > stored and not inv.completed:
                 injected = self.faults.crash_now(inv)  # after the message took full effect
                 if injected:
                     self._commit()  # the entry is stored: the next attempt replays it
-                    raise _AttemptFailed(injected)
+                    raise AttemptFailed(injected)
             self._commit()  # before the SDK hears anything back
-        except _AttemptFailed as exc:
+        except AttemptFailed as exc:
             run.broken, run.broken_code = str(exc), exc.code
             attempt.abort()
         except Exception as exc:  # noqa: BLE001 - a runtime bug must fail the attempt, not the SDK's send()
@@ -530,7 +486,7 @@ class Runtime(Ingress, Waiting, Commands, Recovery):
             # another loop, the invocation starts again from its journal.
             self._runs.pop(run.inv.id, None)
             run.inv.attempt = None
-            run.inv.pending_runs = _NO_RUNS
+            run.inv.pending_runs = NO_RUNS
             self._live.discard(run.inv)
             self._to_start.append(run.inv)
             return
@@ -545,7 +501,7 @@ class Runtime(Ingress, Waiting, Commands, Recovery):
         if self._runs.get(inv.id) is run:
             del self._runs[inv.id]
         inv.attempt = None
-        inv.pending_runs = _NO_RUNS
+        inv.pending_runs = NO_RUNS
         self._live.discard(inv)
         self._dirty.add(inv)
         self._touch()
@@ -605,9 +561,8 @@ class Runtime(Ingress, Waiting, Commands, Recovery):
     def _unfinished_runs(inv: Invocation) -> set[int]:
         if len(inv.journal) == 1:  # a first attempt: only the Input so far
             return set()
-        started = {e.msg.result_completion_id for e in inv.journal if e.type_id == _M["Run"]}
-        done = {e.msg.completion_id for e in inv.journal if e.type_id == _M["RunCompletion"]}
-        return started - done
+        started = {e.msg.result_completion_id for e in inv.journal if e.type_id == TYPE_IDS["Run"]}
+        return started - answered_completion_ids(inv.journal, "RunCompletion")
 
     def _append(self, inv: Invocation, type_id: int, msg: Any) -> JournalEntry:
         entry = JournalEntry(type_id, msg, self._now())
@@ -621,7 +576,7 @@ class Runtime(Ingress, Waiting, Commands, Recovery):
             return  # e.g. a killed caller: its journal takes no new entries
         self._progress += 1
         msg = messages.new(kind, **fields)
-        self._append(inv, _M[kind], msg)
+        self._append(inv, TYPE_IDS[kind], msg)
         attempt = inv.attempt
         if attempt is not None and attempt.notify(msg):
             inv.journal[-1].seen_by_attempt = inv.attempts  # the SDK wakes up; busy until it blocks again
@@ -639,19 +594,8 @@ class Runtime(Ingress, Waiting, Commands, Recovery):
         return getattr(msg, "completion_id", None) in completions
 
     def _on_suspended(self, inv: Invocation, fut: Any, stored_before: int) -> None:
-        completions: set[int] = set()
-        signals: set[int] = set()
-        named: set[str] = set()
-
-        def walk(f: Any) -> None:
-            completions.update(f.waiting_completions)
-            signals.update(f.waiting_signals)
-            named.update(f.waiting_named_signals)
-            for n in f.nested_futures:
-                walk(n)
-
-        walk(fut)
-        inv.waiting_ids = (completions, signals, named)
+        completions, signals, named = awaited(fut)
+        inv.waiting_ids = (set(completions), set(signals), set(named))
         inv.status = "suspended"
         self._dirty.add(inv)
         # Something awaited may be stored already without the attempt having seen it (a run proposal stored
@@ -673,7 +617,7 @@ class Runtime(Ingress, Waiting, Commands, Recovery):
         fields: dict[str, Any] = ({"failure": msg.failure} if msg.WhichOneof("result") == "failure"
                                   else {"value": messages.new("Value", content=msg.value)})
         notif = messages.new("RunCompletion", completion_id=cid, **fields)
-        self._append(inv, _M["RunCompletion"], notif)
+        self._append(inv, TYPE_IDS["RunCompletion"], notif)
         if item.flags & framing.REQUESTED_ACK:
             attempt.notify(messages.new("ProposeRunCompletionAck", completion_id=cid))
         else:
@@ -724,12 +668,12 @@ class Runtime(Ingress, Waiting, Commands, Recovery):
             self._rejected_calls.pop(inv.id, None)
         self._release_lock(inv)
         callers, waiters = inv.callers, inv.waiters
-        inv.callers = inv.waiters = _DONE  # a completed invocation keeps no wait lists (it may be retained a day)
+        inv.callers = inv.waiters = DONE  # a completed invocation keeps no wait lists (it may be retained a day)
         self._wait.remove_all_from(inv.id)
         for caller, cid, kind in callers:
             self._wait.remove(caller.id, inv.id)
             name = "CallCompletion" if kind == "call" else "AttachInvocationCompletion"
-            self._deliver(caller, name, completion_id=cid, **_value_or_failure(result))
+            self._deliver(caller, name, completion_id=cid, **value_or_failure(result))
         self._sleepers.difference_update(waiters)  # woken here: no idle check needed on their behalf
         self._wake(waiters)  # type: ignore[arg-type]
         self._touch()
@@ -740,17 +684,14 @@ class Runtime(Ingress, Waiting, Commands, Recovery):
         self._schedule_expiry(inv)
 
     def _expire_idempotency(self, idem: tuple[str, str, str, str], inv_id: str) -> None:
-        if self._idempotency.get(idem) == inv_id:
-            del self._idempotency[idem]
+        if self._records.expire_idempotency(idem, inv_id):
             self._forget(inv_id)
 
     def _expire_workflow(self, inv: Invocation) -> None:
         wk = (inv.target.service, inv.target.key or "")
-        if self._workflow_runs.get(wk) != inv.id:
+        if not self._records.expire_workflow_run(wk, inv.id):
             return
-        del self._workflow_runs[wk]
         self._state.pop(wk, None)
-        self._promises.pop(wk, None)
         self._dirty_state.add(wk)
         self._dirty_promises.add(wk)
         self._forget(inv.id)
@@ -758,9 +699,7 @@ class Runtime(Ingress, Waiting, Commands, Recovery):
     def _drop(self, inv: Invocation) -> None:
         """Remove an invocation and every table entry naming it (its retention timer then finds nothing)."""
         self._forget(inv.id)
-        for table in (self._idempotency, self._workflow_runs):
-            for k in [k for k, v in table.items() if v == inv.id]:
-                del table[k]
+        self._records.forget_invocation(inv.id)
 
     def _forget(self, inv_id: str) -> None:
         inv = self._invocations.get(inv_id)
@@ -816,16 +755,16 @@ class Runtime(Ingress, Waiting, Commands, Recovery):
         deadlock's queued member): Restate starts it on the freed lock before the kill reaches it, so it is
         kept, not forgotten (it ends killed, or completed if its handler wins the race; here: killed)."""
         lk = inv.lock_key
-        holder = self._invocations.get(self._locks.get(lk, "")) if lk is not None else None
+        holder = self._invocations.get(self._keys.holder(lk) or "") if lk is not None else None
         return holder is not None and holder.killing
 
     def _pending_callees(self, inv: Invocation) -> list[Invocation]:
         """Invocations that `inv` called (request-response) and still waits for."""
-        answered = {e.msg.completion_id for e in inv.journal if e.type_id == _M["CallCompletion"]}
+        answered = answered_completion_ids(inv.journal, "CallCompletion")
         out = []
         for e in inv.journal:
-            if e.type_id == _M["Call"] and e.msg.result_completion_id not in answered:
-                child = self._invocations.get(self._call_target_id(inv, e.msg) or "")
+            if e.type_id == TYPE_IDS["Call"] and e.msg.result_completion_id not in answered:
+                child = self._invocations.get(call_target_id(inv, e.msg) or "")
                 if child is not None:
                     out.append(child)
         return out
@@ -833,68 +772,35 @@ class Runtime(Ingress, Waiting, Commands, Recovery):
     @staticmethod
     def _diverged(inv: Invocation, command_index: int) -> str | None:
         """For a journal mismatch (570): the stored entry the new code path diverged from."""
-        from ..introspect import describe_entry
         commands = [(i, e) for i, e in enumerate(inv.journal) if messages.is_command(e.type_id)]
         if command_index >= len(commands):
             return None
         i, e = commands[command_index]
         return f"journal entry {i}, which recorded {describe_entry(e)}"
 
-    # ------------------------------------------------------------------ introspection
-    def invocations(self) -> Any:
-        from .. import introspect
-        return introspect.invocations(self)
-
-    def journal(self, invocation_id: str) -> Any:
-        from .. import introspect
-        return introspect.journal(self, self._get(invocation_id))
-
-    def state(self, service: str, key: str) -> dict[str, Any]:
-        """The K/V state of one object or workflow, JSON values decoded (raw bytes where not JSON)."""
-        from .. import introspect
-        return introspect.decode_state(self._state.get((service, key), {}))
-
-    def inbox(self) -> Any:
-        """Invocations queued for a key's lock, in order (Restate's sys_inbox)."""
-        from .. import introspect
-        return introspect.inbox(self)
-
-    def sql(self, query: str) -> Any:
-        """Run SQL over Restate-shaped tables (sys_invocation, sys_journal, state, sys_inbox, sys_idempotency,
-        sys_promise, sys_keyed_service_status, sys_service, sys_journal_events), as `restate sql` does."""
-        from .. import introspect
-        return introspect.sql(self, query)
-
-    def serve_http(self, host: str = "127.0.0.1", ingress_port: int = 0, admin_port: int = 0,
-                   max_body: int = 10 * 1024 * 1024) -> Any:
-        """Restate's HTTP ingress and admin API for this runtime, on the running loop, for curl, Restate's
-        clients and the `restate` CLI: `door = await rt.serve_http()` (or `async with rt.serve_http() as
-        door:`), then `door.ingress_url`, `door.admin_url`, `await door.close()`. Ports 0: free ones."""
-        from ..http import Door, DoorStarter
-        return DoorStarter(Door(self, host, ingress_port, admin_port, max_body))
-
+    # ------------------------------------------------------------------ reading (for the layers above)
     def invocation(self, invocation_id: str) -> Invocation:
         return self._get(invocation_id)
 
-    def _all_invocations(self) -> Iterable[Invocation]:
+    def all_invocations(self) -> Iterable[Invocation]:
+        """Every invocation the engine keeps (completed ones until their retention ends)."""
         return self._invocations.values()
 
-    def _repr_html_(self) -> str:
-        from .. import render
-        return render.runtime_html(self)
+    _all_invocations = all_invocations  # the name tests/runtime/test_store.py still uses
 
-    def dashboard(self) -> Any:
-        """Every view in one live widget: clock, invocations and journals, call graph, timeline, deadlocks."""
-        from ..widgets import Dashboard
-        return Dashboard(self)
+    @property
+    def _services(self) -> dict[str, Registered]:  # the name tests reach deployments by (see registry.py)
+        return self._registry.services
+
+    def stored_state(self, service: str, key: str) -> dict[str, bytes]:
+        """The K/V state of one object or workflow, as stored (raw bytes)."""
+        return self._state.get((service, key), {})
 
     def __repr__(self) -> str:
-        counts: dict[str, int] = {}
-        for inv in self._invocations.values():
-            counts[inv.status] = counts.get(inv.status, 0) + 1
+        counts = status_counts(self._invocations.values())
         summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no invocations"
         return (f"<playground.Runtime {self._clock.kind} clock at {self.now.isoformat()}; "
-                f"services: {', '.join(self._services) or 'none'}; {summary}>")
+                f"services: {', '.join(self._registry.services) or 'none'}; {summary}>")
 
 
 def _related_fields(e: Any) -> tuple[int | None, str | None, str | None]:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from restate.handler import handler_from_callable
 
 if TYPE_CHECKING:
-    from .core import Runtime
+    from .core import Engine as Runtime
     from .model import Invocation
 
 

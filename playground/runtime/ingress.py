@@ -14,8 +14,8 @@ from ..protocol import messages
 from . import ids
 from .clock import to_datetime
 from .common import (
-    _failure_msg,
-    _ms,
+    failure_message,
+    duration_ms,
 )
 from .model import (
     Failure,
@@ -84,7 +84,7 @@ class Ingress:
     @staticmethod
     def _decode(h: Any, result: bytes | Failure | None) -> Any:
         if isinstance(result, Failure):
-            raise restate.TerminalError(result.message, result.code, metadata=result.metadata or None)
+            raise result.to_terminal_error()
         return h.handler_io.output_serde.deserialize(result or b"")
 
     async def _typed_call(self, how: str, tpe: Any, key: str | None, arg: Any, idempotency_key: str | None,
@@ -99,7 +99,7 @@ class Ingress:
     async def _typed_send(self, how: str, tpe: Any, key: str | None, arg: Any, send_delay: timedelta | None,
                           idempotency_key: str | None, headers: dict[str, str] | None) -> SendHandle:
         h, target = self._resolve(tpe, how, key)
-        delay = _ms(send_delay, "send_delay")
+        delay = duration_ms(send_delay, "send_delay")
         body = self._encode_arg(h, target, arg)
         return self._ingress_send(target, body, headers, idempotency_key, delay)
 
@@ -157,7 +157,7 @@ class Ingress:
         inv = self._ingress_call(target, bytes(arg), headers, idempotency_key)
         inv = await self._await_done(inv, f"generic_call to {target}")
         if isinstance(inv.result, Failure):
-            raise restate.TerminalError(inv.result.message, inv.result.code, metadata=inv.result.metadata or None)
+            raise inv.result.to_terminal_error()
         return inv.result or b""
 
     async def generic_send(self, service: str, handler: str, arg: bytes, key: str | None = None,
@@ -166,7 +166,7 @@ class Ingress:
                            limit_key: str | None = None) -> SendHandle:
         self._refuse_scope(scope, limit_key)
         target = self._generic_target(service, handler, arg, key)
-        return self._ingress_send(target, bytes(arg), headers, idempotency_key, _ms(send_delay, "send_delay"))
+        return self._ingress_send(target, bytes(arg), headers, idempotency_key, duration_ms(send_delay, "send_delay"))
 
     def _ingress_send(self, target: Target, body: bytes, headers: dict[str, str] | None, idem: str | None,
                       delay: int) -> SendHandle:
@@ -180,7 +180,7 @@ class Ingress:
         inv, _previous, error = self._invoke(target, body, headers, idem, 0, invoked_by=None, strict=True)
         self._commit()
         if error is not None:
-            raise restate.TerminalError(error.message, error.code)
+            raise error.to_terminal_error()
         return inv
 
     def _find(self, target: Any, key: str | None, idempotency_key: str | None, missing: str) -> Invocation:
@@ -200,11 +200,11 @@ class Ingress:
         h = self._handler_of(target)
         svc, name = h.service_tag.name, h.name
         if idempotency_key is not None:
-            inv_id = self._idempotency.get((svc, key or "", name, idempotency_key))
+            inv_id = self._records.idempotent((svc, key or "", name, idempotency_key))
             if inv_id is None:
                 raise restate.TerminalError(missing, 404)
         elif h.service_tag.kind == "workflow" and key is not None:
-            inv_id = self._workflow_runs.get((svc, key))
+            inv_id = self._records.run_of((svc, key))
             if inv_id is None:
                 raise restate.TerminalError(missing, 404)
         else:
@@ -228,11 +228,11 @@ class Ingress:
         return self._decode_for(inv)
 
     def _decode_for(self, inv: Invocation) -> Any:
-        reg = self._services.get(inv.target.service)
+        reg = self._registry.get(inv.target.service)
         handler = reg.obj.handlers.get(inv.target.handler) if reg else None
         if handler is None:
             if isinstance(inv.result, Failure):
-                raise restate.TerminalError(inv.result.message, inv.result.code)
+                raise inv.result.to_terminal_error()
             return inv.result
         return self._decode(handler, inv.result)
 
@@ -298,7 +298,7 @@ class Ingress:
     def reject_awakeable(self, awakeable_id: str, message: str, code: int = 500) -> None:
         """Fail an awakeable from a cell: the awaiting handler gets TerminalError(message, code)."""
         _check_failure(message, code)
-        self._complete_awakeable(awakeable_id, {"failure": _failure_msg(Failure(code, message))})
+        self._complete_awakeable(awakeable_id, {"failure": failure_message(Failure(code, message))})
 
     def _complete_awakeable(self, awakeable_id: str, result: dict[str, Any]) -> None:
         if not isinstance(awakeable_id, str):
@@ -331,8 +331,8 @@ class Ingress:
         for what, value in (("workflow", workflow), ("key", key), ("name", name)):
             if not isinstance(value, str):
                 raise TypeError(f"{what} must be a str, not {type(value).__name__}")
-        manifest = self._manifests.get(workflow)
+        manifest = self._registry.manifests.get(workflow)
         if manifest is None or manifest.get("ty") != "WORKFLOW":
-            known = sorted(n for n, m in self._manifests.items() if m.get("ty") == "WORKFLOW")
+            known = sorted(n for n, m in self._registry.manifests.items() if m.get("ty") == "WORKFLOW")
             raise ValueError(f"{workflow!r} is not a registered workflow; promises belong to workflows "
                              f"(registered: {', '.join(map(repr, known)) or 'none'})")

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from collections.abc import Iterable
 from typing import Any
 
+import restate
+
+from .. import views
 from ..protocol import framing, messages
 from ..protocol.deployment import Deployment, HandlerInfo, ServiceInfo
 from ..protocol.driver import Attempt
@@ -57,6 +61,10 @@ class Failure:
     def __str__(self) -> str:
         return f"[{self.code}] {self.message}"
 
+    def to_terminal_error(self) -> restate.TerminalError:
+        """The TerminalError a cell sees for this failure, metadata included."""
+        return restate.TerminalError(self.message, self.code, metadata=self.metadata or None)
+
 
 @dataclass
 class TransientError:
@@ -88,8 +96,8 @@ class SendHandle:
         return f"SendHandle(invocation_id={self.invocation_id!r}, status={self.status!r}{when})"
 
 
-_NO_RUNS: frozenset[int] = frozenset()
-_DONE: tuple[()] = ()  # what a completed invocation keeps instead of its wait lists
+NO_RUNS: frozenset[int] = frozenset()
+DONE: tuple[()] = ()  # what a completed invocation keeps instead of its wait lists
 
 
 @dataclass(eq=False, slots=True)
@@ -125,7 +133,7 @@ class Invocation:
     last_failure: TransientError | None = None
     errors: list[TransientError] = field(default_factory=list)
     attempt: Attempt | None = None
-    pending_runs: set[int] | frozenset[int] = _NO_RUNS  # ctx.run closures executing (Run seen, no proposal yet)
+    pending_runs: set[int] | frozenset[int] = NO_RUNS  # ctx.run closures executing (Run seen, no proposal yet)
     awaiting: Any = None  # the last Future the SDK said it awaits (AwaitingOn/Suspension), for explanations
     waiting_ids: tuple[set[int], set[int], set[str]] | None = None  # while suspended
     resume_after_attempt: bool = False  # resume() came while the paused attempt was still ending
@@ -142,5 +150,12 @@ class Invocation:
         return str(self.result) if isinstance(self.result, Failure) else None
 
     def _repr_html_(self) -> str:
-        from ..render import journal_html
-        return journal_html(self.runtime, self)
+        return views.drawing().journal_html(self.runtime, self)
+
+
+def status_counts(invocations: Iterable[Invocation]) -> dict[str, int]:
+    """How many invocations are in each status, by status name in order."""
+    counts: dict[str, int] = {}
+    for inv in invocations:
+        counts[inv.status] = counts.get(inv.status, 0) + 1
+    return dict(sorted(counts.items()))

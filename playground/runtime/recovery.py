@@ -12,17 +12,16 @@ from __future__ import annotations
 
 import asyncio
 import warnings
-from collections import deque
 from typing import Any
 
 from ..errors import MissingHandlerWarning, StoreError
 from ..protocol import messages
 from ..protocol.deployment import parse_manifest
 from . import ids
-from .clock import Clock, to_datetime
-from .common import _M
+from .common import TYPE_IDS
 from .model import Invocation, JournalEntry, Target, TransientError
-from .store import MemoryStore, Snapshot, SqliteStore, _result_from
+from .journal import answered_completion_ids, call_target_id
+from .store import ChangeSet, MemoryStore, Snapshot, SqliteStore, StoreWriteFailed, invocation_fields
 
 
 class Recovery:
@@ -31,9 +30,10 @@ class Recovery:
     _store: MemoryStore | SqliteStore
 
     # ------------------------------------------------------------------ what is written
-    def _durable_meta(self) -> dict[str, Any]:
+    def durable_meta(self) -> dict[str, Any]:
+        """The engine's own durable values (clock, id generator, inbox sequence), as a store records them."""
         return {"now_ms": self._clock.now_ms(), "seed": self._seed, "ids_drawn": self._seeded_ids.drawn,
-                "inbox_seq": self._inbox_seq}
+                "inbox_seq": self._keys.seq}
 
     def _clear_dirty(self) -> None:
         self._dirty.clear()
@@ -46,7 +46,25 @@ class Recovery:
         there is nothing to write, and forgetting the changed invocations is all it does (kept cheap: it
         runs several times per invocation)."""
         store = self._store
-        self._commit = self._dirty.clear if not store.durable else (lambda: store.commit(self))
+        self._commit = self._dirty.clear if not store.durable else self._commit_changes
+
+    def _change_set(self) -> ChangeSet:
+        """What the current event changed: the records to write."""
+        return ChangeSet(
+            invocations=[(inv, self._invocations.get(inv.id) is inv) for inv in self._dirty],
+            services=[(n, self._registry.revisions[n], self._registry.manifests[n]) for n in self._dirty_services],
+            state=[(wk, self._state.get(wk, {})) for wk in self._dirty_state],
+            promises=[(wk, self._records.promises.get(wk, {})) for wk in self._dirty_promises],
+            meta=self.durable_meta(),
+        )
+
+    def _commit_changes(self) -> None:
+        """End an event on a durable store: write its change set, or stop the runtime if it cannot."""
+        try:
+            self._store.commit(self._change_set())
+        except StoreWriteFailed as exc:
+            raise self._store_failed(str(exc)) from None
+        self._clear_dirty()
 
     @property
     def store(self) -> str | None:
@@ -60,10 +78,10 @@ class Recovery:
         self._closed = reason
         self._detach_attempts()  # their tasks end within a few loop turns
         self._timers.clear()
-        for armed in (self._real_timer, self._heartbeat):
-            if armed is not None:
-                armed[1].cancel()
-        self._real_timer = self._heartbeat = None
+        self._timers.disarm()
+        if self._heartbeat is not None:
+            self._heartbeat[1].cancel()
+        self._heartbeat = None
         self._store.close()
         self._wake_all_awaits()  # awaits in cells raise now instead of waiting on a runtime that is gone
 
@@ -90,8 +108,7 @@ class Recovery:
         self._to_start = []
         self._reset_tables()
         if snap is not None:
-            if self._clock.kind != "real":  # the clock, too, as stored (the failed event may have moved it)
-                self._clock = Clock(self._clock.kind, to_datetime(snap.meta["now_ms"]))
+            self._clock.reset(snap.meta["now_ms"])  # the clock, too, as stored (the failed event may have moved it)
             self._restore(snap)  # starts nothing and writes nothing: the runtime is closed
         self._timers.clear()
         self._wake(waiters)
@@ -142,17 +159,16 @@ class Recovery:
 
     def _restore(self, snap: Snapshot) -> None:
         meta = snap.meta
-        if self._clock.kind != "real" and "now_ms" in meta:
-            self._clock.set(meta["now_ms"])
+        if "now_ms" in meta:
+            self._clock.restore(meta["now_ms"])
         self._seed = meta.get("seed", self._seed)
         # the id generator continues where it was: no id is ever reused
         self._seeded_ids = ids.SeededIds(self._seed, meta.get("ids_drawn", 0))
-        self._inbox_seq = meta.get("inbox_seq", 0)
+        self._keys.seq = meta.get("inbox_seq", 0)
         for name, manifest in snap.manifests.items():
-            self._manifests.setdefault(name, manifest)
-            self._revisions.setdefault(name, snap.revisions.get(name, 1))
+            self._registry.restore(name, manifest, snap.revisions.get(name, 1))
         self._state = {k: dict(v) for k, v in snap.state.items()}
-        self._promises = {k: dict(v) for k, v in snap.promises.items()}
+        self._records.promises = {k: dict(v) for k, v in snap.promises.items()}
 
         restored = [self._restored_invocation(rec, snap) for rec in snap.invocations]
         for inv in restored:
@@ -160,9 +176,10 @@ class Recovery:
             self._by_start_id[inv.start_id] = inv
             key_s = inv.target.key or ""
             if inv.handler.ty == "WORKFLOW":
-                self._workflow_runs[(inv.target.service, key_s)] = inv.id
+                self._records.remember_workflow_run((inv.target.service, key_s), inv.id)
             elif inv.idempotency_key is not None:
-                self._idempotency[(inv.target.service, key_s, inv.target.handler, inv.idempotency_key)] = inv.id
+                self._records.remember_idempotent((inv.target.service, key_s, inv.target.handler,
+                                                   inv.idempotency_key), inv.id)
         live = [inv for inv in restored if not inv.completed]
         for inv in sorted((i for i in restored if i.completed and i.expires_at is not None),
                           key=lambda i: (i.expires_at, i.completed_at)):
@@ -171,14 +188,12 @@ class Recovery:
         for inv in live:
             lk = inv.lock_key
             if lk is not None and inv.status not in ("pending", "scheduled"):
-                self._locks[lk] = inv.id
-                self._wait.add(lk, inv.id, "holds")
+                self._keys.restore_holder(lk, inv)
         for inv in sorted((i for i in live if i.status == "pending" and i.lock_key is not None),
                           key=lambda i: i.inbox_seq):
             lk = inv.lock_key
             assert lk is not None
-            self._inboxes.setdefault(lk, deque()).append(inv)
-            self._on_edge(self._wait.add(inv.id, lk, "queued"))
+            self._on_edge(self._keys.restore_queued(lk, inv))
         to_start: list[Invocation] = []
         for inv in live:
             self._restore_waits(inv)
@@ -188,13 +203,7 @@ class Recovery:
                 self._schedule_retry(inv)
             elif inv.status in ("running", "backing-off"):  # running when the process died; or parked
                 to_start.append(inv)
-        for lk, inbox in self._inboxes.items():  # a free key with a queue (not expected; cheap to be sure)
-            if lk not in self._locks and inbox:
-                head = inbox.popleft()
-                self._wait.remove(head.id, lk)
-                self._locks[lk] = head.id
-                self._wait.add(lk, head.id, "holds")
-                to_start.append(head)
+        to_start.extend(self._keys.start_free_heads())
         self._to_start.extend(to_start)
         self._warn_missing()
         self._start_restored()
@@ -203,17 +212,8 @@ class Recovery:
     def _restored_invocation(self, rec: dict[str, Any], snap: Snapshot) -> Invocation:
         target = Target(rec["service"], rec["handler"], rec["key"])
         service, handler, deployment = self._bind(target)
-        inv = Invocation(
-            id=rec["id"], target=target, service=service, handler=handler, deployment=deployment,
-            revision=rec["revision"], start_id=bytes.fromhex(rec["start_id"]), random_seed=rec["random_seed"],
-            created_at=rec["created_at"], invoked_by=rec["invoked_by"], sent=rec["sent"],
-            invoked_by_id=rec["invoked_by_id"], invoked_by_target=rec["invoked_by_target"],
-            idempotency_key=rec["idempotency_key"], runtime=self, status=rec["status"],
-            scheduled_at=rec["scheduled_at"], inboxed_at=rec["inboxed_at"], inbox_seq=rec["inbox_seq"],
-            running_at=rec["running_at"], completed_at=rec["completed_at"], expires_at=rec["expires_at"],
-            result=_result_from(rec["result"]), completed=rec["completed"], attempts=rec["attempts"],
-            retry_count_since_last_entry=rec["retry_count_since_last_entry"], next_retry_at=rec["next_retry_at"],
-        )
+        inv = Invocation(target=target, service=service, handler=handler, deployment=deployment, runtime=self,
+                         **invocation_fields(rec))
         if rec["waiting_ids"] is not None:
             c, s, n = rec["waiting_ids"]
             inv.waiting_ids = (set(c), set(s), set(n))
@@ -233,10 +233,10 @@ class Recovery:
     def _bind(self, target: Target) -> tuple[Any, Any, Any]:
         """The registered service and handler for a restored invocation, else the stored manifest's (and no
         deployment: it waits until its service is registered)."""
-        reg = self._services.get(target.service)
+        reg = self._registry.get(target.service)
         if reg is not None and target.handler in reg.info.handlers:
             return reg.info, reg.info.handlers[target.handler], reg.deployment
-        manifest = self._manifests.get(target.service)
+        manifest = self._registry.manifests.get(target.service)
         info = parse_manifest({"services": [manifest]})[target.service] if manifest else None
         if info is None or target.handler not in info.handlers:
             raise self._store_corrupt(f"an invocation of {target} has no stored service description")
@@ -249,22 +249,21 @@ class Recovery:
 
     def _restore_waits(self, inv: Invocation) -> None:
         """Who `inv` waits for, from its journal: callees and attached invocations, workflow promises."""
-        done = {e.msg.completion_id for e in inv.journal if messages.is_notification(e.type_id)
-                and e.type_id != _M["Signal"]}
+        done = answered_completion_ids(inv.journal)
         for e in inv.journal:
             if not messages.is_command(e.type_id):
                 continue
             cid = getattr(e.msg, "result_completion_id", None)
             if cid is None or cid in done:
                 continue
-            if e.type_id == _M["Call"]:
-                callee = self._invocations.get(self._call_target_id(inv, e.msg) or "")
+            if e.type_id == TYPE_IDS["Call"]:
+                callee = self._invocations.get(call_target_id(inv, e.msg) or "")
                 self._wait_on(inv, callee, cid, "call")
-            elif e.type_id == _M["AttachInvocation"]:
+            elif e.type_id == TYPE_IDS["AttachInvocation"]:
                 self._wait_on(inv, self._resolve_attach_target(e.msg), cid, "attach")
-            elif e.type_id == _M["GetPromise"]:
+            elif e.type_id == TYPE_IDS["GetPromise"]:
                 self._cmd_GetPromise(inv, e.msg)  # answered now if resolved, else when it is
-            elif e.type_id == _M["Sleep"] and e.due_ms is not None:
+            elif e.type_id == TYPE_IDS["Sleep"] and e.due_ms is not None:
                 self._schedule_sleep(inv, cid, e.due_ms)
 
     def _start_restored(self) -> None:

@@ -23,7 +23,7 @@ from ..errors import StoreError
 from .model import Failure, Invocation, JournalEntry, TransientError
 
 if TYPE_CHECKING:
-    from .core import Runtime
+    from .core import Engine as Runtime
 
 FORMAT = "restate-playground-store"
 VERSION = 1
@@ -43,6 +43,21 @@ class Snapshot:
     promises: dict[tuple[str, str], dict[str, bytes | Failure]] = field(default_factory=dict)
 
 
+@dataclass
+class ChangeSet:
+    """What one event changed, as the store writes it: the records themselves, never the runtime."""
+
+    invocations: list[tuple[Invocation, bool]]  # (invocation, still kept: False once it is forgotten)
+    services: list[tuple[str, int, dict[str, Any]]]  # (name, revision, manifest entry)
+    state: list[tuple[tuple[str, str], dict[str, bytes]]]  # ((service, key), its whole state)
+    promises: list[tuple[tuple[str, str], dict[str, bytes | Failure]]]  # ((workflow, id), its promises)
+    meta: dict[str, Any]  # now_ms, seed, ids_drawn, inbox_seq
+
+
+class StoreWriteFailed(Exception):
+    """A commit could not be written (e.g. a full disk); its message says why, in words."""
+
+
 # ---------------------------------------------------------------------------------------------- records
 def _result_record(result: bytes | Failure | None) -> Any:
     if isinstance(result, Failure):
@@ -50,27 +65,40 @@ def _result_record(result: bytes | Failure | None) -> Any:
     return None if result is None else result.hex()
 
 
-def _result_from(rec: Any) -> bytes | Failure | None:
+def result_from(rec: Any) -> bytes | Failure | None:
     if isinstance(rec, dict):
         return Failure(rec["code"], rec["message"], dict(rec.get("metadata") or {}))
     return None if rec is None else bytes.fromhex(rec)
 
 
+# The durable fields of an invocation, in record order. The target's parts, the raw start id, the result
+# and the awaited ids are encoded on the way (see invocation_record and invocation_fields).
+RECORD_FIELDS = (
+    "id", "service", "handler", "key", "revision", "start_id", "random_seed", "created_at", "invoked_by", "sent",
+    "invoked_by_id", "invoked_by_target", "idempotency_key", "status", "scheduled_at", "inboxed_at", "inbox_seq",
+    "running_at", "completed_at", "expires_at", "completed", "result", "attempts", "retry_count_since_last_entry",
+    "next_retry_at", "waiting_ids",
+)
+_TARGET_FIELDS = ("service", "handler", "key")
+_ENCODED_FIELDS = ("start_id", "result", "waiting_ids")
+
+
 def invocation_record(inv: Invocation) -> dict[str, Any]:
     """The durable part of an invocation (its journal and errors are stored beside it)."""
-    t = inv.target
-    return {
-        "id": inv.id, "service": t.service, "handler": t.handler, "key": t.key, "revision": inv.revision,
-        "start_id": inv.start_id.hex(), "random_seed": inv.random_seed, "created_at": inv.created_at,
-        "invoked_by": inv.invoked_by, "sent": inv.sent, "invoked_by_id": inv.invoked_by_id,
-        "invoked_by_target": inv.invoked_by_target, "idempotency_key": inv.idempotency_key,
-        "status": inv.status, "scheduled_at": inv.scheduled_at, "inboxed_at": inv.inboxed_at,
-        "inbox_seq": inv.inbox_seq, "running_at": inv.running_at, "completed_at": inv.completed_at,
-        "expires_at": inv.expires_at, "completed": inv.completed, "result": _result_record(inv.result),
-        "attempts": inv.attempts, "retry_count_since_last_entry": inv.retry_count_since_last_entry,
-        "next_retry_at": inv.next_retry_at,
-        "waiting_ids": [sorted(s) for s in inv.waiting_ids] if inv.waiting_ids is not None else None,
-    }
+    rec = {f: getattr(inv.target if f in _TARGET_FIELDS else inv, f) for f in RECORD_FIELDS}
+    rec["start_id"] = inv.start_id.hex()
+    rec["result"] = _result_record(inv.result)
+    rec["waiting_ids"] = [sorted(s) for s in inv.waiting_ids] if inv.waiting_ids is not None else None
+    return rec
+
+
+def invocation_fields(rec: dict[str, Any]) -> dict[str, Any]:
+    """An Invocation's constructor arguments from its record, except the target and what registration
+    gives (service, handler, deployment) and the runtime; `waiting_ids` is set after construction."""
+    fields = {f: rec[f] for f in RECORD_FIELDS if f not in _TARGET_FIELDS and f not in _ENCODED_FIELDS}
+    fields["start_id"] = bytes.fromhex(rec["start_id"])
+    fields["result"] = result_from(rec["result"])
+    return fields
 
 
 def error_record(err: TransientError) -> dict[str, Any]:
@@ -87,13 +115,13 @@ def snapshot_of(rt: "Runtime") -> Snapshot:
     """The records of a runtime's current tables, as a store would have them (what a restart keeps)."""
     invs = list(rt._invocations.values())
     return Snapshot(
-        meta=rt._durable_meta(),
-        manifests=dict(rt._manifests), revisions=dict(rt._revisions),
+        meta=rt.durable_meta(),
+        manifests=dict(rt._registry.manifests), revisions=dict(rt._registry.revisions),
         invocations=[invocation_record(i) for i in invs],
         journals={i.id: [entry_record(e) for e in i.journal] for i in invs},
         errors={i.id: [error_record(e) for e in i.errors] for i in invs},
         state={k: dict(v) for k, v in rt._state.items()},
-        promises={k: dict(v) for k, v in rt._promises.items()},
+        promises={k: dict(v) for k, v in rt._records.promises.items()},
     )
 
 
@@ -236,7 +264,7 @@ class SqliteStore:
             for svc, key, name, value, failure in db.execute(
                     "SELECT service, key, name, value, failure FROM promises ORDER BY rowid"):
                 snap.promises.setdefault((svc, key), {})[name] = (
-                    _result_from(json.loads(failure)) if failure is not None else bytes(value))  # type: ignore[assignment]
+                    result_from(json.loads(failure)) if failure is not None else bytes(value))  # type: ignore[assignment]
         except (sqlite3.DatabaseError, ValueError, KeyError) as exc:
             raise self._fail(f"it is corrupt ({exc!r})") from None
         self._written = {r["id"]: (len(snap.journals.get(r["id"], ())), len(snap.errors.get(r["id"], ())))
@@ -245,32 +273,29 @@ class SqliteStore:
 
     def reload(self, rt: "Runtime") -> Snapshot:
         snap = self.load()
-        return snap if snap is not None else Snapshot(meta=rt._durable_meta())
+        return snap if snap is not None else Snapshot(meta=rt.durable_meta())
 
     # ------------------------------------------------------------------ writing
-    def commit(self, rt: "Runtime") -> None:
-        """Write what changed since the last commit, in one transaction."""
+    def commit(self, changes: ChangeSet) -> None:
+        """Write one event's change set, in one transaction; StoreWriteFailed if SQLite cannot."""
         db = self._db
         if db is None:
-            rt._clear_dirty()
             return
         db.execute("BEGIN")
         try:
-            for inv in rt._dirty:
-                self._write_invocation(db, rt, inv)
-            for name in rt._dirty_services:
-                db.execute("INSERT OR REPLACE INTO services VALUES (?, ?, ?)",
-                           (name, rt._revisions[name], json.dumps(rt._manifests[name])))
-            for svc, key in rt._dirty_state:
+            for inv, kept in changes.invocations:
+                self._write_invocation(db, inv, kept)
+            for name, revision, manifest in changes.services:
+                db.execute("INSERT OR REPLACE INTO services VALUES (?, ?, ?)", (name, revision, json.dumps(manifest)))
+            for (svc, key), state in changes.state:
                 db.execute("DELETE FROM state WHERE service=? AND key=?", (svc, key))
-                db.executemany("INSERT INTO state VALUES (?, ?, ?, ?)",
-                               [(svc, key, n, v) for n, v in rt._state.get((svc, key), {}).items()])
-            for svc, key in rt._dirty_promises:
+                db.executemany("INSERT INTO state VALUES (?, ?, ?, ?)", [(svc, key, n, v) for n, v in state.items()])
+            for (svc, key), promises in changes.promises:
                 db.execute("DELETE FROM promises WHERE service=? AND key=?", (svc, key))
                 db.executemany("INSERT INTO promises VALUES (?, ?, ?, ?, ?)", [
                     (svc, key, n, None, json.dumps(_result_record(v))) if isinstance(v, Failure) else
-                    (svc, key, n, v, None) for n, v in rt._promises.get((svc, key), {}).items()])
-            meta = rt._durable_meta()
+                    (svc, key, n, v, None) for n, v in promises.items()])
+            meta = changes.meta
             changed = [(k, json.dumps(v)) for k, v in meta.items() if self._meta.get(k) != v]
             if changed:
                 db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", changed)
@@ -279,10 +304,9 @@ class SqliteStore:
             if db.in_transaction:  # (SQLite has rolled back by itself after some errors, e.g. a full disk)
                 db.execute("ROLLBACK")
             if isinstance(exc, sqlite3.DatabaseError):
-                raise rt._store_failed(self._write_error(exc)) from None
+                raise StoreWriteFailed(self._write_error(exc)) from None
             raise
         self._meta.update(meta)
-        rt._clear_dirty()
 
     def _write_error(self, exc: sqlite3.DatabaseError) -> str:
         """Why a commit failed, in words (the full disk named as such)."""
@@ -290,9 +314,9 @@ class SqliteStore:
             return f"the disk is full (SQLite: {exc})"
         return f"SQLite reported: {exc}"
 
-    def _write_invocation(self, db: sqlite3.Connection, rt: "Runtime", inv: Invocation) -> None:
+    def _write_invocation(self, db: sqlite3.Connection, inv: Invocation, kept: bool) -> None:
         written = self._written.get(inv.id)
-        if rt._invocations.get(inv.id) is not inv:  # forgotten (retention over, or cancelled before it started)
+        if not kept:  # forgotten (retention over, or cancelled before it started)
             if written is not None:
                 for table in ("invocations", "journal", "errors"):
                     key = "id" if table == "invocations" else "invocation_id"

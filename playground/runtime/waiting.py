@@ -12,15 +12,15 @@ from ..errors import Deadlock, DeadlockError, DeadlockMember, StuckError
 from ..protocol import messages
 from .clock import to_datetime
 from .common import (
-    _M,
     INACTIVITY_TIMEOUT_S,
-    _node_label,
+    node_label,
 )
 from .model import (
     Invocation,
     JournalEntry,
 )
 from .interrupts import sigint_guard
+from .journal import answered_completion_ids, awaited, call_target, call_target_id
 from .waitfor import Cycle
 
 
@@ -61,8 +61,8 @@ class Waiting:
         if self._to_start:
             self._start_restored()
             self._commit()
-        if self._clock.kind == "real":
-            self._arm_real_timer()  # e.g. timers restored from a store, or set up before this loop ran
+        if self._clock.follows_wall_time:
+            self._timers.arm()  # e.g. timers restored from a store, or set up before this loop ran
         while True:
             self._raise_if_interrupted(seen, until)
             if until is not None and until.completed:
@@ -73,7 +73,10 @@ class Waiting:
                 for _ in range(2):
                     await asyncio.sleep(0)
                 self._raise_if_interrupted(seen, until)
-                if (until is not None and until.completed) or (not self._any_busy() and not self._fire_due_timers()):
+                if until is not None and until.completed:
+                    return
+                # nothing runs: held events (in the strategy's order), then due timers, may start something
+                if not self._any_busy() and not self.scheduler.run_pending() and not self._fire_due_timers():
                     return
                 continue
             fut = loop.create_future()
@@ -158,22 +161,21 @@ class Waiting:
             for _ in range(4):
                 await asyncio.sleep(0)
             self._raise_if_interrupted(seen, inv)
-            if inv.completed or self._progress != epoch or self._any_busy():
+            if inv.completed or self._progress != epoch or self._any_busy() or self.scheduler.pending:
                 continue
             if self._rejected_calls:
                 self._raise_if_rejected_call(inv, what)
             nxt = self._timers.next_due(include_housekeeping=False)
-            if nxt is not None and self._clock.kind == "virtual":
-                self._clock.set(nxt.due_ms)
+            if nxt is not None and self._clock.jump_when_idle(nxt.due_ms):
                 continue
-            if nxt is not None and self._clock.kind == "real":
+            if nxt is not None and self._clock.follows_wall_time:
                 await self._sleep_until(inv, nxt.due_ms)
                 continue
             self._raise_stuck(inv, what, nxt)
 
     async def _sleep_until(self, inv: Invocation, due_ms: int) -> None:
         """clock='real': sleep until a timer is due, `inv` completes or something interrupts it."""
-        self._arm_real_timer()
+        self._timers.arm()
         loop = asyncio.get_running_loop()
         fut = loop.create_future()
         inv.waiters.append(fut)
@@ -187,7 +189,7 @@ class Waiting:
         """What a cancelled await (Jupyter's interrupt button, a timeout) leaves behind, and what to do about it."""
         why = f" ({exc.args[0]})" if exc.args and exc.args[0] else ""
         lock = (f", and it keeps the lock on {inv.target.service}/{inv.target.key} until it ends"
-                if inv.lock_key is not None and self._locks.get(inv.lock_key) == inv.id else "")
+                if inv.lock_key is not None and self._keys.holder(inv.lock_key) == inv.id else "")
         state = {"running": "keeps running", "paused": "stays paused"}.get(inv.status, f"keeps running ({inv.status})")
         return (f"{what} was cancelled{why}, but invocation {inv.id} {state}, as on Restate: cancelling an "
                 f"await does not cancel the invocation{lock}. Wait for it again with "
@@ -254,7 +256,7 @@ class Waiting:
                 verb = "its call to" if kind == "call" else "attaching to"
                 waits = f"waits for {verb} {v} ({other.target if other else '?'})"
             members.append(DeadlockMember(inv.id, str(inv.target), inv.status, waits))
-        return Deadlock(members, [(_node_label(u), _node_label(v), k) for u, v, k in edges])
+        return Deadlock(members, [(node_label(u), node_label(v), k) for u, v, k in edges])
 
     def _raise_stuck(self, inv: Invocation, what: str, nxt: Any) -> None:
         __tracebackhide__ = True  # IPython (and pytest) show the user's frame, not the runtime's
@@ -307,8 +309,8 @@ class Waiting:
                 break
             nxt: Invocation | None = None
             head = f"{cur.id} {cur.target} is {cur.status}"
-            if cur.status == "pending" and cur.lock_key and cur.lock_key in self._locks:
-                nxt = self._invocations.get(self._locks[cur.lock_key])
+            if cur.status == "pending" and cur.lock_key and self._keys.holder(cur.lock_key) is not None:
+                nxt = self._invocations.get(self._keys.holder(cur.lock_key) or "")
                 lines.append((cur, f"{head}: queued behind {nxt.id if nxt else '?'} which holds the lock on "
                                    f"{cur.target.service}/{cur.target.key}"))
             elif cur.deployment is None:
@@ -336,17 +338,9 @@ class Waiting:
         completions: list[int] = []
         signals: list[int] = []
         named: list[str] = []
-
-        def walk(f: Any) -> None:
-            completions.extend(f.waiting_completions)
-            signals.extend(s for s in f.waiting_signals if s != messages.CANCEL_SIGNAL)
-            named.extend(f.waiting_named_signals)
-            for n in f.nested_futures:
-                walk(n)
-
-        done = {getattr(e.msg, "completion_id", None) for e in inv.journal if messages.is_notification(e.type_id)}
+        done = answered_completion_ids(inv.journal)
         if inv.awaiting is not None:
-            walk(inv.awaiting)
+            completions, signals, named = awaited(inv.awaiting, with_cancel=False)
         if inv.awaiting is None or (completions and all(c in done for c in completions)):
             # The SDK says what it awaits only when it wakes up, so what it said may be an earlier await:
             # then go by the commands still without a result.
@@ -364,10 +358,9 @@ class Waiting:
                 continue
             name = messages.NAMES_BY_ID[cmd.type_id]
             if name == "Call":
-                target_id = self._call_target_id(inv, cmd.msg)
+                target_id = call_target_id(inv, cmd.msg)
                 child = self._invocations.get(target_id or "")
-                parts.append(f"its call to {cmd.msg.service_name}/"
-                             f"{cmd.msg.key + '/' if cmd.msg.key else ''}{cmd.msg.handler_name} ({target_id})")
+                parts.append(f"its call to {call_target(cmd.msg)} ({target_id})")
             elif name == "Sleep":
                 parts.append(f"a sleep until {to_datetime(cmd.due_ms or 0).isoformat()}")
             elif name == "GetPromise":
@@ -387,14 +380,6 @@ class Waiting:
         for e in inv.journal:
             if messages.is_command(e.type_id) and getattr(e.msg, "result_completion_id", None) == cid:
                 return e
-        return None
-
-    @staticmethod
-    def _call_target_id(inv: Invocation, call: Any) -> str | None:
-        idx = call.invocation_id_notification_idx
-        for e in inv.journal:
-            if e.type_id == _M["CallInvocationIdCompletion"] and e.msg.completion_id == idx:
-                return e.msg.invocation_id
         return None
 
     @staticmethod
