@@ -291,6 +291,8 @@ class Engine(Ingress, Waiting, Commands, Recovery):
             inv.status = "scheduled"
             inv.scheduled_at = now + delay_ms
             self._schedule_start(inv)
+        elif self.scheduler.eager:  # the default strategy: as posted (checked here to keep the hot path lean)
+            self._enqueue(inv)
         else:  # one FIFO per sender: a handler's sends to a key keep their order, others may interleave
             self.scheduler.post(invoked_by.id if invoked_by is not None else "ingress", f"enqueue {inv.id}",
                                 lambda: None if inv.completed else self._enqueue(inv))
@@ -348,11 +350,11 @@ class Engine(Ingress, Waiting, Commands, Recovery):
     def _start(self, inv: Invocation) -> None:
         """Start `inv`'s next attempt: now (the default strategy), or when the scheduler's strategy picks it
         among the runnable attempts of different invocations."""
-        if self.scheduler.eager:
-            self._open_attempt(inv)
-        else:
+        if not self.scheduler.eager:
             self.scheduler.post(("start", inv.id), f"start {inv.id}",
                                 lambda: None if inv.completed or inv.attempt is not None else self._open_attempt(inv))
+            return
+        self._open_attempt(inv)
 
     def _open_attempt(self, inv: Invocation) -> None:
         """Open a new attempt: send Start and the journal; the SDK's messages then arrive in _on_message.

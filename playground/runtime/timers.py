@@ -34,7 +34,8 @@ class Timers:
     def add_housekeeping(self, now_ms: int, after_ms: int, action: Callable[[], None], what: str) -> None:
         """A retention timer: it fires when time passes, but never makes time skip."""
         self.heap.add_housekeeping(now_ms, after_ms, action, what)
-        self._added()
+        if self.clock.follows_wall_time:
+            self.arm()
 
     def next_due(self, include_housekeeping: bool = True) -> Timer | None:
         return self.heap.next_due(include_housekeeping)

@@ -67,7 +67,7 @@ class Waiting:
             self._raise_if_interrupted(seen, until)
             if until is not None and until.completed:
                 return
-            self._fire_due_timers()
+            self._timers.fire_due()
             if not self._any_busy():
                 # let callbacks already scheduled on the loop run, then look again
                 for _ in range(2):
@@ -76,7 +76,8 @@ class Waiting:
                 if until is not None and until.completed:
                     return
                 # nothing runs: held events (in the strategy's order), then due timers, may start something
-                if not self._any_busy() and not self.scheduler.run_pending() and not self._fire_due_timers():
+                if (not self._any_busy() and (self.scheduler.eager or not self.scheduler.run_pending())
+                        and not self._timers.fire_due()):
                     return
                 continue
             fut = loop.create_future()
