@@ -7,17 +7,31 @@ The public API is what this module exports, plus two submodules imported by name
 Everything else is private and may change.
 """
 
+from __future__ import annotations
+
+from typing import Any
+
 from . import render
 from .errors import Deadlock, DeadlockError, MissingHandlerWarning, NotReady, StoreError, StuckError
 from .facade import Runtime
 from .runtime import SendHandle
 
-__all__ = ["Runtime", "SendHandle", "NotReady", "StuckError", "DeadlockError", "Deadlock", "StoreError",
-           "MissingHandlerWarning", "render",
-           "serve", "RestateServer"]
+__all__ = [
+    "Deadlock",
+    "DeadlockError",
+    "MissingHandlerWarning",
+    "NotReady",
+    "RestateServer",
+    "Runtime",
+    "SendHandle",
+    "StoreError",
+    "StuckError",
+    "render",
+    "serve",
+]
 
 
-def __getattr__(name: str):  # noqa: ANN202 - the real-server path loads hypercorn; only pay for it when used
+def __getattr__(name: str) -> Any:  # the real-server path loads hypercorn; only pay for it when used
     if name in ("serve", "RestateServer"):
         from . import real
         return getattr(real, name)

@@ -11,13 +11,13 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from .protocol import messages
-from .runtime.clock import to_datetime
 from .runtime import readmodel
+from .runtime.clock import to_datetime
 from .runtime.journal import call_target, call_target_id, decode_payload, payload_of
 from .runtime.model import Failure, Invocation, JournalEntry, TransientError
 
 if TYPE_CHECKING:
-    from .facade import Runtime
+    from .runtime.core import Engine as Runtime
 
 _RUN_COMPLETION = messages.TYPE_IDS["RunCompletion"]
 _TY = {"service": "service", "virtual_object": "virtual_object", "workflow": "workflow"}
@@ -89,7 +89,7 @@ def _failure_columns(err: TransientError | None) -> dict[str, Any]:
             "last_failure_related_command_type": kind}
 
 
-def invocations(rt: "Runtime", *, as_restate: bool = False) -> pd.DataFrame:
+def invocations(rt: Runtime, *, as_restate: bool = False) -> pd.DataFrame:
     """One row per invocation, like `sys_invocation`. The last failure stays on the row after the invocation
     completes, pauses or moves on, for a notebook to look at; `as_restate` shows it only while Restate does."""
     rows = []
@@ -131,7 +131,7 @@ def invocations(rt: "Runtime", *, as_restate: bool = False) -> pd.DataFrame:
     return _frame(rows, cols)
 
 
-def state_table(rt: "Runtime") -> pd.DataFrame:
+def state_table(rt: Runtime) -> pd.DataFrame:
     """Every object's and workflow's K/V state, like Restate's `state` table."""
     rows = []
     for (service, key), entries in readmodel.states(rt):
@@ -145,7 +145,7 @@ def state_table(rt: "Runtime") -> pd.DataFrame:
     return _frame(rows, ["service_name", "service_key", "key", "value_utf8", "value", "value_length"])
 
 
-def inbox(rt: "Runtime") -> pd.DataFrame:
+def inbox(rt: Runtime) -> pd.DataFrame:
     """Invocations queued for a key's lock, in order, like `sys_inbox`."""
     rows = []
     for (service, key), waiting in readmodel.inboxes(rt):
@@ -155,27 +155,29 @@ def inbox(rt: "Runtime") -> pd.DataFrame:
     return _frame(rows, ["service_name", "service_key", "id", "sequence_number", "created_at"])
 
 
-def keyed_service_status(rt: "Runtime") -> pd.DataFrame:
+def keyed_service_status(rt: Runtime) -> pd.DataFrame:
     """The holder of each locked key, like `sys_keyed_service_status`."""
-    rows = [{"service_name": s, "service_key": k, "invocation_id": inv_id} for (s, k), inv_id in readmodel.lock_holders(rt)]
+    rows = [{"service_name": s, "service_key": k, "invocation_id": inv_id}
+            for (s, k), inv_id in readmodel.lock_holders(rt)]
     return _frame(rows, ["service_name", "service_key", "invocation_id"])
 
 
-def idempotency(rt: "Runtime") -> pd.DataFrame:
+def idempotency(rt: Runtime) -> pd.DataFrame:
     """Idempotency keys still retained, like `sys_idempotency`."""
     rows = [{"service_name": s, "service_key": k or None, "service_handler": h, "idempotency_key": ik,
              "invocation_id": inv_id} for (s, k, h, ik), inv_id in readmodel.idempotency_keys(rt)]
     return _frame(rows, ["service_name", "service_key", "service_handler", "idempotency_key", "invocation_id"])
 
 
-def promises(rt: "Runtime") -> pd.DataFrame:
+def promises(rt: Runtime) -> pd.DataFrame:
     """Workflow durable promises, like `sys_promise` (completed ones, and those someone awaits)."""
     rows = []
     for (service, key), name, value in readmodel.completed_promises(rt):
         ok = not isinstance(value, Failure)
+        text = value.decode(errors="replace") if not isinstance(value, Failure) else None
         rows.append({"service_name": service, "service_key": key, "key": name, "completed": True,
                      "completion_success_value": value if ok else None,
-                     "completion_success_value_utf8": value.decode(errors="replace") if ok else None,
+                     "completion_success_value_utf8": text,
                      "completion_failure": None if ok else str(value)})
     for (service, key), name in readmodel.awaited_promises(rt):
         rows.append({"service_name": service, "service_key": key, "key": name, "completed": False,
@@ -185,14 +187,16 @@ def promises(rt: "Runtime") -> pd.DataFrame:
                          "completion_success_value_utf8", "completion_failure"])
 
 
-def services(rt: "Runtime") -> pd.DataFrame:
+def services(rt: Runtime) -> pd.DataFrame:
     """Registered services, like `sys_service`."""
-    rows = [{"name": name, "revision": reg.revision, "public": not all(h.ingress_private for h in reg.info.handlers.values()),
-             "ty": reg.info.kind, "deployment_id": f"dp_{reg.revision}"} for name, reg in readmodel.services(rt).items()]
+    rows = [{"name": name, "revision": reg.revision,
+             "public": not all(h.ingress_private for h in reg.info.handlers.values()),
+             "ty": reg.info.kind, "deployment_id": f"dp_{reg.revision}"}
+            for name, reg in readmodel.services(rt).items()]
     return _frame(rows, ["name", "revision", "public", "ty", "deployment_id"])
 
 
-def journal_table(rt: "Runtime") -> pd.DataFrame:
+def journal_table(rt: Runtime) -> pd.DataFrame:
     """Every invocation's journal in one table, like `sys_journal` (with `id` naming the invocation)."""
     frames = [journal(rt, inv).assign(id=inv.id) for inv in rt.all_invocations()]
     return pd.concat(frames, ignore_index=True) if frames else _frame([], [*JOURNAL_COLUMNS, "id"])
@@ -207,7 +211,7 @@ def _event_json(err: TransientError) -> str:
     return json.dumps(doc, separators=(",", ":"))
 
 
-def journal_events(rt: "Runtime") -> pd.DataFrame:
+def journal_events(rt: Runtime) -> pd.DataFrame:
     """Failed attempts, like `sys_journal_events` (event_type TransientError)."""
     rows = []
     for inv in rt.all_invocations():
@@ -227,7 +231,7 @@ TABLES = {
 }
 
 
-def sql(rt: "Runtime", query: str) -> pd.DataFrame:
+def sql(rt: Runtime, query: str) -> pd.DataFrame:
     """Run SQL over the tables above, as `restate sql` runs it over Restate's. Needs DuckDB (an optional extra)."""
     try:
         import duckdb
@@ -253,7 +257,7 @@ def decode_state(state: dict[str, bytes]) -> dict[str, Any]:
     return {k: decode_payload(v) for k, v in sorted(state.items())}
 
 
-def entry_detail(rt: "Runtime", inv: Invocation, e: JournalEntry) -> dict[str, Any]:
+def entry_detail(rt: Runtime, inv: Invocation, e: JournalEntry) -> dict[str, Any]:
     m = e.msg
     name = messages.NAMES_BY_ID.get(e.type_id, "")
     out: dict[str, Any] = {"invoked_id": None, "invoked_target": None, "sleep_wakeup_at": None,
@@ -282,7 +286,7 @@ JOURNAL_COLUMNS = ["index", "entry_type", "name", "invoked_id", "invoked_target"
                    "promise_name", "payload", "appended_at"]
 
 
-def journal(rt: "Runtime", inv: Invocation) -> pd.DataFrame:
+def journal(rt: Runtime, inv: Invocation) -> pd.DataFrame:
     """One row per journal entry, like `sys_journal`, with the payload decoded."""
     rows = []
     for i, e in enumerate(inv.journal):

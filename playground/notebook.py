@@ -57,6 +57,6 @@ def _show_stuck(shell: Any, etype: type, value: BaseException, tb: Any, tb_offse
         from IPython.display import display
 
         display(value)  # its _repr_mimebundle_: the cycle as a picture
-    except Exception:  # noqa: BLE001 - the picture is a bonus; the traceback is already shown
+    except Exception:
         pass
     return None

@@ -13,20 +13,21 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import graphviz
 
 from . import views
-from .runtime.common import node_label
 from .runtime import readmodel
+from .runtime.common import node_label
 from .runtime.journal import call_target_id, decode_payload
 from .runtime.model import status_counts
 
 if TYPE_CHECKING:
     from .errors import Deadlock
-    from .facade import Runtime
+    from .runtime.core import Engine as Runtime
 
 CYCLE_COLOR = "#d62728"
 # Graphviz sizes are points (1 pt = 4/3 px at 100% zoom): 12 pt node text is 16 px, 11 pt edge labels 14.7 px,
@@ -52,7 +53,7 @@ def dot_preamble(name: str, rankdir: str, fill: str | None = None) -> list[str]:
             f'  node [shape=box, style="rounded,filled", {fill_attr}{NODE_FONT}];', f'  edge [{EDGE_FONT}];']
 
 
-def deadlock_dot(deadlock: "Deadlock") -> str:
+def deadlock_dot(deadlock: Deadlock) -> str:
     """The cycle alone: invocations labelled with target and status, every edge red."""
     lines = dot_preamble("deadlock", "TB")
     for m in deadlock.members:
@@ -77,7 +78,7 @@ def _edge_style(kind: str) -> str:
     }[kind]
 
 
-def wait_for_dot(rt: "Runtime") -> str:
+def wait_for_dot(rt: Runtime) -> str:
     """The whole wait-for graph: who waits for whom right now, with every deadlock cycle in red."""
     in_cycle: set[tuple[str, str]] = set()
     cycle_nodes: set[str] = set()
@@ -108,11 +109,11 @@ def wait_for_dot(rt: "Runtime") -> str:
     return "\n".join(lines)
 
 
-def wait_for_graph(rt: "Runtime") -> "Graph":
+def wait_for_graph(rt: Runtime) -> Graph:
     return Graph(wait_for_dot(rt), "wait-for graph")
 
 
-def call_graph_dot(rt: "Runtime", aggregate: bool = False) -> str:
+def call_graph_dot(rt: Runtime, aggregate: bool = False) -> str:
     """Who called whom: one node per invocation (Service/key/handler and status) under an `ingress` root;
     solid edges for request-response calls, dashed for one-way sends, delayed sends labelled with their
     delay. With aggregate=True, one node per Service/handler and edges counted."""
@@ -177,11 +178,11 @@ def _delay_text(ms: int) -> str:
     return f"after {ms} ms"
 
 
-def call_graph(rt: "Runtime", aggregate: bool = False) -> "Graph":
+def call_graph(rt: Runtime, aggregate: bool = False) -> Graph:
     return Graph(call_graph_dot(rt, aggregate), "call graph per handler" if aggregate else "call graph")
 
 
-def timeline_data(rt: "Runtime", service: str) -> list[dict[str, Any]]:
+def timeline_data(rt: Runtime, service: str) -> list[dict[str, Any]]:
     """Per key of a virtual object (or workflow): its invocations in arrival order, with when each arrived,
     started and ended on the virtual clock, whether it was exclusive or shared, and who sent it."""
     rows = []
@@ -209,7 +210,7 @@ def _arg_label(inv: Any) -> str:
     return text if len(text) <= 24 else text[:21] + "..."
 
 
-def timeline(rt: "Runtime", service: str) -> "Timeline":
+def timeline(rt: Runtime, service: str) -> Timeline:
     return Timeline(service, timeline_data(rt, service))
 
 
@@ -335,7 +336,7 @@ def _short(value: Any, limit: int = 60) -> str:
     return _html.escape(text if len(text) <= limit else text[: limit - 3] + "...")
 
 
-def invocations_html(rt: "Runtime", limit: int = 200) -> str:
+def invocations_html(rt: Runtime, limit: int = 200) -> str:
     """A table of invocations, newest last, status as a coloured badge."""
     invs = list(rt.all_invocations())
     shown = invs[-limit:]
@@ -349,7 +350,7 @@ def invocations_html(rt: "Runtime", limit: int = 200) -> str:
             f"<th>retries</th><th>failure</th></tr></thead><tbody>{rows}</tbody></table>{more}")
 
 
-def journal_html(rt: "Runtime", inv: Any, nested_depth: int = 1) -> str:
+def journal_html(rt: Runtime, inv: Any, nested_depth: int = 1) -> str:
     """An invocation's journal: entries in order with type, name, target and payload; failed attempts
     between the entries where they happened; the callee's journal expandable under each call."""
     from .introspect import entry_detail
@@ -398,7 +399,7 @@ def to_iso(ms: int) -> str:
     return to_datetime(ms).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
 
 
-def runtime_html(rt: "Runtime") -> str:
+def runtime_html(rt: Runtime) -> str:
     counts = status_counts(rt.all_invocations())
     summary = " ".join(f"{_badge(status)} {n}" for status, n in sorted(counts.items())) or "no invocations yet"
     cycles = rt.deadlocks()

@@ -8,9 +8,11 @@ Every view can be used alone; `Runtime.dashboard()` puts them together.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import weakref
+from collections.abc import Callable
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import anywidget
 import ipywidgets as w
@@ -20,16 +22,16 @@ from . import render
 from .runtime import readmodel
 
 if TYPE_CHECKING:
-    from .facade import Runtime
+    from .runtime.core import Engine as Runtime
 
 REFRESH_S = 0.25
 
 # runtime -> the live views showing it; weak both ways, so closed views and dropped runtimes just go away
-_views: "weakref.WeakKeyDictionary[Runtime, weakref.WeakSet[_Live]]" = weakref.WeakKeyDictionary()
-_polling: "weakref.WeakSet[Runtime]" = weakref.WeakSet()
+_views: weakref.WeakKeyDictionary[Runtime, weakref.WeakSet[_Live]] = weakref.WeakKeyDictionary()
+_polling: weakref.WeakSet[Runtime] = weakref.WeakSet()
 
 
-def _version(rt: "Runtime") -> tuple[int, int, int]:
+def _version(rt: Runtime) -> tuple[int, int, int]:
     return readmodel.change_stamp(rt)
 
 
@@ -38,7 +40,7 @@ class _Live:
 
     widget: Any
 
-    def __init__(self, rt: "Runtime") -> None:
+    def __init__(self, rt: Runtime) -> None:
         self.rt = rt
         self._seen: tuple[int, int, int] | None = None
         self.widget._pg_view = self  # the widget keeps its view alive; the registry below is weak
@@ -55,7 +57,7 @@ class _Live:
             self.refresh()
 
 
-def _ensure_polling(rt: "Runtime") -> None:
+def _ensure_polling(rt: Runtime) -> None:
     if rt in _polling:
         return
     try:
@@ -73,10 +75,8 @@ def _ensure_polling(rt: "Runtime") -> None:
                 _polling.discard(runtime)
             return
         for view in list(views):
-            try:
+            with contextlib.suppress(Exception):  # a view that fails to redraw must not stop the others
                 view._tick()
-            except Exception:  # noqa: BLE001 - a broken view must not stop the others or the kernel
-                pass
         loop.call_later(REFRESH_S, poll)
 
     loop.call_later(REFRESH_S, poll)
@@ -88,7 +88,7 @@ def _schedule(coro_fn: Callable[[], Any], status: w.HTML | None = None) -> None:
     async def run() -> None:
         try:
             await coro_fn()
-        except Exception as exc:  # noqa: BLE001 - shown to the user instead of lost in a task
+        except Exception as exc:
             if status is not None:
                 status.value = f"<span style='color:{render.CYCLE_COLOR}'>{type(exc).__name__}: {exc}</span>"
 
@@ -101,9 +101,10 @@ def _schedule(coro_fn: Callable[[], Any], status: w.HTML | None = None) -> None:
 class ClockView(_Live):
     """Current virtual time, with buttons to advance it and to settle."""
 
-    STEPS = {"+1 min": timedelta(minutes=1), "+1 h": timedelta(hours=1), "+1 day": timedelta(days=1)}
+    STEPS: ClassVar[dict[str, timedelta]] = {"+1 min": timedelta(minutes=1), "+1 h": timedelta(hours=1),
+                                             "+1 day": timedelta(days=1)}
 
-    def __init__(self, rt: "Runtime") -> None:
+    def __init__(self, rt: Runtime) -> None:
         self.label = w.HTML()
         self.status = w.HTML()
         buttons = []
@@ -126,7 +127,7 @@ class ClockView(_Live):
 class InvocationTable(_Live):
     """Invocations with their status; choosing one calls `on_select(id)` (the dashboard opens its journal)."""
 
-    def __init__(self, rt: "Runtime", on_select: Callable[[str], None] | None = None) -> None:
+    def __init__(self, rt: Runtime, on_select: Callable[[str], None] | None = None) -> None:
         self.html = w.HTML()
         self.picker = w.Dropdown(description="journal of", options=[], layout=w.Layout(width="520px"))
         self.on_select = on_select
@@ -152,7 +153,7 @@ class InvocationTable(_Live):
 class JournalView(_Live):
     """One invocation's journal, with failed attempts between entries and callees expandable."""
 
-    def __init__(self, rt: "Runtime", invocation_id: str | None = None) -> None:
+    def __init__(self, rt: Runtime, invocation_id: str | None = None) -> None:
         self.invocation_id = invocation_id
         self.html = w.HTML()
         self.widget = w.VBox([self.html])
@@ -172,7 +173,7 @@ class JournalView(_Live):
 class CallGraphView(_Live):
     """Who called whom (graphviz SVG); `aggregate=True` for one node per handler."""
 
-    def __init__(self, rt: "Runtime", aggregate: bool = False) -> None:
+    def __init__(self, rt: Runtime, aggregate: bool = False) -> None:
         self.aggregate = aggregate
         self.html = w.HTML()
         self.widget = w.VBox([self.html])
@@ -205,7 +206,7 @@ class TimelineWidget(anywidget.AnyWidget):
 class TimelineView(_Live):
     """One lane per key of a virtual object: arrival order, queueing, execution spans, and who sent what."""
 
-    def __init__(self, rt: "Runtime", service: str) -> None:
+    def __init__(self, rt: Runtime, service: str) -> None:
         self.service = service
         self.widget = TimelineWidget()
         self.widget.add_class("pg-timeline")
@@ -221,7 +222,7 @@ class TimelineView(_Live):
 class DeadlockView(_Live):
     """Standing deadlocks drawn in red, with a button per member to cancel or kill it."""
 
-    def __init__(self, rt: "Runtime") -> None:
+    def __init__(self, rt: Runtime) -> None:
         self.box = w.VBox()
         self.status = w.HTML()
         self.widget = w.VBox([self.box, self.status])
@@ -248,7 +249,7 @@ class DeadlockView(_Live):
     def _act(self, op: Callable[[str], None], invocation_id: str) -> None:
         try:
             op(invocation_id)
-        except Exception as exc:  # noqa: BLE001 - shown, not raised into the widget machinery
+        except Exception as exc:
             self.status.value = f"{type(exc).__name__}: {exc}"
         self.refresh()
 
@@ -257,7 +258,7 @@ class Dashboard:
     """Every view of one runtime in one widget: clock on top; invocations with the selected journal, call
     graph, per-key timeline and deadlocks in tabs."""
 
-    def __init__(self, rt: "Runtime") -> None:
+    def __init__(self, rt: Runtime) -> None:
         self.clock = ClockView(rt)
         self.journal = JournalView(rt)
         self.invocations = InvocationTable(rt, on_select=self.journal.show)
@@ -293,17 +294,17 @@ class Dashboard:
                 view.refresh()
 
 
-def journal_view(rt: "Runtime", invocation_id: str) -> w.Widget:
+def journal_view(rt: Runtime, invocation_id: str) -> w.Widget:
     return JournalView(rt, invocation_id).widget
 
 
-def call_graph_view(rt: "Runtime", aggregate: bool = False) -> w.Widget:
+def call_graph_view(rt: Runtime, aggregate: bool = False) -> w.Widget:
     return CallGraphView(rt, aggregate).widget
 
 
-def timeline_view(rt: "Runtime", service: str) -> w.Widget:
+def timeline_view(rt: Runtime, service: str) -> w.Widget:
     return TimelineView(rt, service).widget
 
 
-def deadlock_view(rt: "Runtime") -> w.Widget:
+def deadlock_view(rt: Runtime) -> w.Widget:
     return DeadlockView(rt).widget

@@ -10,8 +10,6 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 LINK = re.compile(r"\]\(([^)\s]+)\)")
-# written on the engine's branch of issue 14; drop this line once both are merged
-NOT_YET = {ROOT / "docs" / "architecture.md"}
 
 
 def test_the_readme_is_at_most_10_kb_and_starts_with_the_two_set_up_commands() -> None:
@@ -30,8 +28,6 @@ def test_every_relative_link_leads_to_a_file_and_every_anchor_to_a_heading(page:
             continue  # https:, mailto:
         path, _, anchor = target.partition("#")
         file = (page.parent / path).resolve() if path else page
-        if file in NOT_YET:
-            continue
         if not file.exists() or (anchor and file.suffix == ".md" and anchor not in _anchors(file)):
             broken.append(target)
     assert not broken, f"{page.name}: {broken}"

@@ -21,11 +21,31 @@ from ..runtime.journal import call_target_id
 from ..runtime.model import Failure, Target
 
 if TYPE_CHECKING:
-    from ..facade import Runtime
+    from ..runtime.core import Engine as Runtime
 
-__all__ = ["Failure", "Started", "ServiceView", "JournalRow", "journal_rows", "services", "start_call", "start_send", "await_result",
-           "invocation_result", "find_idempotent", "find_workflow_run", "derived_id", "bad_invocation_id", "purge", "set_state",
-           "state_of", "invocation_status", "now_ms", "deployment_id", "iso"]
+__all__ = [
+    "Failure",
+    "JournalRow",
+    "ServiceView",
+    "Started",
+    "await_result",
+    "bad_invocation_id",
+    "deployment_id",
+    "derived_id",
+    "find_idempotent",
+    "find_workflow_run",
+    "invocation_result",
+    "invocation_status",
+    "iso",
+    "journal_rows",
+    "now_ms",
+    "purge",
+    "services",
+    "set_state",
+    "start_call",
+    "start_send",
+    "state_of",
+]
 
 STUCK_GRACE_S = 0.5  # wall time a stuck HTTP request waits for other requests before it is answered
 
@@ -66,7 +86,7 @@ class JournalRow:
     invoked_id: str | None  # Call/OneWayCall: the callee's invocation id
 
 
-def journal_rows(rt: "Runtime") -> list[JournalRow]:
+def journal_rows(rt: Runtime) -> list[JournalRow]:
     """Every invocation's journal, in the order the read model lists it (the invocation records)."""
     out = []
     for inv in rt.all_invocations():
@@ -77,20 +97,20 @@ def journal_rows(rt: "Runtime") -> list[JournalRow]:
     return out
 
 
-def services(rt: "Runtime") -> dict[str, ServiceView]:
+def services(rt: Runtime) -> dict[str, ServiceView]:
     """Registered services, newest revision of each (the runtime's registry)."""
     return {name: ServiceView(name, reg.info.ty, reg.revision, readmodel.manifest(rt, name))
             for name, reg in readmodel.services(rt).items()}
 
 
-def start_call(rt: "Runtime", target: Target, body: bytes, headers: dict[str, str], idem: str | None) -> Started:
+def start_call(rt: Runtime, target: Target, body: bytes, headers: dict[str, str], idem: str | None) -> Started:
     """Create the invocation of a request-response call (what rt.generic_call does before it waits).
     Raises restate.TerminalError (404/400) for a target the ingress refuses."""
     inv, previous, failure = operations.start_call(rt, target, body, headers, idem)
     return Started(inv.id, previous, failure, None)
 
 
-def start_send(rt: "Runtime", target: Target, body: bytes, headers: dict[str, str], idem: str | None,
+def start_send(rt: Runtime, target: Target, body: bytes, headers: dict[str, str], idem: str | None,
                delay_ms: int) -> Started:
     """A one-way send (what rt.generic_send does, given a delay in ms)."""
     handle = operations.start_send(rt, target, body, headers, idem, delay_ms)
@@ -98,7 +118,7 @@ def start_send(rt: "Runtime", target: Target, body: bytes, headers: dict[str, st
     return Started(handle.invocation_id, handle.status == "PreviouslyAccepted", None, exec_ms)
 
 
-async def await_result(rt: "Runtime", invocation_id: str, what: str) -> bytes | Failure:
+async def await_result(rt: Runtime, invocation_id: str, what: str) -> bytes | Failure:
     """Wait for an invocation's result as an ingress await does: virtual time skips while idle, and an
     await that can never complete raises pg.StuckError / pg.DeadlockError."""
     inv = readmodel.invocation(rt, invocation_id)
@@ -119,13 +139,13 @@ async def await_result(rt: "Runtime", invocation_id: str, what: str) -> bytes | 
                 raise
 
 
-def _activity(rt: "Runtime") -> tuple[int, int]:
+def _activity(rt: Runtime) -> tuple[int, int]:
     """What changes when the engine does something (the clock left out: a wall clock always moves)."""
     progress, _now, count = readmodel.change_stamp(rt)
     return progress, count
 
 
-def invocation_result(rt: "Runtime", invocation_id: str) -> tuple[bool, bytes | Failure | None] | None:
+def invocation_result(rt: Runtime, invocation_id: str) -> tuple[bool, bytes | Failure | None] | None:
     """(completed, result) of an invocation, or None when the runtime does not know it."""
     inv = readmodel.invocation(rt, invocation_id)
     if inv is None:
@@ -133,17 +153,17 @@ def invocation_result(rt: "Runtime", invocation_id: str) -> tuple[bool, bytes | 
     return inv.completed, inv.result
 
 
-def invocation_status(rt: "Runtime", invocation_id: str) -> str | None:
+def invocation_status(rt: Runtime, invocation_id: str) -> str | None:
     inv = readmodel.invocation(rt, invocation_id)
     return inv.status if inv is not None else None
 
 
-def find_idempotent(rt: "Runtime", service: str, key: str | None, handler: str, idem: str) -> str | None:
+def find_idempotent(rt: Runtime, service: str, key: str | None, handler: str, idem: str) -> str | None:
     """The invocation id an idempotency key points at (the idempotency table)."""
     return readmodel.find_idempotent(rt, service, key, handler, idem)
 
 
-def find_workflow_run(rt: "Runtime", service: str, key: str) -> str | None:
+def find_workflow_run(rt: Runtime, service: str, key: str) -> str | None:
     """The invocation id of a workflow's run (the workflow table)."""
     return readmodel.find_workflow_run(rt, service, key)
 
@@ -162,17 +182,17 @@ def bad_invocation_id(text: str) -> str | None:
     return None
 
 
-def purge(rt: "Runtime", invocation_id: str) -> None:
+def purge(rt: Runtime, invocation_id: str) -> None:
     """Forget a completed invocation now, with the idempotency key or workflow entry naming it."""
     operations.purge(rt, invocation_id)
 
 
-def state_of(rt: "Runtime", service: str, key: str) -> dict[str, bytes]:
+def state_of(rt: Runtime, service: str, key: str) -> dict[str, bytes]:
     """One object's or workflow's K/V state, raw bytes."""
     return readmodel.state_of(rt, service, key)
 
 
-def set_state(rt: "Runtime", service: str, key: str, new_state: dict[str, bytes]) -> None:
+def set_state(rt: Runtime, service: str, key: str, new_state: dict[str, bytes]) -> None:
     """Replace one object's or workflow's K/V state (Restate's state edit)."""
     operations.replace_state(rt, service, key, new_state)
 
@@ -188,7 +208,7 @@ def deployment_id(revision: int) -> str:
     return "dp_1" + "".join(reversed(digits))
 
 
-def now_ms(rt: "Runtime") -> int:
+def now_ms(rt: Runtime) -> int:
     return int(rt.now.timestamp() * 1000)
 
 

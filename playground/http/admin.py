@@ -1,6 +1,7 @@
 """Restate's admin API over the embedded runtime: what the `restate` CLI needs, and the obvious rest.
 
-Served unversioned and under `/v1/`..`/v4/` (the CLI uses `/v4/`), as Restate does. Errors are `{message, restate_code}`.
+Served unversioned and under `/v1/`..`/v4/` (the CLI uses `/v4/`), as Restate does. Errors are
+`{message, restate_code}`.
 Deployments live in the notebook (`rt.register(...)`), so registering one over HTTP is refused with that
 explanation.
 """
@@ -17,7 +18,7 @@ from . import adapter, query
 from .asgi import Request, Response, admin_error
 
 if TYPE_CHECKING:
-    from ..facade import Runtime
+    from ..runtime.core import Engine as Runtime
 
 SERVER_VERSION = "1.7.12"  # the restate-server whose admin API this mirrors (the CLI reads it)
 _TY = {"SERVICE": "Service", "VIRTUAL_OBJECT": "VirtualObject", "WORKFLOW": "Workflow"}
@@ -30,7 +31,7 @@ DEPLOYMENTS_IN_NOTEBOOK = ("deployments live in the notebook: this is the restat
 class AdminApp:
     """Answers one admin request; `door` gives the ingress URL that /version reports."""
 
-    def __init__(self, rt: "Runtime", door: Any) -> None:
+    def __init__(self, rt: Runtime, door: Any) -> None:
         self.rt = rt
         self.door = door
         self.created_ms = adapter.now_ms(rt)

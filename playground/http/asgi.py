@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import urllib.parse
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -39,7 +40,7 @@ class Response:
     headers: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def json(cls, status: int, doc: Any, headers: dict[str, str] | None = None) -> "Response":
+    def json(cls, status: int, doc: Any, headers: dict[str, str] | None = None) -> Response:
         return cls(status, json.dumps(doc, separators=(",", ":")).encode(),
                    {"content-type": "application/json", **(headers or {})})
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shlex
 import re
+import shlex
 from dataclasses import dataclass
 
 INSTALL_HINT = ("the `restate` CLI is not installed. Get it with `python -m playground install-cli` (needs npm; "
@@ -69,7 +69,7 @@ async def shell(command: str, env: dict[str, str], timeout: float = 60.0) -> Cli
 async def _finish(proc: asyncio.subprocess.Process, argv: list[str], timeout: float) -> CliResult:
     try:
         out, err = await asyncio.wait_for(proc.communicate(), timeout)
-    except (asyncio.TimeoutError, asyncio.CancelledError):
+    except (TimeoutError, asyncio.CancelledError):
         proc.kill()  # only the process this call started
         await proc.wait()
         raise

@@ -43,7 +43,7 @@ def _iso_ms(s: str) -> int:
         raise BadDelay(PREFIX + f"failed to parse {s!r} as an ISO 8601 duration")
     y, mo, w, d, h, mi, sec = (float(g) if g else 0.0 for g in m.groups())
     total = y * _MS["y"] + mo * _MS["mo"] + w * _MS["w"] + d * _MS["d"] + h * _MS["h"] + mi * _MS["m"]
-    return int(round(total + sec * _MS["s"]))
+    return round(total + sec * _MS["s"])
 
 
 def _friendly_ms(s: str) -> int:
@@ -69,4 +69,4 @@ def _friendly_ms(s: str) -> int:
         pos = m.end()
     if sign < 0:
         raise BadDelay(PREFIX + "a delay must not be negative")
-    return int(round(total))
+    return round(total)

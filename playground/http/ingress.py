@@ -21,7 +21,7 @@ from .asgi import Request, Response, ingress_error
 from .durations import BadDelay, parse_delay_ms
 
 if TYPE_CHECKING:
-    from ..facade import Runtime
+    from ..runtime.core import Engine as Runtime
 
 BAD_PATH = "bad path, expected either /:service-name/:handler or /:object-name/:object-key/:handler"
 WORKFLOW_IDEMPOTENCY = ("cannot use the idempotency key with workflow handlers. The handler invocation will "
@@ -48,7 +48,7 @@ def playground_error(exc: StuckError) -> Response:
 class IngressApp:
     """Answers one ingress request; `guard` wraps every wait so that closing the door ends it."""
 
-    def __init__(self, rt: "Runtime", guard: Guard) -> None:
+    def __init__(self, rt: Runtime, guard: Guard) -> None:
         self.rt = rt
         self.guard = guard
 

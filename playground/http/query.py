@@ -20,7 +20,7 @@ from .. import introspect
 from . import adapter, journal_json
 
 if TYPE_CHECKING:
-    from ..facade import Runtime
+    from ..runtime.core import Engine as Runtime
 
 SDK_VERSION = "restate-sdk-python/1.3.0"
 
@@ -70,7 +70,7 @@ def _deployment(value: Any) -> Any:
 _RAW_STATUS = {"pending": "inboxed", "running": "invoked", "backing-off": "invoked"}
 
 
-def invocation_table(rt: "Runtime") -> pd.DataFrame:
+def invocation_table(rt: Runtime) -> pd.DataFrame:
     """sys_invocation with the columns the CLI reads besides the notebook's."""
     df = introspect.invocations(rt, as_restate=True)
     started = df["running_at"].notna()
@@ -95,7 +95,7 @@ def invocation_table(rt: "Runtime") -> pd.DataFrame:
     return df
 
 
-def invocation_status_table(rt: "Runtime") -> pd.DataFrame:
+def invocation_status_table(rt: Runtime) -> pd.DataFrame:
     df = invocation_table(rt)
     cols = ["id", "target", "target_service_name", "target_service_key", "target_handler_name", "target_service_ty",
             "status", "invoked_by", "invoked_by_id", "invoked_by_target", "idempotency_key", "created_at",
@@ -106,7 +106,7 @@ def invocation_status_table(rt: "Runtime") -> pd.DataFrame:
     return out
 
 
-def deployment_table(rt: "Runtime", created_ms: int) -> pd.DataFrame:
+def deployment_table(rt: Runtime, created_ms: int) -> pd.DataFrame:
     rows = [{"id": d["id"], "ty": "http", "endpoint": d["uri"], "created_at": pd.Timestamp(created_ms, unit="ms",
                                                                                            tz="UTC"),
              "min_service_protocol_version": 5, "max_service_protocol_version": 7}
@@ -117,13 +117,13 @@ def deployment_table(rt: "Runtime", created_ms: int) -> pd.DataFrame:
     return df
 
 
-def journal_table(rt: "Runtime") -> pd.DataFrame:
+def journal_table(rt: Runtime) -> pd.DataFrame:
     """sys_journal as Restate 1.7 has it: version 2 rows, command names as the SDK gave them (None for
     notifications) and entry_json for the commands the CLI details (see journal_json)."""
     df = introspect.journal_table(rt)
     raw = {(r.invocation_id, r.index): r for r in adapter.journal_rows(rt)}
     views = adapter.services(rt)
-    keys = list(zip(df["id"], df["index"]))
+    keys = list(zip(df["id"], df["index"], strict=True))
     df["index"] = df["index"].astype("int64")
     df["version"] = pd.Series([2] * len(df), index=df.index, dtype="int64")
     df["completed"] = pd.Series([True] * len(df), index=df.index, dtype=bool)
@@ -140,7 +140,7 @@ def _name(row: adapter.JournalRow | None) -> str | None:
     return getattr(row.msg, "name", "") or ""
 
 
-def tables(rt: "Runtime", created_ms: int, sql: str = "") -> dict[str, pd.DataFrame]:
+def tables(rt: Runtime, created_ms: int, sql: str = "") -> dict[str, pd.DataFrame]:
     """The tables a query names (all of them for an empty `sql`): building a journal table is not free."""
     builders: dict[str, Any] = {**introspect.TABLES, "sys_invocation": invocation_table,
                                 "sys_invocation_status": invocation_status_table,
@@ -150,19 +150,19 @@ def tables(rt: "Runtime", created_ms: int, sql: str = "") -> dict[str, pd.DataFr
     return {name: build(rt) for name, build in builders.items() if not text or name in text}
 
 
-def _service_table(rt: "Runtime") -> pd.DataFrame:
+def _service_table(rt: Runtime) -> pd.DataFrame:
     df = introspect.services(rt)
     df["deployment_id"] = df["deployment_id"].map(_deployment)
     return df
 
 
-def _state_table(rt: "Runtime") -> pd.DataFrame:
+def _state_table(rt: Runtime) -> pd.DataFrame:
     df = introspect.state_table(rt)
     df["value_length"] = df["value_length"].astype("int64")
     return df
 
 
-def deployments(rt: "Runtime", created_ms: int) -> list[dict[str, Any]]:
+def deployments(rt: Runtime, created_ms: int) -> list[dict[str, Any]]:
     """One deployment per revision number: the services registered with it (the notebook is the endpoint)."""
     by_revision: dict[int, list[adapter.ServiceView]] = {}
     for view in adapter.services(rt).values():
@@ -175,7 +175,7 @@ def deployments(rt: "Runtime", created_ms: int) -> list[dict[str, Any]]:
 
 
 # ------------------------------------------------------------------------------------------ running
-def run(rt: "Runtime", sql: str, created_ms: int) -> Any:
+def run(rt: Runtime, sql: str, created_ms: int) -> Any:
     """The query's result as a pyarrow Table (Restate's types: timestamps in ms UTC, counts Int64)."""
     try:
         import duckdb
@@ -233,7 +233,7 @@ def to_json_rows(table: Any) -> list[dict[str, Any]]:
             if v is None:
                 continue
             if isinstance(v, dt.datetime):
-                v = v.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{v.microsecond // 1000:03d}Z"
+                v = v.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{v.microsecond // 1000:03d}Z"
             elif isinstance(v, (bytes, bytearray)):
                 v = bytes(v).hex()
             elif isinstance(v, decimal.Decimal):  # DuckDB's SUM of integers

@@ -13,6 +13,7 @@ import logging
 import socket
 from typing import TYPE_CHECKING, Any
 
+from .admin import AdminApp
 from .asgi import (
     DEFAULT_MAX_BODY,
     BodyTooLarge,
@@ -25,11 +26,10 @@ from .asgi import (
     read_request,
     write,
 )
-from .admin import AdminApp
 from .ingress import IngressApp
 
 if TYPE_CHECKING:
-    from ..facade import Runtime
+    from ..runtime.core import Engine as Runtime
 
 
 HYPERCORN_MISSING = "rt.serve_http() needs hypercorn: pip install 'restate-playground[http]'"
@@ -45,7 +45,7 @@ class Door:
     Get one with `door = await rt.serve_http()` (or `async with rt.serve_http() as door:`); `await
     door.close()` ends it."""
 
-    def __init__(self, rt: "Runtime", host: str = "127.0.0.1", ingress_port: int = 0, admin_port: int = 0,
+    def __init__(self, rt: Runtime, host: str = "127.0.0.1", ingress_port: int = 0, admin_port: int = 0,
                  max_body: int = DEFAULT_MAX_BODY) -> None:
         if not isinstance(host, str) or not host:
             raise TypeError(f"host must be an address to listen on, e.g. '127.0.0.1', not {host!r}")
@@ -84,7 +84,7 @@ class Door:
         return self._closing.is_set()
 
     # ------------------------------------------------------------------ lifecycle
-    async def start(self) -> "Door":
+    async def start(self) -> Door:
         """Bind both ports (before returning, so the URLs work at once) and serve on the running loop."""
         from hypercorn.asyncio import serve
         from hypercorn.config import Config
@@ -143,7 +143,7 @@ class Door:
         env = {"INGRESS_URL": self.ingress_url, "RESTATE_ADMIN_URL": self.admin_url}
         return await cli.shell(command, env, timeout=timeout)
 
-    async def __aenter__(self) -> "Door":
+    async def __aenter__(self) -> Door:
         return self
 
     async def __aexit__(self, *exc: Any) -> None:
@@ -185,7 +185,7 @@ class Door:
         except DoorClosing:
             message = "the playground's HTTP door is closing"
             response = admin_error(503, message) if is_admin else ingress_error(503, message)
-        except Exception as exc:  # noqa: BLE001 - a bug here must answer 500, not drop the connection
+        except Exception as exc:
             logging.getLogger("playground.http").exception("the HTTP door failed on %s %s", req.method, req.path)
             message = f"the playground's HTTP door failed: {exc!r}"
             response = admin_error(500, message) if is_admin else ingress_error(500, message)

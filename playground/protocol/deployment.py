@@ -128,7 +128,7 @@ class AsgiDeployment:
         def work() -> None:
             try:
                 result["manifest"] = asyncio.run(self._discover())
-            except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            except BaseException as exc:
                 result["error"] = exc
 
         t = threading.Thread(target=work, name="playground-discovery")

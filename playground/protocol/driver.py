@@ -11,9 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextvars
 from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
-from collections.abc import Awaitable, Callable
 
 from . import framing, messages
 
@@ -32,7 +32,7 @@ def _version_of(content_type: str) -> int:
         return PROTOCOL_VERSION
 
 # Set inside each attempt's app task (and so inherited by every task the SDK spawns for it).
-current_attempt: contextvars.ContextVar["Attempt | None"] = contextvars.ContextVar("playground_attempt", default=None)
+current_attempt: contextvars.ContextVar[Attempt | None] = contextvars.ContextVar("playground_attempt", default=None)
 
 AsgiApp = Callable[[dict, Callable[[], Awaitable[dict]], Callable[[dict], Awaitable[None]]], Awaitable[None]]
 
@@ -112,7 +112,8 @@ class AttemptEnded:
 
 
 class Attempt:
-    """One HTTP/2-style bidi stream to the app: `start()`, then read with `next()` (or callbacks), write with `notify()`."""
+    """One HTTP/2-style bidi stream to the app: `start()`, then read with `next()` (or callbacks), write with
+    `notify()`."""
 
     def __init__(self, app: AsgiApp, service: str, handler: str, headers: list[tuple[str, str]] | None = None,
                  content_type: str = CONTENT_TYPE, scope: dict | None = None) -> None:
@@ -210,7 +211,7 @@ class Attempt:
         except (KeyboardInterrupt, SystemExit) as exc:  # raised outside handler code (sdk_hooks sees the rest)
             error = exc
             self.escaped = self.escaped or exc
-        except BaseException as exc:  # noqa: BLE001 - any app failure ends the attempt; report it
+        except BaseException as exc:
             error = exc
         # The task's context holds this attempt; clear it so attempt -> task -> context -> attempt is no
         # cycle and the attempt is freed by reference counting, not by the (costly) cyclic collector.

@@ -61,7 +61,8 @@ class _QuietInsideAttempts(logging.Filter):
 
 
 def install() -> bool:
-    """Wrap VMWrapper.sys_sleep/sys_send/do_progress and quiet SDK logs inside attempts, once per process. Returns False if the SDK layout is unexpected."""
+    """Wrap VMWrapper.sys_sleep/sys_send/do_progress and quiet SDK logs inside attempts, once per process.
+    Returns False if the SDK layout is unexpected."""
     global _installed
     if _installed:
         return True
@@ -142,7 +143,7 @@ def _wrap_handler_code() -> bool:
                 raise
             attempt.fail(exc)  # in a task of its own: raising would take the event loop down with it
 
-    server_context.invoke_handler = invoke_handler  # type: ignore[assignment]
+    server_context.invoke_handler = invoke_handler
     context_cls.create_run_coroutine = create_run_coroutine  # type: ignore[union-attr]
     return True
 
@@ -153,7 +154,7 @@ def _record(vm_wrapper: Any, kind: str, millis: int) -> None:
         return
     try:
         replaying = vm_wrapper.is_replaying()
-    except Exception:  # noqa: BLE001 - observation must never break the SDK
+    except Exception:
         replaying = False
     if not replaying:  # replayed commands are not sent again, so they must not be queued
         attempt.delays.append((kind, int(millis)))

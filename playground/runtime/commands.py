@@ -26,7 +26,6 @@ from .model import (
     Target,
 )
 
-
 # A default restate-server 1.7 negotiates protocol V6 (V7 sits behind experimental-enable-protocol-v7), and
 # there the SDK itself fails the attempt with this (code 573) when a call or send carries a scope or a limit
 # key; the invocation then retries by its policy. The playground speaks V7 and refuses the same commands
@@ -209,7 +208,8 @@ class Commands:
             return self._invocations.get(self._records.run_of((t.workflow_name, t.workflow_key)) or "")
         if which == "idempotent_request_target":
             t = msg.idempotent_request_target
-            key = (t.service_name, t.service_key if t.HasField("service_key") else "", t.handler_name, t.idempotency_key)
+            key = (t.service_name, t.service_key if t.HasField("service_key") else "", t.handler_name,
+                   t.idempotency_key)
             return self._invocations.get(self._records.idempotent(key) or "")
         return None
 

@@ -11,6 +11,7 @@ the next timer, where `settle()` returns, and where an ingress await that is sti
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import time
 from collections.abc import Callable, Iterable
@@ -27,21 +28,21 @@ from . import ids
 from .clock import check_due, make_clock, to_datetime
 from .commands import Commands
 from .common import (
-    INPUT_MESSAGE,
-    TYPE_IDS,
-    START_MESSAGE,
     DAY_MS,
+    INPUT_MESSAGE,
+    START_MESSAGE,
+    TYPE_IDS,
     AttemptFailed,
-    failure_from,
-    duration_ms,
     Registered,
-    value_or_failure,
     check_request,
+    duration_ms,
+    failure_from,
+    value_or_failure,
 )
 from .faults import Faults
+from .ingress import Ingress
 from .interrupts import sigint_guard
 from .journal import answered_completion_ids, awaited, call_target_id, describe_entry
-from .ingress import Ingress
 from .keys import Keys
 from .model import (
     DONE,
@@ -53,12 +54,12 @@ from .model import (
     TransientError,
     status_counts,
 )
-from .recovery import Recovery
 from .records import Records
+from .recovery import Recovery
 from .registry import Registry
 from .scheduler import Scheduler
-from .timers import Timers
 from .store import open_store
+from .timers import Timers
 from .waitfor import WaitForGraph
 from .waiting import Waiting
 
@@ -132,7 +133,8 @@ class Engine(Ingress, Waiting, Commands, Recovery):
 
     # ------------------------------------------------------------------ registration
     def register(self, *services: Any) -> None:
-        """Register services (a new revision for a name seen before: new invocations use it, running ones keep theirs)."""
+        """Register services (a new revision for a name seen before: new invocations use it, running ones keep
+        theirs)."""
         if not services:
             raise ValueError("register() needs at least one restate.Service, VirtualObject or Workflow")
         names: set[str] = set()
@@ -141,7 +143,8 @@ class Engine(Ingress, Waiting, Commands, Recovery):
                 what = getattr(s, "__name__", type(s).__name__)
                 hint = (" (pass the service object that the handler was declared on, not the handler)"
                         if callable(s) else "")
-                raise TypeError(f"register() takes restate.Service, VirtualObject or Workflow objects; got {what}{hint}")
+                raise TypeError(f"register() takes restate.Service, VirtualObject or Workflow objects; "
+                                f"got {what}{hint}")
             if not s.name:
                 raise ValueError("a service needs a non-empty name, e.g. restate.Service('Greeter')")
             if s.name in names:
@@ -376,7 +379,7 @@ class Engine(Ingress, Waiting, Commands, Recovery):
             attempt = inv.deployment.open(inv.target.service, inv.target.handler,
                                           [("x-restate-invocation-id", inv.id)])
             frames = [e.frame() for e in inv.journal]
-        except Exception as exc:  # noqa: BLE001 - e.g. a record that cannot be encoded: this attempt fails
+        except Exception as exc:
             self._on_transient(inv, Failure(500, f"the playground runtime could not start an attempt: {exc!r}"),
                                None, False, None)
             return
@@ -394,7 +397,7 @@ class Engine(Ingress, Waiting, Commands, Recovery):
         self._live.add(inv)  # busy from now until the SDK blocks or the attempt ends
         try:
             attempt.start(start, frames)
-        except Exception as exc:  # noqa: BLE001 - e.g. no event loop runs: this attempt fails, as above
+        except Exception as exc:
             del self._runs[inv.id]
             inv.attempt, inv.pending_runs = None, NO_RUNS
             self._live.discard(inv)
@@ -421,7 +424,7 @@ class Engine(Ingress, Waiting, Commands, Recovery):
                 start.state_map.add(key=k.encode(), value=v)
         return start
 
-    def _on_message(self, run: "_AttemptRun", item: Received) -> None:
+    def _on_message(self, run: _AttemptRun, item: Received) -> None:
         """One message from the SDK, handled synchronously as the SDK sends it."""
         inv, attempt = run.inv, run.attempt
         self._last_activity = time.monotonic()
@@ -477,11 +480,11 @@ class Engine(Ingress, Waiting, Commands, Recovery):
         except AttemptFailed as exc:
             run.broken, run.broken_code = str(exc), exc.code
             attempt.abort()
-        except Exception as exc:  # noqa: BLE001 - a runtime bug must fail the attempt, not the SDK's send()
+        except Exception as exc:
             run.broken = f"the playground runtime failed handling {name}: {exc!r}"
             attempt.abort()
 
-    def _on_attempt_end(self, run: "_AttemptRun", ended: AttemptEnded) -> None:
+    def _on_attempt_end(self, run: _AttemptRun, ended: AttemptEnded) -> None:
         if ended.lost and not run.inv.completed:
             # Its event loop is shutting down: as in a crash, nothing about this attempt is recorded (the
             # store still says running, and a restore replays it). Should this runtime be used again on
@@ -493,12 +496,11 @@ class Engine(Ingress, Waiting, Commands, Recovery):
             self._to_start.append(run.inv)
             return
         self._attempt_ended(run, ended)
-        try:
+        # a store that cannot be written stops the runtime, and every await on it says why
+        with contextlib.suppress(StoreError):
             self._commit()
-        except StoreError:
-            pass  # the store could not be written: the runtime has stopped, and every await on it says why
 
-    def _attempt_ended(self, run: "_AttemptRun", ended: AttemptEnded) -> None:
+    def _attempt_ended(self, run: _AttemptRun, ended: AttemptEnded) -> None:
         inv = run.inv
         if self._runs.get(inv.id) is run:
             del self._runs[inv.id]
@@ -816,7 +818,7 @@ def _related_fields(e: Any) -> tuple[int | None, str | None, str | None]:
 class _AttemptRun:
     """What one attempt has seen so far."""
 
-    __slots__ = ("inv", "attempt", "stored_before", "terminal", "output", "broken", "broken_code")
+    __slots__ = ("attempt", "broken", "broken_code", "inv", "output", "stored_before", "terminal")
 
     def __init__(self, inv: Invocation, attempt: Attempt, stored_before: int) -> None:
         self.inv, self.attempt, self.stored_before = inv, attempt, stored_before

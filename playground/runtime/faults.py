@@ -19,7 +19,7 @@ def _pattern(target: Any) -> str:
     if isinstance(target, str):
         return target
     try:
-        h = handler_from_callable(target)
+        h: Any = handler_from_callable(target)
     except (ValueError, TypeError, KeyError):
         raise TypeError(f"target must be an invocation id, 'Service/handler', 'Service/key/handler' or a "
                         f"handler, not {target!r}") from None
@@ -33,7 +33,7 @@ def _check_int(what: str, value: Any, least: int) -> None:
         raise ValueError(f"{what} must be >= {least} (got {value})")
 
 
-def _matches(pattern: str | None, inv: "Invocation") -> bool:
+def _matches(pattern: str | None, inv: Invocation) -> bool:
     if pattern is None:
         return True
     t = inv.target
@@ -51,7 +51,7 @@ class _Rule:
 class Faults:
     """`rt.faults`: inject failures into the next attempts of matching invocations."""
 
-    def __init__(self, rt: "Runtime") -> None:
+    def __init__(self, rt: Runtime) -> None:
         self._rt = rt
         self._crashes: list[_Rule] = []
         self._runs: list[_Rule] = []
@@ -92,7 +92,7 @@ class Faults:
         return bool(self._crashes or self._runs)
 
     # ---------------------------------------------------------------- asked by the runtime
-    def crash_now(self, inv: "Invocation") -> str | None:
+    def crash_now(self, inv: Invocation) -> str | None:
         index = len(inv.journal) - 1
         for rule in self._crashes:
             if rule.times > 0 and index >= rule.entry and _matches(rule.pattern, inv):
@@ -100,7 +100,7 @@ class Faults:
                 return f"injected crash after journal entry {index} (rt.faults.crash_after)"
         return None
 
-    def run_fails(self, inv: "Invocation", run_name: str) -> str | None:
+    def run_fails(self, inv: Invocation, run_name: str) -> str | None:
         for rule in self._runs:
             if rule.times > 0 and rule.run_name == run_name and _matches(rule.pattern, inv):
                 rule.times -= 1

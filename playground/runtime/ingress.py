@@ -14,8 +14,8 @@ from ..protocol import messages
 from . import ids
 from .clock import to_datetime
 from .common import (
-    failure_message,
     duration_ms,
+    failure_message,
 )
 from .model import (
     Failure,
@@ -78,7 +78,7 @@ class Ingress:
         serde = h.handler_io.input_serde
         try:
             return bytes(serde.serialize(arg))
-        except Exception as exc:  # noqa: BLE001 - any serde failure is the caller's bad input
+        except Exception as exc:
             raise TypeError(f"cannot encode arg for {target} with its serde {type(serde).__name__}: {exc}") from exc
 
     @staticmethod
@@ -176,7 +176,8 @@ class Ingress:
         exec_time = to_datetime(inv.scheduled_at) if inv.scheduled_at else None
         return SendHandle(inv.id, "PreviouslyAccepted" if previous else "Accepted", exec_time)
 
-    def _ingress_call(self, target: Target, body: bytes, headers: dict[str, str] | None, idem: str | None) -> Invocation:
+    def _ingress_call(self, target: Target, body: bytes, headers: dict[str, str] | None,
+                      idem: str | None) -> Invocation:
         inv, _previous, error = self._invoke(target, body, headers, idem, 0, invoked_by=None, strict=True)
         self._commit()
         if error is not None:

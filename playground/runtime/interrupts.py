@@ -29,7 +29,7 @@ from ..protocol.driver import current_attempt
 try:
     import _signal as _signals  # the C module behind `signal`, without its enum conversions
 except ImportError:  # pragma: no cover - another Python implementation
-    _signals = signal  # type: ignore[assignment]
+    _signals = signal
 
 # Frames in these directories are never handler code: an interrupt there is left to the previous handler.
 _NOT_HANDLER_CODE = tuple(os.path.dirname(m.__file__ or "") + os.sep for m in (restate, asyncio)) + (

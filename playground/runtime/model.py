@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 import restate
@@ -85,7 +85,8 @@ class TransientError:
 
 @dataclass
 class SendHandle:
-    """What a one-way send from a cell returns; `status` is 'Accepted' or 'PreviouslyAccepted', as Restate's ingress says."""
+    """What a one-way send from a cell returns; `status` is 'Accepted' or 'PreviouslyAccepted', as Restate's
+    ingress says."""
 
     invocation_id: str
     status: str = "Accepted"
@@ -140,7 +141,7 @@ class Invocation:
     killing: bool = False  # rt.kill is ending it (and what it waits on): ignore its SDK and its notifications
     waiters: list[asyncio.Future[None]] | tuple[()] = field(default_factory=list)  # woken on completion
     # invocations waiting for our result: (caller, completion id of their Call or AttachInvocation, kind)
-    callers: list[tuple["Invocation", int, str]] | tuple[()] = field(default_factory=list)  # "call"/"attach"
+    callers: list[tuple[Invocation, int, str]] | tuple[()] = field(default_factory=list)  # "call"/"attach"
 
     @property
     def lock_key(self) -> tuple[str, str] | None:

@@ -19,8 +19,8 @@ from ..protocol import messages
 from ..protocol.deployment import parse_manifest
 from . import ids
 from .common import TYPE_IDS
-from .model import Invocation, JournalEntry, Target, TransientError
 from .journal import answered_completion_ids, call_target_id
+from .model import Invocation, JournalEntry, Target, TransientError
 from .store import ChangeSet, MemoryStore, Snapshot, SqliteStore, StoreWriteFailed, invocation_fields
 
 
@@ -154,7 +154,7 @@ class Recovery:
             self._restore(snap)
         except StoreError:
             raise
-        except Exception as exc:  # noqa: BLE001 - any record the code does not expect
+        except Exception as exc:
             raise self._store_corrupt(f"a stored record cannot be restored: {exc!r}") from None
 
     def _restore(self, snap: Snapshot) -> None:
@@ -220,7 +220,7 @@ class Recovery:
         for index, (type_id, frame, at, due) in enumerate(snap.journals.get(inv.id, ())):
             try:
                 msg = messages.parse(type_id, frame[8:])
-            except Exception as exc:  # noqa: BLE001 - protobuf's DecodeError, or an unknown type id
+            except Exception as exc:
                 raise self._store_corrupt(f"journal entry {index} of invocation {inv.id} ({target}) cannot "
                                           f"be decoded: {exc}") from None
             inv.journal.append(JournalEntry(type_id, msg, at, frame, due))

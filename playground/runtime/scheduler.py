@@ -3,7 +3,8 @@
 Restate fixes some orders and leaves others open. Fixed: the messages one sender sends to a key reach it
 in the order they were sent (a handler that sends A and then B: A is enqueued before B). Open: how the
 messages of different senders interleave when they reach a key at the same virtual instant, which of the
-runnable attempts of different invocations starts first, and which of the timers due together fires first. The engine posts each such event here with its sender (its source);
+runnable attempts of different invocations starts first, and which of the timers due together fires first.
+The engine posts each such event here with its sender (its source);
 the scheduler keeps one FIFO per source, ordered by sequence number, and asks a `Strategy` which source's
 head goes next. So no strategy can reorder one sender's messages, and every interleaving Restate allows
 is one some strategy picks.

@@ -111,7 +111,7 @@ def entry_record(e: JournalEntry) -> tuple[int, bytes, int, int | None]:
     return (e.type_id, e.frame(), e.appended_at, e.due_ms)
 
 
-def snapshot_of(rt: "Runtime") -> Snapshot:
+def snapshot_of(rt: Runtime) -> Snapshot:
     """The records of a runtime's current tables, as a store would have them (what a restart keeps)."""
     invs = list(rt._invocations.values())
     return Snapshot(
@@ -136,7 +136,7 @@ class MemoryStore:
     def load(self) -> Snapshot | None:
         return None
 
-    def reload(self, rt: "Runtime") -> Snapshot:
+    def reload(self, rt: Runtime) -> Snapshot:
         return snapshot_of(rt)
 
     def close(self) -> None:
@@ -232,7 +232,7 @@ class SqliteStore:
         if meta.get("version") != VERSION:
             raise self._fail(f"it was written in store format {meta.get('version')}, and this restate-playground "
                              f"reads format {VERSION}; open it with the version that wrote it, or use a new file")
-        if not _TABLES <= tables:
+        if not tables >= _TABLES:
             raise self._fail(f"it is corrupt: tables {sorted(_TABLES - tables)} are missing")
         check = self._db.execute("PRAGMA quick_check").fetchone()[0]
         if check != "ok":
@@ -271,7 +271,7 @@ class SqliteStore:
                          for r in snap.invocations}
         return snap
 
-    def reload(self, rt: "Runtime") -> Snapshot:
+    def reload(self, rt: Runtime) -> Snapshot:
         snap = self.load()
         return snap if snap is not None else Snapshot(meta=rt.durable_meta())
 
@@ -345,7 +345,7 @@ class SqliteStore:
             _open.pop(os.path.realpath(self.path), None)
 
 
-def open_store(store: Any, rt: "Runtime") -> MemoryStore | SqliteStore:
+def open_store(store: Any, rt: Runtime) -> MemoryStore | SqliteStore:
     """`store=` as Runtime takes it: None (in memory) or a file path."""
     if store is None:
         return MemoryStore()

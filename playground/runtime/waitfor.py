@@ -18,10 +18,9 @@ deadlocked even though the other branch might still win; the graph does not know
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Union
 
 LockNode = tuple[str, str]  # (service, key)
-Node = Union[str, LockNode]
+Node = str | LockNode
 
 
 @dataclass(frozen=True)

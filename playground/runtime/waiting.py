@@ -15,12 +15,12 @@ from .common import (
     INACTIVITY_TIMEOUT_S,
     node_label,
 )
+from .interrupts import sigint_guard
+from .journal import answered_completion_ids, awaited, call_target, call_target_id
 from .model import (
     Invocation,
     JournalEntry,
 )
-from .interrupts import sigint_guard
-from .journal import answered_completion_ids, awaited, call_target, call_target_id
 from .waitfor import Cycle
 
 

@@ -4,7 +4,7 @@ engine imports nothing above it."""
 from __future__ import annotations
 
 import ast
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -18,7 +18,7 @@ from playground.runtime.commands import COMMAND_HANDLERS
 from playground.runtime.common import AttemptFailed
 from playground.runtime.records import Records
 
-START = datetime(2026, 1, 1, tzinfo=timezone.utc)
+START = datetime(2026, 1, 1, tzinfo=UTC)
 START_MS = int(START.timestamp() * 1000)
 
 

@@ -94,5 +94,5 @@ def test_a_scheduler_keeps_one_senders_events_in_order_whatever_the_strategy_cho
 
 
 def test_a_strategy_that_is_not_a_strategy_is_a_type_error() -> None:
-    with pytest.raises(TypeError, match="strategy must be a playground.runtime.scheduler.Strategy, not str"):
+    with pytest.raises(TypeError, match=r"strategy must be a playground\.runtime\.scheduler\.Strategy, not str"):
         Scheduler().strategy = "random"  # type: ignore[assignment]
