@@ -4,8 +4,6 @@ before A; each strategy picks one allowed order, and no strategy can pick a forb
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 import restate
 
@@ -69,17 +67,17 @@ async def every_order() -> set[tuple[str, ...]]:
     return seen
 
 
-def test_the_default_strategy_keeps_the_order_the_engine_always_used() -> None:
-    assert asyncio.run(lines_written(AsPosted())) == ["A", "B", "C"]
+async def test_the_default_strategy_keeps_the_order_the_engine_always_used() -> None:
+    assert await lines_written(AsPosted()) == ["A", "B", "C"]
 
 
-def test_two_strategies_produce_two_different_allowed_orders() -> None:
-    assert asyncio.run(lines_written(OldestFirst())) == ["A", "B", "C"]
-    assert asyncio.run(lines_written(NewestSourceFirst())) == ["C", "A", "B"]
+async def test_two_strategies_produce_two_different_allowed_orders() -> None:
+    assert await lines_written(OldestFirst()) == ["A", "B", "C"]
+    assert await lines_written(NewestSourceFirst()) == ["C", "A", "B"]
 
 
-def test_every_strategy_keeps_a_before_b_and_together_they_reach_every_allowed_order() -> None:
-    orders = asyncio.run(every_order())
+async def test_every_strategy_keeps_a_before_b_and_together_they_reach_every_allowed_order() -> None:
+    orders = await every_order()
     assert orders == {("A", "B", "C"), ("A", "C", "B"), ("C", "A", "B")}
     assert all(order.index("A") < order.index("B") for order in orders)
 
