@@ -61,6 +61,15 @@ class CallFailed(Exception):
         self.code, self.message, self.metadata = code, message, metadata or {}
 
 
+async def fails(aw: Awaitable[Any]) -> CallFailed:
+    """Await what must fail as the ingress reports a failed invocation; its CallFailed (code, message)."""
+    try:
+        await aw
+    except CallFailed as exc:
+        return exc
+    raise AssertionError("the call should have failed")
+
+
 class NotReady(Exception):
     """output() of an invocation that has not completed (the ingress answers 470)."""
 

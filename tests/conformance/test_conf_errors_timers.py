@@ -9,22 +9,14 @@ from collections.abc import Awaitable
 from datetime import timedelta
 
 import conformance_services as S
-from conformance_targets import CallFailed, NotReady, fresh, scenario
-
-
-async def _fails(aw) -> CallFailed:
-    try:
-        await aw
-    except CallFailed as exc:
-        return exc
-    raise AssertionError("the call should have failed")
+from conformance_targets import NotReady, fails, fresh, scenario
 
 
 # --------------------------------------------------------------------------------------------- D. errors, retries, run
 @scenario
 async def test_s18_terminal_error_reaches_the_caller_after_one_attempt(t):
     k = fresh()
-    exc = await _fails(t.call("Failing", "terminallyFailingCall", {"errorMessage": "my error"}, key=k,
+    exc = await fails(t.call("Failing", "terminallyFailingCall", {"errorMessage": "my error"}, key=k,
                               idempotency_key=fresh()))
     assert (exc.code, exc.message, exc.metadata) == (500, "my error", {})
     assert S.ATTEMPTS[k] == 1
@@ -33,10 +25,10 @@ async def test_s18_terminal_error_reaches_the_caller_after_one_attempt(t):
 @scenario
 async def test_s19_repeated_terminal_failures_leave_the_service_healthy(t):
     for i in range(3):
-        exc = await _fails(t.call("Failing", "terminallyFailingCall", {"errorMessage": f"my error {i}"}, key=fresh()))
+        exc = await fails(t.call("Failing", "terminallyFailingCall", {"errorMessage": f"my error {i}"}, key=fresh()))
         assert exc.message == f"my error {i}"
         md = {"n": str(i)}
-        exc = await _fails(t.call("Failing", "terminallyFailingCall", {"errorMessage": "m", "metadata": md},
+        exc = await fails(t.call("Failing", "terminallyFailingCall", {"errorMessage": "m", "metadata": md},
                                   key=fresh()))
         assert exc.metadata == md
     assert await t.call("Counter", "add", 1, key=fresh()) == {"oldValue": 0, "newValue": 1}
@@ -45,7 +37,7 @@ async def test_s19_repeated_terminal_failures_leave_the_service_healthy(t):
 @scenario
 async def test_s20_terminal_error_metadata_reaches_the_caller(t):
     md = {"key1": "value1", "key2": "value2"}
-    exc = await _fails(t.call("Failing", "terminallyFailingCall",
+    exc = await fails(t.call("Failing", "terminallyFailingCall",
                               {"errorMessage": "my error with metadata", "metadata": md}, key=fresh(),
                               idempotency_key=fresh()))
     assert (exc.code, exc.message, exc.metadata) == (500, "my error with metadata", md)
@@ -54,7 +46,7 @@ async def test_s20_terminal_error_metadata_reaches_the_caller(t):
 @scenario
 async def test_s21_terminal_error_inside_run_fails_the_invocation_once(t):
     k = fresh()
-    exc = await _fails(t.call("Failing", "terminallyFailingSideEffect", {"errorMessage": "failed side effect"},
+    exc = await fails(t.call("Failing", "terminallyFailingSideEffect", {"errorMessage": "failed side effect"},
                               key=k))
     assert (exc.code, exc.message) == (500, "failed side effect")
     assert S.ATTEMPTS[k] == 1
@@ -63,7 +55,7 @@ async def test_s21_terminal_error_inside_run_fails_the_invocation_once(t):
 @scenario
 async def test_s22_terminal_error_inside_run_keeps_its_metadata(t):
     md = {"key1": "value1", "key2": "value2"}
-    exc = await _fails(t.call("Failing", "terminallyFailingSideEffect",
+    exc = await fails(t.call("Failing", "terminallyFailingSideEffect",
                               {"errorMessage": "failed side effect", "metadata": md}, key=fresh()))
     assert (exc.message, exc.metadata) == ("failed side effect", md)
 
@@ -97,7 +89,7 @@ async def test_s26_run_retries_exhausted_become_a_terminal_error(t):
 @scenario
 async def test_s28_terminal_error_in_run_with_max_attempts_fails_the_call(t):
     k = fresh()
-    exc = await _fails(t.call("Failing", "terminalInRun", key=k))
+    exc = await fails(t.call("Failing", "terminalInRun", key=k))
     assert (exc.code, exc.message) == (500, "Simulated terminal error")
     assert S.ATTEMPTS[k] == 1
 
@@ -105,7 +97,7 @@ async def test_s28_terminal_error_in_run_with_max_attempts_fails_the_call(t):
 @scenario
 async def test_s29_a_wrapped_terminal_error_is_still_terminal(t):
     k = fresh()
-    exc = await _fails(t.call("Failing", "wrappedTerminal", key=k))
+    exc = await fails(t.call("Failing", "wrappedTerminal", key=k))
     assert (exc.code, exc.message) == (500, "Simulated terminal error")
     assert S.ATTEMPTS[k] == 1
 
@@ -113,14 +105,14 @@ async def test_s29_a_wrapped_terminal_error_is_still_terminal(t):
 @scenario
 async def test_s30_retryable_error_retry_after_overrides_the_policy_interval(t):
     k = fresh()  # the handler's policy waits 1 h between attempts; retry_after says 100 ms
-    exc = await _fails(t.call("Failing", "retryAfter", False, key=k))
+    exc = await fails(t.call("Failing", "retryAfter", False, key=k))
     assert exc.message == "attempt 2" and S.ATTEMPTS[k] == 2
 
 
 @scenario
 async def test_s31_a_wrapped_retryable_error_is_still_honoured(t):
     k = fresh()
-    exc = await _fails(t.call("Failing", "retryAfter", True, key=k))
+    exc = await fails(t.call("Failing", "retryAfter", True, key=k))
     assert exc.message == "attempt 2" and S.ATTEMPTS[k] == 2
 
 
@@ -216,7 +208,7 @@ async def test_s35_awakeable_or_timeout_with_await_any_the_timeout_wins(t):
 async def test_s36_awakeable_or_timeout_with_select_raises_on_timeout(t):
     ms = int(t.delay.total_seconds() * 1000)
     program = _program({"type": "awaitAwakeableOrTimeout", "awakeableKey": "should-timeout-awk", "timeoutMillis": ms})
-    exc = await _fails(t.call("Interpreter", "interpretCommands", program, key=fresh()))
+    exc = await fails(t.call("Interpreter", "interpretCommands", program, key=fresh()))
     assert (exc.code, exc.message) == (500, "await-timeout")
 
 
@@ -244,7 +236,7 @@ async def test_s37_first_successful_among_awakeables_and_failing_runs(t):
 @scenario
 async def test_s38_awakeable_holder_pattern(t):
     k = fresh()
-    exc = await _fails(t.call("AwakeableHolder", "unlock", "x", key=k))
+    exc = await fails(t.call("AwakeableHolder", "unlock", "x", key=k))
     assert exc.message == "No awakeable is registered"
     assert await t.call("AwakeableHolder", "hasAwakeable", key=k) is False
     await t.call("AwakeableHolder", "hold", "sign_1abc", key=k)
@@ -272,7 +264,7 @@ async def test_s40_reject_an_awakeable_from_the_ingress(t):
     sent = await t.send("Interpreter", "interpretCommands", _program(_one({"type": "createAwakeable",
                                                                           "awakeableKey": "a"})), key=k)
     await t.reject_awakeable(await _awakeable_id(t, k, "a"), "my bad!")
-    exc = await _fails(t.attach(sent.invocation_id))
+    exc = await fails(t.attach(sent.invocation_id))
     assert (exc.code, exc.message) == (500, "my bad!")
 
 
@@ -300,7 +292,7 @@ async def test_s41_resolve_a_signal(t):
 
 @scenario
 async def test_s42_reject_a_signal(t):
-    exc = await _fails(_signal_program(t, _one(_sig("mysignal")), [("err", "mysignal", "boom")]))
+    exc = await fails(_signal_program(t, _one(_sig("mysignal")), [("err", "mysignal", "boom")]))
     assert exc.message == "boom"
 
 

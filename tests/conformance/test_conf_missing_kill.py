@@ -20,7 +20,7 @@ import pytest
 import playground as pg
 
 import conformance_services as S
-from conformance_targets import CallFailed, fresh, scenario
+from conformance_targets import fails, fresh, scenario
 
 
 def rejected(kind: str, index: int, problem: str) -> tuple[int, str]:
@@ -30,14 +30,6 @@ def rejected(kind: str, index: int, problem: str) -> tuple[int, str]:
 
 def not_found(kind: str, handler: str, index: int = 1) -> tuple[int, str]:
     return rejected(kind, index, f"the service handler {handler} was not found")
-
-
-async def _fails(aw) -> CallFailed:
-    try:
-        await aw
-    except CallFailed as exc:
-        return exc
-    raise AssertionError("the call should have failed")
 
 
 async def failed_with(t, invocation_id: str, expected: tuple[int, str]) -> None:
@@ -103,14 +95,14 @@ async def test_the_command_index_counts_the_commands_already_journaled(t):
     await failed_with(t, inv, not_found("Call", "Nowhere/hello", index=2))  # Input 0, Run 1, Call 2
     assert await t.journal_size(inv) == 3  # Input, Run, its result
     await t.kill(inv)
-    exc = await _fails(t.attach(inv))
+    exc = await fails(t.attach(inv))
     assert (exc.code, exc.message) == (409, "killed")
 
 
 @scenario
 async def test_the_callers_retry_policy_applies_kill_after_three_attempts_ends_it_with_the_rejection(t):
     inv = (await t.send("MissingCaller", "callNowhereGivingUp", "x")).invocation_id
-    exc = await _fails(t.attach(inv))
+    exc = await fails(t.attach(inv))
     assert (exc.code, exc.message) == not_found("Call", "Nowhere/hello")
     assert await t.status(inv) == "completed"
     assert await t.journal_size(inv) == 1
@@ -141,9 +133,9 @@ async def unlock(t, k: str, holder: str) -> None:
 
 async def assert_forgotten(t, invocation_id: str) -> None:
     assert await t.status(invocation_id) is None
-    exc = await _fails(t.attach(invocation_id))
+    exc = await fails(t.attach(invocation_id))
     assert (exc.code, exc.message) == (404, "not found")
-    exc = await _fails(t.output(invocation_id))
+    exc = await fails(t.output(invocation_id))
     assert (exc.code, exc.message) == (404, "invocation not found")
 
 
@@ -190,7 +182,7 @@ async def test_a_caller_waiting_on_a_killed_queued_call_gets_409_killed(t):
         assert await t.status(callee) == "pending"
         await t.kill(callee)
     assert await t.attach(caught) == "caught 409 killed"
-    exc = await _fails(t.attach(uncaught))
+    exc = await fails(t.attach(uncaught))
     assert (exc.code, exc.message) == (409, "killed")
     for callee in callees:
         await assert_forgotten(t, callee)
@@ -216,7 +208,7 @@ async def test_killing_a_caller_forgets_its_call_queued_behind_another_holder(t)
     caller = (await t.send("KillCaller", "callRecordUncaught", k)).invocation_id
     [callee] = await t.until(lambda: t.ids_of("KillGate", "record", k), "the call queued")
     await t.kill(caller)
-    exc = await _fails(t.attach(caller))
+    exc = await fails(t.attach(caller))
     assert (exc.code, exc.message) == (409, "killed")
     await t.eventually_equal(lambda: t.status(callee), None, "the queued callee forgotten")
     await unlock(t, k, holder)
@@ -234,11 +226,11 @@ async def test_killing_a_deadlocks_root_keeps_its_queued_member(t):
     [_root, queued] = await t.until(lambda: _two(t.ids_of("CycA", "hop", k)), "the second A queued")
     await t.eventually_equal(lambda: t.status(queued), "pending", "the second A queued behind the root")
     await t.kill(root)
-    exc = await _fails(t.attach(root))
+    exc = await fails(t.attach(root))
     assert (exc.code, exc.message) == (409, "killed")
     await t.eventually_equal(lambda: t.status(queued), "completed", "the queued member ended and was kept")
     if t.name != "real":
-        exc = await _fails(t.attach(queued))
+        exc = await fails(t.attach(queued))
         assert (exc.code, exc.message) == (409, "killed")
 
 

@@ -9,17 +9,9 @@ import asyncio
 import json
 
 import conformance_services as S
-from conformance_targets import CallFailed, fresh, scenario
+from conformance_targets import fails, fresh, scenario
 
 MB = 1024 * 1024
-
-
-async def _fails(aw) -> CallFailed:
-    try:
-        await aw
-    except CallFailed as exc:
-        return exc
-    raise AssertionError("the call should have failed")
 
 
 def _ms(t) -> int:
@@ -39,7 +31,7 @@ async def test_generic_calls_by_name_reach_an_object_and_a_workflow(t):
     assert await t.call("Hops", "genericCall", {"service": "Counter", "handler": "get", "key": k}) == 2
     run = {"service": "GreetingWf", "handler": "run", "key": w, "arg": "Ann"}
     assert await t.call("Hops", "genericCall", run) == "Hello Ann"
-    exc = await _fails(t.call("Hops", "genericCall", {**run, "arg": "Bob"}))
+    exc = await fails(t.call("Hops", "genericCall", {**run, "arg": "Bob"}))
     assert (exc.code, exc.message) == (409, "the workflow method was already invoked")
     assert S.EVENTS[w] == ["run Ann"]
 
@@ -112,7 +104,7 @@ async def test_a_delayed_send_cancelled_before_it_fires_never_runs_and_is_forgot
     await t.cancel(inv)
     await t.wait(2 * t.delay + t.slack)
     assert await t.call("Counter", "get", key=k) == 0 and S.EVENTS[k] == []
-    exc = await _fails(t.attach(inv))
+    exc = await fails(t.attach(inv))
     assert exc.code == 404
     assert await t.status(inv) is None
 
@@ -122,7 +114,7 @@ async def _killed_before_it_fires(t) -> None:
     await t.kill(inv)
     await t.wait(2 * t.delay + t.slack)
     assert await t.call("Counter", "get", key=k) == 0 and S.EVENTS[k] == []
-    exc = await _fails(t.attach(inv))
+    exc = await fails(t.attach(inv))
     assert exc.code == 404
     assert await t.status(inv) is None
 
@@ -186,7 +178,7 @@ async def test_a_1_mb_payload_between_handlers_and_back(t):
 @scenario
 async def test_a_terminal_error_with_metadata_keeps_code_message_and_metadata_through_two_hops(t):
     em = {"message": "deep failure", "code": 418, "metadata": {"a": "1", "b": "two words"}}
-    exc = await _fails(t.call("Hops", "top", em))  # ingress -> top -> middle -> fail
+    exc = await fails(t.call("Hops", "top", em))  # ingress -> top -> middle -> fail
     assert (exc.code, exc.message, exc.metadata) == (418, "deep failure", {"a": "1", "b": "two words"})
     assert await t.call("Hops", "catchTop", em) == {"code": 418, "message": "deep failure",
                                                     "metadata": {"a": "1", "b": "two words"}}

@@ -8,15 +8,7 @@ import json
 import os
 
 import conformance_services as S
-from conformance_targets import CallFailed, NotReady, fresh, scenario
-
-
-async def _fails(aw) -> CallFailed:
-    try:
-        await aw
-    except CallFailed as exc:
-        return exc
-    raise AssertionError("the call should have failed")
+from conformance_targets import NotReady, fails, fresh, scenario
 
 
 async def _not_ready(aw) -> None:
@@ -40,7 +32,7 @@ async def test_s51_workflow_runs_once_with_a_promise_attach_output_and_resubmiss
     assert await t.output_workflow("BlockAndWaitWorkflow", w) == "Till"
     s2 = await t.send("BlockAndWaitWorkflow", "run", "Francesco", key=w)
     assert (s2.status, s2.invocation_id) == ("PreviouslyAccepted", s1.invocation_id)
-    exc = await _fails(t.call("BlockAndWaitWorkflow", "run", "Francesco", key=w))
+    exc = await fails(t.call("BlockAndWaitWorkflow", "run", "Francesco", key=w))
     assert (exc.code, exc.message) == (409, "the workflow method was already invoked")
     assert await t.output_workflow("BlockAndWaitWorkflow", w) == "Till"
     assert S.EVENTS[w] == ["run Francesco"]
@@ -67,7 +59,7 @@ async def test_s53_workflow_resolves_and_reads_its_own_promise(t):
 @scenario
 async def test_workflow_output_and_attach_of_a_never_run_id(t):
     w = fresh("never")
-    exc = await _fails(t.output_workflow("BlockAndWaitWorkflow", w))
+    exc = await fails(t.output_workflow("BlockAndWaitWorkflow", w))
     assert exc.code == 404
     assert await t.call("BlockAndWaitWorkflow", "getState", key=w) == ""  # shared handlers work on any id
 
@@ -227,7 +219,7 @@ async def test_cancel_of_a_pending_invocation_means_it_never_runs(t):
 async def test_cancel_of_a_started_invocation_fails_it_with_cancelled(t):
     k, first, queued = await _queued_behind_an_awakeable(t)
     await t.cancel(first)
-    exc = await _fails(t.attach(first))
+    exc = await fails(t.attach(first))
     assert (exc.code, exc.message) == (409, "cancelled")  # the SDK's spelling: raised at its await
     assert await t.attach(queued) == "queued ran"  # the lock passed on to the queued one
     assert S.EVENTS[k] == ["queued ran"]
@@ -239,7 +231,7 @@ async def test_attach_to_a_pending_invocation_that_was_cancelled(t):
     await t.cancel(queued)
 
     try:
-        exc = await _fails(t.attach(queued))
+        exc = await fails(t.attach(queued))
         assert exc.code == 404  # the server forgets an invocation cancelled before it started
     finally:
         await t.cancel(first)
@@ -255,7 +247,7 @@ async def test_s67_kill_a_call_tree_without_running_handler_code(t):
     await t.call("AwakeableHolder", "unlock", "kill", key=k)
     await t.wait(t.delay)  # recursiveCall now calls itself on its own key: queued behind itself
     await t.kill(inv)
-    exc = await _fails(t.attach(inv))
+    exc = await fails(t.attach(inv))
     assert (exc.code, exc.message) == (409, "killed")
     assert await t.call("KillTestSingleton", "isUnlocked", key=k) is None
     # The queued nested call: the embedded runtime kills it with its caller, before it can start; the real
@@ -282,7 +274,7 @@ async def test_s73_raw_bytes_in_raw_bytes_out(t):
 @scenario
 async def test_s74_ingress_private_handler(t):
     assert await t.call("ProxyGreeter", "greet", "Francesco") == "Hello Francesco"
-    exc = await _fails(t.call("PrivateGreeter", "greet", "Francesco"))
+    exc = await fails(t.call("PrivateGreeter", "greet", "Francesco"))
     assert (exc.code, exc.message) == (400, "the invoked service is not public")
 
 
@@ -293,9 +285,9 @@ async def test_s75_service_to_service_call_with_headers(t):
 
 @scenario
 async def test_ingress_errors_for_unknown_targets(t):
-    exc = await _fails(t.call("NoSuch", "x", 1))
+    exc = await fails(t.call("NoSuch", "x", 1))
     assert (exc.code, exc.message) == (404, "service 'NoSuch' not found, make sure to register the service "
                                             "before calling it.")
-    exc = await _fails(t.call("Counter", "nosuch", 1, key="a"))
+    exc = await fails(t.call("Counter", "nosuch", 1, key="a"))
     assert (exc.code, exc.message) == (404, "the service 'Counter' exists, but the handler 'nosuch' was not found, "
                                             "check that the handler exists in the latest registered service version.")
