@@ -105,38 +105,31 @@ def install_server(version: str | None = None, prefix: Path | None = None, timeo
 def find_server_binary(install: bool = True) -> Path:
     """The restate-server to run: $PLAYGROUND_RESTATE_SERVER, else the cached npm install of the pinned
     version, else `restate-server` on PATH, else (with install=True) a fresh npm install into the cache."""
-    explicit = os.environ.get("PLAYGROUND_RESTATE_SERVER")
-    if explicit:
-        path = Path(explicit).expanduser()
-        if not (path.is_file() and os.access(path, os.X_OK)):
-            raise RestateServerUnavailable(f"PLAYGROUND_RESTATE_SERVER={explicit} is not an executable file")
-        return path
-    cached = _cached_binary(_cache_dir() / "npm", _wanted_version())
-    if cached is not None:
-        return cached
-    on_path = shutil.which("restate-server")
-    if on_path:
-        return Path(on_path)
-    if not install:
-        raise RestateServerUnavailable("restate-server is not installed (python -m playground install-server)")
-    return install_server()
+    return _find_binary(NPM_PACKAGE, "PLAYGROUND_RESTATE_SERVER", install,
+                        "restate-server is not installed (python -m playground install-server)")
 
 
 def find_cli_binary(install: bool = True) -> Path:
     """The `restate` CLI: $PLAYGROUND_RESTATE_CLI, else the cached npm install of `@restatedev/restate` at the
     pinned version, else `restate` on PATH, else (with install=True) an npm install into the same cache."""
-    explicit = os.environ.get("PLAYGROUND_RESTATE_CLI")
+    return _find_binary(CLI_PACKAGE, "PLAYGROUND_RESTATE_CLI", install,
+                        "the restate CLI is not installed (python -m playground install-cli)")
+
+
+def _find_binary(package: str, env_var: str, install: bool, missing: str) -> Path:
+    """One package's binary: the path in `env_var`, the cache, PATH, or an npm install (in that order)."""
+    explicit = os.environ.get(env_var)
     if explicit:
         path = Path(explicit).expanduser()
         if not (path.is_file() and os.access(path, os.X_OK)):
-            raise RestateServerUnavailable(f"PLAYGROUND_RESTATE_CLI={explicit} is not an executable file")
+            raise RestateServerUnavailable(f"{env_var}={explicit} is not an executable file")
         return path
-    cached = _cached_binary(_cache_dir() / "npm", _wanted_version(), CLI_PACKAGE)
+    cached = _cached_binary(_cache_dir() / "npm", _wanted_version(), package)
     if cached is not None:
         return cached
-    on_path = shutil.which("restate")
+    on_path = shutil.which(_BINARIES[package])
     if on_path:
         return Path(on_path)
     if not install:
-        raise RestateServerUnavailable("the restate CLI is not installed (python -m playground install-cli)")
-    return install_server(package=CLI_PACKAGE)
+        raise RestateServerUnavailable(missing)
+    return install_server(package=package)
