@@ -61,15 +61,19 @@ async def timed(scenario, strategy, runs, repeat):
     times, ex = [], None
     for _ in range(repeat):
         t = time.perf_counter()
-        ex = await pg.explore(scenario, services=[logbook, alice], strategy=strategy, runs=runs, observe=lines)
+        reduce = not strategy.endswith("-unreduced")
+        ex = await pg.explore(scenario, services=[logbook, alice], strategy=strategy.removesuffix("-unreduced"),
+                              runs=runs, observe=lines, reduce=reduce)
         times.append(time.perf_counter() - t)
     return statistics.median(times), ex
 
 
 async def main(repeat: int = 3) -> None:
     wall, ex = await timed(example, "exhaustive", 10_000, repeat)
-    print(f"exhaustive, the example: {wall * 1000:.0f} ms for {ex.schedules} schedules "
-          f"(complete={ex.complete}, {len(ex.outcomes)} outcomes)")
+    print(f"exhaustive, the example: {wall * 1000:.0f} ms for {ex.schedules} schedules and {ex.redundant} "
+          f"redundant runs (complete={ex.complete}, {len(ex.outcomes)} outcomes)")
+    wall, ex = await timed(example, "exhaustive-unreduced", 10_000, repeat)
+    print(f"exhaustive without partial-order reduction: {wall * 1000:.0f} ms for {ex.schedules} schedules")
     for n in (1, 2, 4, 8):
         wall, ex = await timed(senders(n), "random", 200, repeat)
         print(f"random, {n} sender(s) of two + one: {ex.schedules / wall:.0f} schedules/s, "

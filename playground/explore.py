@@ -27,33 +27,70 @@ SCHEDULE_RE = re.compile(r"^(\d+(\.\d+)*)?$")
 SHRINK_RUNS = 200  # the most extra runs spent shrinking one violation
 Scenario = Callable[[Runtime], Awaitable[Any]]
 Chooser = Callable[[int, Sequence[Any]], int]  # (decision number, the options' sources) -> pick
-YIELD = "yield"  # the source named for the option "let the started attempts run first"
+YIELD = ("yield", "let the started attempts run first")  # the option beside the ready events
+
+
+EVERYTHING = ("everything",)  # the footprint of letting started attempts run: dependent on every event
+INVOCATION_ID = re.compile(r"inv_[0-9A-Za-z]+")
 
 
 class Explorer(Strategy):
-    """A strategy whose every real decision (two or more options) is made by `chooser` and recorded."""
+    """A strategy whose every real decision (two or more options) is made by `chooser` and recorded.
 
-    def __init__(self, chooser: Chooser) -> None:
+    With `sleep` (a set of options, for the exhaustive search) it also prunes by partial order: past its
+    script it avoids options whose orders were covered elsewhere (a sleep set), and records the alternatives
+    still to explore, each with its own sleep set, in `branches`. `blocked` says every option was asleep:
+    the run repeats an order already covered."""
+
+    def __init__(self, chooser: Chooser, script_len: int = 0, sleep: frozenset[Any] | None = None,
+                 footprint: Callable[[Any], Any] | None = None) -> None:
         self.chooser = chooser
         self.picks: list[int] = []
         self.options: list[int] = []
         self._pending: int | None = None  # a pick made in `yields` for the next `choose`
+        self._script_len = script_len
+        self._sleep = sleep
+        self._footprint = footprint or (lambda option: EVERYTHING)
+        self.branches: list[tuple[list[int], frozenset[Any]]] = []
+        self.blocked = False
 
-    def _decide(self, sources: Sequence[Any]) -> int:
-        if len(sources) == 1:
+    def _decide(self, options: Sequence[Any]) -> int:
+        if len(options) == 1:
             return 0
-        pick = self.chooser(len(self.picks), sources)
-        if not 0 <= pick < len(sources):
-            raise ValueError(f"the schedule picks option {pick} at decision {len(self.picks)}, which has only "
-                             f"{len(sources)} options: this schedule was made for another scenario")
+        step = len(self.picks)
+        pick = self.chooser(step, options) if self._sleep is None or step < self._script_len else self._prune(options)
+        if not 0 <= pick < len(options):
+            raise ValueError(f"the schedule picks option {pick} at decision {step}, which has only "
+                             f"{len(options)} options: this schedule was made for another scenario")
         self.picks.append(pick)
-        self.options.append(len(sources))
+        self.options.append(len(options))
         return pick
+
+    def _prune(self, options: Sequence[Any]) -> int:
+        """Sleep sets (Godefroid): the first option not asleep goes; each other one is a branch to explore
+        later, asleep there to the options before it that it does not depend on."""
+        assert self._sleep is not None
+        awake = [i for i, o in enumerate(options) if o not in self._sleep]
+        if not awake:
+            self.blocked = True
+            return 0
+        done = set(self._sleep)
+        for i in awake[1:]:
+            done.add(options[awake[awake.index(i) - 1]])
+            self.branches.append((self.picks + [i], self._independent(done, options[i])))
+        first = options[awake[0]]
+        self._sleep = self._independent(self._sleep, first)
+        return awake[0]
+
+    def _independent(self, options: Iterable[Any], of: Any) -> frozenset[Any]:
+        mine = self._footprint(of)
+        return frozenset(o for o in options
+                         if EVERYTHING not in (mine, self._footprint(o)) and self._footprint(o) != mine)
 
     def yields(self, ready: Sequence[Event], ran: Sequence[Event]) -> bool:
         if not any(isinstance(e.source, tuple) and e.source[0] in ("start", "timer") for e in ran):
             return False  # nothing this drain ran has started code: running it first changes nothing
-        pick = self._decide([e.source for e in ready] + [YIELD])
+        pick = self._decide([*map(option, ready), YIELD])
         if pick == len(ready):
             return True
         self._pending = pick
@@ -63,11 +100,33 @@ class Explorer(Strategy):
         if self._pending is not None:
             pick, self._pending = self._pending, None
             return pick
-        return self._decide([e.source for e in ready])
+        return self._decide([option(e) for e in ready])
 
     @property
     def schedule(self) -> str:
         return format_schedule(self.picks)
+
+
+def option(event: Event) -> tuple[Any, str]:
+    """An event as an option: the same event in every run that reaches the same decision."""
+    return event.source, event.what
+
+
+def footprint_in(rt: Runtime) -> Callable[[Any], Any]:
+    """What an option touches: the key of the invocation it enqueues or starts (an object's or workflow's),
+    or that invocation alone (a service's); letting started attempts run touches everything."""
+    def footprint(opt: Any) -> Any:
+        if opt == YIELD:
+            return EVERYTHING
+        found = INVOCATION_ID.search(opt[1])
+        if found is None:
+            return EVERYTHING
+        try:
+            target = rt.invocation(found.group())
+        except (KeyError, ValueError):
+            return EVERYTHING
+        return ("key", target.target.service, target.target.key) if target.target.key is not None else found.group()
+    return footprint
 
 
 def format_schedule(picks: Sequence[int]) -> str:
@@ -123,6 +182,7 @@ class Exploration:
     complete: bool
     outcomes: list[Outcome]
     violations: list[Outcome] = field(default_factory=list)
+    redundant: int = 0  # exhaustive runs that turned out to repeat an order already covered (not counted)
 
     async def replay(self, outcome: Outcome | str) -> Runtime:
         """A live runtime in exactly the final state of `outcome` (or of a schedule string)."""
@@ -160,14 +220,16 @@ class Run:
     error: BaseException | None
     violation: str | None
     rt: Runtime
+    branches: list[tuple[list[int], frozenset[Any]]]
+    blocked: bool
 
 
 async def run_once(scenario: Scenario, services: Sequence[Any], chooser: Chooser,
-                   observe: Callable[[Runtime], Any] | None,
-                   invariant: Callable[[Runtime], Any] | None) -> Run:
+                   observe: Callable[[Runtime], Any] | None, invariant: Callable[[Runtime], Any] | None,
+                   script_len: int = 0, sleep: frozenset[Any] | None = None) -> Run:
     """One schedule: a fresh runtime, the scenario, settle, then observe and check."""
     rt = Runtime(*services)
-    strategy = Explorer(chooser)
+    strategy = Explorer(chooser, script_len, sleep, footprint_in(rt) if sleep is not None else None)
     rt.scheduler.strategy = strategy
     error: BaseException | None = None
     try:
@@ -179,7 +241,8 @@ async def run_once(scenario: Scenario, services: Sequence[Any], chooser: Chooser
         first = cycles[0]
         error = DeadlockError(f"the run ended in a deadlock:\n{first.describe()}", first.invocation_ids[0], first)
     value = observed(rt, observe, error)
-    return Run(strategy.schedule, strategy.picks, strategy.options, value, error, broken(rt, invariant), rt)
+    return Run(strategy.schedule, strategy.picks, strategy.options, value, error, broken(rt, invariant), rt,
+               strategy.branches, strategy.blocked)
 
 
 def observed(rt: Runtime, observe: Callable[[Runtime], Any] | None, error: BaseException | None) -> Any:
@@ -240,44 +303,62 @@ def pct(rng: random_module.Random, depth: int, steps: int) -> Chooser:
 
 async def explore(scenario: Scenario, services: Iterable[Any] = (), strategy: str = "exhaustive",
                   runs: int = 1000, seed: int = 0, observe: Callable[[Runtime], Any] | None = None,
-                  invariant: Callable[[Runtime], Any] | None = None) -> Exploration:
+                  invariant: Callable[[Runtime], Any] | None = None, reduce: bool = True) -> Exploration:
     """Run `scenario` (an async function of a fresh runtime) under many schedules Restate allows: every one
-    ("exhaustive", depth first, at most `runs`), or `runs` seeded random ones ("random", "pct"). `observe(rt)`
-    says what an outcome is; `invariant(rt)` returning False or raising marks it a violation."""
+    ("exhaustive", depth first, at most `runs`; `reduce`: orders that differ only in independent events run
+    once), or `runs` seeded random ones ("random", "pct"). `observe(rt)` says what an outcome is;
+    `invariant(rt)` returning False or raising marks it a violation."""
     services = check_args(scenario, services, strategy, runs, seed, observe, invariant)
     found: dict[tuple[Any, ...], Outcome] = {}
-    count = 0
-    complete = False
-    rng = random_module.Random(seed)
-    stack: list[list[int]] = [[]]
-    longest = 8
-    while count < runs:
-        if strategy == "exhaustive":
-            if not stack:
-                complete = True
-                break
-            script = stack.pop()
-            chooser = scripted(script)
-        elif strategy == "random":
-            chooser = seeded_random(rng)
-        else:
-            chooser = pct(rng, 3, longest)
-        run = await run_once(scenario, services, chooser, observe, invariant)
-        run.rt.close("the explorer has finished with this run")
-        count += 1
-        longest = max(longest, len(run.options))
-        if strategy == "exhaustive":
-            stack.extend(run.picks[:step] + [other] for step in range(len(script), len(run.options))
-                         for other in range(run.options[step] - 1, 0, -1))
-        record(found, run)
-    if strategy == "exhaustive" and not stack:
-        complete = True
+    if strategy == "exhaustive":
+        count, redundant, complete = await exhaustive(scenario, services, runs, observe, invariant, reduce, found)
+    else:
+        count, redundant, complete = await sampled(scenario, services, strategy, runs, seed, observe, invariant,
+                                                   found)
     outcomes = sorted(found.values(), key=lambda o: -o.count)  # stable: ties in the order first found
-    violations = [o for o in outcomes if o.violation is not None]
     for key, o in found.items():
         if o.violation is not None:
             o.schedule = await shrink(scenario, services, o.schedule, key, observe, invariant)
-    return Exploration(scenario, services, strategy, count, complete, outcomes, violations)
+    return Exploration(scenario, services, strategy, count, complete, outcomes,
+                       [o for o in outcomes if o.violation is not None], redundant)
+
+
+async def exhaustive(scenario: Scenario, services: list[Any], runs: int, observe: Callable[[Runtime], Any] | None,
+                     invariant: Callable[[Runtime], Any] | None, reduce: bool,
+                     found: dict[tuple[Any, ...], Outcome]) -> tuple[int, int, bool]:
+    """Depth first over the decisions; with `reduce`, sleep sets skip orders of independent events."""
+    stack: list[tuple[list[int], frozenset[Any] | None]] = [([], frozenset() if reduce else None)]
+    count = redundant = 0
+    while stack and count + redundant < runs:
+        script, sleep = stack.pop()
+        run = await run_once(scenario, services, scripted(script), observe, invariant, len(script), sleep)
+        run.rt.close("the explorer has finished with this run")
+        if sleep is not None:
+            stack.extend(reversed(run.branches))
+        else:
+            stack.extend((run.picks[:step] + [other], None) for step in range(len(script), len(run.options))
+                         for other in range(run.options[step] - 1, 0, -1))
+        if run.blocked:
+            redundant += 1  # every option asleep: an order already covered
+            continue
+        count += 1
+        record(found, run)
+    return count, redundant, not stack
+
+
+async def sampled(scenario: Scenario, services: list[Any], strategy: str, runs: int, seed: int,
+                  observe: Callable[[Runtime], Any] | None, invariant: Callable[[Runtime], Any] | None,
+                  found: dict[tuple[Any, ...], Outcome]) -> tuple[int, int, bool]:
+    """`runs` schedules, each decision seeded: uniformly ("random") or by PCT's priorities."""
+    rng = random_module.Random(seed)
+    longest = 8  # PCT's estimate of the number of decisions, updated as runs show more
+    for _ in range(runs):
+        chooser = seeded_random(rng) if strategy == "random" else pct(rng, 3, longest)
+        run = await run_once(scenario, services, chooser, observe, invariant)
+        run.rt.close("the explorer has finished with this run")
+        longest = max(longest, len(run.options))
+        record(found, run)
+    return runs, 0, False
 
 
 def record(found: dict[tuple[Any, ...], Outcome], run: Run) -> None:

@@ -189,3 +189,13 @@ async def test_the_explorer_finds_a_racy_deadlock_the_default_order_does_not_hit
         "RaceX/k/answer_x", "RaceX/k/forward", "RaceY/k/answer_y", "RaceY/k/relay"]
     rt = await ex.replay(stuck)
     assert len(rt.deadlocks()) == 1
+
+
+async def test_partial_order_reduction_runs_fewer_schedules_and_loses_no_outcome() -> None:
+    reduced = await explore(strategy="exhaustive")
+    everything = await explore(strategy="exhaustive", reduce=False)
+    assert reduced.complete and everything.complete
+    assert {o.value for o in reduced.outcomes} == {o.value for o in everything.outcomes} == ALLOWED
+    assert reduced.schedules + reduced.redundant < everything.schedules and everything.redundant == 0
+    racy = await pg.explore(race, services=[racex, racey, hop], strategy="exhaustive", reduce=False)
+    assert {o.deadlocked for o in racy.outcomes} == {True, False}
