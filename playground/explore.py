@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from html import escape
 from typing import Any
 
+from . import render
 from .errors import DeadlockError, StuckError
 from .facade import Runtime
 from .runtime.scheduler import Event, Strategy
@@ -164,6 +165,7 @@ class Outcome:
     error: BaseException | None = None
     deadlocked: bool = False
     violation: str | None = None  # why the invariant failed (None: it held, or there is none)
+    timelines: list[Any] = field(default_factory=list, repr=False)  # per keyed service, of `schedule`'s run
 
     def __repr__(self) -> str:
         extra = f", error={type(self.error).__name__}" if self.error is not None else ""
@@ -196,9 +198,13 @@ class Exploration:
     def _repr_html_(self) -> str:
         return outcomes_html(self)
 
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None, **kwargs: Any) -> dict[str, str]:
+        return {"text/html": outcomes_html(self), "text/plain": repr(self)}
 
-def outcomes_html(ex: Exploration) -> str:
-    """The outcomes as a table: value, count, error, invariant, and the schedule that replays each."""
+
+def outcomes_html(ex: Exploration, limit: int = 12) -> str:
+    """The outcomes as a table (value, count, error, invariant, the schedule that replays each), then each
+    outcome's per-key timelines side by side, and a deadlocked outcome's cycle."""
     head = (f"<p><b>{escape(ex.strategy)}</b>: {ex.schedules} schedules, "
             f"{'complete' if ex.complete else 'stopped before covering every schedule'}, "
             f"{len(ex.outcomes)} outcomes, {len(ex.violations)} violating the invariant</p>")
@@ -207,8 +213,26 @@ def outcomes_html(ex: Exploration) -> str:
         f"<td>{escape(type(o.error).__name__ + ': ' + str(o.error).splitlines()[0]) if o.error else ''}</td>"
         f"<td>{escape(o.violation or '')}</td><td><code>{escape(repr(o.schedule))}</code></td></tr>"
         for o in ex.outcomes)
-    return (head + "<table><thead><tr><th>outcome</th><th>schedules</th><th>error</th><th>invariant broken</th>"
-            f"<th>schedule (replay it)</th></tr></thead><tbody>{rows}</tbody></table>")
+    table = ("<table><thead><tr><th>outcome</th><th>schedules</th><th>error</th><th>invariant broken</th>"
+             f"<th>schedule (replay it)</th></tr></thead><tbody>{rows}</tbody></table>")
+    columns = "".join(outcome_column(o) for o in ex.outcomes[:limit])
+    more = f"<p>(timelines of the first {limit} outcomes)</p>" if len(ex.outcomes) > limit else ""
+    return f"{head}{table}<div style='display:flex;gap:12px;overflow-x:auto'>{columns}</div>{more}"
+
+
+def outcome_column(o: Outcome) -> str:
+    cycle = ""
+    if isinstance(o.error, DeadlockError) and o.error.deadlock is not None:
+        cycle = f"<pre style='font-size:11px'>{escape(o.error.deadlock.describe())}</pre>"
+    pictures = "".join(t.html(width=380) for t in o.timelines)
+    return (f"<div style='flex:0 0 auto;min-width:380px'><b><code>{escape(repr(o.value))}</code></b> "
+            f"x{o.count}{cycle}{pictures}</div>")
+
+
+def timelines_of(rt: Runtime) -> list[Any]:
+    """The per-key timeline of each object or workflow service the run touched."""
+    keyed = sorted({inv.target.service for inv in rt.all_invocations() if inv.target.key is not None})
+    return [render.timeline(rt, service) for service in keyed]
 
 
 @dataclass
@@ -318,7 +342,7 @@ async def explore(scenario: Scenario, services: Iterable[Any] = (), strategy: st
     outcomes = sorted(found.values(), key=lambda o: -o.count)  # stable: ties in the order first found
     for key, o in found.items():
         if o.violation is not None:
-            o.schedule = await shrink(scenario, services, o.schedule, key, observe, invariant)
+            await shrink(scenario, services, o, key, observe, invariant)
     return Exploration(scenario, services, strategy, count, complete, outcomes,
                        [o for o in outcomes if o.violation is not None], redundant)
 
@@ -366,18 +390,18 @@ def record(found: dict[tuple[Any, ...], Outcome], run: Run) -> None:
     o = found.get(key)
     if o is None:
         found[key] = Outcome(run.value, 1, run.schedule, run.error, isinstance(run.error, DeadlockError),
-                             run.violation)
+                             run.violation, timelines_of(run.rt))
         return
     o.count += 1
     if deviation(run.schedule) < deviation(o.schedule):
-        o.schedule = run.schedule
+        o.schedule, o.timelines = run.schedule, timelines_of(run.rt)
 
 
-async def shrink(scenario: Scenario, services: Sequence[Any], schedule: str, key: tuple[Any, ...],
-                 observe: Callable[[Runtime], Any] | None, invariant: Callable[[Runtime], Any] | None) -> str:
-    """Greedily move a violating schedule toward the default order (picks to 0, or smaller) while it still
-    ends in the same violating outcome `key` (Hypothesis-style shrinking)."""
-    best = parse_schedule(schedule)
+async def shrink(scenario: Scenario, services: Sequence[Any], outcome: Outcome, key: tuple[Any, ...],
+                 observe: Callable[[Runtime], Any] | None, invariant: Callable[[Runtime], Any] | None) -> None:
+    """Greedily move a violating outcome's schedule toward the default order (picks to 0, or smaller) while
+    it still ends in the same violating outcome `key` (Hypothesis-style shrinking)."""
+    best = parse_schedule(outcome.schedule)
     budget = SHRINK_RUNS
     improved = True
     while improved and budget > 0:
@@ -395,11 +419,11 @@ async def shrink(scenario: Scenario, services: Sequence[Any], schedule: str, key
                 run.rt.close("the explorer has finished with this run")
                 if outcome_key(run) == key and deviation(run.schedule) < deviation(format_schedule(best)):
                     best = parse_schedule(run.schedule)
+                    outcome.schedule, outcome.timelines = run.schedule, timelines_of(run.rt)
                     improved = True
                     break
             if improved:
                 break
-    return format_schedule(best)
 
 
 async def replay(scenario: Scenario, services: Iterable[Any] = (), schedule: str = "") -> Runtime:

@@ -131,9 +131,23 @@ async def test_bad_arguments_are_told_before_any_run(kwargs, error, match) -> No
 
 async def test_the_result_displays_as_a_table_of_outcomes_with_counts() -> None:
     ex = await explore(strategy="exhaustive")
+    bundle = ex._repr_mimebundle_()
+    html = bundle["text/html"]
+    assert bundle["text/plain"] == repr(ex) and html == ex._repr_html_()
+    table = html[:html.index("</table>")]
+    assert table.count("<tr>") == 4 and "complete" in html
+    assert "<td><code>(&#x27;call A&#x27;, &#x27;C&#x27;, &#x27;call B&#x27;)</code></td><td>12</td>" in table
+
+
+async def test_each_outcome_shows_the_timeline_of_its_own_order() -> None:
+    ex = await explore(strategy="exhaustive")
+    for outcome in ex.outcomes:
+        [timeline] = outcome.timelines
+        assert timeline.service == "Logbook"
+        rt = await ex.replay(outcome)  # the timeline is the one of the run its schedule replays
+        assert [r["id"] for r in timeline.rows] == [r["id"] for r in pg.render.timeline(rt, "Logbook").rows]
     html = ex._repr_html_()
-    assert html.count("<tr>") == 4 and "complete" in html
-    assert "(&#x27;call A&#x27;, &#x27;C&#x27;, &#x27;call B&#x27;)" in html
+    assert html.count("display:flex") == 1 and html.count("x12") == 2
 
 
 # A racy deadlock: X.forward calls Y.answer while Y.relay (reached through a stateless hop) calls X.answer.
@@ -189,6 +203,7 @@ async def test_the_explorer_finds_a_racy_deadlock_the_default_order_does_not_hit
         "RaceX/k/answer_x", "RaceX/k/forward", "RaceY/k/answer_y", "RaceY/k/relay"]
     rt = await ex.replay(stuck)
     assert len(rt.deadlocks()) == 1
+    assert "Nothing in the cycle can finish on its own" in ex._repr_html_()
 
 
 async def test_partial_order_reduction_runs_fewer_schedules_and_loses_no_outcome() -> None:
