@@ -3,6 +3,8 @@ the scenario sends "C" to it at the same instant. Restate allows exactly three o
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 import restate
 
@@ -214,3 +216,17 @@ async def test_partial_order_reduction_runs_fewer_schedules_and_loses_no_outcome
     assert reduced.schedules + reduced.redundant < everything.schedules and everything.redundant == 0
     racy = await pg.explore(race, services=[racex, racey, hop], strategy="exhaustive", reduce=False)
     assert {o.deadlocked for o in racy.outcomes} == {True, False}
+
+
+async def delayed_pair(rt):
+    await rt.object_send(write, key="Ann", arg="X", send_delay=timedelta(seconds=1))
+    await rt.object_send(write, key="Ann", arg="Y", send_delay=timedelta(seconds=1))
+    await rt.advance(timedelta(seconds=1))
+
+
+async def test_two_delayed_sends_due_at_the_same_instant_arrive_in_either_order() -> None:
+    ex = await pg.explore(delayed_pair, services=[logbook], observe=lines)
+    assert ex.complete and {o.value for o in ex.outcomes} == {("X", "Y"), ("Y", "X")}
+    plain = pg.Runtime(logbook)  # the engine's own order: as the timers were set
+    await delayed_pair(plain)
+    assert lines(plain) == ("X", "Y")
