@@ -11,6 +11,7 @@ See docs/explore.md for what is explored and what is not.
 
 from __future__ import annotations
 
+import inspect
 import random as random_module
 import re
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -257,16 +258,27 @@ async def run_once(scenario: Scenario, services: Sequence[Any], chooser: Chooser
     rt.scheduler.strategy = strategy
     error: BaseException | None = None
     try:
-        await scenario(rt)
+        await started(scenario, rt)
         await rt.settle()
     except (DeadlockError, StuckError) as exc:
         error = exc
+    except BaseException:
+        rt.close("the scenario raised")  # a bug in the scenario: nothing of this run goes on
+        raise
     if error is None and (cycles := rt.deadlocks()):  # sends only: nothing awaited the cycle, it stands
         first = cycles[0]
         error = DeadlockError(f"the run ended in a deadlock:\n{first.describe()}", first.invocation_ids[0], first)
     value = observed(rt, observe, error)
     return Run(strategy.schedule, strategy.picks, strategy.options, value, error, broken(rt, invariant), rt,
                strategy.branches, strategy.blocked)
+
+
+async def started(scenario: Scenario, rt: Runtime) -> None:
+    awaitable = scenario(rt)
+    if not inspect.isawaitable(awaitable):
+        raise TypeError(f"scenario must be an async function of a runtime (async def scenario(rt): ...); "
+                        f"it returned {type(awaitable).__name__}, not an awaitable")
+    await awaitable
 
 
 def observed(rt: Runtime, observe: Callable[[Runtime], Any] | None, error: BaseException | None) -> Any:

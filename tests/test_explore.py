@@ -230,3 +230,32 @@ async def test_two_delayed_sends_due_at_the_same_instant_arrive_in_either_order(
     plain = pg.Runtime(logbook)  # the engine's own order: as the timers were set
     await delayed_pair(plain)
     assert lines(plain) == ("X", "Y")
+
+
+async def waits_forever(rt):
+    await rt.object_call(wait_for_signal, key="k")
+
+
+signals = restate.VirtualObject("Signals")
+
+
+@signals.handler()
+async def wait_for_signal(ctx: restate.ObjectContext) -> str:
+    _, promise = ctx.awakeable(type_hint=str)
+    return await promise
+
+
+async def test_a_stuck_scenario_is_an_outcome_with_its_error_not_a_deadlock() -> None:
+    ex = await pg.explore(waits_forever, services=[signals])
+    [outcome] = ex.outcomes
+    assert isinstance(outcome.error, pg.StuckError) and not outcome.deadlocked and outcome.value is None
+    assert ex.complete and ex.schedules == 1
+
+
+async def test_any_other_exception_of_the_scenario_stops_the_exploration() -> None:
+    async def broken_scenario(rt):
+        raise RuntimeError("a bug in the scenario")
+    with pytest.raises(RuntimeError, match="a bug in the scenario"):
+        await pg.explore(broken_scenario, services=[logbook])
+    with pytest.raises(TypeError, match=r"scenario must be an async function of a runtime .* returned NoneType"):
+        await pg.explore(lambda rt: None, services=[logbook])
