@@ -13,7 +13,7 @@ from typing import Any
 
 from . import render
 from .errors import Deadlock, DeadlockError, MissingHandlerWarning, NotReady, StoreError, StuckError
-from .explore import explore, replay
+from .explorer import explore, replay
 from .facade import Runtime
 from .runtime import SendHandle
 

@@ -115,19 +115,21 @@ def option(event: Event) -> tuple[Any, str]:
 
 
 def footprint_in(rt: Runtime) -> Callable[[Any], Any]:
-    """What an option touches: the key of the invocation it enqueues or starts (an object's or workflow's),
-    or that invocation alone (a service's); letting started attempts run touches everything."""
+    """What an option touches. An enqueue (also a delayed send arriving) touches the key of an object's or
+    workflow's invocation (its lock and inbox), else only that invocation; a start, a retry or a sleep's
+    end touches only its invocation (its lock, if any, is already held); letting started attempts run, or
+    anything not known, touches everything."""
     def footprint(opt: Any) -> Any:
-        if opt == YIELD:
-            return EVERYTHING
-        found = INVOCATION_ID.search(opt[1])
+        found = INVOCATION_ID.search(opt[1]) if opt != YIELD else None
         if found is None:
             return EVERYTHING
+        if not opt[1].startswith(("enqueue ", "delayed start ")):
+            return found.group()
         try:
-            target = rt.invocation(found.group())
+            target = rt.invocation(found.group()).target
         except (KeyError, ValueError):
             return EVERYTHING
-        return ("key", target.target.service, target.target.key) if target.target.key is not None else found.group()
+        return ("key", target.service, target.key) if target.key is not None else found.group()
     return footprint
 
 
