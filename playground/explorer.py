@@ -22,7 +22,7 @@ from typing import Any
 from . import render
 from .errors import DeadlockError, StuckError
 from .facade import Runtime
-from .runtime.scheduler import Event, Strategy
+from .runtime.scheduler import AsPosted, Event, Strategy
 
 STRATEGIES = ("exhaustive", "random", "pct")
 SCHEDULE_RE = re.compile(r"^(\d+(\.\d+)*)?$")
@@ -442,7 +442,7 @@ async def shrink(scenario: Scenario, services: Sequence[Any], outcome: Outcome, 
 
 async def replay(scenario: Scenario, services: Iterable[Any] = (), schedule: str = "") -> Runtime:
     """Run `scenario` once under `schedule` (an outcome's .schedule) and return the live runtime, in exactly
-    that run's final state: the same journals, ids and times."""
+    that run's final state: the same journals, ids and times. From there on it runs in the default order."""
     if not callable(scenario):
         raise TypeError(f"scenario must be an async function of a runtime, not {type(scenario).__name__}")
     picks = parse_schedule(schedule)
@@ -452,6 +452,8 @@ async def replay(scenario: Scenario, services: Iterable[Any] = (), schedule: str
         run.rt.close("the schedule did not fit the scenario")
         raise ValueError(f"schedule {schedule!r} has more picks than the scenario has decisions "
                          f"({len(run.options)}): it was made for another scenario")
+    if not run.rt.scheduler.pending:
+        run.rt.scheduler.strategy = AsPosted()  # what the cells run next runs in the engine's own order
     return run.rt
 
 

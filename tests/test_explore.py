@@ -11,6 +11,7 @@ import restate
 
 import playground as pg
 from playground.explorer import Outcome, deviation, format_schedule, outcome_key, run_once, seeded_random, shrink
+from playground.runtime.scheduler import AsPosted
 
 logbook = restate.VirtualObject("Logbook")
 
@@ -337,3 +338,10 @@ async def test_shrinking_moves_a_violating_schedule_to_the_closest_one_to_the_de
     await shrink(scenario, [stock, shop], outcome, outcome_key(far), left, lambda rt: left(rt) == 8)
     assert far.schedule != "" and outcome.schedule == ""
     assert left(await pg.replay(scenario, services=[stock, shop], schedule=outcome.schedule)) == 9
+
+
+async def test_a_replayed_runtime_goes_on_in_the_engines_own_order() -> None:
+    rt = await pg.replay(scenario, services=[logbook, alice], schedule="1.1.1")
+    assert lines(rt) == ("call A", "C", "call B") and isinstance(rt.scheduler.strategy, AsPosted)
+    await rt.object_call(write, key="Ann", arg="D")
+    assert lines(rt) == ("call A", "C", "call B", "D")
