@@ -226,7 +226,8 @@ def outcomes_html(ex: Exploration, limit: int = 12) -> str:
 def outcome_column(o: Outcome) -> str:
     cycle = ""
     if isinstance(o.error, DeadlockError) and o.error.deadlock is not None:
-        cycle = f"<pre style='font-size:11px'>{escape(o.error.deadlock.describe())}</pre>"
+        cycle = (f"<pre style='font-size:11px;white-space:pre-wrap;max-width:480px'>"
+                 f"{escape(o.error.deadlock.describe())}</pre>")
     pictures = "".join(t.html(width=380) for t in o.timelines)
     return (f"<div style='flex:0 0 auto;min-width:380px'><b><code>{escape(repr(o.value))}</code></b> "
             f"x{o.count}{cycle}{pictures}</div>")
@@ -269,7 +270,9 @@ async def run_once(scenario: Scenario, services: Sequence[Any], chooser: Chooser
         raise
     if error is None and (cycles := rt.deadlocks()):  # sends only: nothing awaited the cycle, it stands
         first = cycles[0]
-        error = DeadlockError(f"the run ended in a deadlock:\n{first.describe()}", first.invocation_ids[0], first)
+        members = ", ".join(m.target for m in first.members)
+        error = DeadlockError(f"the run ended in a deadlock of {members}:\n{first.describe()}",
+                              first.invocation_ids[0], first)
     value = observed(rt, observe, error)
     return Run(strategy.schedule, strategy.picks, strategy.options, value, error, broken(rt, invariant), rt,
                strategy.branches, strategy.blocked)

@@ -210,6 +210,8 @@ async def test_the_explorer_finds_a_racy_deadlock_the_default_order_does_not_hit
         "RaceX/k/answer_x", "RaceX/k/forward", "RaceY/k/answer_y", "RaceY/k/relay"]
     rt = await ex.replay(stuck)
     assert len(rt.deadlocks()) == 1
+    assert str(stuck.error).startswith("the run ended in a deadlock of RaceX/k/forward, RaceY/k/answer_y, "
+                                       "RaceY/k/relay, RaceX/k/answer_x:")
     assert "Nothing in the cycle can finish on its own" in ex._repr_html_()
 
 
