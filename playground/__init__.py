@@ -13,6 +13,7 @@ from typing import Any
 
 from . import render
 from .errors import Deadlock, DeadlockError, MissingHandlerWarning, NotReady, StoreError, StuckError
+from .explorer import explore, replay
 from .facade import Runtime
 from .runtime import SendHandle
 
@@ -26,7 +27,9 @@ __all__ = [
     "SendHandle",
     "StoreError",
     "StuckError",
+    "explore",
     "render",
+    "replay",
     "serve",
 ]
 

@@ -85,3 +85,15 @@ async def test_fanout_benchmark_times_a_gather_and_counts_the_sdk_progress_round
     result = await bench_fanout.measure(40, warmup=5)  # asserts the sum of the results inside
     assert result.n == 40 and result.seconds > 0
     assert 1 <= result.progress_calls <= 5 and result.progress_seconds >= 0
+
+
+@pytest.fixture(scope="module")
+def bench_explore():
+    yield from _load(BENCH_PATH.with_name("bench_explore.py"), "playground_bench_explore")
+
+
+async def test_explore_benchmark_covers_the_example_and_grows_its_scenario(bench_explore) -> None:
+    wall, ex = await bench_explore.timed(bench_explore.example, "exhaustive", 10_000, 1)
+    assert wall > 0 and ex.complete and len(ex.outcomes) == 3
+    wall, ex = await bench_explore.timed(bench_explore.senders(2), "random", 5, 1)
+    assert ex.schedules == 5 and all(len(o.value) == 5 for o in ex.outcomes)

@@ -42,6 +42,12 @@ class Strategy:
         """The index in `ready` (ordered by sequence number) of the event to run next."""
         return 0
 
+    def yields(self, ready: Sequence[Event], ran: Sequence[Event]) -> bool:
+        """Asked before each choice once this drain has run the events `ran`: True stops the drain here, so
+        the attempts those events started run (and post what they send) before the rest of `ready`. A
+        handler's sends can so come after a concurrent sender's, or before. Default: never."""
+        return False
+
 
 class AsPosted(Strategy):
     """The default: each event runs as it is posted, in the order the engine's call stack produces."""
@@ -107,14 +113,16 @@ class Scheduler:
 
     def run_pending(self) -> bool:
         """Run every held event, one at a time, in the strategy's order; whether any ran."""
-        ran = False
+        ran: list[Event] = []
         while self._queues:
             ready = sorted((q[0] for q in self._queues.values()), key=lambda e: e.seq)
+            if ran and self._strategy.yields(ready, ran):
+                return True  # the rest when the engine is idle again (see Waiting._quiesce)
             event = ready[self._strategy.choose(ready)]
             queue = self._queues[event.source]
             queue.popleft()
             if not queue:
                 del self._queues[event.source]
             event.action()
-            ran = True
-        return ran
+            ran.append(event)
+        return bool(ran)

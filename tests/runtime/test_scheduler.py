@@ -94,3 +94,20 @@ def test_a_scheduler_keeps_one_senders_events_in_order_whatever_the_strategy_cho
 def test_a_strategy_that_is_not_a_strategy_is_a_type_error() -> None:
     with pytest.raises(TypeError, match=r"strategy must be a playground\.runtime\.scheduler\.Strategy, not str"):
         Scheduler().strategy = "random"  # type: ignore[assignment]
+
+
+class YieldAfterFirst(Strategy):
+    """Stops each drain after its first event."""
+
+    def yields(self, ready, ran) -> bool:
+        return True
+
+
+def test_a_strategy_that_yields_stops_the_drain_and_the_rest_runs_at_the_next_one() -> None:
+    ran: list[str] = []
+    scheduler = Scheduler(YieldAfterFirst())
+    for source, name in [("h", "A"), ("cell", "C")]:
+        scheduler.post(source, name, lambda name=name: ran.append(name))
+    assert scheduler.run_pending() and ran == ["A"] and scheduler.pending
+    assert scheduler.run_pending() and ran == ["A", "C"] and not scheduler.pending
+    assert not scheduler.run_pending()
