@@ -39,6 +39,7 @@ from .common import (
     failure_from,
     value_or_failure,
 )
+from .explain import Explainer
 from .faults import Faults
 from .ingress import Ingress
 from .interrupts import sigint_guard
@@ -64,7 +65,7 @@ from .waitfor import WaitForGraph
 from .waiting import Waiting
 
 
-class Engine(Ingress, Waiting, Commands, Recovery):
+class Engine(Ingress, Waiting, Recovery):
     """The embedded Restate server: everything but the views (pg.Runtime, in playground.facade, adds those)."""
 
     def __init__(self, *services: Any, clock: str = "virtual", start: datetime | None = None, seed: int = 0,
@@ -92,6 +93,8 @@ class Engine(Ingress, Waiting, Commands, Recovery):
         self._closed: str | None = None
         self._store_failure: str | None = None  # why the store could not be written (the runtime then stops)
         self._keys = Keys(WaitForGraph())  # locks and inboxes (see keys.py)
+        self._commands = Commands(self)  # what each stored command does (see commands.py)
+        self._explainer = Explainer(self)  # why an await cannot finish (see explain.py)
         self._timers = Timers(self._clock, self.scheduler, lambda: self._commit(), lambda: self._closed is not None)
         self._reset_tables()
         self.faults = Faults(self)
@@ -449,15 +452,15 @@ class Engine(Ingress, Waiting, Commands, Recovery):
                     inv.awaiting = item.msg.awaiting_on
             elif name == "ProposeRunCompletion":
                 if self.faults.armed:
-                    cmd = self._command_for(inv, item.msg.result_completion_id)
+                    cmd = self._explainer.command_for(inv, item.msg.result_completion_id)
                     injected = self.faults.run_fails(inv, cmd.msg.name if cmd else "")
                     if injected:
                         raise AttemptFailed(injected)
                 self._on_run_proposal(inv, attempt, item)
             elif messages.is_command(item.type_id):
-                self._refuse_v7_only(name, item.msg)  # before anything is stored, as the SDK refuses it on V6
+                self._commands.refuse_v7_only(name, item.msg)  # before anything is stored, as the SDK refuses it on V6
                 if name in ("Call", "OneWayCall"):
-                    self._check_callee(inv, name, item.msg)  # a target Restate cannot route fails the attempt
+                    self._commands.check_callee(inv, name, item.msg)  # a target Restate cannot route fails the attempt
                 self._append(inv, item.type_id, item.msg)
                 if name == "Output":
                     run.output = item.msg
@@ -465,7 +468,7 @@ class Engine(Ingress, Waiting, Commands, Recovery):
                     inv.pending_runs.add(item.msg.result_completion_id)
                 else:
                     try:
-                        self._on_command(inv, name, item.msg)
+                        self._commands.apply(inv, name, item.msg)
                     except AttemptFailed:
                         del inv.journal[stored:]  # refused: not stored, so the next attempt sends it again
                         raise

@@ -305,12 +305,12 @@ class Ingress:
         if not isinstance(awakeable_id, str):
             raise TypeError(f"awakeable_id must be the str id of an awakeable ('sign_1...', as ctx.awakeable() "
                             f"returns it), not {type(awakeable_id).__name__}")
-        target, idx = self._parse_awakeable(awakeable_id)
+        target, idx = self._commands.parse_awakeable(awakeable_id)
         if idx == 0:
             raise ValueError(f"{awakeable_id!r} is not an awakeable id (they look like 'sign_1...')")
         if target is None:
             raise KeyError(f"no invocation in this runtime owns awakeable {awakeable_id!r}")
-        self._signal(target, {"idx": idx}, result)
+        self._commands.signal(target, {"idx": idx}, result)
         self._commit()
 
     def resolve_promise(self, workflow: str, key: str, name: str, value: Any = None) -> None:
@@ -318,14 +318,14 @@ class Ingress:
         As with a shared handler in Restate, the workflow's run need not have started: it sees the promise
         resolved when it does."""
         self._check_promise(workflow, key, name)
-        self._complete_promise((workflow, key), name, _json_body(value))
+        self._commands.complete_promise((workflow, key), name, _json_body(value))
         self._commit()
 
     def reject_promise(self, workflow: str, key: str, name: str, message: str, code: int = 500) -> None:
         """Fail a workflow's durable promise from a cell: its awaiter gets TerminalError(message, code)."""
         self._check_promise(workflow, key, name)
         _check_failure(message, code)
-        self._complete_promise((workflow, key), name, Failure(code, message))
+        self._commands.complete_promise((workflow, key), name, Failure(code, message))
         self._commit()
 
     def _check_promise(self, workflow: str, key: str, name: str) -> None:

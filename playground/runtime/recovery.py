@@ -258,11 +258,11 @@ class Recovery:
                 continue
             if e.type_id == TYPE_IDS["Call"]:
                 callee = self._invocations.get(call_target_id(inv, e.msg) or "")
-                self._wait_on(inv, callee, cid, "call")
+                self._commands.wait_on(inv, callee, cid, "call")
             elif e.type_id == TYPE_IDS["AttachInvocation"]:
-                self._wait_on(inv, self._resolve_attach_target(e.msg), cid, "attach")
+                self._commands.wait_on(inv, self._commands.resolve_attach_target(e.msg), cid, "attach")
             elif e.type_id == TYPE_IDS["GetPromise"]:
-                self._cmd_GetPromise(inv, e.msg)  # answered now if resolved, else when it is
+                self._commands.apply(inv, "GetPromise", e.msg)  # answered now if resolved, else when it is
             elif e.type_id == TYPE_IDS["Sleep"] and e.due_ms is not None:
                 self._schedule_sleep(inv, cid, e.due_ms)
 
