@@ -39,6 +39,12 @@ _UNSUPPORTED_ON_V6_MESSAGE = ("Feature '{}' is not supported by the negotiated p
                               "'application/vnd.restate.invocation.v7'")
 
 
+class EdgeWatcher(Protocol):
+    """Told of each new wait-for edge and the cycle it closes, if any (the waiting part)."""
+
+    def on_edge(self, cycle: Cycle | None) -> None: ...
+
+
 class CommandHost(Protocol):
     """What the commands part needs of the engine: its tables (read each time: a restore replaces them),
     delivery of notifications, the clock, timers, invocation and cancellation, and the wait-for graph."""
@@ -61,7 +67,8 @@ class CommandHost(Protocol):
                 delay_ms: int, invoked_by: Invocation | None,
                 strict: bool) -> tuple[Invocation, bool, Failure | None]: ...
     def _cancel(self, inv: Invocation) -> None: ...
-    def _on_edge(self, cycle: Cycle | None) -> None: ...
+    @property
+    def _waiter(self) -> EdgeWatcher: ...
 
 
 class Commands:
@@ -261,7 +268,7 @@ class Commands:
         else:
             assert isinstance(target.callers, list)  # a live invocation's (DONE only once it completes)
             target.callers.append((inv, cid, kind))
-            self.host._on_edge(self.host._wait.add(inv.id, target.id, kind))
+            self.host._waiter.on_edge(self.host._wait.add(inv.id, target.id, kind))
 
     def _cmd_GetInvocationOutput(self, inv: Invocation, msg: Any) -> None:
         target = self.resolve_attach_target(msg)

@@ -10,7 +10,6 @@ the next timer, where `settle()` returns, and where an ingress await that is sti
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hashlib
 import time
@@ -20,7 +19,7 @@ from typing import Any
 
 import restate
 
-from ..errors import StoreError
+from ..errors import Deadlock, StoreError
 from ..protocol import framing, messages, sdk_hooks
 from ..protocol.deployment import AsgiDeployment, HandlerInfo, ServiceInfo, parse_manifest
 from ..protocol.driver import Attempt, AttemptEnded, Received
@@ -62,10 +61,10 @@ from .scheduler import Scheduler
 from .store import open_store
 from .timers import Timers
 from .waitfor import WaitForGraph
-from .waiting import Waiting
+from .waiting import Waiter
 
 
-class Engine(Ingress, Waiting, Recovery):
+class Engine(Ingress, Recovery):
     """The embedded Restate server: everything but the views (pg.Runtime, in playground.facade, adds those)."""
 
     def __init__(self, *services: Any, clock: str = "virtual", start: datetime | None = None, seed: int = 0,
@@ -95,18 +94,11 @@ class Engine(Ingress, Waiting, Recovery):
         self._keys = Keys(WaitForGraph())  # locks and inboxes (see keys.py)
         self._commands = Commands(self)  # what each stored command does (see commands.py)
         self._explainer = Explainer(self)  # why an await cannot finish (see explain.py)
+        self._waiter = Waiter(self)  # idleness, time skipping, awaits that raise instead of hanging (waiting.py)
         self._timers = Timers(self._clock, self.scheduler, lambda: self._commit(), lambda: self._closed is not None)
         self._reset_tables()
         self.faults = Faults(self)
-        self._last_activity = time.monotonic()
-        self._sleepers: set[asyncio.Future[None]] = set()  # waiters in _quiesce
         self._progress = 0  # bumped by every delivery, start and completion: "did anything happen?"
-        self._check_scheduled = False
-        # Loop callbacks, never tasks: a closing loop drops them, and nothing is left running.
-        self._heartbeat: tuple[asyncio.AbstractEventLoop, asyncio.TimerHandle] | None = None  # and its loop
-        # (invocation id, message) of each interrupt of handler code; awaits raise KeyboardInterrupt for
-        # the ones that happened while they waited (see Waiting._raise_if_interrupted)
-        self._interrupts: list[tuple[str, str]] = []
         self._store = open_store(store, self)
         self._bind_store()
         snapshot = self._store.load()
@@ -194,21 +186,21 @@ class Engine(Ingress, Waiting, Recovery):
             raise TypeError(f"advance() takes a datetime.timedelta, e.g. timedelta(hours=1), not "
                             f"{type(delta).__name__}")
         target = check_due(self._now() + duration_ms(delta, "advance()'s delta"), "advance()")
-        seen = len(self._interrupts)
+        seen = len(self._waiter.interrupts)
         with sigint_guard:
-            await self._quiesce(seen=seen)
+            await self._waiter.quiesce(seen=seen)
             while (nxt := self._timers.next_due()) is not None and nxt.due_ms <= target:
                 self._clock.set(nxt.due_ms)
-                await self._quiesce(seen=seen)
+                await self._waiter.quiesce(seen=seen)
             self._clock.set(target)
-            await self._quiesce(seen=seen)
+            await self._waiter.quiesce(seen=seen)
         self._commit()  # the clock, too, is durable
 
     async def settle(self) -> None:
         """Run until nothing can progress at the current time (time itself does not move)."""
         __tracebackhide__ = True  # IPython (and pytest) show the user's frame, not the runtime's
         with sigint_guard:
-            await self._quiesce()
+            await self._waiter.quiesce()
 
     # ------------------------------------------------------------------ creating invocations
     def _new_ids(self, target: Target, key: str | None, idem: str | None, workflow_run: bool) -> tuple[str, bytes, int]:
@@ -345,7 +337,7 @@ class Engine(Ingress, Waiting, Recovery):
         if took:
             self._start(inv)
         else:
-            self._on_edge(cycle)
+            self._waiter.on_edge(cycle)
 
     def _release_lock(self, inv: Invocation) -> None:
         nxt = self._keys.release(inv)
@@ -394,7 +386,7 @@ class Engine(Ingress, Waiting, Recovery):
             run.output = inv.journal[-1].msg
         attempt.on_message = lambda item: self._on_message(run, item)
         attempt.on_end = lambda ended: self._on_attempt_end(run, ended)
-        attempt.on_waiting = self._touch
+        attempt.on_waiting = self._waiter.touch
         inv.attempt = attempt
         inv.pending_runs = self._unfinished_runs(inv)
         self._live.add(inv)  # busy from now until the SDK blocks or the attempt ends
@@ -430,7 +422,7 @@ class Engine(Ingress, Waiting, Recovery):
     def _on_message(self, run: _AttemptRun, item: Received) -> None:
         """One message from the SDK, handled synchronously as the SDK sends it."""
         inv, attempt = run.inv, run.attempt
-        self._last_activity = time.monotonic()
+        self._waiter.last_activity = time.monotonic()
         if inv.completed or inv.killing or run.broken is not None:
             return  # killed, ended, or its attempt failed (a crash): nothing the SDK still sends counts
         name = item.name
@@ -465,6 +457,7 @@ class Engine(Ingress, Waiting, Recovery):
                 if name == "Output":
                     run.output = item.msg
                 elif name == "Run":
+                    assert isinstance(inv.pending_runs, set)  # a set while an attempt runs (else NO_RUNS)
                     inv.pending_runs.add(item.msg.result_completion_id)
                 else:
                     try:
@@ -511,7 +504,7 @@ class Engine(Ingress, Waiting, Recovery):
         inv.pending_runs = NO_RUNS
         self._live.discard(inv)
         self._dirty.add(inv)
-        self._touch()
+        self._waiter.touch()
         if inv.completed:
             return
         if inv.resume_after_attempt:  # resumed while its paused attempt was still winding down
@@ -554,7 +547,7 @@ class Engine(Ingress, Waiting, Recovery):
             self._on_transient(inv, Failure(e.code, e.message), delay, stored, related, e.stacktrace, e.behavior,
                                pause=interrupted, related_fields=_related_fields(e))
         if interrupted and not inv.completed:
-            self._interrupt_awaits(inv, ended.escaped)  # type: ignore[arg-type]
+            self._waiter.interrupt_awaits(inv, ended.escaped)  # type: ignore[arg-type]
 
     def _abort_all(self, reason: str) -> int:
         """Fail every attempt in flight (their invocations retry, as after a crash of the deployment)."""
@@ -620,7 +613,8 @@ class Engine(Ingress, Waiting, Recovery):
     def _on_run_proposal(self, inv: Invocation, attempt: Attempt, item: Received) -> None:
         msg = item.msg
         cid = msg.result_completion_id
-        inv.pending_runs.discard(cid)
+        if isinstance(inv.pending_runs, set):  # a set while an attempt runs (else NO_RUNS: nothing to drop)
+            inv.pending_runs.discard(cid)
         fields: dict[str, Any] = ({"failure": msg.failure} if msg.WhichOneof("result") == "failure"
                                   else {"value": messages.new("Value", content=msg.value)})
         notif = messages.new("RunCompletion", completion_id=cid, **fields)
@@ -646,7 +640,7 @@ class Engine(Ingress, Waiting, Recovery):
         policy = inv.handler.retry
         if pause:
             inv.status = "paused"
-            self._touch()
+            self._waiter.touch()
             return
         exhausted = policy.max_attempts is not None and inv.attempts >= policy.max_attempts
         fail_now, pause_now = behavior == messages.ERROR_FAIL, behavior == messages.ERROR_PAUSE
@@ -655,7 +649,7 @@ class Engine(Ingress, Waiting, Recovery):
                 self._complete(inv, failure)
             else:
                 inv.status = "paused"
-                self._touch()
+                self._waiter.touch()
             return
         delay = retry_delay if retry_delay is not None else policy.delay_ms(inv.attempts)
         inv.status = "backing-off"
@@ -681,9 +675,9 @@ class Engine(Ingress, Waiting, Recovery):
             self._wait.remove(caller.id, inv.id)
             name = "CallCompletion" if kind == "call" else "AttachInvocationCompletion"
             self._deliver(caller, name, completion_id=cid, **value_or_failure(result))
-        self._sleepers.difference_update(waiters)  # woken here: no idle check needed on their behalf
-        self._wake(waiters)  # type: ignore[arg-type]
-        self._touch()
+        self._waiter.sleepers.difference_update(waiters)  # woken here: no idle check needed on their behalf
+        self._waiter.wake(waiters)  # type: ignore[arg-type]
+        self._waiter.touch()
         h = inv.handler
         retention = (h.workflow_retention_ms if h.ty == "WORKFLOW" else
                      h.idempotency_retention_ms if inv.idempotency_key is not None else h.journal_retention_ms)
@@ -802,6 +796,15 @@ class Engine(Ingress, Waiting, Recovery):
     def stored_state(self, service: str, key: str) -> dict[str, bytes]:
         """The K/V state of one object or workflow, as stored (raw bytes)."""
         return self._state.get((service, key), {})
+
+    def deadlocks(self) -> list[Deadlock]:
+        """The wait-for cycles standing now; each lists its invocations, targets and edges and draws itself."""
+        return self._explainer.deadlocks()
+
+    @staticmethod
+    def awakeable_id(inv: Invocation, idx: int) -> str:
+        """The id of awakeable number `idx` of `inv`, as the SDK derives it ('sign_1...')."""
+        return Explainer.awakeable_id(inv, idx)
 
     def __repr__(self) -> str:
         counts = status_counts(self._invocations.values())

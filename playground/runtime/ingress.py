@@ -93,7 +93,7 @@ class Ingress:
         h, target = self._resolve(tpe, how, key)
         body = self._encode_arg(h, target, arg)
         inv = self._ingress_call(target, body, headers, idempotency_key)
-        inv = await self._await_done(inv, f"{how}_call to {target}")
+        inv = await self._waiter.await_done(inv, f"{how}_call to {target}")
         return self._decode(h, inv.result)
 
     async def _typed_send(self, how: str, tpe: Any, key: str | None, arg: Any, send_delay: timedelta | None,
@@ -155,7 +155,7 @@ class Ingress:
         __tracebackhide__ = True  # IPython (and pytest) show the user's frame, not the runtime's
         target = self._generic_target(service, handler, arg, key)
         inv = self._ingress_call(target, bytes(arg), headers, idempotency_key)
-        inv = await self._await_done(inv, f"generic_call to {target}")
+        inv = await self._waiter.await_done(inv, f"generic_call to {target}")
         if isinstance(inv.result, Failure):
             raise inv.result.to_terminal_error()
         return inv.result or b""
@@ -218,7 +218,7 @@ class Ingress:
         idempotency key (`attach(handler, key=..., idempotency_key=...)`). Decoded with its handler's serde."""
         __tracebackhide__ = True  # IPython (and pytest) show the user's frame, not the runtime's
         inv = self._find(target, key, idempotency_key, "not found")  # Restate's ingress messages for a 404
-        inv = await self._await_done(inv, f"attach to {inv.id} ({inv.target})")
+        inv = await self._waiter.await_done(inv, f"attach to {inv.id} ({inv.target})")
         return self._decode_for(inv)
 
     def output(self, target: Any, key: str | None = None, idempotency_key: str | None = None) -> Any:

@@ -28,6 +28,8 @@ class Recovery:
     """Part of Runtime (see core.py): it works on the state Runtime.__init__ sets up."""
 
     _store: MemoryStore | SqliteStore
+    _closed: str | None
+    _store_failure: str | None
 
     # ------------------------------------------------------------------ what is written
     def durable_meta(self) -> dict[str, Any]:
@@ -79,11 +81,9 @@ class Recovery:
         self._detach_attempts()  # their tasks end within a few loop turns
         self._timers.clear()
         self._timers.disarm()
-        if self._heartbeat is not None:
-            self._heartbeat[1].cancel()
-        self._heartbeat = None
+        self._waiter.stop_heartbeat()
         self._store.close()
-        self._wake_all_awaits()  # awaits in cells raise now instead of waiting on a runtime that is gone
+        self._waiter.wake_all_awaits()  # awaits in cells raise now instead of waiting on a runtime that is gone
 
     def _check_open(self) -> None:
         if self._store_failure is not None:
@@ -111,8 +111,8 @@ class Recovery:
             self._clock.reset(snap.meta["now_ms"])  # the clock, too, as stored (the failed event may have moved it)
             self._restore(snap)  # starts nothing and writes nothing: the runtime is closed
         self._timers.clear()
-        self._wake(waiters)
-        self._wake(self._sleepers)
+        self._waiter.wake(waiters)
+        self._waiter.wake(self._waiter.sleepers)
         return StoreError(message)
 
     def _detach_attempts(self) -> None:
@@ -142,8 +142,8 @@ class Recovery:
             self._timers.clear()
             raise
         finally:
-            self._wake(waiters)  # awaits in cells go on with the restored invocations (see _await_done)
-            self._wake(self._sleepers)
+            self._waiter.wake(waiters)  # awaits in cells go on with the restored invocations (see _await_done)
+            self._waiter.wake(self._waiter.sleepers)
         await asyncio.sleep(0)
 
     # ------------------------------------------------------------------ restore
@@ -193,7 +193,7 @@ class Recovery:
                           key=lambda i: i.inbox_seq):
             lk = inv.lock_key
             assert lk is not None
-            self._on_edge(self._keys.restore_queued(lk, inv))
+            self._waiter.on_edge(self._keys.restore_queued(lk, inv))
         to_start: list[Invocation] = []
         for inv in live:
             self._restore_waits(inv)
