@@ -64,7 +64,7 @@ from .waitfor import WaitForGraph
 from .waiting import Waiter
 
 
-class Engine(Ingress, Recovery):
+class Engine(Ingress):
     """The embedded Restate server: everything but the views (pg.Runtime, in playground.facade, adds those)."""
 
     def __init__(self, *services: Any, clock: str = "virtual", start: datetime | None = None, seed: int = 0,
@@ -99,15 +99,17 @@ class Engine(Ingress, Recovery):
         self._reset_tables()
         self.faults = Faults(self)
         self._progress = 0  # bumped by every delivery, start and completion: "did anything happen?"
+        self._recovery = Recovery(self)  # the store's change sets, close, restart, restore (see recovery.py)
+        self._commit: Callable[[], None] = lambda: None  # ends an event (bound to the store just below)
         self._store = open_store(store, self)
-        self._bind_store()
+        self._recovery.bind_store()
         snapshot = self._store.load()
         commit, self._commit = self._commit, lambda: None  # nothing is written before the records are restored
         try:
             if services:
                 self.register(*services)
             if snapshot is not None:
-                self._restore_stored(snapshot)  # a record it cannot use: StoreError, the file untouched
+                self._recovery.restore_stored(snapshot)  # a record it cannot use: StoreError, the file untouched
         finally:
             self._commit = commit
         self._commit()  # a new store starts with the clock and the services
@@ -146,7 +148,7 @@ class Engine(Ingress, Recovery):
                 raise ValueError(f"two services named {s.name!r} in one register() call")
             names.add(s.name)
         if self._closed is not None:
-            self._check_open()
+            self._recovery.check_open()
         deployment = AsgiDeployment(restate.app(services=list(services)))
         manifest = deployment.discover()
         infos = parse_manifest(manifest)
@@ -154,7 +156,7 @@ class Engine(Ingress, Recovery):
             self._registry.add_revision(s, infos[s.name], deployment,
                                         next(m for m in manifest["services"] if m["name"] == s.name))
             self._dirty_services.add(s.name)
-        self._rebind(names)
+        self._recovery.rebind(names)
         self._commit()
 
     def services(self) -> dict[str, ServiceInfo]:
@@ -246,7 +248,7 @@ class Engine(Ingress, Recovery):
         kind decides whether a key is used.
         """
         if self._closed is not None:
-            self._check_open()
+            self._recovery.check_open()
         check_request(target, headers, idem)
         if delay_ms > 0:
             check_due(self._now() + delay_ms, "send_delay")
@@ -360,7 +362,7 @@ class Engine(Ingress, Recovery):
         Whatever fails on the way is that attempt's failure (retried, and shown in its errors), so no
         invocation is ever left 'running' without an attempt."""
         if inv.deployment is None:
-            self._park(inv)  # restored from a store, and its handler is not registered
+            self._recovery.park(inv)  # restored from a store, and its handler is not registered
             return
         self._dirty.add(inv)
         self._progress += 1
@@ -796,6 +798,19 @@ class Engine(Ingress, Recovery):
     def stored_state(self, service: str, key: str) -> dict[str, bytes]:
         """The K/V state of one object or workflow, as stored (raw bytes)."""
         return self._state.get((service, key), {})
+
+    @property
+    def store(self) -> str | None:
+        """The store's file, or None for the in-memory default."""
+        return self._store.path
+
+    def close(self, reason: str = "rt.close() was called") -> None:
+        """Stop this runtime: attempts in flight end, its store file is released. Later use raises."""
+        self._recovery.close(reason)
+
+    def durable_meta(self) -> dict[str, Any]:
+        """The engine's own durable values (clock, id generator, inbox sequence), as a store records them."""
+        return self._recovery.durable_meta()
 
     def deadlocks(self) -> list[Deadlock]:
         """The wait-for cycles standing now; each lists its invocations, targets and edges and draws itself."""

@@ -80,7 +80,7 @@ class Faults:
         flight are lost mid-step, everything in memory is rebuilt from the stored records, and invocations
         that were running replay their journals. With the default in-memory store the records are the
         runtime's own tables; with a SQLite store, what is in the file."""
-        await self._rt._restart()
+        await self._rt._recovery.restart()
 
     def clear(self) -> None:
         self._crashes.clear()

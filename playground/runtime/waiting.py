@@ -30,6 +30,13 @@ def _set_done(fut: asyncio.Future[None]) -> None:
         fut.set_result(None)
 
 
+class Opener(Protocol):
+    """Whether the runtime is open, and the restored invocations it starts once a loop runs (recovery.py)."""
+
+    def check_open(self) -> None: ...
+    def start_restored(self) -> None: ...
+
+
 class WaitHost(Protocol):
     """What the waiting part needs of the engine: whether it is open, restored invocations to start, the
     clock, timers and scheduler, the tables it watches (read each time: a restore replaces them), and the
@@ -60,8 +67,9 @@ class WaitHost(Protocol):
     @property
     def _explainer(self) -> Explainer: ...
 
-    def _check_open(self) -> None: ...
-    def _start_restored(self) -> None: ...
+    @property
+    def _recovery(self) -> Opener: ...
+
     def _commit(self) -> None: ...
     def _now(self) -> int: ...
 
@@ -113,9 +121,9 @@ class Waiter:
         if seen is None:
             seen = len(self.interrupts)
         if self.host._closed is not None:
-            self.host._check_open()
+            self.host._recovery.check_open()
         if self.host._to_start:
-            self.host._start_restored()
+            self.host._recovery.start_restored()
             self.host._commit()
         if self.host._clock.follows_wall_time:
             self.host._timers.arm()  # e.g. timers restored from a store, or set up before this loop ran
@@ -145,7 +153,7 @@ class Waiter:
                 self.heartbeat = (loop, loop.call_later(1.0, self._beat))
             await fut
             if self.host._closed is not None:
-                self.host._check_open()
+                self.host._recovery.check_open()
             if until is not None and self.host._invocations.get(until.id, until) is not until:
                 return  # restarted from the store: the caller goes on with the restored record
             if until is not None and self.host._wait.cycle_reached_from(until.id) is not None:
