@@ -10,43 +10,37 @@ the next timer, where `settle()` returns, and where an ingress await that is sti
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import time
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
 import restate
 
-from ..errors import Deadlock, StoreError
-from ..protocol import framing, messages, sdk_hooks
+from ..errors import Deadlock
+from ..protocol import messages, sdk_hooks
 from ..protocol.deployment import AsgiDeployment, HandlerInfo, ServiceInfo, parse_manifest
-from ..protocol.driver import Attempt, AttemptEnded, Received
 from . import ids
+from .attempts import Attempts
 from .clock import check_due, make_clock, to_datetime
 from .commands import Commands
 from .common import (
     DAY_MS,
     INPUT_MESSAGE,
-    START_MESSAGE,
     TYPE_IDS,
-    AttemptFailed,
     Registered,
     check_request,
     duration_ms,
-    failure_from,
     value_or_failure,
 )
 from .explain import Explainer
 from .faults import Faults
 from .ingress import Ingress
 from .interrupts import sigint_guard
-from .journal import answered_completion_ids, awaited, call_target_id, describe_entry
+from .journal import answered_completion_ids, awaited, call_target_id
 from .keys import Keys
 from .model import (
     DONE,
-    NO_RUNS,
     Failure,
     Invocation,
     JournalEntry,
@@ -92,6 +86,7 @@ class Engine(Ingress):
         self._closed: str | None = None
         self._store_failure: str | None = None  # why the store could not be written (the runtime then stops)
         self._keys = Keys(WaitForGraph())  # locks and inboxes (see keys.py)
+        self._attempts = Attempts(self)  # the attempts in flight and what the SDK sends them (see attempts.py)
         self._commands = Commands(self)  # what each stored command does (see commands.py)
         self._explainer = Explainer(self)  # why an await cannot finish (see explain.py)
         self._waiter = Waiter(self)  # idleness, time skipping, awaits that raise instead of hanging (waiting.py)
@@ -121,10 +116,9 @@ class Engine(Ingress):
         self._by_start_id: dict[bytes, Invocation] = {}
         self._state: dict[tuple[str, str], dict[str, bytes]] = {}
         self._records = Records()  # idempotency keys, workflow runs, promises (see records.py)
-        self._live: set[Invocation] = set()
         self._wait = WaitForGraph()
         self._keys.clear(self._wait)
-        self._runs: dict[str, _AttemptRun] = {}  # the attempt in flight, per invocation id
+        self._attempts.clear()
         # invocations whose last attempt failed on a call or send Restate cannot route: the target it named
         self._rejected_calls: dict[str, Target] = {}
 
@@ -352,219 +346,9 @@ class Engine(Ingress):
         among the runnable attempts of different invocations."""
         if not self.scheduler.eager:
             self.scheduler.post(("start", inv.id), f"start {inv.id}",
-                                lambda: None if inv.completed or inv.attempt is not None else self._open_attempt(inv))
+                                lambda: None if inv.completed or inv.attempt is not None else self._attempts.open(inv))
             return
-        self._open_attempt(inv)
-
-    def _open_attempt(self, inv: Invocation) -> None:
-        """Open a new attempt: send Start and the journal; the SDK's messages then arrive in _on_message.
-
-        Whatever fails on the way is that attempt's failure (retried, and shown in its errors), so no
-        invocation is ever left 'running' without an attempt."""
-        if inv.deployment is None:
-            self._recovery.park(inv)  # restored from a store, and its handler is not registered
-            return
-        self._dirty.add(inv)
-        self._progress += 1
-        inv.attempts += 1
-        inv.next_retry_at = None
-        inv.awaiting = None  # what an earlier attempt awaited says nothing about this one
-        if self._rejected_calls:
-            self._rejected_calls.pop(inv.id, None)
-        try:
-            start = self._start_message(inv)
-            attempt = inv.deployment.open(inv.target.service, inv.target.handler,
-                                          [("x-restate-invocation-id", inv.id)])
-            frames = [e.frame() for e in inv.journal]
-        except Exception as exc:
-            self._on_transient(inv, Failure(500, f"the playground runtime could not start an attempt: {exc!r}"),
-                               None, False, None)
-            return
-        inv.status = "running"
-        inv.running_at = inv.running_at or self._now()
-        run = self._runs[inv.id] = _AttemptRun(inv, attempt, len(inv.journal))
-        if inv.journal[-1].type_id == TYPE_IDS["Output"]:
-            # stored by an attempt that died before its End: this one replays it and only sends End
-            run.output = inv.journal[-1].msg
-        attempt.on_message = lambda item: self._on_message(run, item)
-        attempt.on_end = lambda ended: self._on_attempt_end(run, ended)
-        attempt.on_waiting = self._waiter.touch
-        inv.attempt = attempt
-        inv.pending_runs = self._unfinished_runs(inv)
-        self._live.add(inv)  # busy from now until the SDK blocks or the attempt ends
-        try:
-            attempt.start(start, frames)
-        except Exception as exc:
-            del self._runs[inv.id]
-            inv.attempt, inv.pending_runs = None, NO_RUNS
-            self._live.discard(inv)
-            self._on_transient(inv, Failure(500, f"the playground runtime could not start an attempt: {exc!r}"),
-                               None, False, None)
-            return
-        if self.mode == "always_suspend":
-            attempt.close_input()
-
-    def _start_message(self, inv: Invocation) -> Any:
-        """The Start message of the next attempt (its state map too, for eager state)."""
-        lazy = inv.handler.lazy_state
-        start = START_MESSAGE()
-        start.id = inv.start_id
-        start.debug_id = inv.id
-        start.key = inv.target.key or ""
-        start.random_seed = inv.random_seed
-        start.retry_count_since_last_stored_entry = inv.retry_count_since_last_entry
-        # the SDK measures RunOptions.max_duration with this (on the virtual clock here)
-        start.duration_since_last_stored_entry = max(0, self._now() - inv.journal[-1].appended_at)
-        start.partial_state = lazy
-        if not lazy and inv.service.keyed:
-            for k, v in self._state.get((inv.target.service, inv.target.key or ""), {}).items():
-                start.state_map.add(key=k.encode(), value=v)
-        return start
-
-    def _on_message(self, run: _AttemptRun, item: Received) -> None:
-        """One message from the SDK, handled synchronously as the SDK sends it."""
-        inv, attempt = run.inv, run.attempt
-        self._waiter.last_activity = time.monotonic()
-        if inv.completed or inv.killing or run.broken is not None:
-            return  # killed, ended, or its attempt failed (a crash): nothing the SDK still sends counts
-        name = item.name
-        if name == "AwaitingOn":
-            inv.awaiting = item.msg.awaiting_on
-            return
-        if run.terminal is not None and name != "ProposeRunCompletion":
-            return  # nothing but late run proposals may follow a terminal message
-        stored = len(inv.journal)
-        try:
-            if name in ("End", "Suspension", "Error"):
-                run.terminal = item
-                attempt.close_input()
-                if name == "End" and run.output is not None:
-                    # complete now, as Restate does on End; the app winds down in the background
-                    out = run.output
-                    self._complete(inv, failure_from(out.failure) if out.HasField("failure") else out.value.content)
-                elif name == "Suspension":
-                    inv.awaiting = item.msg.awaiting_on
-            elif name == "ProposeRunCompletion":
-                if self.faults.armed:
-                    cmd = self._explainer.command_for(inv, item.msg.result_completion_id)
-                    injected = self.faults.run_fails(inv, cmd.msg.name if cmd else "")
-                    if injected:
-                        raise AttemptFailed(injected)
-                self._on_run_proposal(inv, attempt, item)
-            elif messages.is_command(item.type_id):
-                self._commands.refuse_v7_only(name, item.msg)  # before anything is stored, as the SDK refuses it on V6
-                if name in ("Call", "OneWayCall"):
-                    self._commands.check_callee(inv, name, item.msg)  # a target Restate cannot route fails the attempt
-                self._append(inv, item.type_id, item.msg)
-                if name == "Output":
-                    run.output = item.msg
-                elif name == "Run":
-                    assert isinstance(inv.pending_runs, set)  # a set while an attempt runs (else NO_RUNS)
-                    inv.pending_runs.add(item.msg.result_completion_id)
-                else:
-                    try:
-                        self._commands.apply(inv, name, item.msg)
-                    except AttemptFailed:
-                        del inv.journal[stored:]  # refused: not stored, so the next attempt sends it again
-                        raise
-            else:
-                raise AttemptFailed(f"unexpected message {name} from the SDK")
-            if self.faults.armed and len(inv.journal) > stored and not inv.completed:
-                injected = self.faults.crash_now(inv)  # after the message took full effect
-                if injected:
-                    self._commit()  # the entry is stored: the next attempt replays it
-                    raise AttemptFailed(injected)
-            self._commit()  # before the SDK hears anything back
-        except AttemptFailed as exc:
-            run.broken, run.broken_code = str(exc), exc.code
-            attempt.abort()
-        except Exception as exc:
-            run.broken = f"the playground runtime failed handling {name}: {exc!r}"
-            attempt.abort()
-
-    def _on_attempt_end(self, run: _AttemptRun, ended: AttemptEnded) -> None:
-        if ended.lost and not run.inv.completed:
-            # Its event loop is shutting down: as in a crash, nothing about this attempt is recorded (the
-            # store still says running, and a restore replays it). Should this runtime be used again on
-            # another loop, the invocation starts again from its journal.
-            self._runs.pop(run.inv.id, None)
-            run.inv.attempt = None
-            run.inv.pending_runs = NO_RUNS
-            self._live.discard(run.inv)
-            self._to_start.append(run.inv)
-            return
-        self._attempt_ended(run, ended)
-        # a store that cannot be written stops the runtime, and every await on it says why
-        with contextlib.suppress(StoreError):
-            self._commit()
-
-    def _attempt_ended(self, run: _AttemptRun, ended: AttemptEnded) -> None:
-        inv = run.inv
-        if self._runs.get(inv.id) is run:
-            del self._runs[inv.id]
-        inv.attempt = None
-        inv.pending_runs = NO_RUNS
-        self._live.discard(inv)
-        self._dirty.add(inv)
-        self._waiter.touch()
-        if inv.completed:
-            return
-        if inv.resume_after_attempt:  # resumed while its paused attempt was still winding down
-            inv.resume_after_attempt = False
-            self._start(inv)
-            return
-        if inv.status == "paused":
-            return
-        stored = len(inv.journal) > run.stored_before
-        terminal = run.terminal
-        # a user's interrupt (Ctrl-C, Jupyter's interrupt button) in handler code: record the attempt as
-        # failed and pause, so that the same endless loop does not start again on the next await
-        interrupted = isinstance(ended.escaped, KeyboardInterrupt)
-        if run.broken is None and terminal is None:
-            err = ended.escaped or ended.error
-            run.broken = (f"{err!r} raised in handler code" if ended.escaped else
-                          f"the deployment ended the attempt without a result: {err!r}" if err else
-                          "the deployment closed the stream without ending the invocation")
-        if run.broken is not None:
-            if not inv.completed:
-                self._on_transient(inv, Failure(run.broken_code, run.broken), None, stored, related=None,
-                                   pause=interrupted)
-        elif terminal is not None and terminal.name == "End":
-            if run.output is None:
-                self._on_transient(inv, Failure(571, "the SDK ended without an output"), None, stored, related=None)
-        elif terminal is not None and terminal.name == "Suspension":
-            self._on_suspended(inv, terminal.msg.awaiting_on, run.stored_before)
-        elif terminal is not None:
-            e = terminal.msg
-            related = None
-            if e.HasField("related_command_type"):
-                related = f"{messages.entry_type(e.related_command_type)}"
-                if e.HasField("related_command_name") and e.related_command_name:
-                    related += f" {e.related_command_name!r}"
-                if e.HasField("related_command_index"):
-                    related += f" (command {e.related_command_index})"
-                    if e.code == 570:
-                        related = self._diverged(inv, e.related_command_index) or related
-            delay = e.next_retry_delay if e.HasField("next_retry_delay") else None
-            self._on_transient(inv, Failure(e.code, e.message), delay, stored, related, e.stacktrace, e.behavior,
-                               pause=interrupted, related_fields=_related_fields(e))
-        if interrupted and not inv.completed:
-            self._waiter.interrupt_awaits(inv, ended.escaped)  # type: ignore[arg-type]
-
-    def _abort_all(self, reason: str) -> int:
-        """Fail every attempt in flight (their invocations retry, as after a crash of the deployment)."""
-        runs = list(self._runs.values())
-        for run in runs:
-            run.broken = reason
-            run.attempt.abort()
-        return len(runs)
-
-    @staticmethod
-    def _unfinished_runs(inv: Invocation) -> set[int]:
-        if len(inv.journal) == 1:  # a first attempt: only the Input so far
-            return set()
-        started = {e.msg.result_completion_id for e in inv.journal if e.type_id == TYPE_IDS["Run"]}
-        return started - answered_completion_ids(inv.journal, "RunCompletion")
+        self._attempts.open(inv)
 
     def _append(self, inv: Invocation, type_id: int, msg: Any) -> JournalEntry:
         entry = JournalEntry(type_id, msg, self._now())
@@ -611,20 +395,6 @@ class Engine(Ingress):
     def _resume(self, inv: Invocation) -> None:
         inv.waiting_ids = None
         self._start(inv)
-
-    def _on_run_proposal(self, inv: Invocation, attempt: Attempt, item: Received) -> None:
-        msg = item.msg
-        cid = msg.result_completion_id
-        if isinstance(inv.pending_runs, set):  # a set while an attempt runs (else NO_RUNS: nothing to drop)
-            inv.pending_runs.discard(cid)
-        fields: dict[str, Any] = ({"failure": msg.failure} if msg.WhichOneof("result") == "failure"
-                                  else {"value": messages.new("Value", content=msg.value)})
-        notif = messages.new("RunCompletion", completion_id=cid, **fields)
-        self._append(inv, TYPE_IDS["RunCompletion"], notif)
-        if item.flags & framing.REQUESTED_ACK:
-            attempt.notify(messages.new("ProposeRunCompletionAck", completion_id=cid))
-        else:
-            attempt.notify(notif)
 
     def _on_transient(self, inv: Invocation, failure: Failure, retry_delay: int | None, stored: bool,
                       related: str | None, stacktrace: str = "", behavior: int = messages.ERROR_RETRY,
@@ -772,15 +542,6 @@ class Engine(Ingress):
                     out.append(child)
         return out
 
-    @staticmethod
-    def _diverged(inv: Invocation, command_index: int) -> str | None:
-        """For a journal mismatch (570): the stored entry the new code path diverged from."""
-        commands = [(i, e) for i, e in enumerate(inv.journal) if messages.is_command(e.type_id)]
-        if command_index >= len(commands):
-            return None
-        i, e = commands[command_index]
-        return f"journal entry {i}, which recorded {describe_entry(e)}"
-
     # ------------------------------------------------------------------ reading (for the layers above)
     def invocation(self, invocation_id: str) -> Invocation:
         return self._get(invocation_id)
@@ -826,24 +587,3 @@ class Engine(Ingress):
         summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no invocations"
         return (f"<playground.Runtime {self._clock.kind} clock at {self.now.isoformat()}; "
                 f"services: {', '.join(self._registry.services) or 'none'}; {summary}>")
-
-
-def _related_fields(e: Any) -> tuple[int | None, str | None, str | None]:
-    """The command an SDK's Error names (index, name, type), as Restate keeps them for sys_invocation."""
-    index = e.related_command_index if e.HasField("related_command_index") else None
-    name = e.related_command_name if e.HasField("related_command_name") and e.related_command_name else None
-    kind = messages.NAMES_BY_ID.get(e.related_command_type) if e.HasField("related_command_type") else None
-    return index, name, kind
-
-
-class _AttemptRun:
-    """What one attempt has seen so far."""
-
-    __slots__ = ("attempt", "broken", "broken_code", "inv", "output", "stored_before", "terminal")
-
-    def __init__(self, inv: Invocation, attempt: Attempt, stored_before: int) -> None:
-        self.inv, self.attempt, self.stored_before = inv, attempt, stored_before
-        self.terminal: Received | None = None
-        self.output: Any = None
-        self.broken: str | None = None
-        self.broken_code = 500

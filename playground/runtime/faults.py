@@ -73,7 +73,7 @@ class Faults:
 
     def drop_deployment(self) -> int:
         """Abort every attempt in flight, as if the service's process died; returns how many."""
-        return self._rt._abort_all("the deployment went away (injected by rt.faults.drop_deployment)")
+        return self._rt._attempts.abort_all("the deployment went away (injected by rt.faults.drop_deployment)")
 
     async def restart(self) -> None:
         """Crash the whole runtime and bring it back from its store, as after the kernel died: attempts in

@@ -35,6 +35,13 @@ if TYPE_CHECKING:
     from .core import Engine
 
 
+class InFlight(Protocol):
+    """The attempts in flight, per invocation id (the attempts part)."""
+
+    @property
+    def runs(self) -> dict[str, Any]: ...
+
+
 class RecoveryHost(Protocol):
     """What the durability part reads and rebuilds of the engine: its tables (read each time: a restore
     replaces them), its open/closed state, the commit hook it binds, and how it starts and schedules."""
@@ -56,7 +63,7 @@ class RecoveryHost(Protocol):
     @property
     def _by_start_id(self) -> dict[bytes, Invocation]: ...
     @property
-    def _runs(self) -> dict[str, Any]: ...
+    def _attempts(self) -> InFlight: ...
     @property
     def _dirty(self) -> set[Invocation]: ...
     @property
@@ -181,12 +188,12 @@ class Recovery:
 
     def _detach_attempts(self) -> None:
         """Stop every attempt in flight without letting anything it still does reach the runtime (a crash)."""
-        for run in list(self.host._runs.values()):
+        for run in list(self.host._attempts.runs.values()):
             a = run.attempt
             a.on_message = a.on_end = lambda *_: None
             a.on_waiting = lambda: None
             a.abort()
-        self.host._runs.clear()
+        self.host._attempts.runs.clear()
 
     async def restart(self) -> None:
         """Lose everything in memory and come back from the store, as after the process died."""

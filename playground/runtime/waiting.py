@@ -30,6 +30,12 @@ def _set_done(fut: asyncio.Future[None]) -> None:
         fut.set_result(None)
 
 
+class Busy(Protocol):
+    """The invocations busy in an attempt (the attempts part)."""
+
+    live: set[Invocation]
+
+
 class Opener(Protocol):
     """Whether the runtime is open, and the restored invocations it starts once a loop runs (recovery.py)."""
 
@@ -55,7 +61,7 @@ class WaitHost(Protocol):
     @property
     def _invocations(self) -> dict[str, Invocation]: ...
     @property
-    def _live(self) -> set[Invocation]: ...
+    def _attempts(self) -> Busy: ...
     @property
     def _wait(self) -> WaitForGraph: ...
     @property
@@ -104,10 +110,10 @@ class Waiter:
                 and not inv.pending_runs)
 
     def _busy(self) -> list[Invocation]:
-        return [inv for inv in self.host._live if not self._is_blocked(inv)]
+        return [inv for inv in self.host._attempts.live if not self._is_blocked(inv)]
 
     def any_busy(self) -> bool:
-        return any(not self._is_blocked(inv) for inv in self.host._live)
+        return any(not self._is_blocked(inv) for inv in self.host._attempts.live)
 
     async def quiesce(self, until: Invocation | None = None, seen: int | None = None) -> None:
         """Return when nothing can progress at the current time, or `until` has completed.
