@@ -319,7 +319,7 @@ def _nothing_to_do(rt: Commands, inv: Invocation, msg: Any) -> None:
 
 
 # What the runtime does for each command once it is stored (Output and Run are handled as the attempt's
-# end and its side effects, see core.py). A command missing here fails the attempt.
+# end and its side effects, see attempts.py). A command missing here fails the attempt.
 COMMAND_HANDLERS: dict[str, Callable[[Commands, Invocation, Any], None]] = {
     "GetLazyState": Commands._cmd_GetLazyState,
     "GetLazyStateKeys": Commands._cmd_GetLazyStateKeys,

@@ -41,7 +41,8 @@ def _check_failure(message: Any, code: Any) -> None:
 
 
 class Ingress:
-    """Part of Runtime (see core.py): it works on the state Runtime.__init__ sets up."""
+    """The Engine's last mixin (see docs/architecture.md, "still to do"): the cells' calls, sends, attach,
+    cancel/kill/pause, awakeables and promises, working on the state Engine.__init__ sets up."""
 
     # ------------------------------------------------------------------ ingress
     @staticmethod

@@ -214,7 +214,7 @@ class Recovery:
             self.host._timers.clear()
             raise
         finally:
-            self.host._waiter.wake(waiters)  # awaits in cells go on with the restored invocations (see _await_done)
+            self.host._waiter.wake(waiters)  # awaits in cells go on with the restored invocations (Waiter.await_done)
             self.host._waiter.wake(self.host._waiter.sleepers)
         await asyncio.sleep(0)
 
