@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -13,6 +14,7 @@ from ..errors import NotReady
 from ..protocol import messages
 from . import ids
 from .clock import to_datetime
+from .commands import Commands
 from .common import (
     duration_ms,
     failure_message,
@@ -23,6 +25,9 @@ from .model import (
     SendHandle,
     Target,
 )
+from .records import Records
+from .registry import Registry
+from .waiting import Waiter
 
 
 def _json_body(value: Any) -> bytes:
@@ -42,7 +47,30 @@ def _check_failure(message: Any, code: Any) -> None:
 
 class Ingress:
     """The Engine's last mixin (see docs/architecture.md, "still to do"): the cells' calls, sends, attach,
-    cancel/kill/pause, awakeables and promises, working on the state Engine.__init__ sets up."""
+    cancel/kill/pause, awakeables and promises, working on the state Engine.__init__ sets up. What it
+    needs of the Engine is declared here (the Engine provides each)."""
+
+    _commit: Callable[[], None]
+    _commands: Commands
+    _waiter: Waiter
+    _registry: Registry
+    _records: Records
+    _invocations: dict[str, Invocation]
+    _dirty: set[Invocation]
+
+    def _invoke(self, target: Target, body: bytes, headers: dict[str, str] | None, idem: str | None,
+                delay_ms: int, invoked_by: Invocation | None,
+                strict: bool) -> tuple[Invocation, bool, Failure | None]:
+        raise NotImplementedError  # the Engine's
+
+    def _start(self, inv: Invocation) -> None:
+        raise NotImplementedError  # the Engine's
+
+    def _cancel(self, inv: Invocation) -> None:
+        raise NotImplementedError  # the Engine's
+
+    def _kill(self, inv: Invocation) -> None:
+        raise NotImplementedError  # the Engine's
 
     # ------------------------------------------------------------------ ingress
     @staticmethod
