@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import restate
 
@@ -25,6 +25,9 @@ from .model import (
     Invocation,
     Target,
 )
+from .records import Records
+from .registry import Registry
+from .waitfor import Cycle, WaitForGraph
 
 # A default restate-server 1.7 negotiates protocol V6 (V7 sits behind experimental-enable-protocol-v7), and
 # there the SDK itself fails the attempt with this (code 573) when a call or send carries a scope or a limit
@@ -36,10 +39,48 @@ _UNSUPPORTED_ON_V6_MESSAGE = ("Feature '{}' is not supported by the negotiated p
                               "'application/vnd.restate.invocation.v7'")
 
 
-class Commands:
-    """Part of Runtime (see core.py): it works on the state Runtime.__init__ sets up."""
+class EdgeWatcher(Protocol):
+    """Told of each new wait-for edge and the cycle it closes, if any (the waiting part)."""
 
-    def _refuse_v7_only(self, name: str, msg: Any) -> None:
+    def on_edge(self, cycle: Cycle | None) -> None: ...
+
+
+class CommandHost(Protocol):
+    """What the commands part needs of the engine: its tables (read each time: a restore replaces them),
+    delivery of notifications, the clock, timers, invocation and cancellation, and the wait-for graph."""
+
+    _state: dict[tuple[str, str], dict[str, bytes]]
+    _dirty_state: set[tuple[str, str]]
+    _dirty_promises: set[tuple[str, str]]
+    _progress: int
+    _registry: Registry
+    _rejected_calls: dict[str, Target]
+    _invocations: dict[str, Invocation]
+    _by_start_id: dict[bytes, Invocation]
+    _records: Records
+    _wait: WaitForGraph
+
+    def _deliver(self, inv: Invocation, kind: str, /, **fields: Any) -> None: ...
+    def _now(self) -> int: ...
+    def _schedule_sleep(self, inv: Invocation, cid: int, wake_ms: int) -> None: ...
+    def _invoke(self, target: Target, body: bytes, headers: dict[str, str] | None, idem: str | None,
+                delay_ms: int, invoked_by: Invocation | None,
+                strict: bool) -> tuple[Invocation, bool, Failure | None]: ...
+    def _cancel(self, inv: Invocation) -> None: ...
+    @property
+    def _waiter(self) -> EdgeWatcher: ...
+
+
+class Commands:
+    """The engine's part that acts on stored commands. It owns no tables: it reads and changes the engine's
+    through `host` (see CommandHost), and the engine and its other parts call the methods without an
+    underscore (refuse_v7_only, check_callee, apply, callee_problem, signal, parse_awakeable, wait_on,
+    resolve_attach_target, complete_promise)."""
+
+    def __init__(self, host: CommandHost) -> None:
+        self.host = host
+
+    def refuse_v7_only(self, name: str, msg: Any) -> None:
         """Fail the attempt on what only a V7 server with its experimental flow control takes: scoped calls,
         sends and attach/output targets, and limit keys (see UNSUPPORTED_ON_V6)."""
         feature = None
@@ -53,7 +94,7 @@ class Commands:
             raise AttemptFailed(_UNSUPPORTED_ON_V6_MESSAGE.format(feature), UNSUPPORTED_ON_V6)
 
     # ------------------------------------------------------------------ commands
-    def _on_command(self, inv: Invocation, name: str, msg: Any) -> None:
+    def apply(self, inv: Invocation, name: str, msg: Any) -> None:
         """Act on a stored command through the dispatch table; one the runtime does not know fails the
         attempt loudly (a protocol the runtime does not speak must not pass as handled)."""
         handler = COMMAND_HANDLERS.get(name)
@@ -62,12 +103,12 @@ class Commands:
         handler(self, inv, msg)
 
     def _state_of(self, inv: Invocation) -> dict[str, bytes]:
-        return self._state.setdefault((inv.target.service, inv.target.key or ""), {})
+        return self.host._state.setdefault((inv.target.service, inv.target.key or ""), {})
 
     def _changed_state_of(self, inv: Invocation) -> dict[str, bytes]:
         wk = (inv.target.service, inv.target.key or "")
-        self._dirty_state.add(wk)
-        return self._state.setdefault(wk, {})
+        self.host._dirty_state.add(wk)
+        return self.host._state.setdefault(wk, {})
 
     def _cmd_SetState(self, inv: Invocation, msg: Any) -> None:
         self._changed_state_of(inv)[msg.key.decode()] = msg.value.content
@@ -81,11 +122,11 @@ class Commands:
     def _cmd_GetLazyState(self, inv: Invocation, msg: Any) -> None:
         value = self._state_of(inv).get(msg.key.decode())
         result = {"void": messages.new("Void")} if value is None else {"value": messages.new("Value", content=value)}
-        self._deliver(inv, "GetLazyStateCompletion", completion_id=msg.result_completion_id, **result)
+        self.host._deliver(inv, "GetLazyStateCompletion", completion_id=msg.result_completion_id, **result)
 
     def _cmd_GetLazyStateKeys(self, inv: Invocation, msg: Any) -> None:
         keys = [k.encode() for k in sorted(self._state_of(inv))]
-        self._deliver(inv, "GetLazyStateKeysCompletion", completion_id=msg.result_completion_id,
+        self.host._deliver(inv, "GetLazyStateKeysCompletion", completion_id=msg.result_completion_id,
                       state_keys=messages.new("StateKeys", keys=keys))
 
     def _delay_for(self, inv: Invocation, kind: str, absolute_ms: int) -> int:
@@ -99,18 +140,18 @@ class Commands:
 
     def _cmd_Sleep(self, inv: Invocation, msg: Any) -> None:
         cid = msg.result_completion_id
-        wake = self._now() + self._delay_for(inv, "sleep", msg.wake_up_time)
+        wake = self.host._now() + self._delay_for(inv, "sleep", msg.wake_up_time)
         try:
             check_due(wake, f"ctx.sleep({msg.name!r})" if msg.name else "ctx.sleep")
         except ValueError as exc:
             raise AttemptFailed(str(exc)) from None
         inv.journal[-1].due_ms = wake
-        self._schedule_sleep(inv, cid, wake)
+        self.host._schedule_sleep(inv, cid, wake)
 
-    def _callee_problem(self, target: Target) -> tuple[str, bool] | None:
+    def callee_problem(self, target: Target) -> tuple[str, bool] | None:
         """Why Restate rejects a call or send from a handler to `target` (its words), and whether registering
         a service can cure it; None when the target can be invoked."""
-        reg = self._registry.get(target.service)
+        reg = self.host._registry.get(target.service)
         if reg is None or target.handler not in reg.info.handlers:
             return f"the service handler {target.service}/{target.handler} was not found", True
         if not reg.info.keyed and target.key:
@@ -118,16 +159,16 @@ class Commands:
                     f"or Workflows accept a key"), False
         return None
 
-    def _check_callee(self, inv: Invocation, name: str, msg: Any) -> None:
+    def check_callee(self, inv: Invocation, name: str, msg: Any) -> None:
         """Reject a Call or OneWayCall that Restate cannot route BEFORE it is stored, as Restate does (RT0018 for
         a handler that is not registered, RT0017 for a key sent to a Service): the attempt fails, the journal
         stays as it was, and the handler's retry policy retries it; once the target exists, a retry goes through."""
         target = call_target(msg)
-        problem = self._callee_problem(target)
+        problem = self.callee_problem(target)
         if problem is None:
             return
         index = sum(1 for e in inv.journal if messages.is_command(e.type_id))  # the Input is command 0
-        self._rejected_calls[inv.id] = target
+        self.host._rejected_calls[inv.id] = target
         raise AttemptFailed(f"cannot process command Command: {name} (command index {index}) because of a "
                              f"failed precondition: {problem[0]}")
 
@@ -137,7 +178,7 @@ class Commands:
         headers = {h.key: h.value for h in msg.headers}
         idem = msg.idempotency_key if msg.HasField("idempotency_key") else None
         try:
-            return self._invoke(target, msg.parameter, headers, idem, delay_ms, invoked_by=inv, strict=False)
+            return self.host._invoke(target, msg.parameter, headers, idem, delay_ms, invoked_by=inv, strict=False)
         except restate.TerminalError as exc:
             # Restate keeps retrying such a caller until the target appears (or it is killed).
             raise AttemptFailed(f"cannot call {target}: {exc.message}") from None
@@ -146,50 +187,50 @@ class Commands:
 
     def _cmd_Call(self, inv: Invocation, msg: Any) -> None:
         child, _previous, failure = self._child(inv, msg, 0)
-        self._deliver(inv, "CallInvocationIdCompletion", completion_id=msg.invocation_id_notification_idx,
+        self.host._deliver(inv, "CallInvocationIdCompletion", completion_id=msg.invocation_id_notification_idx,
                       invocation_id=child.id)
         cid = msg.result_completion_id
         if failure is not None:
-            self._deliver(inv, "CallCompletion", completion_id=cid, failure=failure_message(failure))
+            self.host._deliver(inv, "CallCompletion", completion_id=cid, failure=failure_message(failure))
         else:
-            self._wait_on(inv, child, cid, "call")
+            self.wait_on(inv, child, cid, "call")
 
     def _cmd_OneWayCall(self, inv: Invocation, msg: Any) -> None:
         delay = self._delay_for(inv, "send", msg.invoke_time)
         child, previous, _failure = self._child(inv, msg, delay)
         child.sent = child.sent or not previous
-        inv.journal[-1].due_ms = self._now() + delay
-        self._deliver(inv, "CallInvocationIdCompletion", completion_id=msg.invocation_id_notification_idx,
+        inv.journal[-1].due_ms = self.host._now() + delay
+        self.host._deliver(inv, "CallInvocationIdCompletion", completion_id=msg.invocation_id_notification_idx,
                       invocation_id=child.id)
 
     def _cmd_SendSignal(self, inv: Invocation, msg: Any) -> None:
-        target = self._invocations.get(msg.target_invocation_id)
+        target = self.host._invocations.get(msg.target_invocation_id)
         if target is None or target.completed:
             return
         if msg.WhichOneof("signal_id") == "idx" and msg.idx == messages.CANCEL_SIGNAL:
-            self._cancel(target)
+            self.host._cancel(target)
             return
         which = msg.WhichOneof("signal_id") or "idx"
         result = msg.WhichOneof("result") or "void"
-        self._signal(target, {which: getattr(msg, which)}, {result: getattr(msg, result)})
+        self.signal(target, {which: getattr(msg, which)}, {result: getattr(msg, result)})
 
     def _cmd_CompleteAwakeable(self, inv: Invocation, msg: Any) -> None:
-        target, idx = self._parse_awakeable(msg.awakeable_id)
+        target, idx = self.parse_awakeable(msg.awakeable_id)
         if target is None:
             return
         result = msg.WhichOneof("result")
-        self._signal(target, {"idx": idx}, {result: getattr(msg, result)})
+        self.signal(target, {"idx": idx}, {result: getattr(msg, result)})
 
-    def _signal(self, target: Invocation, signal_id: dict[str, Any], result: dict[str, Any]) -> None:
+    def signal(self, target: Invocation, signal_id: dict[str, Any], result: dict[str, Any]) -> None:
         """Deliver an awakeable completion or a named signal once: as in Restate, completing one again is
         accepted and ignored. Signals sent before the target asks for them wait in its journal."""
         key = next(iter(signal_id.items()))
         for e in target.journal:
             if e.type_id == TYPE_IDS["Signal"] and (e.msg.WhichOneof("signal_id"), getattr(e.msg, key[0])) == key:
                 return
-        self._deliver(target, "Signal", **signal_id, **result)
+        self.host._deliver(target, "Signal", **signal_id, **result)
 
-    def _parse_awakeable(self, awakeable_id: str) -> tuple[Invocation | None, int]:
+    def parse_awakeable(self, awakeable_id: str) -> tuple[Invocation | None, int]:
         if not awakeable_id.startswith("sign_1"):
             return None, 0
         raw = awakeable_id[len("sign_1"):]
@@ -197,78 +238,80 @@ class Commands:
             data = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4))
         except ValueError:
             return None, 0
-        return self._by_start_id.get(data[:-4]), int.from_bytes(data[-4:], "big")
+        return self.host._by_start_id.get(data[:-4]), int.from_bytes(data[-4:], "big")
 
-    def _resolve_attach_target(self, msg: Any) -> Invocation | None:
+    def resolve_attach_target(self, msg: Any) -> Invocation | None:
         which = msg.WhichOneof("target")
         if which == "invocation_id":
-            return self._invocations.get(msg.invocation_id)
+            return self.host._invocations.get(msg.invocation_id)
         if which == "workflow_target":
             t = msg.workflow_target
-            return self._invocations.get(self._records.run_of((t.workflow_name, t.workflow_key)) or "")
+            return self.host._invocations.get(self.host._records.run_of((t.workflow_name, t.workflow_key)) or "")
         if which == "idempotent_request_target":
             t = msg.idempotent_request_target
             key = (t.service_name, t.service_key if t.HasField("service_key") else "", t.handler_name,
                    t.idempotency_key)
-            return self._invocations.get(self._records.idempotent(key) or "")
+            return self.host._invocations.get(self.host._records.idempotent(key) or "")
         return None
 
     def _cmd_AttachInvocation(self, inv: Invocation, msg: Any) -> None:
-        self._wait_on(inv, self._resolve_attach_target(msg), msg.result_completion_id, "attach")
+        self.wait_on(inv, self.resolve_attach_target(msg), msg.result_completion_id, "attach")
 
-    def _wait_on(self, inv: Invocation, target: Invocation | None, cid: int, kind: str) -> None:
+    def wait_on(self, inv: Invocation, target: Invocation | None, cid: int, kind: str) -> None:
         """`inv` awaits `target`'s result ("call" or "attach"): answered now if it is done (404 if there is
         none), else when it completes; meanwhile the wait-for graph has the edge."""
         name = "CallCompletion" if kind == "call" else "AttachInvocationCompletion"
         if target is None:
-            self._deliver(inv, name, completion_id=cid, failure=failure_message(Failure(404, "not found")))
+            self.host._deliver(inv, name, completion_id=cid, failure=failure_message(Failure(404, "not found")))
         elif target.completed:
-            self._deliver(inv, name, completion_id=cid, **value_or_failure(target.result or b""))
+            self.host._deliver(inv, name, completion_id=cid, **value_or_failure(target.result or b""))
         else:
+            assert isinstance(target.callers, list)  # a live invocation's (DONE only once it completes)
             target.callers.append((inv, cid, kind))
-            self._on_edge(self._wait.add(inv.id, target.id, kind))
+            self.host._waiter.on_edge(self.host._wait.add(inv.id, target.id, kind))
 
     def _cmd_GetInvocationOutput(self, inv: Invocation, msg: Any) -> None:
-        target = self._resolve_attach_target(msg)
+        target = self.resolve_attach_target(msg)
         cid = msg.result_completion_id
         if target is None or not target.completed:
-            self._deliver(inv, "GetInvocationOutputCompletion", completion_id=cid, void=messages.new("Void"))
+            self.host._deliver(inv, "GetInvocationOutputCompletion", completion_id=cid, void=messages.new("Void"))
         else:
-            self._deliver(inv, "GetInvocationOutputCompletion", completion_id=cid,
+            self.host._deliver(inv, "GetInvocationOutputCompletion", completion_id=cid,
                           **value_or_failure(target.result or b""))
 
     def _promises_of(self, inv: Invocation) -> dict[str, bytes | Failure]:
-        return self._records.promises_of((inv.target.service, inv.target.key or ""))
+        return self.host._records.promises_of((inv.target.service, inv.target.key or ""))
 
     def _cmd_GetPromise(self, inv: Invocation, msg: Any) -> None:
         done = self._promises_of(inv).get(msg.key)
         if done is not None:
-            self._deliver(inv, "GetPromiseCompletion", completion_id=msg.result_completion_id, **value_or_failure(done))
+            self.host._deliver(inv, "GetPromiseCompletion", completion_id=msg.result_completion_id,
+                               **value_or_failure(done))
         else:
-            self._records.await_promise((inv.target.service, inv.target.key or ""), msg.key, inv,
+            self.host._records.await_promise((inv.target.service, inv.target.key or ""), msg.key, inv,
                                         msg.result_completion_id)
 
     def _cmd_PeekPromise(self, inv: Invocation, msg: Any) -> None:
         done = self._promises_of(inv).get(msg.key)
         result = {"void": messages.new("Void")} if done is None else value_or_failure(done)
-        self._deliver(inv, "PeekPromiseCompletion", completion_id=msg.result_completion_id, **result)
+        self.host._deliver(inv, "PeekPromiseCompletion", completion_id=msg.result_completion_id, **result)
 
     def _cmd_CompletePromise(self, inv: Invocation, msg: Any) -> None:
         value: bytes | Failure = (failure_from(msg.completion_failure) if msg.WhichOneof("completion") ==
                                   "completion_failure" else msg.completion_value.content)
         try:
-            self._complete_promise((inv.target.service, inv.target.key or ""), msg.key, value)
+            self.complete_promise((inv.target.service, inv.target.key or ""), msg.key, value)
             result: dict[str, Any] = {"void": messages.new("Void")}
         except restate.TerminalError as exc:
             result = {"failure": failure_message(Failure(exc.status_code, exc.message))}
-        self._deliver(inv, "CompletePromiseCompletion", completion_id=msg.result_completion_id, **result)
+        self.host._deliver(inv, "CompletePromiseCompletion", completion_id=msg.result_completion_id, **result)
 
-    def _complete_promise(self, wk: tuple[str, str], name: str, value: bytes | Failure) -> None:
-        waiters = self._records.complete_promise(wk, name, value)  # Restate's 409 when completed before
-        self._dirty_promises.add(wk)
-        self._progress += 1
+    def complete_promise(self, wk: tuple[str, str], name: str, value: bytes | Failure) -> None:
+        waiters = self.host._records.complete_promise(wk, name, value)  # Restate's 409 when completed before
+        self.host._dirty_promises.add(wk)
+        self.host._progress += 1
         for waiter, wcid in waiters:
-            self._deliver(waiter, "GetPromiseCompletion", completion_id=wcid, **value_or_failure(value))
+            self.host._deliver(waiter, "GetPromiseCompletion", completion_id=wcid, **value_or_failure(value))
 
 
 def _nothing_to_do(rt: Commands, inv: Invocation, msg: Any) -> None:
@@ -276,7 +319,7 @@ def _nothing_to_do(rt: Commands, inv: Invocation, msg: Any) -> None:
 
 
 # What the runtime does for each command once it is stored (Output and Run are handled as the attempt's
-# end and its side effects, see core.py). A command missing here fails the attempt.
+# end and its side effects, see attempts.py). A command missing here fails the attempt.
 COMMAND_HANDLERS: dict[str, Callable[[Commands, Invocation, Any], None]] = {
     "GetLazyState": Commands._cmd_GetLazyState,
     "GetLazyStateKeys": Commands._cmd_GetLazyStateKeys,

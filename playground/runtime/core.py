@@ -10,43 +10,37 @@ the next timer, where `settle()` returns, and where an ingress await that is sti
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import hashlib
-import time
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
 import restate
 
-from ..errors import StoreError
-from ..protocol import framing, messages, sdk_hooks
+from ..errors import Deadlock
+from ..protocol import messages, sdk_hooks
 from ..protocol.deployment import AsgiDeployment, HandlerInfo, ServiceInfo, parse_manifest
-from ..protocol.driver import Attempt, AttemptEnded, Received
 from . import ids
+from .attempts import Attempts
 from .clock import check_due, make_clock, to_datetime
 from .commands import Commands
 from .common import (
     DAY_MS,
     INPUT_MESSAGE,
-    START_MESSAGE,
     TYPE_IDS,
-    AttemptFailed,
     Registered,
     check_request,
     duration_ms,
-    failure_from,
     value_or_failure,
 )
+from .explain import Explainer
 from .faults import Faults
 from .ingress import Ingress
 from .interrupts import sigint_guard
-from .journal import answered_completion_ids, awaited, call_target_id, describe_entry
+from .journal import answered_completion_ids, awaited, call_target_id
 from .keys import Keys
 from .model import (
     DONE,
-    NO_RUNS,
     Failure,
     Invocation,
     JournalEntry,
@@ -61,10 +55,10 @@ from .scheduler import Scheduler
 from .store import open_store
 from .timers import Timers
 from .waitfor import WaitForGraph
-from .waiting import Waiting
+from .waiting import Waiter
 
 
-class Engine(Ingress, Waiting, Commands, Recovery):
+class Engine(Ingress):
     """The embedded Restate server: everything but the views (pg.Runtime, in playground.facade, adds those)."""
 
     def __init__(self, *services: Any, clock: str = "virtual", start: datetime | None = None, seed: int = 0,
@@ -92,27 +86,25 @@ class Engine(Ingress, Waiting, Commands, Recovery):
         self._closed: str | None = None
         self._store_failure: str | None = None  # why the store could not be written (the runtime then stops)
         self._keys = Keys(WaitForGraph())  # locks and inboxes (see keys.py)
+        self._attempts = Attempts(self)  # the attempts in flight and what the SDK sends them (see attempts.py)
+        self._commands = Commands(self)  # what each stored command does (see commands.py)
+        self._explainer = Explainer(self)  # why an await cannot finish (see explain.py)
+        self._waiter = Waiter(self)  # idleness, time skipping, awaits that raise instead of hanging (waiting.py)
         self._timers = Timers(self._clock, self.scheduler, lambda: self._commit(), lambda: self._closed is not None)
         self._reset_tables()
         self.faults = Faults(self)
-        self._last_activity = time.monotonic()
-        self._sleepers: set[asyncio.Future[None]] = set()  # waiters in _quiesce
         self._progress = 0  # bumped by every delivery, start and completion: "did anything happen?"
-        self._check_scheduled = False
-        # Loop callbacks, never tasks: a closing loop drops them, and nothing is left running.
-        self._heartbeat: tuple[asyncio.AbstractEventLoop, asyncio.TimerHandle] | None = None  # and its loop
-        # (invocation id, message) of each interrupt of handler code; awaits raise KeyboardInterrupt for
-        # the ones that happened while they waited (see Waiting._raise_if_interrupted)
-        self._interrupts: list[tuple[str, str]] = []
+        self._recovery = Recovery(self)  # the store's change sets, close, restart, restore (see recovery.py)
+        self._commit: Callable[[], None] = lambda: None  # ends an event (bound to the store just below)
         self._store = open_store(store, self)
-        self._bind_store()
+        self._recovery.bind_store()
         snapshot = self._store.load()
         commit, self._commit = self._commit, lambda: None  # nothing is written before the records are restored
         try:
             if services:
                 self.register(*services)
             if snapshot is not None:
-                self._restore_stored(snapshot)  # a record it cannot use: StoreError, the file untouched
+                self._recovery.restore_stored(snapshot)  # a record it cannot use: StoreError, the file untouched
         finally:
             self._commit = commit
         self._commit()  # a new store starts with the clock and the services
@@ -124,10 +116,9 @@ class Engine(Ingress, Waiting, Commands, Recovery):
         self._by_start_id: dict[bytes, Invocation] = {}
         self._state: dict[tuple[str, str], dict[str, bytes]] = {}
         self._records = Records()  # idempotency keys, workflow runs, promises (see records.py)
-        self._live: set[Invocation] = set()
         self._wait = WaitForGraph()
         self._keys.clear(self._wait)
-        self._runs: dict[str, _AttemptRun] = {}  # the attempt in flight, per invocation id
+        self._attempts.clear()
         # invocations whose last attempt failed on a call or send Restate cannot route: the target it named
         self._rejected_calls: dict[str, Target] = {}
 
@@ -151,7 +142,7 @@ class Engine(Ingress, Waiting, Commands, Recovery):
                 raise ValueError(f"two services named {s.name!r} in one register() call")
             names.add(s.name)
         if self._closed is not None:
-            self._check_open()
+            self._recovery.check_open()
         deployment = AsgiDeployment(restate.app(services=list(services)))
         manifest = deployment.discover()
         infos = parse_manifest(manifest)
@@ -159,7 +150,7 @@ class Engine(Ingress, Waiting, Commands, Recovery):
             self._registry.add_revision(s, infos[s.name], deployment,
                                         next(m for m in manifest["services"] if m["name"] == s.name))
             self._dirty_services.add(s.name)
-        self._rebind(names)
+        self._recovery.rebind(names)
         self._commit()
 
     def services(self) -> dict[str, ServiceInfo]:
@@ -191,21 +182,21 @@ class Engine(Ingress, Waiting, Commands, Recovery):
             raise TypeError(f"advance() takes a datetime.timedelta, e.g. timedelta(hours=1), not "
                             f"{type(delta).__name__}")
         target = check_due(self._now() + duration_ms(delta, "advance()'s delta"), "advance()")
-        seen = len(self._interrupts)
+        seen = len(self._waiter.interrupts)
         with sigint_guard:
-            await self._quiesce(seen=seen)
+            await self._waiter.quiesce(seen=seen)
             while (nxt := self._timers.next_due()) is not None and nxt.due_ms <= target:
                 self._clock.set(nxt.due_ms)
-                await self._quiesce(seen=seen)
+                await self._waiter.quiesce(seen=seen)
             self._clock.set(target)
-            await self._quiesce(seen=seen)
+            await self._waiter.quiesce(seen=seen)
         self._commit()  # the clock, too, is durable
 
     async def settle(self) -> None:
         """Run until nothing can progress at the current time (time itself does not move)."""
         __tracebackhide__ = True  # IPython (and pytest) show the user's frame, not the runtime's
         with sigint_guard:
-            await self._quiesce()
+            await self._waiter.quiesce()
 
     # ------------------------------------------------------------------ creating invocations
     def _new_ids(self, target: Target, key: str | None, idem: str | None, workflow_run: bool) -> tuple[str, bytes, int]:
@@ -251,7 +242,7 @@ class Engine(Ingress, Waiting, Commands, Recovery):
         kind decides whether a key is used.
         """
         if self._closed is not None:
-            self._check_open()
+            self._recovery.check_open()
         check_request(target, headers, idem)
         if delay_ms > 0:
             check_due(self._now() + delay_ms, "send_delay")
@@ -342,7 +333,7 @@ class Engine(Ingress, Waiting, Commands, Recovery):
         if took:
             self._start(inv)
         else:
-            self._on_edge(cycle)
+            self._waiter.on_edge(cycle)
 
     def _release_lock(self, inv: Invocation) -> None:
         nxt = self._keys.release(inv)
@@ -355,218 +346,9 @@ class Engine(Ingress, Waiting, Commands, Recovery):
         among the runnable attempts of different invocations."""
         if not self.scheduler.eager:
             self.scheduler.post(("start", inv.id), f"start {inv.id}",
-                                lambda: None if inv.completed or inv.attempt is not None else self._open_attempt(inv))
+                                lambda: None if inv.completed or inv.attempt is not None else self._attempts.open(inv))
             return
-        self._open_attempt(inv)
-
-    def _open_attempt(self, inv: Invocation) -> None:
-        """Open a new attempt: send Start and the journal; the SDK's messages then arrive in _on_message.
-
-        Whatever fails on the way is that attempt's failure (retried, and shown in its errors), so no
-        invocation is ever left 'running' without an attempt."""
-        if inv.deployment is None:
-            self._park(inv)  # restored from a store, and its handler is not registered
-            return
-        self._dirty.add(inv)
-        self._progress += 1
-        inv.attempts += 1
-        inv.next_retry_at = None
-        inv.awaiting = None  # what an earlier attempt awaited says nothing about this one
-        if self._rejected_calls:
-            self._rejected_calls.pop(inv.id, None)
-        try:
-            start = self._start_message(inv)
-            attempt = inv.deployment.open(inv.target.service, inv.target.handler,
-                                          [("x-restate-invocation-id", inv.id)])
-            frames = [e.frame() for e in inv.journal]
-        except Exception as exc:
-            self._on_transient(inv, Failure(500, f"the playground runtime could not start an attempt: {exc!r}"),
-                               None, False, None)
-            return
-        inv.status = "running"
-        inv.running_at = inv.running_at or self._now()
-        run = self._runs[inv.id] = _AttemptRun(inv, attempt, len(inv.journal))
-        if inv.journal[-1].type_id == TYPE_IDS["Output"]:
-            # stored by an attempt that died before its End: this one replays it and only sends End
-            run.output = inv.journal[-1].msg
-        attempt.on_message = lambda item: self._on_message(run, item)
-        attempt.on_end = lambda ended: self._on_attempt_end(run, ended)
-        attempt.on_waiting = self._touch
-        inv.attempt = attempt
-        inv.pending_runs = self._unfinished_runs(inv)
-        self._live.add(inv)  # busy from now until the SDK blocks or the attempt ends
-        try:
-            attempt.start(start, frames)
-        except Exception as exc:
-            del self._runs[inv.id]
-            inv.attempt, inv.pending_runs = None, NO_RUNS
-            self._live.discard(inv)
-            self._on_transient(inv, Failure(500, f"the playground runtime could not start an attempt: {exc!r}"),
-                               None, False, None)
-            return
-        if self.mode == "always_suspend":
-            attempt.close_input()
-
-    def _start_message(self, inv: Invocation) -> Any:
-        """The Start message of the next attempt (its state map too, for eager state)."""
-        lazy = inv.handler.lazy_state
-        start = START_MESSAGE()
-        start.id = inv.start_id
-        start.debug_id = inv.id
-        start.key = inv.target.key or ""
-        start.random_seed = inv.random_seed
-        start.retry_count_since_last_stored_entry = inv.retry_count_since_last_entry
-        # the SDK measures RunOptions.max_duration with this (on the virtual clock here)
-        start.duration_since_last_stored_entry = max(0, self._now() - inv.journal[-1].appended_at)
-        start.partial_state = lazy
-        if not lazy and inv.service.keyed:
-            for k, v in self._state.get((inv.target.service, inv.target.key or ""), {}).items():
-                start.state_map.add(key=k.encode(), value=v)
-        return start
-
-    def _on_message(self, run: _AttemptRun, item: Received) -> None:
-        """One message from the SDK, handled synchronously as the SDK sends it."""
-        inv, attempt = run.inv, run.attempt
-        self._last_activity = time.monotonic()
-        if inv.completed or inv.killing or run.broken is not None:
-            return  # killed, ended, or its attempt failed (a crash): nothing the SDK still sends counts
-        name = item.name
-        if name == "AwaitingOn":
-            inv.awaiting = item.msg.awaiting_on
-            return
-        if run.terminal is not None and name != "ProposeRunCompletion":
-            return  # nothing but late run proposals may follow a terminal message
-        stored = len(inv.journal)
-        try:
-            if name in ("End", "Suspension", "Error"):
-                run.terminal = item
-                attempt.close_input()
-                if name == "End" and run.output is not None:
-                    # complete now, as Restate does on End; the app winds down in the background
-                    out = run.output
-                    self._complete(inv, failure_from(out.failure) if out.HasField("failure") else out.value.content)
-                elif name == "Suspension":
-                    inv.awaiting = item.msg.awaiting_on
-            elif name == "ProposeRunCompletion":
-                if self.faults.armed:
-                    cmd = self._command_for(inv, item.msg.result_completion_id)
-                    injected = self.faults.run_fails(inv, cmd.msg.name if cmd else "")
-                    if injected:
-                        raise AttemptFailed(injected)
-                self._on_run_proposal(inv, attempt, item)
-            elif messages.is_command(item.type_id):
-                self._refuse_v7_only(name, item.msg)  # before anything is stored, as the SDK refuses it on V6
-                if name in ("Call", "OneWayCall"):
-                    self._check_callee(inv, name, item.msg)  # a target Restate cannot route fails the attempt
-                self._append(inv, item.type_id, item.msg)
-                if name == "Output":
-                    run.output = item.msg
-                elif name == "Run":
-                    inv.pending_runs.add(item.msg.result_completion_id)
-                else:
-                    try:
-                        self._on_command(inv, name, item.msg)
-                    except AttemptFailed:
-                        del inv.journal[stored:]  # refused: not stored, so the next attempt sends it again
-                        raise
-            else:
-                raise AttemptFailed(f"unexpected message {name} from the SDK")
-            if self.faults.armed and len(inv.journal) > stored and not inv.completed:
-                injected = self.faults.crash_now(inv)  # after the message took full effect
-                if injected:
-                    self._commit()  # the entry is stored: the next attempt replays it
-                    raise AttemptFailed(injected)
-            self._commit()  # before the SDK hears anything back
-        except AttemptFailed as exc:
-            run.broken, run.broken_code = str(exc), exc.code
-            attempt.abort()
-        except Exception as exc:
-            run.broken = f"the playground runtime failed handling {name}: {exc!r}"
-            attempt.abort()
-
-    def _on_attempt_end(self, run: _AttemptRun, ended: AttemptEnded) -> None:
-        if ended.lost and not run.inv.completed:
-            # Its event loop is shutting down: as in a crash, nothing about this attempt is recorded (the
-            # store still says running, and a restore replays it). Should this runtime be used again on
-            # another loop, the invocation starts again from its journal.
-            self._runs.pop(run.inv.id, None)
-            run.inv.attempt = None
-            run.inv.pending_runs = NO_RUNS
-            self._live.discard(run.inv)
-            self._to_start.append(run.inv)
-            return
-        self._attempt_ended(run, ended)
-        # a store that cannot be written stops the runtime, and every await on it says why
-        with contextlib.suppress(StoreError):
-            self._commit()
-
-    def _attempt_ended(self, run: _AttemptRun, ended: AttemptEnded) -> None:
-        inv = run.inv
-        if self._runs.get(inv.id) is run:
-            del self._runs[inv.id]
-        inv.attempt = None
-        inv.pending_runs = NO_RUNS
-        self._live.discard(inv)
-        self._dirty.add(inv)
-        self._touch()
-        if inv.completed:
-            return
-        if inv.resume_after_attempt:  # resumed while its paused attempt was still winding down
-            inv.resume_after_attempt = False
-            self._start(inv)
-            return
-        if inv.status == "paused":
-            return
-        stored = len(inv.journal) > run.stored_before
-        terminal = run.terminal
-        # a user's interrupt (Ctrl-C, Jupyter's interrupt button) in handler code: record the attempt as
-        # failed and pause, so that the same endless loop does not start again on the next await
-        interrupted = isinstance(ended.escaped, KeyboardInterrupt)
-        if run.broken is None and terminal is None:
-            err = ended.escaped or ended.error
-            run.broken = (f"{err!r} raised in handler code" if ended.escaped else
-                          f"the deployment ended the attempt without a result: {err!r}" if err else
-                          "the deployment closed the stream without ending the invocation")
-        if run.broken is not None:
-            if not inv.completed:
-                self._on_transient(inv, Failure(run.broken_code, run.broken), None, stored, related=None,
-                                   pause=interrupted)
-        elif terminal is not None and terminal.name == "End":
-            if run.output is None:
-                self._on_transient(inv, Failure(571, "the SDK ended without an output"), None, stored, related=None)
-        elif terminal is not None and terminal.name == "Suspension":
-            self._on_suspended(inv, terminal.msg.awaiting_on, run.stored_before)
-        elif terminal is not None:
-            e = terminal.msg
-            related = None
-            if e.HasField("related_command_type"):
-                related = f"{messages.entry_type(e.related_command_type)}"
-                if e.HasField("related_command_name") and e.related_command_name:
-                    related += f" {e.related_command_name!r}"
-                if e.HasField("related_command_index"):
-                    related += f" (command {e.related_command_index})"
-                    if e.code == 570:
-                        related = self._diverged(inv, e.related_command_index) or related
-            delay = e.next_retry_delay if e.HasField("next_retry_delay") else None
-            self._on_transient(inv, Failure(e.code, e.message), delay, stored, related, e.stacktrace, e.behavior,
-                               pause=interrupted, related_fields=_related_fields(e))
-        if interrupted and not inv.completed:
-            self._interrupt_awaits(inv, ended.escaped)  # type: ignore[arg-type]
-
-    def _abort_all(self, reason: str) -> int:
-        """Fail every attempt in flight (their invocations retry, as after a crash of the deployment)."""
-        runs = list(self._runs.values())
-        for run in runs:
-            run.broken = reason
-            run.attempt.abort()
-        return len(runs)
-
-    @staticmethod
-    def _unfinished_runs(inv: Invocation) -> set[int]:
-        if len(inv.journal) == 1:  # a first attempt: only the Input so far
-            return set()
-        started = {e.msg.result_completion_id for e in inv.journal if e.type_id == TYPE_IDS["Run"]}
-        return started - answered_completion_ids(inv.journal, "RunCompletion")
+        self._attempts.open(inv)
 
     def _append(self, inv: Invocation, type_id: int, msg: Any) -> JournalEntry:
         entry = JournalEntry(type_id, msg, self._now())
@@ -614,19 +396,6 @@ class Engine(Ingress, Waiting, Commands, Recovery):
         inv.waiting_ids = None
         self._start(inv)
 
-    def _on_run_proposal(self, inv: Invocation, attempt: Attempt, item: Received) -> None:
-        msg = item.msg
-        cid = msg.result_completion_id
-        inv.pending_runs.discard(cid)
-        fields: dict[str, Any] = ({"failure": msg.failure} if msg.WhichOneof("result") == "failure"
-                                  else {"value": messages.new("Value", content=msg.value)})
-        notif = messages.new("RunCompletion", completion_id=cid, **fields)
-        self._append(inv, TYPE_IDS["RunCompletion"], notif)
-        if item.flags & framing.REQUESTED_ACK:
-            attempt.notify(messages.new("ProposeRunCompletionAck", completion_id=cid))
-        else:
-            attempt.notify(notif)
-
     def _on_transient(self, inv: Invocation, failure: Failure, retry_delay: int | None, stored: bool,
                       related: str | None, stacktrace: str = "", behavior: int = messages.ERROR_RETRY,
                       pause: bool = False, related_fields: tuple[Any, Any, Any] = (None, None, None)) -> None:
@@ -643,7 +412,7 @@ class Engine(Ingress, Waiting, Commands, Recovery):
         policy = inv.handler.retry
         if pause:
             inv.status = "paused"
-            self._touch()
+            self._waiter.touch()
             return
         exhausted = policy.max_attempts is not None and inv.attempts >= policy.max_attempts
         fail_now, pause_now = behavior == messages.ERROR_FAIL, behavior == messages.ERROR_PAUSE
@@ -652,7 +421,7 @@ class Engine(Ingress, Waiting, Commands, Recovery):
                 self._complete(inv, failure)
             else:
                 inv.status = "paused"
-                self._touch()
+                self._waiter.touch()
             return
         delay = retry_delay if retry_delay is not None else policy.delay_ms(inv.attempts)
         inv.status = "backing-off"
@@ -678,9 +447,9 @@ class Engine(Ingress, Waiting, Commands, Recovery):
             self._wait.remove(caller.id, inv.id)
             name = "CallCompletion" if kind == "call" else "AttachInvocationCompletion"
             self._deliver(caller, name, completion_id=cid, **value_or_failure(result))
-        self._sleepers.difference_update(waiters)  # woken here: no idle check needed on their behalf
-        self._wake(waiters)  # type: ignore[arg-type]
-        self._touch()
+        self._waiter.sleepers.difference_update(waiters)  # woken here: no idle check needed on their behalf
+        self._waiter.wake(waiters)  # type: ignore[arg-type]
+        self._waiter.touch()
         h = inv.handler
         retention = (h.workflow_retention_ms if h.ty == "WORKFLOW" else
                      h.idempotency_retention_ms if inv.idempotency_key is not None else h.journal_retention_ms)
@@ -773,15 +542,6 @@ class Engine(Ingress, Waiting, Commands, Recovery):
                     out.append(child)
         return out
 
-    @staticmethod
-    def _diverged(inv: Invocation, command_index: int) -> str | None:
-        """For a journal mismatch (570): the stored entry the new code path diverged from."""
-        commands = [(i, e) for i, e in enumerate(inv.journal) if messages.is_command(e.type_id)]
-        if command_index >= len(commands):
-            return None
-        i, e = commands[command_index]
-        return f"journal entry {i}, which recorded {describe_entry(e)}"
-
     # ------------------------------------------------------------------ reading (for the layers above)
     def invocation(self, invocation_id: str) -> Invocation:
         return self._get(invocation_id)
@@ -800,29 +560,30 @@ class Engine(Ingress, Waiting, Commands, Recovery):
         """The K/V state of one object or workflow, as stored (raw bytes)."""
         return self._state.get((service, key), {})
 
+    @property
+    def store(self) -> str | None:
+        """The store's file, or None for the in-memory default."""
+        return self._store.path
+
+    def close(self, reason: str = "rt.close() was called") -> None:
+        """Stop this runtime: attempts in flight end, its store file is released. Later use raises."""
+        self._recovery.close(reason)
+
+    def durable_meta(self) -> dict[str, Any]:
+        """The engine's own durable values (clock, id generator, inbox sequence), as a store records them."""
+        return self._recovery.durable_meta()
+
+    def deadlocks(self) -> list[Deadlock]:
+        """The wait-for cycles standing now; each lists its invocations, targets and edges and draws itself."""
+        return self._explainer.deadlocks()
+
+    @staticmethod
+    def awakeable_id(inv: Invocation, idx: int) -> str:
+        """The id of awakeable number `idx` of `inv`, as the SDK derives it ('sign_1...')."""
+        return Explainer.awakeable_id(inv, idx)
+
     def __repr__(self) -> str:
         counts = status_counts(self._invocations.values())
         summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no invocations"
         return (f"<playground.Runtime {self._clock.kind} clock at {self.now.isoformat()}; "
                 f"services: {', '.join(self._registry.services) or 'none'}; {summary}>")
-
-
-def _related_fields(e: Any) -> tuple[int | None, str | None, str | None]:
-    """The command an SDK's Error names (index, name, type), as Restate keeps them for sys_invocation."""
-    index = e.related_command_index if e.HasField("related_command_index") else None
-    name = e.related_command_name if e.HasField("related_command_name") and e.related_command_name else None
-    kind = messages.NAMES_BY_ID.get(e.related_command_type) if e.HasField("related_command_type") else None
-    return index, name, kind
-
-
-class _AttemptRun:
-    """What one attempt has seen so far."""
-
-    __slots__ = ("attempt", "broken", "broken_code", "inv", "output", "stored_before", "terminal")
-
-    def __init__(self, inv: Invocation, attempt: Attempt, stored_before: int) -> None:
-        self.inv, self.attempt, self.stored_before = inv, attempt, stored_before
-        self.terminal: Received | None = None
-        self.output: Any = None
-        self.broken: str | None = None
-        self.broken_code = 500

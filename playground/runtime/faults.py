@@ -73,14 +73,14 @@ class Faults:
 
     def drop_deployment(self) -> int:
         """Abort every attempt in flight, as if the service's process died; returns how many."""
-        return self._rt._abort_all("the deployment went away (injected by rt.faults.drop_deployment)")
+        return self._rt._attempts.abort_all("the deployment went away (injected by rt.faults.drop_deployment)")
 
     async def restart(self) -> None:
         """Crash the whole runtime and bring it back from its store, as after the kernel died: attempts in
         flight are lost mid-step, everything in memory is rebuilt from the stored records, and invocations
         that were running replay their journals. With the default in-memory store the records are the
         runtime's own tables; with a SQLite store, what is in the file."""
-        await self._rt._restart()
+        await self._rt._recovery.restart()
 
     def clear(self) -> None:
         self._crashes.clear()

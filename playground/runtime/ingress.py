@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -13,6 +14,7 @@ from ..errors import NotReady
 from ..protocol import messages
 from . import ids
 from .clock import to_datetime
+from .commands import Commands
 from .common import (
     duration_ms,
     failure_message,
@@ -23,6 +25,9 @@ from .model import (
     SendHandle,
     Target,
 )
+from .records import Records
+from .registry import Registry
+from .waiting import Waiter
 
 
 def _json_body(value: Any) -> bytes:
@@ -41,7 +46,31 @@ def _check_failure(message: Any, code: Any) -> None:
 
 
 class Ingress:
-    """Part of Runtime (see core.py): it works on the state Runtime.__init__ sets up."""
+    """The Engine's last mixin (see docs/architecture.md, "still to do"): the cells' calls, sends, attach,
+    cancel/kill/pause, awakeables and promises, working on the state Engine.__init__ sets up. What it
+    needs of the Engine is declared here (the Engine provides each)."""
+
+    _commit: Callable[[], None]
+    _commands: Commands
+    _waiter: Waiter
+    _registry: Registry
+    _records: Records
+    _invocations: dict[str, Invocation]
+    _dirty: set[Invocation]
+
+    def _invoke(self, target: Target, body: bytes, headers: dict[str, str] | None, idem: str | None,
+                delay_ms: int, invoked_by: Invocation | None,
+                strict: bool) -> tuple[Invocation, bool, Failure | None]:
+        raise NotImplementedError  # the Engine's
+
+    def _start(self, inv: Invocation) -> None:
+        raise NotImplementedError  # the Engine's
+
+    def _cancel(self, inv: Invocation) -> None:
+        raise NotImplementedError  # the Engine's
+
+    def _kill(self, inv: Invocation) -> None:
+        raise NotImplementedError  # the Engine's
 
     # ------------------------------------------------------------------ ingress
     @staticmethod
@@ -93,7 +122,7 @@ class Ingress:
         h, target = self._resolve(tpe, how, key)
         body = self._encode_arg(h, target, arg)
         inv = self._ingress_call(target, body, headers, idempotency_key)
-        inv = await self._await_done(inv, f"{how}_call to {target}")
+        inv = await self._waiter.await_done(inv, f"{how}_call to {target}")
         return self._decode(h, inv.result)
 
     async def _typed_send(self, how: str, tpe: Any, key: str | None, arg: Any, send_delay: timedelta | None,
@@ -155,7 +184,7 @@ class Ingress:
         __tracebackhide__ = True  # IPython (and pytest) show the user's frame, not the runtime's
         target = self._generic_target(service, handler, arg, key)
         inv = self._ingress_call(target, bytes(arg), headers, idempotency_key)
-        inv = await self._await_done(inv, f"generic_call to {target}")
+        inv = await self._waiter.await_done(inv, f"generic_call to {target}")
         if isinstance(inv.result, Failure):
             raise inv.result.to_terminal_error()
         return inv.result or b""
@@ -218,7 +247,7 @@ class Ingress:
         idempotency key (`attach(handler, key=..., idempotency_key=...)`). Decoded with its handler's serde."""
         __tracebackhide__ = True  # IPython (and pytest) show the user's frame, not the runtime's
         inv = self._find(target, key, idempotency_key, "not found")  # Restate's ingress messages for a 404
-        inv = await self._await_done(inv, f"attach to {inv.id} ({inv.target})")
+        inv = await self._waiter.await_done(inv, f"attach to {inv.id} ({inv.target})")
         return self._decode_for(inv)
 
     def output(self, target: Any, key: str | None = None, idempotency_key: str | None = None) -> Any:
@@ -305,12 +334,12 @@ class Ingress:
         if not isinstance(awakeable_id, str):
             raise TypeError(f"awakeable_id must be the str id of an awakeable ('sign_1...', as ctx.awakeable() "
                             f"returns it), not {type(awakeable_id).__name__}")
-        target, idx = self._parse_awakeable(awakeable_id)
+        target, idx = self._commands.parse_awakeable(awakeable_id)
         if idx == 0:
             raise ValueError(f"{awakeable_id!r} is not an awakeable id (they look like 'sign_1...')")
         if target is None:
             raise KeyError(f"no invocation in this runtime owns awakeable {awakeable_id!r}")
-        self._signal(target, {"idx": idx}, result)
+        self._commands.signal(target, {"idx": idx}, result)
         self._commit()
 
     def resolve_promise(self, workflow: str, key: str, name: str, value: Any = None) -> None:
@@ -318,14 +347,14 @@ class Ingress:
         As with a shared handler in Restate, the workflow's run need not have started: it sees the promise
         resolved when it does."""
         self._check_promise(workflow, key, name)
-        self._complete_promise((workflow, key), name, _json_body(value))
+        self._commands.complete_promise((workflow, key), name, _json_body(value))
         self._commit()
 
     def reject_promise(self, workflow: str, key: str, name: str, message: str, code: int = 500) -> None:
         """Fail a workflow's durable promise from a cell: its awaiter gets TerminalError(message, code)."""
         self._check_promise(workflow, key, name)
         _check_failure(message, code)
-        self._complete_promise((workflow, key), name, Failure(code, message))
+        self._commands.complete_promise((workflow, key), name, Failure(code, message))
         self._commit()
 
     def _check_promise(self, workflow: str, key: str, name: str) -> None:

@@ -6,8 +6,8 @@ interrupt, which is to cancel the cell's task from a loop callback. Python runs 
 bytecodes of the main thread, though, whatever the loop is doing. So while a cell awaits the runtime, SIGINT
 goes through `_on_sigint`: when it lands in handler code (an attempt's context, in a frame that is neither
 the playground's, the SDK's nor asyncio's) it raises KeyboardInterrupt right there, which ends the attempt
-(recorded as failed, the invocation paused; see Runtime._attempt_ended). Anywhere else it does what the
-handler it replaced would have done (ipykernel cancels the cell; asyncio.run cancels the main task).
+(recorded as failed, the invocation paused; see Attempts._attempt_ended in attempts.py). Anywhere else it
+does what the handler it replaced would have done (ipykernel cancels the cell; asyncio.run cancels the main task).
 
 The guard is installed only from the main thread and only while an await on the runtime is in progress,
 and it restores the previous handler when the last such await ends (unless someone replaced it since).

@@ -31,7 +31,7 @@ def start_send(rt: Engine, target: Target, body: bytes, headers: dict[str, str] 
 async def await_done(rt: Engine, inv: Invocation, what: str) -> Invocation:
     """Wait for `inv` as an ingress await does (time skips while idle; an await that can never complete
     raises pg.StuckError or pg.DeadlockError); its record, completed."""
-    return await rt._await_done(inv, what)
+    return await rt._waiter.await_done(inv, what)
 
 
 def purge(rt: Engine, invocation_id: str) -> None:

@@ -11,7 +11,7 @@ is one some strategy picks.
 
 The default strategy, `AsPosted`, runs each event the moment it is posted: the order the engine has always
 used, so ids, times and outputs stay the same. Any other strategy holds events until the engine has
-nothing else to do at the current instant (see Waiting._quiesce), then drains them in its order.
+nothing else to do at the current instant (see Waiter.quiesce), then drains them in its order.
 """
 
 from __future__ import annotations

@@ -70,7 +70,7 @@ class Timers:
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
-            return  # no loop yet: the first await arms it (see Waiting._quiesce)
+            return  # no loop yet: the first await arms it (see Waiter.quiesce)
         if nxt is None or self._stopped():
             return
         delay = min(max(0.0, (nxt.due_ms - self.clock.now_ms()) / 1000), 1.0)

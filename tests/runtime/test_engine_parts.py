@@ -63,7 +63,7 @@ def test_the_dispatch_table_covers_every_command_of_the_protocol_but_input_outpu
 def test_a_command_the_runtime_does_not_know_fails_the_attempt_instead_of_passing() -> None:
     rt = pg.Runtime()
     with pytest.raises(AttemptFailed, match="does not handle the command Teleport"):
-        rt._on_command(None, "Teleport", None)  # type: ignore[arg-type]
+        rt._commands.apply(None, "Teleport", None)  # type: ignore[arg-type]
 
 
 def test_records_refuse_a_second_completion_of_a_promise_and_hand_back_its_waiters() -> None:

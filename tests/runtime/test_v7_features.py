@@ -66,13 +66,13 @@ def test_scoped_attach_and_output_targets_are_refused_too(command: str, which: s
               messages.new("IdempotentRequestTarget", service_name="S", handler_name="h", idempotency_key="i",
                            scope="s"))
     with pytest.raises(Exception, match="Feature 'scope' is not supported") as ei:
-        rt._refuse_v7_only(command, messages.new(command, **{which: target}))
+        rt._commands.refuse_v7_only(command, messages.new(command, **{which: target}))
     assert ei.value.code == 573
     unscoped = type(target)()
     unscoped.CopyFrom(target)
     unscoped.ClearField("scope")
-    rt._refuse_v7_only(command, messages.new(command, **{which: unscoped}))  # no scope: accepted
-    rt._refuse_v7_only(command, messages.new(command, invocation_id="inv_1"))
+    rt._commands.refuse_v7_only(command, messages.new(command, **{which: unscoped}))  # no scope: accepted
+    rt._commands.refuse_v7_only(command, messages.new(command, invocation_id="inv_1"))
 
 
 flaky = restate.Service("V7Flaky")
