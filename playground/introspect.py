@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from .runtime.core import Engine as Runtime
 
 _RUN_COMPLETION = messages.TYPE_IDS["RunCompletion"]
+_CALL_ID = messages.TYPE_IDS["CallInvocationIdCompletion"]
 _TY = {"service": "service", "virtual_object": "virtual_object", "workflow": "workflow"}
 
 
@@ -44,13 +45,15 @@ def _times(ms: Sequence[int | None]) -> pd.Series:
 
 
 def _columns(columns: dict[str, Any], times: Sequence[str] = (), ints: Sequence[str] = (),
-             nullable_ints: Sequence[str] = ()) -> pd.DataFrame:
+             nullable_ints: Sequence[str] = (), stamps: Sequence[str] = ()) -> pd.DataFrame:
     """A DataFrame built column by column, typed as `_frame` types it from rows: text and other values stay
-    objects (None stays None), `times` hold virtual ms and become UTC times, `ints` int64, `nullable_ints`
-    Int64."""
+    objects (None stays None), `times` hold virtual ms and become UTC times, `stamps` hold `_ts` values (or
+    None) and become UTC times too, `ints` int64, `nullable_ints` Int64."""
     df = pd.DataFrame({c: pd.Series(v, dtype=object) for c, v in columns.items() if c not in times})
     for c in times:
         df[c] = _times(columns[c])
+    for c in stamps:
+        df[c] = pd.to_datetime(df[c], utc=True)
     for c in ints:
         df[c] = np.array(columns[c], dtype=np.int64)
     for c in nullable_ints:
@@ -246,9 +249,19 @@ def services(rt: Runtime) -> pd.DataFrame:
 
 
 def journal_table(rt: Runtime) -> pd.DataFrame:
-    """Every invocation's journal in one table, like `sys_journal` (with `id` naming the invocation)."""
-    frames = [journal(rt, inv).assign(id=inv.id) for inv in rt.all_invocations()]
-    return pd.concat(frames, ignore_index=True) if frames else _frame([], [*JOURNAL_COLUMNS, "id"])
+    """Every invocation's journal in one table, like `sys_journal` (with `id` naming the invocation), built as
+    one set of columns rather than a frame per invocation."""
+    invs = list(rt.all_invocations())
+    if not invs:
+        return _frame([], [*JOURNAL_COLUMNS, "id"])
+    cols: dict[str, list[Any]] = {c: [] for c in [*JOURNAL_COLUMNS, "id"]}
+    for inv in invs:
+        for c, values in _journal_columns(rt, inv).items():
+            cols[c].extend(values)
+        cols["id"].extend([inv.id] * len(inv.journal))
+    df = _columns(cols, times=["appended_at"], ints=["index"], stamps=["sleep_wakeup_at"])
+    df["id"] = df["id"].astype("str")  # pandas' text dtype, as `assign(id=...)` on each journal gave it
+    return df
 
 
 def _event_json(err: TransientError) -> str:
@@ -289,10 +302,10 @@ def sql(rt: Runtime, query: str) -> pd.DataFrame:
                           "the same tables are available without it as DataFrames, e.g. rt.invocations()") from None
     con = duckdb.connect()
     try:
-        for name, build in TABLES.items():
-            df = build(rt)
+        for name in tables_named(query):
+            df = TABLES[name](rt)
             for col in df.columns:  # bytes columns: DuckDB takes them as BLOB only from a typed column
-                if df[col].dtype == object and df[col].map(lambda v: isinstance(v, (bytes, bytearray))).any():
+                if df[col].dtype == object and _holds_bytes(df[col]):
                     df[col] = df[col].map(lambda v: bytes(v) if isinstance(v, (bytes, bytearray)) else None)
             con.register(name, df)
         with warnings.catch_warnings():  # DuckDB's own DataFrame conversion uses an API pandas 3.1 deprecates
@@ -302,18 +315,43 @@ def sql(rt: Runtime, query: str) -> pd.DataFrame:
         con.close()
 
 
+def tables_named(query: str) -> list[str]:
+    """The tables of TABLES a query names (as a whole word, in any case): only those are built for it."""
+    return [name for name in TABLES if re.search(rf"\b{name}\b", query, re.IGNORECASE)]
+
+
+def _holds_bytes(column: pd.Series) -> bool:
+    """Whether any value is bytes; pandas' inference runs in C and rules out most columns without a look."""
+    if pd.api.types.infer_dtype(column, skipna=True) in ("string", "empty", "integer", "boolean", "floating"):
+        return False
+    return bool(column.map(lambda v: isinstance(v, (bytes, bytearray))).any())
+
+
 def decode_state(state: dict[str, bytes]) -> dict[str, Any]:
     return {k: decode_payload(v) for k, v in sorted(state.items())}
 
 
-def entry_detail(rt: Runtime, inv: Invocation, e: JournalEntry) -> dict[str, Any]:
+def call_ids(inv: Invocation) -> dict[int, str]:
+    """The ids of the invocations `inv`'s calls and sends created, by the completion id of their
+    CallInvocationId notification (the first notification of each, as journal.call_target_id finds it)."""
+    out: dict[int, str] = {}
+    for e in inv.journal:
+        if e.type_id == _CALL_ID:
+            out.setdefault(e.msg.completion_id, e.msg.invocation_id)
+    return out
+
+
+def entry_detail(rt: Runtime, inv: Invocation, e: JournalEntry, calls: dict[int, str] | None = None) -> dict[str, Any]:
+    """What a journal row shows of `e` beyond its type; `calls` (from call_ids) saves a scan of the journal per
+    call when every entry of a journal is shown."""
     m = e.msg
     name = messages.NAMES_BY_ID.get(e.type_id, "")
     out: dict[str, Any] = {"invoked_id": None, "invoked_target": None, "sleep_wakeup_at": None,
                            "promise_name": None, "payload": None}
     if name in ("Call", "OneWayCall"):
         out["invoked_target"] = str(call_target(m))
-        out["invoked_id"] = call_target_id(inv, m)
+        out["invoked_id"] = (calls.get(m.invocation_id_notification_idx) if calls is not None
+                             else call_target_id(inv, m))
         out["payload"] = decode_payload(m.parameter)
         if name == "OneWayCall" and m.invoke_time:
             out["sleep_wakeup_at"] = _ts(e.due_ms)
@@ -336,13 +374,28 @@ JOURNAL_COLUMNS = ["index", "entry_type", "name", "invoked_id", "invoked_target"
 
 
 def journal(rt: Runtime, inv: Invocation) -> pd.DataFrame:
-    """One row per journal entry, like `sys_journal`, with the payload decoded."""
-    rows = []
-    for i, e in enumerate(inv.journal):
-        row = {"index": i, "entry_type": e.entry_type, "name": e.name}
-        detail = entry_detail(rt, inv, e)
-        row["name"] = detail.pop("name", row["name"])
-        row.update(detail)
-        row["appended_at"] = _ts(e.appended_at)
-        rows.append(row)
-    return _frame(rows, JOURNAL_COLUMNS)
+    """One row per journal entry, like `sys_journal`, with the payload decoded. Built column by column, with
+    the call ids looked up once for the whole journal."""
+    return _columns(_journal_columns(rt, inv), times=["appended_at"], ints=["index"], stamps=["sleep_wakeup_at"])
+
+
+def _journal_columns(rt: Runtime, inv: Invocation) -> dict[str, list[Any]]:
+    entries = inv.journal
+    calls = call_ids(inv)
+    cols: dict[str, list[Any]] = {c: [] for c in JOURNAL_COLUMNS}
+    for e in entries:
+        detail = entry_detail(rt, inv, e, calls)
+        cols["name"].append(detail.pop("name") if "name" in detail else e.name)
+        for c, v in detail.items():
+            cols[c].append(v)
+    cols["index"] = list(range(len(entries)))
+    cols["entry_type"] = [_entry_type(e.type_id) for e in entries]
+    cols["appended_at"] = [e.appended_at for e in entries]
+    return cols
+
+
+_ENTRY_TYPES = {type_id: messages.entry_type(type_id) for type_id in messages.NAMES_BY_ID}
+
+
+def _entry_type(type_id: int) -> str:
+    return _ENTRY_TYPES.get(type_id) or messages.entry_type(type_id)
