@@ -85,3 +85,24 @@ async def test_fanout_benchmark_times_a_gather_and_counts_the_sdk_progress_round
     result = await bench_fanout.measure(40, warmup=5)  # asserts the sum of the results inside
     assert result.n == 40 and result.seconds > 0
     assert 1 <= result.progress_calls <= 5 and result.progress_seconds >= 0
+
+
+@pytest.fixture(scope="module")
+def bench_tables():
+    yield from _load(BENCH_PATH.with_name("bench_tables.py"), "playground_bench_tables")
+
+
+async def test_tables_benchmark_builds_the_runtime_and_times_every_table(bench_tables) -> None:
+    results = await bench_tables.measure(invocations=30, entries=40, repeat=1)  # asserts the sizes inside
+    assert len(results) == 4 and all(ms > 0 for ms in results.values())
+
+
+@pytest.fixture(scope="module")
+def bench_coldstart():
+    yield from _load(BENCH_PATH.with_name("bench_coldstart.py"), "playground_bench_coldstart")
+
+
+def test_coldstart_benchmark_times_both_imports_and_lists_what_loads_eagerly(bench_coldstart) -> None:
+    times = bench_coldstart.rounds(1)
+    assert set(times) == {"restate", "playground"} and all(t[0] > 0 for t in times.values())
+    assert bench_coldstart.loaded_eagerly() == []
