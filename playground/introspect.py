@@ -343,30 +343,42 @@ def call_ids(inv: Invocation) -> dict[int, str]:
 
 def entry_detail(rt: Runtime, inv: Invocation, e: JournalEntry, calls: dict[int, str] | None = None) -> dict[str, Any]:
     """What a journal row shows of `e` beyond its type; `calls` (from call_ids) saves a scan of the journal per
-    call when every entry of a journal is shown."""
-    m = e.msg
-    name = messages.NAMES_BY_ID.get(e.type_id, "")
-    out: dict[str, Any] = {"invoked_id": None, "invoked_target": None, "sleep_wakeup_at": None,
-                           "promise_name": None, "payload": None}
-    if name in ("Call", "OneWayCall"):
-        out["invoked_target"] = str(call_target(m))
-        out["invoked_id"] = (calls.get(m.invocation_id_notification_idx) if calls is not None
-                             else call_target_id(inv, m))
-        out["payload"] = decode_payload(m.parameter)
-        if name == "OneWayCall" and m.invoke_time:
-            out["sleep_wakeup_at"] = _ts(e.due_ms)
-    elif name == "Sleep":
-        out["sleep_wakeup_at"] = _ts(e.due_ms)
-    elif name in ("GetPromise", "PeekPromise", "CompletePromise"):
-        out["promise_name"] = m.key
-    if name in ("SetState", "GetEagerState", "GetLazyState", "ClearState"):
-        out["name"] = m.key.decode()
-    payload = payload_of(m)
-    if payload is not None:
-        out["payload"] = payload
-    if name == "CallInvocationIdCompletion":
-        out["payload"] = m.invocation_id
+    call when every entry of a journal is shown. "name" is there only when it differs from `e.name`."""
+    name, invoked_id, invoked_target, wakeup, promise, payload = _entry_values(inv, e, calls)
+    out: dict[str, Any] = {"invoked_id": invoked_id, "invoked_target": invoked_target,
+                           "sleep_wakeup_at": _ts(wakeup) if wakeup is not _NO_TIME else None,
+                           "promise_name": promise, "payload": payload}
+    if name is not None:
+        out["name"] = name
     return out
+
+
+_NO_TIME = object()  # no sleep_wakeup_at (None itself is a due time not known, shown as NaT)
+_CALLS = {messages.TYPE_IDS["Call"], messages.TYPE_IDS["OneWayCall"]}
+_ONE_WAY, _SLEEP = messages.TYPE_IDS["OneWayCall"], messages.TYPE_IDS["Sleep"]
+_PROMISES = {messages.TYPE_IDS[n] for n in ("GetPromise", "PeekPromise", "CompletePromise")}
+_STATE_NAMED = {messages.TYPE_IDS[n] for n in ("SetState", "GetEagerState", "GetLazyState", "ClearState")}
+
+
+def _entry_values(inv: Invocation, e: JournalEntry, calls: dict[int, str] | None) -> tuple[Any, ...]:
+    """(name shown instead of e.name or None, invoked id, invoked target, wake-up ms or _NO_TIME, promise
+    name, payload) of one journal entry."""
+    m, t = e.msg, e.type_id
+    name = invoked_id = invoked_target = promise = None
+    wakeup: Any = _NO_TIME
+    if t in _CALLS:
+        invoked_target = str(call_target(m))
+        invoked_id = calls.get(m.invocation_id_notification_idx) if calls is not None else call_target_id(inv, m)
+        if t == _ONE_WAY and m.invoke_time:
+            wakeup = e.due_ms
+    elif t == _SLEEP:
+        wakeup = e.due_ms
+    elif t in _PROMISES:
+        promise = m.key
+    if t in _STATE_NAMED:
+        name = m.key.decode()
+    payload = m.invocation_id if t == _CALL_ID else payload_of(m)  # a call's payload: its parameter
+    return name, invoked_id, invoked_target, wakeup, promise, payload
 
 
 JOURNAL_COLUMNS = ["index", "entry_type", "name", "invoked_id", "invoked_target", "sleep_wakeup_at",
@@ -382,16 +394,18 @@ def journal(rt: Runtime, inv: Invocation) -> pd.DataFrame:
 def _journal_columns(rt: Runtime, inv: Invocation) -> dict[str, list[Any]]:
     entries = inv.journal
     calls = call_ids(inv)
-    cols: dict[str, list[Any]] = {c: [] for c in JOURNAL_COLUMNS}
-    for e in entries:
-        detail = entry_detail(rt, inv, e, calls)
-        cols["name"].append(detail.pop("name") if "name" in detail else e.name)
-        for c, v in detail.items():
-            cols[c].append(v)
-    cols["index"] = list(range(len(entries)))
-    cols["entry_type"] = [_entry_type(e.type_id) for e in entries]
-    cols["appended_at"] = [e.appended_at for e in entries]
-    return cols
+    values = [_entry_values(inv, e, calls) for e in entries]
+    names, invoked_ids, targets, wakeups, promises, payloads = (list(c) for c in zip(*values, strict=True)) \
+        if values else ([], [], [], [], [], [])
+    return {
+        "index": list(range(len(entries))),
+        "entry_type": [_entry_type(e.type_id) for e in entries],
+        "name": [n if n is not None else e.name for n, e in zip(names, entries, strict=True)],
+        "invoked_id": invoked_ids, "invoked_target": targets,
+        "sleep_wakeup_at": [None if w is _NO_TIME else _ts(w) for w in wakeups],
+        "promise_name": promises, "payload": payloads,
+        "appended_at": [e.appended_at for e in entries],
+    }
 
 
 _ENTRY_TYPES = {type_id: messages.entry_type(type_id) for type_id in messages.NAMES_BY_ID}
