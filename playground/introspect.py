@@ -139,7 +139,7 @@ def invocations(rt: Runtime, *, as_restate: bool = False) -> pd.DataFrame:
         "target": [f"{s}/{k}/{h}" if k is not None else f"{s}/{h}"
                    for s, k, h in zip(services, keys, handlers, strict=True)],
         "target_service_name": services, "target_service_key": keys, "target_handler_name": handlers,
-        "target_service_ty": [inv.service.kind for inv in invs],
+        "target_service_ty": _service_kinds(invs),
         "status": [inv.status for inv in invs],
         "invoked_by": [inv.invoked_by for inv in invs],
         "invoked_by_id": [inv.invoked_by_id for inv in invs],
@@ -152,12 +152,7 @@ def invocations(rt: Runtime, *, as_restate: bool = False) -> pd.DataFrame:
         "completed_at": [inv.completed_at for inv in invs],
         "retry_count": [inv.attempts for inv in invs],  # minus one, below
         "next_retry_at": [inv.next_retry_at for inv in invs],
-        "last_failure": [failure_text(e) if e is not None else None for e in errs],
-        "last_failure_error_code": [failure_doc_code(e) if e is not None else None for e in errs],
-        "last_failure_related_command_index": [e.related_index if e is not None else None for e in errs],
-        "last_failure_related_command_name": [e.related_name if e is not None else None for e in errs],
-        "last_failure_related_command_type": [_RELATED_TYPES.get(e.related_type or "") if e is not None else None
-                                              for e in errs],
+        **_failure_column_lists(errs),
         "journal_size": [len(j) for j in journals],
         "journal_commands_size": _command_counts(journals),
         "pinned_deployment_id": [f"dp_{inv.revision}" for inv in invs],
@@ -169,6 +164,25 @@ def invocations(rt: Runtime, *, as_restate: bool = False) -> pd.DataFrame:
                   nullable_ints=["last_failure_related_command_index"])
     df["retry_count"] = np.maximum(df["retry_count"].to_numpy() - 1, 0)
     return df
+
+
+def _service_kinds(invs: list[Invocation]) -> list[str]:
+    """Each invocation's service kind, asked once per service rather than once per invocation."""
+    services = [inv.service for inv in invs]
+    kinds = {id(svc): svc.kind for svc in {id(svc): svc for svc in services}.values()}
+    return [kinds[id(svc)] for svc in services]
+
+
+def _failure_column_lists(errs: list[TransientError | None]) -> dict[str, list[Any]]:
+    """The last_failure columns (all None when no invocation shows a failure, the usual case)."""
+    if not any(e is not None for e in errs):
+        return dict.fromkeys(_failure_columns(None), [None] * len(errs))
+    return {"last_failure": [failure_text(e) if e is not None else None for e in errs],
+            "last_failure_error_code": [failure_doc_code(e) if e is not None else None for e in errs],
+            "last_failure_related_command_index": [e.related_index if e is not None else None for e in errs],
+            "last_failure_related_command_name": [e.related_name if e is not None else None for e in errs],
+            "last_failure_related_command_type": [_RELATED_TYPES.get(e.related_type or "") if e is not None
+                                                  else None for e in errs]}
 
 
 _type_id = operator.attrgetter("type_id")
