@@ -3,16 +3,20 @@ where they apply), and `sql()`, which runs the SQL a user would give `restate sq
 
 from __future__ import annotations
 
+import itertools
 import json
+import operator
 import re
 import warnings
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 from .protocol import messages
 from .runtime import readmodel
-from .runtime.clock import to_datetime
+from .runtime.clock import MAX_MS, MIN_MS, to_datetime
 from .runtime.journal import call_target, call_target_id, decode_payload, payload_of
 from .runtime.model import Failure, Invocation, JournalEntry, TransientError
 
@@ -20,11 +24,41 @@ if TYPE_CHECKING:
     from .runtime.core import Engine as Runtime
 
 _RUN_COMPLETION = messages.TYPE_IDS["RunCompletion"]
+_CALL_ID = messages.TYPE_IDS["CallInvocationIdCompletion"]
 _TY = {"service": "service", "virtual_object": "virtual_object", "workflow": "workflow"}
 
 
 def _ts(ms: int | None) -> Any:
     return pd.Timestamp(to_datetime(ms)) if ms is not None else pd.NaT
+
+
+def _times(ms: Sequence[int | None]) -> pd.Series:
+    """A column of virtual ms (None: missing) as the UTC times `_ts` gives one by one, clamped to the clock's
+    range like it, built in one go: unit us, or s when every value is missing (as pandas infers from NaT)."""
+    values = np.array(ms, dtype=np.float64)  # None -> NaN; every ms in the clock's range is exact in a float
+    missing = np.isnan(values)
+    us = np.clip(np.where(missing, 0, values), MIN_MS, MAX_MS).astype(np.int64) * 1000
+    stamps = np.where(missing, np.datetime64("NaT", "us"), us.view("M8[us]"))
+    if missing.all():
+        stamps = stamps.astype("M8[s]")
+    return pd.Series(stamps, copy=False).dt.tz_localize("UTC")
+
+
+def _columns(columns: dict[str, Any], times: Sequence[str] = (), ints: Sequence[str] = (),
+             nullable_ints: Sequence[str] = (), stamps: Sequence[str] = ()) -> pd.DataFrame:
+    """A DataFrame built column by column, typed as `_frame` types it from rows: text and other values stay
+    objects (None stays None), `times` hold virtual ms and become UTC times, `stamps` hold `_ts` values (or
+    None) and become UTC times too, `ints` int64, `nullable_ints` Int64."""
+    df = pd.DataFrame({c: pd.Series(v, dtype=object) for c, v in columns.items() if c not in times})
+    for c in times:
+        df[c] = _times(columns[c])
+    for c in stamps:
+        df[c] = pd.to_datetime(df[c], utc=True)
+    for c in ints:
+        df[c] = np.array(columns[c], dtype=np.int64)
+    for c in nullable_ints:
+        df[c] = pd.array(columns[c], dtype="Int64")
+    return df[list(columns)]
 
 
 def _frame(rows: list[dict[str, Any]], columns: list[str]) -> pd.DataFrame:
@@ -91,44 +125,76 @@ def _failure_columns(err: TransientError | None) -> dict[str, Any]:
 
 def invocations(rt: Runtime, *, as_restate: bool = False) -> pd.DataFrame:
     """One row per invocation, like `sys_invocation`. The last failure stays on the row after the invocation
-    completes, pauses or moves on, for a notebook to look at; `as_restate` shows it only while Restate does."""
-    rows = []
-    for inv in rt.all_invocations():
-        failure = inv.result if isinstance(inv.result, Failure) else None
-        err = inv.last_failure if not as_restate or failure_shown(inv) else None
-        rows.append({
-            "id": inv.id,
-            "target": str(inv.target),
-            "target_service_name": inv.target.service,
-            "target_service_key": inv.target.key,
-            "target_handler_name": inv.target.handler,
-            "target_service_ty": inv.service.kind,
-            "status": inv.status,
-            "invoked_by": inv.invoked_by,
-            "invoked_by_id": inv.invoked_by_id,
-            "invoked_by_target": inv.invoked_by_target,
-            "idempotency_key": inv.idempotency_key,
-            "created_at": _ts(inv.created_at),
-            "scheduled_start_at": _ts(inv.scheduled_at),
-            "inboxed_at": _ts(inv.inboxed_at),
-            "running_at": _ts(inv.running_at),
-            "completed_at": _ts(inv.completed_at),
-            "retry_count": max(0, inv.attempts - 1),
-            "next_retry_at": _ts(inv.next_retry_at),
-            **_failure_columns(err),
-            "journal_size": len(inv.journal),
-            "journal_commands_size": sum(1 for e in inv.journal if messages.is_command(e.type_id)),
-            "pinned_deployment_id": f"dp_{inv.revision}",
-            "completion_result": ("failure" if failure else "success") if inv.completed else None,
-            "completion_failure": str(failure) if failure else None,
-        })
-    cols = ["id", "target", "target_service_name", "target_service_key", "target_handler_name", "target_service_ty",
-            "status", "invoked_by", "invoked_by_id", "invoked_by_target", "idempotency_key", "created_at",
-            "scheduled_start_at", "inboxed_at", "running_at", "completed_at", "retry_count", "next_retry_at",
-            "last_failure", "last_failure_error_code", "last_failure_related_command_index",
-            "last_failure_related_command_name", "last_failure_related_command_type", "journal_size",
-            "journal_commands_size", "pinned_deployment_id", "completion_result", "completion_failure"]
-    return _frame(rows, cols)
+    completes, pauses or moves on, for a notebook to look at; `as_restate` shows it only while Restate does.
+    Built column by column: a dict (or tuple) per row would cost several times as much at 100,000 rows."""
+    invs = list(rt.all_invocations())
+    targets = [inv.target for inv in invs]
+    services, keys, handlers = [t.service for t in targets], [t.key for t in targets], [t.handler for t in targets]
+    errs = [inv.last_failure for inv in invs] if not as_restate else [
+        inv.last_failure if inv.last_failure is not None and failure_shown(inv) else None for inv in invs]
+    failures = [inv.result if isinstance(inv.result, Failure) else None for inv in invs]
+    journals = [inv.journal for inv in invs]
+    cols: dict[str, Any] = {
+        "id": [inv.id for inv in invs],
+        "target": [f"{s}/{k}/{h}" if k is not None else f"{s}/{h}"
+                   for s, k, h in zip(services, keys, handlers, strict=True)],
+        "target_service_name": services, "target_service_key": keys, "target_handler_name": handlers,
+        "target_service_ty": _service_kinds(invs),
+        "status": [inv.status for inv in invs],
+        "invoked_by": [inv.invoked_by for inv in invs],
+        "invoked_by_id": [inv.invoked_by_id for inv in invs],
+        "invoked_by_target": [inv.invoked_by_target for inv in invs],
+        "idempotency_key": [inv.idempotency_key for inv in invs],
+        "created_at": [inv.created_at for inv in invs],
+        "scheduled_start_at": [inv.scheduled_at for inv in invs],
+        "inboxed_at": [inv.inboxed_at for inv in invs],
+        "running_at": [inv.running_at for inv in invs],
+        "completed_at": [inv.completed_at for inv in invs],
+        "retry_count": [inv.attempts for inv in invs],  # minus one, below
+        "next_retry_at": [inv.next_retry_at for inv in invs],
+        **_failure_column_lists(errs),
+        "journal_size": [len(j) for j in journals],
+        "journal_commands_size": _command_counts(journals),
+        "pinned_deployment_id": [f"dp_{inv.revision}" for inv in invs],
+        "completion_result": [("failure" if f is not None else "success") if inv.completed else None
+                              for f, inv in zip(failures, invs, strict=True)],
+        "completion_failure": [str(f) if f is not None else None for f in failures],
+    }
+    df = _columns(cols, times=[c for c in cols if c.endswith("_at")], ints=["retry_count", "journal_size"],
+                  nullable_ints=["last_failure_related_command_index"])
+    df["retry_count"] = np.maximum(df["retry_count"].to_numpy() - 1, 0)
+    return df
+
+
+def _service_kinds(invs: list[Invocation]) -> list[str]:
+    """Each invocation's service kind, asked once per service rather than once per invocation."""
+    services = [inv.service for inv in invs]
+    kinds = {id(svc): svc.kind for svc in {id(svc): svc for svc in services}.values()}
+    return [kinds[id(svc)] for svc in services]
+
+
+def _failure_column_lists(errs: list[TransientError | None]) -> dict[str, list[Any]]:
+    """The last_failure columns (all None when no invocation shows a failure, the usual case)."""
+    if not any(e is not None for e in errs):
+        return dict.fromkeys(_failure_columns(None), [None] * len(errs))
+    return {"last_failure": [failure_text(e) if e is not None else None for e in errs],
+            "last_failure_error_code": [failure_doc_code(e) if e is not None else None for e in errs],
+            "last_failure_related_command_index": [e.related_index if e is not None else None for e in errs],
+            "last_failure_related_command_name": [e.related_name if e is not None else None for e in errs],
+            "last_failure_related_command_type": [_RELATED_TYPES.get(e.related_type or "") if e is not None
+                                                  else None for e in errs]}
+
+
+_type_id = operator.attrgetter("type_id")
+
+
+def _command_counts(journals: list[list[JournalEntry]]) -> list[int]:
+    """How many commands each journal holds (messages.is_command, on arrays), counted over all journals at once."""
+    ids = np.fromiter(map(_type_id, itertools.chain.from_iterable(journals)), dtype=np.int64)
+    commands = np.concatenate([[0], np.cumsum(((ids >= 0x0400) & (ids <= 0x7FFF)) | (ids >= 0xFC00))])
+    ends = np.cumsum([len(j) for j in journals], dtype=np.int64)
+    starts = ends - np.array([len(j) for j in journals], dtype=np.int64)
+    return (commands[ends] - commands[starts]).tolist()
 
 
 def state_table(rt: Runtime) -> pd.DataFrame:
@@ -197,9 +263,19 @@ def services(rt: Runtime) -> pd.DataFrame:
 
 
 def journal_table(rt: Runtime) -> pd.DataFrame:
-    """Every invocation's journal in one table, like `sys_journal` (with `id` naming the invocation)."""
-    frames = [journal(rt, inv).assign(id=inv.id) for inv in rt.all_invocations()]
-    return pd.concat(frames, ignore_index=True) if frames else _frame([], [*JOURNAL_COLUMNS, "id"])
+    """Every invocation's journal in one table, like `sys_journal` (with `id` naming the invocation), built as
+    one set of columns rather than a frame per invocation."""
+    invs = list(rt.all_invocations())
+    if not invs:
+        return _frame([], [*JOURNAL_COLUMNS, "id"])
+    cols: dict[str, list[Any]] = {c: [] for c in [*JOURNAL_COLUMNS, "id"]}
+    for inv in invs:
+        for c, values in _journal_columns(rt, inv).items():
+            cols[c].extend(values)
+        cols["id"].extend([inv.id] * len(inv.journal))
+    df = _columns(cols, times=["appended_at"], ints=["index"], stamps=["sleep_wakeup_at"])
+    df["id"] = df["id"].astype("str")  # pandas' text dtype, as `assign(id=...)` on each journal gave it
+    return df
 
 
 def _event_json(err: TransientError) -> str:
@@ -240,10 +316,10 @@ def sql(rt: Runtime, query: str) -> pd.DataFrame:
                           "the same tables are available without it as DataFrames, e.g. rt.invocations()") from None
     con = duckdb.connect()
     try:
-        for name, build in TABLES.items():
-            df = build(rt)
+        for name in tables_named(query):
+            df = TABLES[name](rt)
             for col in df.columns:  # bytes columns: DuckDB takes them as BLOB only from a typed column
-                if df[col].dtype == object and df[col].map(lambda v: isinstance(v, (bytes, bytearray))).any():
+                if df[col].dtype == object and _holds_bytes(df[col]):
                     df[col] = df[col].map(lambda v: bytes(v) if isinstance(v, (bytes, bytearray)) else None)
             con.register(name, df)
         with warnings.catch_warnings():  # DuckDB's own DataFrame conversion uses an API pandas 3.1 deprecates
@@ -253,33 +329,70 @@ def sql(rt: Runtime, query: str) -> pd.DataFrame:
         con.close()
 
 
+def tables_named(query: str) -> list[str]:
+    """The tables of TABLES a query names (as a whole word, in any case): only those are built for it."""
+    return [name for name in TABLES if re.search(rf"\b{name}\b", query, re.IGNORECASE)]
+
+
+def _holds_bytes(column: pd.Series) -> bool:
+    """Whether any value is bytes; pandas' inference runs in C and rules out most columns without a look."""
+    if pd.api.types.infer_dtype(column, skipna=True) in ("string", "empty", "integer", "boolean", "floating"):
+        return False
+    return bool(column.map(lambda v: isinstance(v, (bytes, bytearray))).any())
+
+
 def decode_state(state: dict[str, bytes]) -> dict[str, Any]:
     return {k: decode_payload(v) for k, v in sorted(state.items())}
 
 
-def entry_detail(rt: Runtime, inv: Invocation, e: JournalEntry) -> dict[str, Any]:
-    m = e.msg
-    name = messages.NAMES_BY_ID.get(e.type_id, "")
-    out: dict[str, Any] = {"invoked_id": None, "invoked_target": None, "sleep_wakeup_at": None,
-                           "promise_name": None, "payload": None}
-    if name in ("Call", "OneWayCall"):
-        out["invoked_target"] = str(call_target(m))
-        out["invoked_id"] = call_target_id(inv, m)
-        out["payload"] = decode_payload(m.parameter)
-        if name == "OneWayCall" and m.invoke_time:
-            out["sleep_wakeup_at"] = _ts(e.due_ms)
-    elif name == "Sleep":
-        out["sleep_wakeup_at"] = _ts(e.due_ms)
-    elif name in ("GetPromise", "PeekPromise", "CompletePromise"):
-        out["promise_name"] = m.key
-    if name in ("SetState", "GetEagerState", "GetLazyState", "ClearState"):
-        out["name"] = m.key.decode()
-    payload = payload_of(m)
-    if payload is not None:
-        out["payload"] = payload
-    if name == "CallInvocationIdCompletion":
-        out["payload"] = m.invocation_id
+def call_ids(inv: Invocation) -> dict[int, str]:
+    """The ids of the invocations `inv`'s calls and sends created, by the completion id of their
+    CallInvocationId notification (the first notification of each, as journal.call_target_id finds it)."""
+    out: dict[int, str] = {}
+    for e in inv.journal:
+        if e.type_id == _CALL_ID:
+            out.setdefault(e.msg.completion_id, e.msg.invocation_id)
     return out
+
+
+def entry_detail(rt: Runtime, inv: Invocation, e: JournalEntry, calls: dict[int, str] | None = None) -> dict[str, Any]:
+    """What a journal row shows of `e` beyond its type; `calls` (from call_ids) saves a scan of the journal per
+    call when every entry of a journal is shown. "name" is there only when it differs from `e.name`."""
+    name, invoked_id, invoked_target, wakeup, promise, payload = _entry_values(inv, e, calls)
+    out: dict[str, Any] = {"invoked_id": invoked_id, "invoked_target": invoked_target,
+                           "sleep_wakeup_at": _ts(wakeup) if wakeup is not _NO_TIME else None,
+                           "promise_name": promise, "payload": payload}
+    if name is not None:
+        out["name"] = name
+    return out
+
+
+_NO_TIME = object()  # no sleep_wakeup_at (None itself is a due time not known, shown as NaT)
+_CALLS = {messages.TYPE_IDS["Call"], messages.TYPE_IDS["OneWayCall"]}
+_ONE_WAY, _SLEEP = messages.TYPE_IDS["OneWayCall"], messages.TYPE_IDS["Sleep"]
+_PROMISES = {messages.TYPE_IDS[n] for n in ("GetPromise", "PeekPromise", "CompletePromise")}
+_STATE_NAMED = {messages.TYPE_IDS[n] for n in ("SetState", "GetEagerState", "GetLazyState", "ClearState")}
+
+
+def _entry_values(inv: Invocation, e: JournalEntry, calls: dict[int, str] | None) -> tuple[Any, ...]:
+    """(name shown instead of e.name or None, invoked id, invoked target, wake-up ms or _NO_TIME, promise
+    name, payload) of one journal entry."""
+    m, t = e.msg, e.type_id
+    name = invoked_id = invoked_target = promise = None
+    wakeup: Any = _NO_TIME
+    if t in _CALLS:
+        invoked_target = str(call_target(m))
+        invoked_id = calls.get(m.invocation_id_notification_idx) if calls is not None else call_target_id(inv, m)
+        if t == _ONE_WAY and m.invoke_time:
+            wakeup = e.due_ms
+    elif t == _SLEEP:
+        wakeup = e.due_ms
+    elif t in _PROMISES:
+        promise = m.key
+    if t in _STATE_NAMED:
+        name = m.key.decode()
+    payload = m.invocation_id if t == _CALL_ID else payload_of(m)  # a call's payload: its parameter
+    return name, invoked_id, invoked_target, wakeup, promise, payload
 
 
 JOURNAL_COLUMNS = ["index", "entry_type", "name", "invoked_id", "invoked_target", "sleep_wakeup_at",
@@ -287,13 +400,30 @@ JOURNAL_COLUMNS = ["index", "entry_type", "name", "invoked_id", "invoked_target"
 
 
 def journal(rt: Runtime, inv: Invocation) -> pd.DataFrame:
-    """One row per journal entry, like `sys_journal`, with the payload decoded."""
-    rows = []
-    for i, e in enumerate(inv.journal):
-        row = {"index": i, "entry_type": e.entry_type, "name": e.name}
-        detail = entry_detail(rt, inv, e)
-        row["name"] = detail.pop("name", row["name"])
-        row.update(detail)
-        row["appended_at"] = _ts(e.appended_at)
-        rows.append(row)
-    return _frame(rows, JOURNAL_COLUMNS)
+    """One row per journal entry, like `sys_journal`, with the payload decoded. Built column by column, with
+    the call ids looked up once for the whole journal."""
+    return _columns(_journal_columns(rt, inv), times=["appended_at"], ints=["index"], stamps=["sleep_wakeup_at"])
+
+
+def _journal_columns(rt: Runtime, inv: Invocation) -> dict[str, list[Any]]:
+    entries = inv.journal
+    calls = call_ids(inv)
+    values = [_entry_values(inv, e, calls) for e in entries]
+    names, invoked_ids, targets, wakeups, promises, payloads = (list(c) for c in zip(*values, strict=True)) \
+        if values else ([], [], [], [], [], [])
+    return {
+        "index": list(range(len(entries))),
+        "entry_type": [_entry_type(e.type_id) for e in entries],
+        "name": [n if n is not None else e.name for n, e in zip(names, entries, strict=True)],
+        "invoked_id": invoked_ids, "invoked_target": targets,
+        "sleep_wakeup_at": [None if w is _NO_TIME else _ts(w) for w in wakeups],
+        "promise_name": promises, "payload": payloads,
+        "appended_at": [e.appended_at for e in entries],
+    }
+
+
+_ENTRY_TYPES = {type_id: messages.entry_type(type_id) for type_id in messages.NAMES_BY_ID}
+
+
+def _entry_type(type_id: int) -> str:
+    return _ENTRY_TYPES.get(type_id) or messages.entry_type(type_id)

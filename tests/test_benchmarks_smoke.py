@@ -97,3 +97,24 @@ async def test_explore_benchmark_covers_the_example_and_grows_its_scenario(bench
     assert wall > 0 and ex.complete and len(ex.outcomes) == 3
     wall, ex = await bench_explore.timed(bench_explore.senders(2), "random", 5, 1)
     assert ex.schedules == 5 and all(len(o.value) == 5 for o in ex.outcomes)
+
+
+@pytest.fixture(scope="module")
+def bench_tables():
+    yield from _load(BENCH_PATH.with_name("bench_tables.py"), "playground_bench_tables")
+
+
+async def test_tables_benchmark_builds_the_runtime_and_times_every_table(bench_tables) -> None:
+    results = await bench_tables.measure(invocations=30, entries=40, repeat=1)  # asserts the sizes inside
+    assert len(results) == 4 and all(ms > 0 for ms in results.values())
+
+
+@pytest.fixture(scope="module")
+def bench_coldstart():
+    yield from _load(BENCH_PATH.with_name("bench_coldstart.py"), "playground_bench_coldstart")
+
+
+def test_coldstart_benchmark_times_both_imports_and_lists_what_loads_eagerly(bench_coldstart) -> None:
+    times = bench_coldstart.rounds(1)
+    assert set(times) == {"restate", "playground"} and all(t[0] > 0 for t in times.values())
+    assert bench_coldstart.loaded_eagerly() == []

@@ -137,3 +137,45 @@ async def test_the_notebook_view_keeps_a_completed_invocations_last_failure_and_
     assert mine.last_failure_error_code == "RT0007"
     theirs = introspect.invocations(rt, as_restate=True).query("target == 'IBox/f/flaky'").iloc[0]
     assert theirs.last_failure is None and theirs.last_failure_error_code is None
+
+
+def test_sql_names_a_table_only_as_a_whole_word_in_any_case() -> None:
+    assert introspect.tables_named("SELECT * FROM SYS_JOURNAL_EVENTS") == ["sys_journal_events"]
+    assert introspect.tables_named('select * from "sys_journal" j join sys_invocation i on j.id = i.id') == [
+        "sys_invocation", "sys_journal"]
+    assert introspect.tables_named("select 1") == []
+
+
+async def test_sql_builds_only_the_tables_its_query_names(monkeypatch) -> None:
+    rt = await scenario()
+
+    def never(rt: pg.Runtime) -> None:
+        raise AssertionError("built a table the query does not name")
+
+    for name in introspect.TABLES:
+        if name != "sys_invocation":
+            monkeypatch.setitem(introspect.TABLES, name, never)
+    assert rt.sql("SELECT count(*) AS n FROM sys_invocation").n.iloc[0] == len(rt.invocations())
+
+
+async def test_the_journal_table_is_every_invocations_journal_one_after_the_other() -> None:
+    import pandas as pd
+
+    rt = await scenario()
+    one_by_one = pd.concat([rt.journal(inv.id).assign(id=inv.id) for inv in rt.all_invocations()],
+                           ignore_index=True)
+    pd.testing.assert_frame_equal(introspect.journal_table(rt), one_by_one)
+    assert introspect.journal_table(rt).sleep_wakeup_at.notna().any()
+
+
+async def test_tables_keep_their_column_types_times_in_utc_counts_as_integers() -> None:
+    rt = await scenario()
+    df = rt.invocations()
+    dtypes = {c: str(t) for c, t in df.dtypes.items()}
+    assert dtypes["created_at"] == "datetime64[us, UTC]" and dtypes["next_retry_at"] == "datetime64[s, UTC]"
+    assert dtypes["retry_count"] == dtypes["journal_size"] == "int64"
+    assert dtypes["last_failure_related_command_index"] == "Int64" and dtypes["status"] == "object"
+    assert df.query("target == 'IBox/f/flaky'").retry_count.iloc[0] == 1
+    assert df.invoked_by_id.isna().all() and df.invoked_by_id.iloc[0] is None  # None stays None in text columns
+    journal = rt.journal(df.id.iloc[0])
+    assert str(journal["index"].dtype) == "int64" and str(journal.appended_at.dtype) == "datetime64[us, UTC]"

@@ -82,10 +82,17 @@ def describe_entry(e: JournalEntry) -> str:
     return text
 
 
+_PAYLOAD_FIELDS = ("value", "failure", "completion_value", "completion_failure", "parameter")
+_payload_fields: dict[type, tuple[str, ...]] = {}  # message class -> which of _PAYLOAD_FIELDS it has
+
+
 def payload_of(m: Any) -> Any:
     """The value, failure or parameter a journal message carries, decoded for reading."""
-    for field in ("value", "failure", "completion_value", "completion_failure", "parameter"):
-        if field in m.DESCRIPTOR.fields_by_name and (field == "parameter" or m.HasField(field)):
+    fields = _payload_fields.get(type(m))
+    if fields is None:
+        fields = _payload_fields[type(m)] = tuple(f for f in _PAYLOAD_FIELDS if f in m.DESCRIPTOR.fields_by_name)
+    for field in fields:
+        if field == "parameter" or m.HasField(field):
             v = getattr(m, field)
             if hasattr(v, "content"):
                 return decode_payload(v.content)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import warnings
 import weakref
 from dataclasses import dataclass, field
@@ -23,6 +22,8 @@ from ..errors import StoreError
 from .model import Failure, Invocation, JournalEntry, TransientError
 
 if TYPE_CHECKING:
+    import sqlite3  # imported where a SQLite store is opened or written: the default store needs none of it
+
     from .core import Engine as Runtime
 
 FORMAT = "restate-playground-store"
@@ -185,6 +186,7 @@ class SqliteStore:
         return StoreError(f"cannot open the store {self.path!r}: {why}. The file was left untouched.")
 
     def _open(self) -> None:
+        import sqlite3
         if os.path.isdir(self.path):
             raise StoreError(f"cannot open the store {self.path!r}: it is a directory; pass a file name such as "
                              f"'demo.sqlite'")
@@ -242,6 +244,7 @@ class SqliteStore:
     # ------------------------------------------------------------------ reading
     def load(self) -> Snapshot | None:
         """Everything stored, or None for a new file."""
+        import sqlite3
         db = self._db
         assert db is not None
         snap = Snapshot(meta=dict(self._meta))
@@ -278,6 +281,7 @@ class SqliteStore:
     # ------------------------------------------------------------------ writing
     def commit(self, changes: ChangeSet) -> None:
         """Write one event's change set, in one transaction; StoreWriteFailed if SQLite cannot."""
+        import sqlite3
         db = self._db
         if db is None:
             return
@@ -310,6 +314,7 @@ class SqliteStore:
 
     def _write_error(self, exc: sqlite3.DatabaseError) -> str:
         """Why a commit failed, in words (the full disk named as such)."""
+        import sqlite3
         if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
             return f"the disk is full (SQLite: {exc})"
         return f"SQLite reported: {exc}"

@@ -373,6 +373,46 @@ def test_enums_have_the_official_values(enum: str, values: list[tuple[str, int]]
     assert [(v.name, v.number) for v in desc.values] == values
 
 
+def _reference_file_descriptor() -> Any:
+    """The table built field by field with protobuf's own descriptor classes (what messages.py did before it
+    encoded the bytes itself, to keep descriptor_pb2 out of `import playground`)."""
+    from google.protobuf import descriptor_pb2
+
+    fdp = descriptor_pb2.FileDescriptorProto(name="playground_protocol_v7.proto", package=messages.PACKAGE,
+                                             syntax="proto3")
+    for enum_name, values in messages.ENUMS.items():
+        edp = fdp.enum_type.add(name=enum_name)
+        for value_name, number in values:
+            edp.value.add(name=value_name, number=number)
+    for msg_name, fields in messages.SCHEMA.items():
+        mdp = fdp.message_type.add(name=msg_name)
+        oneofs: list[str] = []
+        for f in fields:
+            fd = mdp.field.add(name=f.name, number=f.number, json_name=f.name)
+            fd.label = fd.LABEL_REPEATED if f.repeated else fd.LABEL_OPTIONAL
+            if f.kind in _SCALAR_TYPES:
+                fd.type = _SCALAR_TYPES[f.kind]  # type: ignore[assignment]
+            else:
+                fd.type = fd.TYPE_ENUM if f.kind in messages.ENUMS else fd.TYPE_MESSAGE
+                fd.type_name = f".{messages.PACKAGE}.{f.kind}"
+            group = f.oneof or (f"_{f.name}" if f.optional else None)
+            if group is not None:
+                if group not in oneofs:
+                    oneofs.append(group)
+                    mdp.oneof_decl.add(name=group)
+                fd.oneof_index = oneofs.index(group)
+                fd.proto3_optional = f.optional
+    return fdp
+
+
+def test_the_hand_encoded_file_descriptor_is_the_one_protobufs_own_classes_build() -> None:
+    from google.protobuf import descriptor_pb2
+
+    ours = descriptor_pb2.FileDescriptorProto.FromString(messages.file_descriptor())
+    assert ours == _reference_file_descriptor()
+    assert messages.file_descriptor() == _reference_file_descriptor().SerializeToString()
+
+
 def test_type_ids_are_unique_and_every_framed_message_has_a_class() -> None:
     assert len(set(messages.TYPE_IDS.values())) == len(messages.TYPE_IDS)
     assert set(messages.TYPE_IDS) <= set(messages.CLASSES)
