@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from html import escape
 from typing import Any
 
-from . import render
 from .errors import DeadlockError, StuckError
 from .facade import Runtime
 from .runtime.scheduler import AsPosted, Event, Strategy
@@ -236,6 +235,8 @@ def outcome_column(o: Outcome) -> str:
 def timelines_of(rt: Runtime) -> list[Any]:
     """The per-key timeline of each object or workflow service the run touched."""
     keyed = sorted({inv.target.service for inv in rt.all_invocations() if inv.target.key is not None})
+    from . import render  # drawing loads on first use (cold start)
+
     return [render.timeline(rt, service) for service in keyed]
 
 
