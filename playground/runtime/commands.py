@@ -173,15 +173,13 @@ class Commands:
                              f"failed precondition: {problem[0]}")
 
     def _child(self, inv: Invocation, msg: Any, delay_ms: int) -> tuple[Invocation, bool, Failure | None]:
-        """Create the callee of a Call or OneWayCall (its target was checked by _check_callee)."""
+        """Create the callee of a Call or OneWayCall. Its target was checked by check_callee before the command
+        was stored, so the routing errors of `_invoke` cannot happen here."""
         target = call_target(msg)
         headers = {h.key: h.value for h in msg.headers}
         idem = msg.idempotency_key if msg.HasField("idempotency_key") else None
         try:
             return self.host._invoke(target, msg.parameter, headers, idem, delay_ms, invoked_by=inv, strict=False)
-        except restate.TerminalError as exc:
-            # Restate keeps retrying such a caller until the target appears (or it is killed).
-            raise AttemptFailed(f"cannot call {target}: {exc.message}") from None
         except (TypeError, ValueError) as exc:  # e.g. a send_delay beyond the clock's range
             raise AttemptFailed(f"cannot call {target}: {exc}") from None
 
