@@ -10,7 +10,6 @@ the next timer, where `settle()` returns, and where an ingress await that is sti
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any
@@ -18,36 +17,20 @@ from typing import Any
 import restate
 
 from ..errors import Deadlock
-from ..protocol import messages, sdk_hooks
-from ..protocol.deployment import AsgiDeployment, HandlerInfo, ServiceInfo, parse_manifest
+from ..protocol import sdk_hooks
+from ..protocol.deployment import AsgiDeployment, ServiceInfo, parse_manifest
 from . import ids
 from .attempts import Attempts
 from .clock import check_due, make_clock, to_datetime
 from .commands import Commands
-from .common import (
-    DAY_MS,
-    INPUT_MESSAGE,
-    TYPE_IDS,
-    Registered,
-    check_request,
-    duration_ms,
-    value_or_failure,
-)
+from .common import Registered, duration_ms
 from .explain import Explainer
 from .faults import Faults
 from .ingress import Ingress
 from .interrupts import sigint_guard
-from .journal import answered_completion_ids, awaited, call_target_id
+from .invocations import Lifecycle
 from .keys import Keys
-from .model import (
-    DONE,
-    Failure,
-    Invocation,
-    JournalEntry,
-    Target,
-    TransientError,
-    status_counts,
-)
+from .model import Invocation, SendHandle, Target, status_counts
 from .records import Records
 from .recovery import Recovery
 from .registry import Registry
@@ -58,7 +41,7 @@ from .waitfor import WaitForGraph
 from .waiting import Waiter
 
 
-class Engine(Ingress):
+class Engine:
     """The embedded Restate server: everything but the views (pg.Runtime, in playground.facade, adds those)."""
 
     def __init__(self, *services: Any, clock: str = "virtual", start: datetime | None = None, seed: int = 0,
@@ -90,6 +73,14 @@ class Engine(Ingress):
         self._commands = Commands(self)  # what each stored command does (see commands.py)
         self._explainer = Explainer(self)  # why an await cannot finish (see explain.py)
         self._waiter = Waiter(self)  # idleness, time skipping, awaits that raise instead of hanging (waiting.py)
+        self._lifecycle = lc = Lifecycle(self)  # invocations from creation to retention (see invocations.py)
+        self._ingress = Ingress(self)  # the cells' calls and operations; pg.Runtime forwards (see ingress.py)
+        # the lifecycle's steps under the names the other parts' Protocols use (host._start, host._deliver, ...)
+        self._invoke, self._start, self._deliver, self._append = lc.invoke, lc.start, lc.deliver, lc.append
+        self._complete, self._cancel = lc.complete, lc.cancel
+        self._on_suspended, self._on_transient = lc.on_suspended, lc.on_transient
+        self._schedule_start, self._schedule_sleep = lc.schedule_start, lc.schedule_sleep
+        self._schedule_retry, self._schedule_expiry = lc.schedule_retry, lc.schedule_expiry
         self._timers = Timers(self._clock, self.scheduler, lambda: self._commit(), lambda: self._closed is not None)
         self._reset_tables()
         self.faults = Faults(self)
@@ -168,12 +159,6 @@ class Engine(Ingress):
     def _now(self) -> int:
         return self._clock.now_ms()
 
-    def _add_timer(self, due_ms: int, action: Callable[[], None], what: str) -> None:
-        self._timers.add(due_ms, action, what)
-
-    def _fire_due_timers(self) -> bool:
-        return self._timers.fire_due()
-
     async def advance(self, delta: timedelta) -> None:
         """Move virtual time forward, firing every timer due on the way in order, and settle."""
         __tracebackhide__ = True  # IPython (and pytest) show the user's frame, not the runtime's
@@ -198,353 +183,114 @@ class Engine(Ingress):
         with sigint_guard:
             await self._waiter.quiesce()
 
-    # ------------------------------------------------------------------ creating invocations
-    def _new_ids(self, target: Target, key: str | None, idem: str | None, workflow_run: bool) -> tuple[str, bytes, int]:
-        """The id, raw id (Start.id) and random seed of a new invocation: derived as restate-server derives
-        them for workflow runs and idempotent invocations, else from the seeded generator (see ids.py)."""
-        if not workflow_run and idem is None:
-            return self._seeded_ids.next(target.service, key)
-        iid = ids.derived(target.service, key, target.handler, idem, workflow_run)
-        assert iid is not None
-        raw = iid.to_bytes()
-        return str(iid), raw, int.from_bytes(hashlib.sha256(raw).digest()[:8], "big")
+    # ------------------------------------------------------------------ calls and sends
+    # The ingress part's (see ingress.py), forwarded with their signatures and docstrings, which help() and
+    # tab completion show.
+    async def service_call(self, tpe: Any, arg: Any = None, idempotency_key: str | None = None,
+                           headers: dict[str, str] | None = None) -> Any:
+        __tracebackhide__ = True  # IPython (and pytest) show the user's frame, not the runtime's
+        return await self._ingress.typed_call("service", tpe, None, arg, idempotency_key, headers)
 
-    def _routable(self, target: Target, invoked_by: Invocation | None,
-                  strict: bool) -> tuple[Registered, HandlerInfo, Target]:
-        """The registration and handler `target` names, and the target as invoked (a keyed callee called
-        without a key from a handler gets the empty key); Restate's ingress errors when it cannot be."""
-        reg = self._registry.get(target.service)
-        if reg is None:
-            raise restate.TerminalError(f"service '{target.service}' not found, make sure to register the service "
-                                        f"before calling it.", 404)
-        hinfo = reg.info.handlers.get(target.handler)
-        if hinfo is None:
-            raise restate.TerminalError(f"the service '{target.service}' exists, but the handler '{target.handler}' "
-                                        f"was not found, check that the handler exists in the latest registered "
-                                        f"service version.", 404)
-        if reg.info.keyed and target.key is None:
-            if strict:
-                raise restate.TerminalError("bad path, expected either /:service-name/:handler or "
-                                            "/:object-name/:object-key/:handler (a key is required)", 400)
-            target = Target(target.service, target.handler, "")
-        if not reg.info.keyed and target.key:
-            raise restate.TerminalError(f"a key was provided, but the callee '{target.service}' is a Service", 400)
-        if invoked_by is None and hinfo.ingress_private:
-            raise restate.TerminalError("the invoked service is not public", 400)  # Restate's ingress wording
-        return reg, hinfo, target
+    async def object_call(self, tpe: Any, key: str | None = None, arg: Any = None,
+                          idempotency_key: str | None = None, headers: dict[str, str] | None = None) -> Any:
+        __tracebackhide__ = True  # IPython (and pytest) show the user's frame, not the runtime's
+        return await self._ingress.typed_call("object", tpe, key, arg, idempotency_key, headers)
 
-    def _invoke(self, target: Target, body: bytes, headers: dict[str, str] | None, idem: str | None, delay_ms: int,
-                invoked_by: Invocation | None, strict: bool) -> tuple[Invocation, bool, Failure | None]:
-        """Create (or find, for idempotency keys and workflow runs) the invocation of `target`.
+    async def workflow_call(self, tpe: Any, key: str | None = None, arg: Any = None,
+                            idempotency_key: str | None = None, headers: dict[str, str] | None = None) -> Any:
+        __tracebackhide__ = True  # IPython (and pytest) show the user's frame, not the runtime's
+        return await self._ingress.typed_call("workflow", tpe, key, arg, idempotency_key, headers)
 
-        Returns (invocation, previously_accepted, failure-for-a-call). Unknown targets raise TerminalError
-        404 with Restate's ingress messages; `strict` is False for calls from handlers, where the callee's
-        kind decides whether a key is used.
-        """
-        if self._closed is not None:
-            self._recovery.check_open()
-        check_request(target, headers, idem)
-        if delay_ms > 0:
-            check_due(self._now() + delay_ms, "send_delay")
-        reg, hinfo, target = self._routable(target, invoked_by, strict)
-        key_s = target.key or ""
-        if hinfo.ty == "WORKFLOW":
-            existing = self._records.run_of((target.service, key_s))
-            if existing is not None:
-                return (self._invocations[existing], True,
-                        Failure(409, "the workflow method was already invoked"))
-        idem_key = (target.service, key_s, target.handler, idem) if idem is not None else None
-        seen = self._records.idempotent(idem_key) if idem_key is not None else None
-        if seen is not None:
-            return self._invocations[seen], True, None
+    async def service_send(self, tpe: Any, arg: Any = None, send_delay: timedelta | None = None,
+                           idempotency_key: str | None = None, headers: dict[str, str] | None = None) -> SendHandle:
+        return await self._ingress.typed_send("service", tpe, None, arg, send_delay, idempotency_key, headers)
 
-        inv_id, raw, seed = self._new_ids(target, target.key if reg.info.keyed else None, idem,
-                                          hinfo.ty == "WORKFLOW")
-        now = self._now()
-        inv = Invocation(
-            id=inv_id, target=target, service=reg.info, handler=hinfo, deployment=reg.deployment,
-            revision=reg.revision, start_id=raw, random_seed=seed, created_at=now,
-            invoked_by="service" if invoked_by else "ingress",
-            invoked_by_id=invoked_by.id if invoked_by else None,
-            invoked_by_target=str(invoked_by.target) if invoked_by else None,
-            idempotency_key=idem, runtime=self,
-        )
-        inp = INPUT_MESSAGE()  # (setting fields is much cheaper than keyword construction on this hot path)
-        inp.value.content = body
-        for k, v in (headers or {}).items():
-            inp.headers.add(key=k, value=v)
-        inv.journal.append(JournalEntry(TYPE_IDS["Input"], inp, now))
-        self._dirty.add(inv)
-        self._invocations[inv.id] = inv
-        self._by_start_id[raw] = inv
-        if hinfo.ty == "WORKFLOW":
-            self._records.remember_workflow_run((target.service, key_s), inv.id)
-        if idem_key is not None:
-            self._records.remember_idempotent(idem_key, inv.id)
-        if delay_ms > 0:
-            inv.status = "scheduled"
-            inv.scheduled_at = now + delay_ms
-            self._schedule_start(inv)
-        elif self.scheduler.eager:  # the default strategy: as posted (checked here to keep the hot path lean)
-            self._enqueue(inv)
-        else:  # one FIFO per sender: a handler's sends to a key keep their order, others may interleave
-            self.scheduler.post(invoked_by.id if invoked_by is not None else "ingress", f"enqueue {inv.id}",
-                                lambda: None if inv.completed else self._enqueue(inv))
-        return inv, False, None
+    async def object_send(self, tpe: Any, key: str | None = None, arg: Any = None, send_delay: timedelta | None = None,
+                          idempotency_key: str | None = None, headers: dict[str, str] | None = None) -> SendHandle:
+        return await self._ingress.typed_send("object", tpe, key, arg, send_delay, idempotency_key, headers)
 
-    def _schedule_start(self, inv: Invocation) -> None:
-        assert inv.scheduled_at is not None
-        self._add_timer(inv.scheduled_at, lambda: self._enqueue(inv) if inv.status == "scheduled" else None,
-                        f"delayed start of {inv.id} {inv.target}")
+    async def workflow_send(self, tpe: Any, key: str | None = None, arg: Any = None,
+                            send_delay: timedelta | None = None, idempotency_key: str | None = None,
+                            headers: dict[str, str] | None = None) -> SendHandle:
+        return await self._ingress.typed_send("workflow", tpe, key, arg, send_delay, idempotency_key, headers)
 
-    def _schedule_sleep(self, inv: Invocation, cid: int, wake_ms: int) -> None:
-        self._add_timer(wake_ms, lambda: self._deliver(inv, "SleepCompletion", completion_id=cid,
-                                                       void=messages.new("Void")),
-                        f"sleep of {inv.id} {inv.target}")
+    async def generic_call(self, service: str, handler: str, arg: bytes, key: str | None = None,
+                           idempotency_key: str | None = None, headers: dict[str, str] | None = None,
+                           scope: str | None = None, limit_key: str | None = None) -> bytes:
+        __tracebackhide__ = True  # IPython (and pytest) show the user's frame, not the runtime's
+        return await self._ingress.generic_call(service, handler, arg, key, idempotency_key, headers, scope, limit_key)
 
-    def _schedule_retry(self, inv: Invocation) -> None:
-        assert inv.next_retry_at is not None
-        self._add_timer(inv.next_retry_at, lambda: self._start(inv) if inv.status == "backing-off" else None,
-                        f"retry of {inv.id} {inv.target}")
+    async def generic_send(self, service: str, handler: str, arg: bytes, key: str | None = None,
+                           send_delay: timedelta | None = None, idempotency_key: str | None = None,
+                           headers: dict[str, str] | None = None, scope: str | None = None,
+                           limit_key: str | None = None) -> SendHandle:
+        return await self._ingress.generic_send(service, handler, arg, key, send_delay, idempotency_key, headers,
+                                                scope, limit_key)
 
-    def _schedule_expiry(self, inv: Invocation) -> None:
-        """Completed invocations are kept for a retention period, then purged as Restate does: workflow runs
-        with their workflow's state, idempotent ones with their key, the rest after the journal retention."""
-        assert inv.completed_at is not None and inv.expires_at is not None
-        action: Callable[[], None]
-        if inv.handler.ty == "WORKFLOW":
-            action, what = (lambda: self._expire_workflow(inv)), "workflow retention"
-        elif inv.idempotency_key is not None:
-            idem = (inv.target.service, inv.target.key or "", inv.target.handler, inv.idempotency_key)
-            action, what = (lambda: self._expire_idempotency(idem, inv.id)), "idempotency retention"
-        else:
-            action, what = (lambda: self._forget(inv.id)), "journal retention"
-        # a housekeeping timer: it fires when time passes, but never makes time skip
-        self._timers.add_housekeeping(inv.completed_at, inv.expires_at - inv.completed_at, action, what)
+    async def attach(self, target: Any, key: str | None = None, idempotency_key: str | None = None) -> Any:
+        """Wait for an invocation's result: by invocation id, by workflow (`attach(run, key="wf-1")`), or by
+        idempotency key (`attach(handler, key=..., idempotency_key=...)`). Decoded with its handler's serde."""
+        __tracebackhide__ = True  # IPython (and pytest) show the user's frame, not the runtime's
+        return await self._ingress.attach(target, key, idempotency_key)
 
-    def _enqueue(self, inv: Invocation) -> None:
-        lk = inv.lock_key
-        self._dirty.add(inv)
-        inv.status = "pending"
-        if lk is None:
-            self._start(inv)
-            return
-        took, cycle = self._keys.take_or_queue(inv, lk, self._now())
-        if took:
-            self._start(inv)
-        else:
-            self._waiter.on_edge(cycle)
+    def output(self, target: Any, key: str | None = None, idempotency_key: str | None = None) -> Any:
+        """The result of a completed invocation (found as for attach); raises pg.NotReady while it runs."""
+        return self._ingress.output(target, key, idempotency_key)
 
-    def _release_lock(self, inv: Invocation) -> None:
-        nxt = self._keys.release(inv)
-        if nxt is not None:
-            self._start(nxt)
+    # ------------------------------------------------------------------ operations (as Restate's CLI offers them)
+    def cancel(self, invocation_id: str) -> None:
+        """Cancel as Restate does: a started invocation gets the cancel signal (the SDK raises TerminalError
+        409 "cancelled" at its current await and cancels its pending calls); one not yet started ends at
+        once with 409 "canceled"; a finished one is left alone."""
+        self._ingress.cancel(invocation_id)
 
-    # ------------------------------------------------------------------ attempts
-    def _start(self, inv: Invocation) -> None:
-        """Start `inv`'s next attempt: now (the default strategy), or when the scheduler's strategy picks it
-        among the runnable attempts of different invocations."""
-        if not self.scheduler.eager:
-            self.scheduler.post(("start", inv.id), f"start {inv.id}",
-                                lambda: None if inv.completed or inv.attempt is not None else self._attempts.open(inv))
-            return
-        self._attempts.open(inv)
+    def kill(self, invocation_id: str) -> None:
+        """End an invocation and every call it waits on at once, without running any more handler code.
+        Callers get 409 "killed"; one-way sends it made are not touched; locks are released. One that has not
+        started (a delayed send, or queued in a key's inbox) is then forgotten, as Restate does: attach and
+        output answer 404."""
+        self._ingress.kill(invocation_id)
 
-    def _append(self, inv: Invocation, type_id: int, msg: Any) -> JournalEntry:
-        entry = JournalEntry(type_id, msg, self._now())
-        inv.journal.append(entry)
-        self._dirty.add(inv)
-        return entry
+    def pause(self, invocation_id: str) -> None:
+        """Stop retrying (or running) an invocation until resume(); it shows as 'paused'."""
+        self._ingress.pause(invocation_id)
 
-    def _deliver(self, inv: Invocation, kind: str, /, **fields: Any) -> None:
-        """Store a notification in the journal and hand it to the live attempt, or wake a suspended invocation."""
-        if inv.completed or inv.killing:
-            return  # e.g. a killed caller: its journal takes no new entries
-        self._progress += 1
-        msg = messages.new(kind, **fields)
-        self._append(inv, TYPE_IDS[kind], msg)
-        attempt = inv.attempt
-        if attempt is not None and attempt.notify(msg):
-            inv.journal[-1].seen_by_attempt = inv.attempts  # the SDK wakes up; busy until it blocks again
-        elif inv.status == "suspended" and self._wakes(inv, msg):
-            self._resume(inv)
+    def resume(self, invocation_id: str) -> None:
+        """Start a paused invocation again from its journal."""
+        self._ingress.resume(invocation_id)
 
-    @staticmethod
-    def _wakes(inv: Invocation, msg: Any) -> bool:
-        if inv.waiting_ids is None:
-            return False
-        completions, signals, named = inv.waiting_ids
-        if msg.DESCRIPTOR.name == "Signal":
-            kind = msg.WhichOneof("signal_id")
-            return (msg.idx in signals) if kind == "idx" else (msg.name in named)
-        return getattr(msg, "completion_id", None) in completions
+    def resolve_awakeable(self, awakeable_id: str, value: Any = None) -> None:
+        """Complete an awakeable from a cell, as `POST /restate/awakeables/<id>/resolve` does. `value` is
+        encoded as JSON (the SDK's default serde), bytes are sent as they are."""
+        self._ingress.resolve_awakeable(awakeable_id, value)
 
-    def _on_suspended(self, inv: Invocation, fut: Any, stored_before: int) -> None:
-        completions, signals, named = awaited(fut)
-        inv.waiting_ids = (set(completions), set(signals), set(named))
-        inv.status = "suspended"
-        self._dirty.add(inv)
-        # Something awaited may be stored already without the attempt having seen it (a run proposal stored
-        # after the input closed; anything stored while it ran with a closed input, as in always_suspend).
-        # What the attempt did see cannot be what it still waits for (e.g. a second await on one signal).
-        attempt_no = inv.attempts
-        if any(self._wakes(inv, e.msg) for e in inv.journal[stored_before:]
-               if messages.is_notification(e.type_id) and e.seen_by_attempt != attempt_no):
-            self._resume(inv)
+    def reject_awakeable(self, awakeable_id: str, message: str, code: int = 500) -> None:
+        """Fail an awakeable from a cell: the awaiting handler gets TerminalError(message, code)."""
+        self._ingress.reject_awakeable(awakeable_id, message, code)
 
-    def _resume(self, inv: Invocation) -> None:
-        inv.waiting_ids = None
-        self._start(inv)
+    def resolve_promise(self, workflow: str, key: str, name: str, value: Any = None) -> None:
+        """Resolve a workflow's durable promise from a cell; a second resolution fails with 409, as in Restate.
+        As with a shared handler in Restate, the workflow's run need not have started: it sees the promise
+        resolved when it does."""
+        self._ingress.resolve_promise(workflow, key, name, value)
 
-    def _on_transient(self, inv: Invocation, failure: Failure, retry_delay: int | None, stored: bool,
-                      related: str | None, stacktrace: str = "", behavior: int = messages.ERROR_RETRY,
-                      pause: bool = False, related_fields: tuple[Any, Any, Any] = (None, None, None)) -> None:
-        """Record a failed attempt, then retry by the policy; an SDK's Error.behavior (V7) of PAUSE or FAIL
-        takes precedence, as Restate's invoker gives it: pause now, or fail now as on_max_attempts='kill'.
-        `pause`: the attempt was cut off by the user's interrupt, which pauses the invocation."""
-        now = self._now()
-        self._dirty.add(inv)
-        err = TransientError(inv.attempts, len(inv.journal) - 1, now, failure.code, failure.message, stacktrace,
-                             related, *related_fields)
-        inv.errors.append(err)
-        inv.last_failure = err
-        inv.retry_count_since_last_entry = 1 if stored else inv.retry_count_since_last_entry + 1
-        policy = inv.handler.retry
-        if pause:
-            inv.status = "paused"
-            self._waiter.touch()
-            return
-        exhausted = policy.max_attempts is not None and inv.attempts >= policy.max_attempts
-        fail_now, pause_now = behavior == messages.ERROR_FAIL, behavior == messages.ERROR_PAUSE
-        if exhausted or fail_now or pause_now:
-            if fail_now or (not pause_now and policy.on_max_attempts == "kill"):
-                self._complete(inv, failure)
-            else:
-                inv.status = "paused"
-                self._waiter.touch()
-            return
-        delay = retry_delay if retry_delay is not None else policy.delay_ms(inv.attempts)
-        inv.status = "backing-off"
-        inv.next_retry_at = now + delay
-        self._schedule_retry(inv)
-
-    def _complete(self, inv: Invocation, result: bytes | Failure) -> None:
-        self._progress += 1
-        now = self._now()
-        self._dirty.add(inv)
-        inv.completed = True
-        inv.result = result
-        inv.status = "completed"
-        inv.completed_at = now
-        inv.awaiting = None
-        if self._rejected_calls:
-            self._rejected_calls.pop(inv.id, None)
-        self._release_lock(inv)
-        callers, waiters = inv.callers, inv.waiters
-        inv.callers = inv.waiters = DONE  # a completed invocation keeps no wait lists (it may be retained a day)
-        self._wait.remove_all_from(inv.id)
-        for caller, cid, kind in callers:
-            self._wait.remove(caller.id, inv.id)
-            name = "CallCompletion" if kind == "call" else "AttachInvocationCompletion"
-            self._deliver(caller, name, completion_id=cid, **value_or_failure(result))
-        self._waiter.sleepers.difference_update(waiters)  # woken here: no idle check needed on their behalf
-        self._waiter.wake(waiters)  # type: ignore[arg-type]
-        self._waiter.touch()
-        h = inv.handler
-        retention = (h.workflow_retention_ms if h.ty == "WORKFLOW" else
-                     h.idempotency_retention_ms if inv.idempotency_key is not None else h.journal_retention_ms)
-        inv.expires_at = now + (retention or DAY_MS)
-        self._schedule_expiry(inv)
-
-    def _expire_idempotency(self, idem: tuple[str, str, str, str], inv_id: str) -> None:
-        if self._records.expire_idempotency(idem, inv_id):
-            self._forget(inv_id)
-
-    def _expire_workflow(self, inv: Invocation) -> None:
-        wk = (inv.target.service, inv.target.key or "")
-        if not self._records.expire_workflow_run(wk, inv.id):
-            return
-        self._state.pop(wk, None)
-        self._dirty_state.add(wk)
-        self._dirty_promises.add(wk)
-        self._forget(inv.id)
-
-    def _drop(self, inv: Invocation) -> None:
-        """Remove an invocation and every table entry naming it (its retention timer then finds nothing)."""
-        self._forget(inv.id)
-        self._records.forget_invocation(inv.id)
-
-    def _forget(self, inv_id: str) -> None:
-        inv = self._invocations.get(inv_id)
-        if inv is None or not inv.completed:
-            return
-        del self._invocations[inv_id]
-        self._dirty.add(inv)  # the store deletes it
-        if self._by_start_id.get(inv.start_id) is inv:
-            del self._by_start_id[inv.start_id]
-
-    @staticmethod
-    def _not_started(inv: Invocation) -> bool:
-        return inv.status in ("pending", "scheduled") and inv.attempts == 0
-
-    def _end_unstarted(self, inv: Invocation, failure: Failure) -> None:
-        """End an invocation that never started (a delayed send, or queued in a key's inbox): whoever waits
-        for it gets `failure`, and then, as in Restate, it is forgotten (attach and output answer 404)."""
-        inv.status = "completed"  # keeps a delayed start from firing; the inbox skips completed entries
-        self._complete(inv, failure)
-        self._drop(inv)
-
-    def _cancel(self, inv: Invocation) -> None:
-        if inv.completed:
-            return
-        if self._not_started(inv):
-            self._end_unstarted(inv, Failure(409, "canceled"))  # the server's spelling, one l
-            return
-        self._deliver(inv, "Signal", idx=messages.CANCEL_SIGNAL, void=messages.new("Void"))
-        # The signal makes its current await fail at once: it no longer waits on anything, so a cycle
-        # through it is broken now, not only when it has finished.
-        self._wait.remove_all_from(inv.id)
-        if inv.status in ("paused", "backing-off") and inv.attempt is None:
-            self._start(inv)  # run now, so the handler sees the cancellation at once
-
-    def _kill(self, inv: Invocation) -> None:
-        if inv.completed or inv.killing:
-            return
-        if self._not_started(inv) and not self._freed_by_this_kill(inv):
-            self._end_unstarted(inv, Failure(409, "killed"))
-            return
-        # Stop it first (no more notifications reach its handler code), then kill what it waits on, then
-        # complete it: its lock is released only after a call queued behind it has been killed, so that
-        # call never starts.
-        inv.killing = True
-        if inv.attempt is not None:
-            inv.attempt.abort()
-        for child in self._pending_callees(inv):
-            self._kill(child)
-        self._complete(inv, Failure(409, "killed"))
-
-    def _freed_by_this_kill(self, inv: Invocation) -> bool:
-        """Queued for a lock whose holder is being killed (a call an invocation made to its own key, or a
-        deadlock's queued member): Restate starts it on the freed lock before the kill reaches it, so it is
-        kept, not forgotten (it ends killed, or completed if its handler wins the race; here: killed)."""
-        lk = inv.lock_key
-        holder = self._invocations.get(self._keys.holder(lk) or "") if lk is not None else None
-        return holder is not None and holder.killing
-
-    def _pending_callees(self, inv: Invocation) -> list[Invocation]:
-        """Invocations that `inv` called (request-response) and still waits for."""
-        answered = answered_completion_ids(inv.journal, "CallCompletion")
-        out = []
-        for e in inv.journal:
-            if e.type_id == TYPE_IDS["Call"] and e.msg.result_completion_id not in answered:
-                child = self._invocations.get(call_target_id(inv, e.msg) or "")
-                if child is not None:
-                    out.append(child)
-        return out
+    def reject_promise(self, workflow: str, key: str, name: str, message: str, code: int = 500) -> None:
+        """Fail a workflow's durable promise from a cell: its awaiter gets TerminalError(message, code)."""
+        self._ingress.reject_promise(workflow, key, name, message, code)
 
     # ------------------------------------------------------------------ reading (for the layers above)
     def invocation(self, invocation_id: str) -> Invocation:
-        return self._get(invocation_id)
+        """The invocation with this id; ValueError for something that is not an id, KeyError for an id this
+        runtime does not know (never created, or forgotten after its retention)."""
+        inv = self._invocations.get(invocation_id)
+        if inv is None:
+            try:
+                ids.parse(invocation_id)
+            except ids.BadInvocationId as exc:
+                raise ValueError(f"invocation_id: {exc} (ids look like 'inv_1' + 33 characters of 0-9a-zA-Z; "
+                                 f"see rt.invocations())") from None
+            raise KeyError(f"no invocation {invocation_id!r} in this runtime (see rt.invocations())")
+        return inv
 
     def all_invocations(self) -> Iterable[Invocation]:
         """Every invocation the engine keeps (completed ones until their retention ends)."""

@@ -3,9 +3,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import restate
 from restate.handler import handler_from_callable
@@ -19,6 +18,7 @@ from .common import (
     duration_ms,
     failure_message,
 )
+from .invocations import Lifecycle
 from .model import (
     Failure,
     Invocation,
@@ -45,34 +45,40 @@ def _check_failure(message: Any, code: Any) -> None:
         raise ValueError(f"code must be an error code between 0 and 65535, such as 500 (got {code})")
 
 
+class IngressHost(Protocol):
+    """What the cells' side needs of the engine: its tables (read each time: a restore replaces them), the
+    lifecycle it starts, cancels and kills invocations with, the commands part for signals and promises,
+    the waiter its awaits go through, and the commit that ends each operation."""
+
+    @property
+    def _lifecycle(self) -> Lifecycle: ...
+    @property
+    def _commands(self) -> Commands: ...
+    @property
+    def _waiter(self) -> Waiter: ...
+    @property
+    def _registry(self) -> Registry: ...
+    @property
+    def _records(self) -> Records: ...
+    @property
+    def _invocations(self) -> dict[str, Invocation]: ...
+    @property
+    def _dirty(self) -> set[Invocation]: ...
+
+    def _commit(self) -> None: ...
+    def invocation(self, invocation_id: str) -> Invocation: ...
+
+
 class Ingress:
-    """The Engine's last mixin (see docs/architecture.md, "still to do"): the cells' calls, sends, attach,
-    cancel/kill/pause, awakeables and promises, working on the state Engine.__init__ sets up. What it
-    needs of the Engine is declared here (the Engine provides each)."""
+    """The engine's part for the cells (the engine's `_ingress`): calls, sends, attach/output, cancel, kill,
+    pause, resume, awakeables and promises, each checked before anything is created. pg.Runtime's methods
+    of the same names forward here (their docstrings, which help() shows, live on pg.Runtime in
+    playground/facade.py); the HTTP door starts calls and sends here too (runtime/operations.py)."""
 
-    _commit: Callable[[], None]
-    _commands: Commands
-    _waiter: Waiter
-    _registry: Registry
-    _records: Records
-    _invocations: dict[str, Invocation]
-    _dirty: set[Invocation]
+    def __init__(self, host: IngressHost) -> None:
+        self.host = host
 
-    def _invoke(self, target: Target, body: bytes, headers: dict[str, str] | None, idem: str | None,
-                delay_ms: int, invoked_by: Invocation | None,
-                strict: bool) -> tuple[Invocation, bool, Failure | None]:
-        raise NotImplementedError  # the Engine's
-
-    def _start(self, inv: Invocation) -> None:
-        raise NotImplementedError  # the Engine's
-
-    def _cancel(self, inv: Invocation) -> None:
-        raise NotImplementedError  # the Engine's
-
-    def _kill(self, inv: Invocation) -> None:
-        raise NotImplementedError  # the Engine's
-
-    # ------------------------------------------------------------------ ingress
+    # ------------------------------------------------------------------ calls and sends
     @staticmethod
     def _handler_of(tpe: Any) -> Any:
         try:
@@ -116,49 +122,23 @@ class Ingress:
             raise result.to_terminal_error()
         return h.handler_io.output_serde.deserialize(result or b"")
 
-    async def _typed_call(self, how: str, tpe: Any, key: str | None, arg: Any, idempotency_key: str | None,
-                          headers: dict[str, str] | None) -> Any:
+    async def typed_call(self, how: str, tpe: Any, key: str | None, arg: Any, idempotency_key: str | None,
+                         headers: dict[str, str] | None) -> Any:
+        """A call from a cell to a handler of a service, object or workflow (`how`), decoded with its serde."""
         __tracebackhide__ = True  # IPython (and pytest) show the user's frame, not the runtime's
         h, target = self._resolve(tpe, how, key)
         body = self._encode_arg(h, target, arg)
-        inv = self._ingress_call(target, body, headers, idempotency_key)
-        inv = await self._waiter.await_done(inv, f"{how}_call to {target}")
+        inv = self.call(target, body, headers, idempotency_key)
+        inv = await self.host._waiter.await_done(inv, f"{how}_call to {target}")
         return self._decode(h, inv.result)
 
-    async def _typed_send(self, how: str, tpe: Any, key: str | None, arg: Any, send_delay: timedelta | None,
-                          idempotency_key: str | None, headers: dict[str, str] | None) -> SendHandle:
+    async def typed_send(self, how: str, tpe: Any, key: str | None, arg: Any, send_delay: timedelta | None,
+                         idempotency_key: str | None, headers: dict[str, str] | None) -> SendHandle:
+        """A one-way send from a cell, as for typed_call."""
         h, target = self._resolve(tpe, how, key)
         delay = duration_ms(send_delay, "send_delay")
         body = self._encode_arg(h, target, arg)
-        return self._ingress_send(target, body, headers, idempotency_key, delay)
-
-    async def service_call(self, tpe: Any, arg: Any = None, idempotency_key: str | None = None,
-                           headers: dict[str, str] | None = None) -> Any:
-        __tracebackhide__ = True  # IPython (and pytest) show the user's frame, not the runtime's
-        return await self._typed_call("service", tpe, None, arg, idempotency_key, headers)
-
-    async def object_call(self, tpe: Any, key: str | None = None, arg: Any = None,
-                          idempotency_key: str | None = None, headers: dict[str, str] | None = None) -> Any:
-        __tracebackhide__ = True  # IPython (and pytest) show the user's frame, not the runtime's
-        return await self._typed_call("object", tpe, key, arg, idempotency_key, headers)
-
-    async def workflow_call(self, tpe: Any, key: str | None = None, arg: Any = None,
-                            idempotency_key: str | None = None, headers: dict[str, str] | None = None) -> Any:
-        __tracebackhide__ = True  # IPython (and pytest) show the user's frame, not the runtime's
-        return await self._typed_call("workflow", tpe, key, arg, idempotency_key, headers)
-
-    async def service_send(self, tpe: Any, arg: Any = None, send_delay: timedelta | None = None,
-                           idempotency_key: str | None = None, headers: dict[str, str] | None = None) -> SendHandle:
-        return await self._typed_send("service", tpe, None, arg, send_delay, idempotency_key, headers)
-
-    async def object_send(self, tpe: Any, key: str | None = None, arg: Any = None, send_delay: timedelta | None = None,
-                          idempotency_key: str | None = None, headers: dict[str, str] | None = None) -> SendHandle:
-        return await self._typed_send("object", tpe, key, arg, send_delay, idempotency_key, headers)
-
-    async def workflow_send(self, tpe: Any, key: str | None = None, arg: Any = None,
-                            send_delay: timedelta | None = None, idempotency_key: str | None = None,
-                            headers: dict[str, str] | None = None) -> SendHandle:
-        return await self._typed_send("workflow", tpe, key, arg, send_delay, idempotency_key, headers)
+        return self.send(target, body, headers, idempotency_key, delay)
 
     def _generic_target(self, service: str, handler: str, arg: bytes, key: str | None) -> Target:
         if not isinstance(arg, (bytes, bytearray)):
@@ -183,8 +163,8 @@ class Ingress:
         self._refuse_scope(scope, limit_key)
         __tracebackhide__ = True  # IPython (and pytest) show the user's frame, not the runtime's
         target = self._generic_target(service, handler, arg, key)
-        inv = self._ingress_call(target, bytes(arg), headers, idempotency_key)
-        inv = await self._waiter.await_done(inv, f"generic_call to {target}")
+        inv = self.call(target, bytes(arg), headers, idempotency_key)
+        inv = await self.host._waiter.await_done(inv, f"generic_call to {target}")
         if isinstance(inv.result, Failure):
             raise inv.result.to_terminal_error()
         return inv.result or b""
@@ -195,20 +175,24 @@ class Ingress:
                            limit_key: str | None = None) -> SendHandle:
         self._refuse_scope(scope, limit_key)
         target = self._generic_target(service, handler, arg, key)
-        return self._ingress_send(target, bytes(arg), headers, idempotency_key, duration_ms(send_delay, "send_delay"))
+        return self.send(target, bytes(arg), headers, idempotency_key, duration_ms(send_delay, "send_delay"))
 
-    def _ingress_send(self, target: Target, body: bytes, headers: dict[str, str] | None, idem: str | None,
-                      delay: int) -> SendHandle:
-        inv, previous, _ = self._invoke(target, body, headers, idem, delay, invoked_by=None, strict=True)
+    def send(self, target: Target, body: bytes, headers: dict[str, str] | None, idem: str | None,
+             delay: int) -> SendHandle:
+        """Accept a one-way send from outside (a cell or the HTTP door), stored before this returns."""
+        lifecycle = self.host._lifecycle
+        inv, previous, _ = lifecycle.invoke(target, body, headers, idem, delay, invoked_by=None, strict=True)
         inv.sent = inv.sent or not previous
-        self._commit()
+        self.host._commit()
         exec_time = to_datetime(inv.scheduled_at) if inv.scheduled_at else None
         return SendHandle(inv.id, "PreviouslyAccepted" if previous else "Accepted", exec_time)
 
-    def _ingress_call(self, target: Target, body: bytes, headers: dict[str, str] | None,
-                      idem: str | None) -> Invocation:
-        inv, _previous, error = self._invoke(target, body, headers, idem, 0, invoked_by=None, strict=True)
-        self._commit()
+    def call(self, target: Target, body: bytes, headers: dict[str, str] | None, idem: str | None) -> Invocation:
+        """Create (or find) the invocation of a call from a cell, stored before this returns; a call the
+        ingress refuses (e.g. a workflow's second run) raises its TerminalError."""
+        lifecycle = self.host._lifecycle
+        inv, _previous, error = lifecycle.invoke(target, body, headers, idem, 0, invoked_by=None, strict=True)
+        self.host._commit()
         if error is not None:
             raise error.to_terminal_error()
         return inv
@@ -219,7 +203,7 @@ class Ingress:
         if isinstance(target, str):
             if key is not None or idempotency_key is not None:
                 raise TypeError("pass either an invocation id, or a handler with key=/idempotency_key=, not both")
-            inv = self._invocations.get(target)
+            inv = self.host._invocations.get(target)
             if inv is None:  # never existed, expired after its retention, or cancelled before it started
                 try:
                     ids.parse(target)
@@ -230,35 +214,32 @@ class Ingress:
         h = self._handler_of(target)
         svc, name = h.service_tag.name, h.name
         if idempotency_key is not None:
-            inv_id = self._records.idempotent((svc, key or "", name, idempotency_key))
+            inv_id = self.host._records.idempotent((svc, key or "", name, idempotency_key))
             if inv_id is None:
                 raise restate.TerminalError(missing, 404)
         elif h.service_tag.kind == "workflow" and key is not None:
-            inv_id = self._records.run_of((svc, key))
+            inv_id = self.host._records.run_of((svc, key))
             if inv_id is None:
                 raise restate.TerminalError(missing, 404)
         else:
             raise restate.TerminalError("You can attach only to invocations created with an idempotency key, or "
                                         "for workflow methods.", 400)
-        return self._invocations[inv_id]
+        return self.host._invocations[inv_id]
 
     async def attach(self, target: Any, key: str | None = None, idempotency_key: str | None = None) -> Any:
-        """Wait for an invocation's result: by invocation id, by workflow (`attach(run, key="wf-1")`), or by
-        idempotency key (`attach(handler, key=..., idempotency_key=...)`). Decoded with its handler's serde."""
         __tracebackhide__ = True  # IPython (and pytest) show the user's frame, not the runtime's
         inv = self._find(target, key, idempotency_key, "not found")  # Restate's ingress messages for a 404
-        inv = await self._waiter.await_done(inv, f"attach to {inv.id} ({inv.target})")
+        inv = await self.host._waiter.await_done(inv, f"attach to {inv.id} ({inv.target})")
         return self._decode_for(inv)
 
     def output(self, target: Any, key: str | None = None, idempotency_key: str | None = None) -> Any:
-        """The result of a completed invocation (found as for attach); raises pg.NotReady while it runs."""
         inv = self._find(target, key, idempotency_key, "invocation not found")
         if not inv.completed:
             raise NotReady(f"{inv.id} ({inv.target}) is {inv.status}: the response is not ready yet")
         return self._decode_for(inv)
 
     def _decode_for(self, inv: Invocation) -> Any:
-        reg = self._registry.get(inv.target.service)
+        reg = self.host._registry.get(inv.target.service)
         handler = reg.obj.handlers.get(inv.target.handler) if reg else None
         if handler is None:
             if isinstance(inv.result, Failure):
@@ -266,67 +247,44 @@ class Ingress:
             return inv.result
         return self._decode(handler, inv.result)
 
-    def _get(self, invocation_id: str) -> Invocation:
-        inv = self._invocations.get(invocation_id)
-        if inv is None:
-            try:
-                ids.parse(invocation_id)
-            except ids.BadInvocationId as exc:
-                raise ValueError(f"invocation_id: {exc} (ids look like 'inv_1' + 33 characters of 0-9a-zA-Z; "
-                                 f"see rt.invocations())") from None
-            raise KeyError(f"no invocation {invocation_id!r} in this runtime (see rt.invocations())")
-        return inv
-
     # ------------------------------------------------------------------ operations (as Restate's CLI offers them)
     def cancel(self, invocation_id: str) -> None:
-        """Cancel as Restate does: a started invocation gets the cancel signal (the SDK raises TerminalError
-        409 "cancelled" at its current await and cancels its pending calls); one not yet started ends at
-        once with 409 "canceled"; a finished one is left alone."""
-        self._cancel(self._get(invocation_id))
-        self._commit()
+        self.host._lifecycle.cancel(self.host.invocation(invocation_id))
+        self.host._commit()
 
     def kill(self, invocation_id: str) -> None:
-        """End an invocation and every call it waits on at once, without running any more handler code.
-        Callers get 409 "killed"; one-way sends it made are not touched; locks are released. One that has not
-        started (a delayed send, or queued in a key's inbox) is then forgotten, as Restate does: attach and
-        output answer 404."""
-        self._kill(self._get(invocation_id))
-        self._commit()
+        self.host._lifecycle.kill(self.host.invocation(invocation_id))
+        self.host._commit()
 
     def pause(self, invocation_id: str) -> None:
-        """Stop retrying (or running) an invocation until resume(); it shows as 'paused'."""
-        inv = self._get(invocation_id)
+        inv = self.host.invocation(invocation_id)
         if inv.completed or inv.status == "paused":
             return
         if inv.status in ("pending", "scheduled"):
             raise ValueError(f"{inv.id} has not started yet; cancel it instead, or let it start first")
         inv.status = "paused"
         inv.next_retry_at = None
-        self._dirty.add(inv)
-        self._commit()
+        self.host._dirty.add(inv)
+        self.host._commit()
         if inv.attempt is not None:
             inv.attempt.abort()  # the attempt ends; _on_attempt_end sees the pause and stays put
 
     def resume(self, invocation_id: str) -> None:
-        """Start a paused invocation again from its journal."""
-        inv = self._get(invocation_id)
+        inv = self.host.invocation(invocation_id)
         if inv.status != "paused":
             raise ValueError(f"{inv.id} is {inv.status}, not paused")
         if inv.attempt is None:
-            self._start(inv)
+            self.host._lifecycle.start(inv)
         else:
             inv.status = "running"  # its aborted attempt is still winding down; restart when it has ended
             inv.resume_after_attempt = True
-            self._dirty.add(inv)
-        self._commit()
+            self.host._dirty.add(inv)
+        self.host._commit()
 
     def resolve_awakeable(self, awakeable_id: str, value: Any = None) -> None:
-        """Complete an awakeable from a cell, as `POST /restate/awakeables/<id>/resolve` does. `value` is
-        encoded as JSON (the SDK's default serde), bytes are sent as they are."""
         self._complete_awakeable(awakeable_id, {"value": messages.new("Value", content=_json_body(value))})
 
     def reject_awakeable(self, awakeable_id: str, message: str, code: int = 500) -> None:
-        """Fail an awakeable from a cell: the awaiting handler gets TerminalError(message, code)."""
         _check_failure(message, code)
         self._complete_awakeable(awakeable_id, {"failure": failure_message(Failure(code, message))})
 
@@ -334,35 +292,31 @@ class Ingress:
         if not isinstance(awakeable_id, str):
             raise TypeError(f"awakeable_id must be the str id of an awakeable ('sign_1...', as ctx.awakeable() "
                             f"returns it), not {type(awakeable_id).__name__}")
-        target, idx = self._commands.parse_awakeable(awakeable_id)
+        target, idx = self.host._commands.parse_awakeable(awakeable_id)
         if idx == 0:
             raise ValueError(f"{awakeable_id!r} is not an awakeable id (they look like 'sign_1...')")
         if target is None:
             raise KeyError(f"no invocation in this runtime owns awakeable {awakeable_id!r}")
-        self._commands.signal(target, {"idx": idx}, result)
-        self._commit()
+        self.host._commands.signal(target, {"idx": idx}, result)
+        self.host._commit()
 
     def resolve_promise(self, workflow: str, key: str, name: str, value: Any = None) -> None:
-        """Resolve a workflow's durable promise from a cell; a second resolution fails with 409, as in Restate.
-        As with a shared handler in Restate, the workflow's run need not have started: it sees the promise
-        resolved when it does."""
         self._check_promise(workflow, key, name)
-        self._commands.complete_promise((workflow, key), name, _json_body(value))
-        self._commit()
+        self.host._commands.complete_promise((workflow, key), name, _json_body(value))
+        self.host._commit()
 
     def reject_promise(self, workflow: str, key: str, name: str, message: str, code: int = 500) -> None:
-        """Fail a workflow's durable promise from a cell: its awaiter gets TerminalError(message, code)."""
         self._check_promise(workflow, key, name)
         _check_failure(message, code)
-        self._commands.complete_promise((workflow, key), name, Failure(code, message))
-        self._commit()
+        self.host._commands.complete_promise((workflow, key), name, Failure(code, message))
+        self.host._commit()
 
     def _check_promise(self, workflow: str, key: str, name: str) -> None:
         for what, value in (("workflow", workflow), ("key", key), ("name", name)):
             if not isinstance(value, str):
                 raise TypeError(f"{what} must be a str, not {type(value).__name__}")
-        manifest = self._registry.manifests.get(workflow)
+        manifest = self.host._registry.manifests.get(workflow)
         if manifest is None or manifest.get("ty") != "WORKFLOW":
-            known = sorted(n for n, m in self._registry.manifests.items() if m.get("ty") == "WORKFLOW")
+            known = sorted(n for n, m in self.host._registry.manifests.items() if m.get("ty") == "WORKFLOW")
             raise ValueError(f"{workflow!r} is not a registered workflow; promises belong to workflows "
                              f"(registered: {', '.join(map(repr, known)) or 'none'})")

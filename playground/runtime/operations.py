@@ -17,7 +17,7 @@ def start_call(rt: Engine, target: Target, body: bytes, headers: dict[str, str] 
     """Create (or find, for an idempotency key or a workflow run) the invocation of an ingress call, stored
     before this returns: (invocation, previously accepted, failure for the call, e.g. a workflow's 409).
     Raises restate.TerminalError (404/400) for a target the ingress refuses."""
-    inv, previous, failure = rt._invoke(target, body, headers, idem, 0, invoked_by=None, strict=True)
+    inv, previous, failure = rt._lifecycle.invoke(target, body, headers, idem, 0, invoked_by=None, strict=True)
     rt._commit()
     return inv, previous, failure
 
@@ -25,7 +25,7 @@ def start_call(rt: Engine, target: Target, body: bytes, headers: dict[str, str] 
 def start_send(rt: Engine, target: Target, body: bytes, headers: dict[str, str] | None, idem: str | None,
                delay_ms: int) -> SendHandle:
     """A one-way send from the ingress, `delay_ms` after now."""
-    return rt._ingress_send(target, body, headers, idem, delay_ms)
+    return rt._ingress.send(target, body, headers, idem, delay_ms)
 
 
 async def await_done(rt: Engine, inv: Invocation, what: str) -> Invocation:
@@ -36,7 +36,7 @@ async def await_done(rt: Engine, inv: Invocation, what: str) -> Invocation:
 
 def purge(rt: Engine, invocation_id: str) -> None:
     """Forget a completed invocation now, with the idempotency key or workflow entry naming it."""
-    rt._drop(rt._invocations[invocation_id])
+    rt._lifecycle.drop(rt._invocations[invocation_id])
     rt._commit()
 
 
