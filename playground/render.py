@@ -185,7 +185,7 @@ def call_graph(rt: Runtime, aggregate: bool = False) -> Graph:
 def timeline_data(rt: Runtime, service: str) -> list[dict[str, Any]]:
     """Per key of a virtual object (or workflow): its invocations in arrival order, with when each arrived,
     started and ended on the virtual clock, whether it was exclusive or shared, and who sent it."""
-    rows = []
+    rows: list[dict[str, Any]] = []
     for order, inv in enumerate(rt.all_invocations()):
         if inv.target.service != service or inv.target.key is None:
             continue
@@ -493,4 +493,4 @@ class Graph(graphviz.Source):
         return mimebundle(self.source, f"<{self.title}, {n} edge{'' if n == 1 else 's'}>")
 
 
-views.register(sys.modules[__name__])  # type: ignore[arg-type]  # the engine's records draw through this module
+views.register(sys.modules[__name__])  # the engine's records draw through this module
