@@ -47,7 +47,7 @@ from restate import Context, ObjectContext  # noqa: E402
 import playground as pg  # noqa: E402
 from playground.protocol import framing, messages  # noqa: E402
 from playground.protocol.deployment import AsgiDeployment  # noqa: E402
-from playground.protocol.driver import Attempt, AttemptEnded  # noqa: E402
+from playground.protocol.driver import Attempt, AttemptEnded, Received  # noqa: E402
 from playground.runtime.scheduler import OldestFirst  # noqa: E402
 
 TARGET_RATIO = 1.5
@@ -196,24 +196,28 @@ class BareGreet:
         self.journal = [framing.encode(messages.new("Input", value=messages.new("Value", content=b'"x"')))]
         self.output_id = messages.TYPE_IDS["Output"]
         self.terminal_ids = {messages.TYPE_IDS[k] for k in ("End", "Suspension", "Error")}
-        self.end_id = messages.TYPE_IDS["End"]
 
     async def once(self) -> bytes:
         attempt = Attempt(self.app, "BenchGreeter", "greet")
-        attempt.start(self.start, self.journal)
+        ended: asyncio.Future[AttemptEnded] = asyncio.get_running_loop().create_future()
         output: bytes | None = None
-        while True:
-            item = await attempt.next()
-            if isinstance(item, AttemptEnded):
-                break
+        terminal: str | None = None
+
+        def on_message(item: Received) -> None:  # the driver pushes each message as the SDK sends it
+            nonlocal output, terminal
             if item.type_id == self.output_id:
                 output = item.msg.value.content
             elif item.type_id in self.terminal_ids:
-                if item.type_id != self.end_id:
-                    raise AssertionError(f"bare greet ended with {item.name}: {item.msg}")
+                terminal = item.name
                 attempt.close_input()
-        if item.error is not None or output is None:
-            raise AssertionError(f"bare greet failed: {item.error!r}, output={output!r}")
+
+        attempt.on_message, attempt.on_end = on_message, ended.set_result
+        attempt.start(self.start, self.journal)
+        end = await ended
+        if terminal != "End":
+            raise AssertionError(f"bare greet ended with {terminal}")
+        if end.error is not None or output is None:
+            raise AssertionError(f"bare greet failed: {end.error!r}, output={output!r}")
         return output
 
 

@@ -61,9 +61,6 @@ class _Pipe:
                 self._waiter = None
         return self._items.popleft()
 
-    def get_nowait(self) -> Any | None:
-        return self._items.popleft() if self._items else None
-
     def __len__(self) -> int:
         return len(self._items)
 
@@ -112,8 +109,8 @@ class AttemptEnded:
 
 
 class Attempt:
-    """One HTTP/2-style bidi stream to the app: `start()`, then read with `next()` (or callbacks), write with
-    `notify()`."""
+    """One HTTP/2-style bidi stream to the app: set `on_message` and `on_end`, `start()`, then write with
+    `notify()`; each message the SDK sends, and the attempt's end, arrive through those callbacks."""
 
     def __init__(self, app: AsgiApp, service: str, handler: str, headers: list[tuple[str, str]] | None = None,
                  content_type: str = CONTENT_TYPE, scope: dict | None = None) -> None:
@@ -125,7 +122,6 @@ class Attempt:
         self._inbox = _Pipe()
         # frames written with notify() that the app has not taken yet: they go to it as one chunk (see notify)
         self._batch: list[bytes] | None = None
-        self._outbox = _Pipe()
         self._decoder = framing.Decoder()
         self._input_closed = False
         self._response_done = asyncio.Event()
@@ -142,8 +138,8 @@ class Attempt:
         # True while the SDK waits for input from us (its VM said "wait for external progress"; see sdk_hooks)
         self.sdk_waiting = False
         self.on_waiting: Callable[[], None] | None = None
-        # Push mode: when set, each SDK message (and the end) goes to these callbacks synchronously, as the
-        # SDK sends it, instead of waiting in a queue for next(). The runtime uses push mode.
+        # each SDK message (and the end) goes to these callbacks synchronously, as the SDK sends it; start()
+        # needs both (they are dropped once the attempt has ended)
         self.on_message: Callable[[Received], None] | None = None
         self.on_end: Callable[[AttemptEnded], None] | None = None
 
@@ -178,17 +174,18 @@ class Attempt:
             self._resp_headers = {k.decode(): v.decode() for k, v in event.get("headers", [])}
         elif kind == "http.response.body":
             for type_id, flags, payload in self._decoder.feed(event.get("body", b"")):
-                item = Received(type_id, flags, messages.parse(type_id, payload, self.version))
-                if self.on_message is not None:
-                    self.on_message(item)
-                else:
-                    self._outbox.put(item)
+                on_message = self.on_message
+                if on_message is not None:  # None: the attempt ended, or its owner detached it
+                    on_message(Received(type_id, flags, messages.parse(type_id, payload, self.version)))
             if not event.get("more_body", False):
                 self._response_done.set()
 
     # --- the server side ---
     def start(self, start: Any, journal: list[bytes]) -> None:
         """Send Start and the stored journal frames (already encoded), then let the app run."""
+        if self.on_message is None or self.on_end is None:
+            raise ValueError("set the attempt's on_message and on_end before start(): the SDK's messages and "
+                             "the attempt's end arrive through them")
         start.known_entries = len(journal)
         body = framing.encode(start) + b"".join(journal)
         self._inbox.put({"type": "http.request", "body": body, "more_body": True})
@@ -226,8 +223,6 @@ class Attempt:
         self.on_message = self.on_end = self.on_waiting = None
         if on_end is not None:
             on_end(self.ended)
-        else:
-            self._outbox.put(self.ended)
 
     def notify(self, msg: Any, flags: int = 0) -> bool:
         """Write a message into the open request body. Returns False once the input is closed.
@@ -252,11 +247,6 @@ class Attempt:
         if waiting and self.on_waiting is not None:
             self.on_waiting()
 
-    @property
-    def unread(self) -> int:
-        """Messages from the SDK not yet taken with next()."""
-        return len(self._outbox)
-
     def close_input(self) -> None:
         if not self._input_closed:
             self._input_closed = True
@@ -266,12 +256,6 @@ class Attempt:
     @property
     def input_closed(self) -> bool:
         return self._input_closed
-
-    async def next(self) -> Received | AttemptEnded:
-        return await self._outbox.get()
-
-    def next_nowait(self) -> Received | AttemptEnded | None:
-        return self._outbox.get_nowait()
 
     def fail(self, exc: BaseException) -> None:
         """A BaseException escaped code the SDK runs beside the handler (an async ctx.run closure): end the

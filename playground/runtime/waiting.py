@@ -106,7 +106,7 @@ class Waiter:
     @staticmethod
     def _is_blocked(inv: Invocation) -> bool:
         a = inv.attempt
-        return (a is not None and a.sdk_waiting and not a.input_closed and a.unread == 0
+        return (a is not None and a.sdk_waiting and not a.input_closed
                 and not inv.pending_runs)
 
     def _busy(self) -> list[Invocation]:

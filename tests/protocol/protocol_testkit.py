@@ -1,12 +1,16 @@
 """Small helpers shared by the protocol-layer tests: build journal frames and pump an Attempt deterministically.
 
-Nothing here waits on the wall clock. Pumping means yielding to the event loop a bounded number of times
-(`asyncio.sleep(0)`), so a test that expects progress fails instead of hanging when progress never comes.
+An attempt made with `open_attempt` keeps what the driver pushes (each message the SDK sends, then its end)
+in a feed that `pump` and `pump_until` read. Nothing here waits on the wall clock. Pumping means yielding to
+the event loop a bounded number of times (`asyncio.sleep(0)`), so a test that expects progress fails instead
+of hanging when progress never comes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import weakref
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -24,6 +28,28 @@ DEBUG_ID = "inv_1testinvocation"
 ROUNDS = 200
 
 Item = Received | AttemptEnded
+
+# what each attempt made by open_attempt has pushed and the test has not read yet
+_FEEDS: weakref.WeakKeyDictionary[Attempt, deque[Item]] = weakref.WeakKeyDictionary()
+
+
+def open_attempt(app: Any, service: str, handler: str, **kwargs: Any) -> Attempt:
+    """An Attempt (same arguments) whose messages and end are kept for pump() and pump_until() to read."""
+    return keep_feed(Attempt(app, service, handler, **kwargs))
+
+
+def keep_feed(attempt: Attempt) -> Attempt:
+    """Keep what `attempt` pushes (before it starts) for pump() and pump_until() to read."""
+    feed: deque[Item] = deque()
+    _FEEDS[attempt] = feed
+    attempt.on_message = feed.append
+    attempt.on_end = feed.append
+    return attempt
+
+
+def _take(attempt: Attempt) -> Item | None:
+    feed = _FEEDS[attempt]
+    return feed.popleft() if feed else None
 
 
 def make_app(*services: Any) -> Any:
@@ -55,7 +81,7 @@ async def pump(attempt: Attempt, rounds: int = ROUNDS) -> list[Item]:
     out: list[Item] = []
     for _ in range(rounds):
         await asyncio.sleep(0)
-        while (item := attempt.next_nowait()) is not None:
+        while (item := _take(attempt)) is not None:
             out.append(item)
     return out
 
@@ -64,7 +90,7 @@ async def pump_until(attempt: Attempt, done: Callable[[Item], bool], rounds: int
     """Collect items until one satisfies `done` (inclusive); fail if that takes more than `rounds` yields."""
     out: list[Item] = []
     for _ in range(rounds):
-        while (item := attempt.next_nowait()) is not None:
+        while (item := _take(attempt)) is not None:
             out.append(item)
             if done(item):
                 return out

@@ -15,7 +15,18 @@ from restate import InvocationRetryPolicy
 from playground.protocol.deployment import AsgiDeployment, HandlerInfo, RetryPolicy, ServiceInfo, parse_manifest
 from playground.protocol.driver import CONTENT_TYPE, Attempt
 
-from protocol_testkit import ensure_ended, finish, input_frame, is_named, names, pump_until, received, start_msg
+from protocol_testkit import (
+    ensure_ended,
+    finish,
+    input_frame,
+    is_named,
+    keep_feed,
+    names,
+    open_attempt,
+    pump_until,
+    received,
+    start_msg,
+)
 
 
 def _services() -> list[Any]:
@@ -133,7 +144,7 @@ async def test_open_returns_an_attempt_for_the_handler_path() -> None:
     deployment = AsgiDeployment(restate.app(_services()))
     deployment.discover()
 
-    attempt = deployment.open("Svc", "plain", [("x-restate-invocation-id", "inv_1")])
+    attempt = keep_feed(deployment.open("Svc", "plain", [("x-restate-invocation-id", "inv_1")]))
     try:
         attempt.start(start_msg(), [input_frame(b'"ada"')])
         items = await pump_until(attempt, is_named("End")) + await finish(attempt)
@@ -172,7 +183,7 @@ def _signal_probe_app() -> Any:
 
 
 async def _one_attempt_then_sigterm_installed(app: Any) -> tuple[list[str], bool]:
-    attempt = Attempt(app, "Probe", "ping")
+    attempt = open_attempt(app, "Probe", "ping")
     try:
         attempt.start(start_msg(), [input_frame()])
         items = await pump_until(attempt, is_named("End")) + await finish(attempt)

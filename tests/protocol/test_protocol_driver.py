@@ -22,6 +22,7 @@ from protocol_testkit import (
     is_named,
     make_app,
     names,
+    open_attempt,
     pump,
     pump_until,
     received,
@@ -108,7 +109,7 @@ def _runner_app(executions: list[str]) -> Any:
 
 
 async def test_trivial_handler_sends_output_and_end_then_ends_after_close() -> None:
-    attempt = Attempt(APP, "Proto", "greet")
+    attempt = open_attempt(APP, "Proto", "greet")
     try:
         attempt.start(start_msg(), [input_frame(b'"bob"')])
         items = await pump_until(attempt, is_named("End"))
@@ -127,7 +128,7 @@ async def test_trivial_handler_sends_output_and_end_then_ends_after_close() -> N
 async def test_app_does_not_return_until_the_request_body_is_closed() -> None:
     """Pitfall P1: after End the SDK waits for the server to close its input before it returns."""
 
-    attempt = Attempt(APP, "Proto", "greet")
+    attempt = open_attempt(APP, "Proto", "greet")
     try:
         attempt.start(start_msg(), [input_frame(b'"ann"')])
         before = await pump(attempt, rounds=1000)
@@ -149,7 +150,7 @@ async def test_app_does_not_return_until_the_request_body_is_closed() -> None:
 
 
 async def test_start_sets_known_entries_to_the_journal_length() -> None:
-    attempt = Attempt(APP, "Proto", "greet")
+    attempt = open_attempt(APP, "Proto", "greet")
     start = start_msg(known_entries=99)
     try:
         attempt.start(start, [input_frame(b'"x"')])
@@ -161,7 +162,7 @@ async def test_start_sets_known_entries_to_the_journal_length() -> None:
 
 
 async def test_notify_is_refused_once_the_input_is_closed() -> None:
-    attempt = Attempt(APP, "Proto", "greet")
+    attempt = open_attempt(APP, "Proto", "greet")
     try:
         attempt.start(start_msg(), [input_frame(b'"x"')])
         await pump_until(attempt, is_named("End"))
@@ -177,7 +178,7 @@ async def test_notify_is_refused_once_the_input_is_closed() -> None:
 async def test_start_fields_reach_the_handler_and_current_attempt_is_set_inside_it() -> None:
     seen_attempts.clear()
 
-    attempt = Attempt(APP, "Proto", "whoami")
+    attempt = open_attempt(APP, "Proto", "whoami")
     try:
         attempt.start(start_msg(), [input_frame()])
         items = await pump_until(attempt, is_named("End"))
@@ -191,7 +192,7 @@ async def test_start_fields_reach_the_handler_and_current_attempt_is_set_inside_
 
 
 async def test_object_key_and_eager_state_come_from_start() -> None:
-    attempt = Attempt(APP, "Counter", "peek")
+    attempt = open_attempt(APP, "Counter", "peek")
     start = start_msg(key="k1", partial_state=False,
                       state_map=[messages.new("StateEntry", key=b"count", value=b"41")])
     try:
@@ -207,8 +208,8 @@ async def test_object_key_and_eager_state_come_from_start() -> None:
 
 
 async def test_concurrent_attempts_on_one_loop_keep_their_streams_apart() -> None:
-    first = Attempt(APP, "Proto", "greet")
-    second = Attempt(APP, "Proto", "greet")
+    first = open_attempt(APP, "Proto", "greet")
+    second = open_attempt(APP, "Proto", "greet")
     try:
         first.start(start_msg(), [input_frame(b'"one"')])
         second.start(start_msg(), [input_frame(b'"two"')])
@@ -231,7 +232,7 @@ async def test_concurrent_attempts_on_one_loop_keep_their_streams_apart() -> Non
 async def test_unsupported_protocol_version_surfaces_as_an_ended_attempt_with_error(version: int) -> None:
     """Pitfall P5: the app raises instead of answering; the driver must report it rather than hang."""
 
-    attempt = Attempt(APP, "Proto", "greet", content_type=f"application/vnd.restate.invocation.v{version}")
+    attempt = open_attempt(APP, "Proto", "greet", content_type=f"application/vnd.restate.invocation.v{version}")
     try:
         attempt.start(start_msg(), [input_frame(b'"x"')])
         items = await pump_until(attempt, is_ended)
@@ -250,7 +251,7 @@ async def test_unsupported_protocol_version_surfaces_as_an_ended_attempt_with_er
 async def test_supported_protocol_versions_complete_a_trivial_handler(version: int) -> None:
     content_type = f"application/vnd.restate.invocation.v{version}"
 
-    attempt = Attempt(APP, "Proto", "greet", content_type=content_type)
+    attempt = open_attempt(APP, "Proto", "greet", content_type=content_type)
     try:
         attempt.start(start_msg(), [input_frame(b'"v"')])
         items = await pump_until(attempt, is_named("End")) + await finish(attempt)
@@ -267,7 +268,7 @@ async def test_supported_protocol_versions_complete_a_trivial_handler(version: i
 async def test_abort_mid_handler_ends_the_attempt_without_a_terminal_message() -> None:
     """Pitfall P2: a dropped connection while the handler waits loses the attempt: no End/Error/Suspension."""
 
-    attempt = Attempt(APP, "Proto", "sleeper")
+    attempt = open_attempt(APP, "Proto", "sleeper")
     try:
         attempt.start(start_msg(), [input_frame()])
         before = await pump_until(attempt, is_named("Sleep"))
@@ -291,7 +292,7 @@ async def test_abort_after_the_terminal_message_reports_a_connection_abort() -> 
     """Cancelled while the SDK waits for the input to close (outside user code), the app task itself ends
     cancelled; the driver turns that into an error instead of losing the attempt."""
 
-    attempt = Attempt(APP, "Proto", "greet")
+    attempt = open_attempt(APP, "Proto", "greet")
     try:
         attempt.start(start_msg(), [input_frame(b'"x"')])
         before = await pump_until(attempt, is_named("End"))
@@ -309,7 +310,7 @@ async def test_abort_after_the_terminal_message_reports_a_connection_abort() -> 
 
 
 async def test_sleep_completes_when_the_completion_is_sent() -> None:
-    attempt = Attempt(APP, "Proto", "sleeper")
+    attempt = open_attempt(APP, "Proto", "sleeper")
     try:
         attempt.start(start_msg(), [input_frame()])
         first = await pump_until(attempt, is_named("Sleep"))
@@ -325,7 +326,7 @@ async def test_sleep_completes_when_the_completion_is_sent() -> None:
 
 
 async def test_cancel_signal_fails_the_pending_await_with_409() -> None:
-    attempt = Attempt(APP, "Proto", "sleeper")
+    attempt = open_attempt(APP, "Proto", "sleeper")
     try:
         attempt.start(start_msg(), [input_frame()])
         await pump_until(attempt, is_named("Sleep"))
@@ -342,7 +343,7 @@ async def test_run_proposal_requests_an_ack_and_the_handler_finishes_after_the_a
     executions: list[str] = []
     app = _runner_app(executions)
 
-    attempt = Attempt(app, "Runs", "once")
+    attempt = open_attempt(app, "Runs", "once")
     try:
         attempt.start(start_msg(), [input_frame()])
         proposal = await pump_until(attempt, is_named("ProposeRunCompletion"))
@@ -369,7 +370,7 @@ async def test_run_proposal_requests_an_ack_and_the_handler_finishes_after_the_a
 async def _run_to_end(app: Any, service: str, handler: str, journal: list[bytes] | None = None) -> list[Any]:
     """Start an attempt with `journal` (default: just the Input), read until its terminal message, close the
     body and return every item received, the AttemptEnded last."""
-    attempt = Attempt(app, service, handler)
+    attempt = open_attempt(app, service, handler)
     try:
         attempt.start(start_msg(), journal if journal is not None else [input_frame()])
         return await pump_until(attempt, is_named(*TERMINALS)) + await finish(attempt)
@@ -410,7 +411,7 @@ async def test_replayed_failed_run_raises_a_terminal_error_in_the_handler() -> N
 @pytest.mark.parametrize(("handler", "has_key"), [("caller", False), ("idempotent_caller", True)])
 async def test_call_carries_both_notification_ids_and_completes_with_the_call_result(handler: str,
                                                                                     has_key: bool) -> None:
-    attempt = Attempt(APP, "Proto", handler)
+    attempt = open_attempt(APP, "Proto", handler)
     try:
         attempt.start(start_msg(), [input_frame(b'"bob"')])
         call = received(await pump_until(attempt, is_named("Call")), "Call")[0]
@@ -474,7 +475,7 @@ async def test_app_raising_after_the_response_head_reports_status_and_error() ->
         await receive()
         raise RuntimeError("(571) input closed while replaying")
 
-    attempt = Attempt(app, "Fake", "h")
+    attempt = open_attempt(app, "Fake", "h")
     try:
         attempt.start(start_msg(), [input_frame()])
         items = await pump_until(attempt, is_ended)
@@ -501,7 +502,7 @@ async def test_fake_app_sees_start_and_journal_in_one_body_event_then_the_close(
         await send({"type": "http.response.body", "body": b"", "more_body": False})
         events.append(await receive())
 
-    attempt = Attempt(app, "Fake", "h", headers=[("x-extra", "1")])
+    attempt = open_attempt(app, "Fake", "h", headers=[("x-extra", "1")])
     try:
         attempt.start(start_msg(), [input_frame(b"1"), input_frame(b"2")])
         await pump(attempt, rounds=20)
@@ -526,7 +527,7 @@ async def test_a_frame_of_unknown_type_from_the_app_ends_the_attempt_with_an_err
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": framing.encode_raw(0x0499, b""), "more_body": True})
 
-    attempt = Attempt(app, "Fake", "h")
+    attempt = open_attempt(app, "Fake", "h")
     try:
         attempt.start(start_msg(), [input_frame()])
         items = await pump_until(attempt, is_ended)
@@ -536,8 +537,15 @@ async def test_a_frame_of_unknown_type_from_the_app_ends_the_attempt_with_an_err
     assert items[0].error is not None
 
 
-async def test_abort_right_after_start_still_reports_attempt_ended() -> None:
+async def test_an_attempt_refuses_to_start_before_it_has_somewhere_to_send_what_the_sdk_says() -> None:
     attempt = Attempt(APP, "Proto", "greet")
+    with pytest.raises(ValueError, match="set the attempt's on_message and on_end before start"):
+        attempt.start(start_msg(), [input_frame(b'"x"')])
+    assert attempt.ended is None and attempt._task is None  # nothing was started
+
+
+async def test_abort_right_after_start_still_reports_attempt_ended() -> None:
+    attempt = open_attempt(APP, "Proto", "greet")
     attempt.start(start_msg(), [input_frame(b'"x"')])
     attempt.abort()
     items = await pump_until(attempt, is_ended)

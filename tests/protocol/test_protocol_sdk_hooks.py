@@ -23,6 +23,7 @@ from protocol_testkit import (
     is_named,
     make_app,
     names,
+    open_attempt,
     pump,
     pump_until,
     received,
@@ -109,7 +110,7 @@ def test_install_is_idempotent_and_wraps_once() -> None:
 
 
 async def test_sleep_inside_an_attempt_records_its_exact_millis() -> None:
-    attempt = Attempt(APP, "Hooks", "nap")
+    attempt = open_attempt(APP, "Hooks", "nap")
     try:
         attempt.start(start_msg(), [input_frame(b"5")])
         items = await _complete_sleeps(attempt, 1)
@@ -120,7 +121,7 @@ async def test_sleep_inside_an_attempt_records_its_exact_millis() -> None:
 
 
 async def test_delayed_send_records_its_exact_millis() -> None:
-    attempt = Attempt(APP, "Hooks", "delayed_send")
+    attempt = open_attempt(APP, "Hooks", "delayed_send")
     try:
         before = int(time.time() * 1000)
         attempt.start(start_msg(), [input_frame()])
@@ -137,7 +138,7 @@ async def test_delayed_send_records_its_exact_millis() -> None:
 
 
 async def test_send_without_delay_records_zero() -> None:
-    attempt = Attempt(APP, "Hooks", "immediate_send")
+    attempt = open_attempt(APP, "Hooks", "immediate_send")
     try:
         attempt.start(start_msg(), [input_frame()])
         await pump_until(attempt, is_named("End"))
@@ -149,8 +150,8 @@ async def test_send_without_delay_records_zero() -> None:
 
 
 async def test_concurrent_attempts_record_only_their_own_delays() -> None:
-    short = Attempt(APP, "Hooks", "nap")
-    long = Attempt(APP, "Hooks", "nap")
+    short = open_attempt(APP, "Hooks", "nap")
+    long = open_attempt(APP, "Hooks", "nap")
     try:
         short.start(start_msg(), [input_frame(b"1")])
         long.start(start_msg(), [input_frame(b"7")])
@@ -165,7 +166,7 @@ async def test_concurrent_attempts_record_only_their_own_delays() -> None:
 async def test_replayed_sleep_is_not_recorded_but_a_new_one_after_it_is() -> None:
     journal = [input_frame(), _sleep_cmd(1, 1), _sleep_done(1)]
 
-    attempt = Attempt(APP, "Hooks", "two_naps")
+    attempt = open_attempt(APP, "Hooks", "two_naps")
     try:
         attempt.start(start_msg(), journal)
         items = await _complete_sleeps(attempt, 1)
@@ -179,7 +180,7 @@ async def test_replayed_sleep_is_not_recorded_but_a_new_one_after_it_is() -> Non
 async def test_replayed_sleep_still_awaiting_its_completion_is_not_recorded() -> None:
     journal = [input_frame(b"5"), _sleep_cmd(1, 1)]
 
-    attempt = Attempt(APP, "Hooks", "nap")
+    attempt = open_attempt(APP, "Hooks", "nap")
     try:
         attempt.start(start_msg(), journal)
         waiting = await pump(attempt)
@@ -250,7 +251,7 @@ class _FakeVM:
 
 
 def test_record_appends_only_inside_an_attempt_and_only_when_not_replaying() -> None:
-    attempt = Attempt(APP, "Hooks", "nap")
+    attempt = open_attempt(APP, "Hooks", "nap")
 
     sdk_hooks._record(_FakeVM(False), "sleep", 5)  # no current attempt: dropped
     assert list(attempt.delays) == []
@@ -270,7 +271,7 @@ async def test_handler_exceptions_inside_attempts_are_not_logged_but_still_repor
 ) -> None:
     caplog.set_level(logging.DEBUG)
 
-    attempt = Attempt(APP, "Hooks", "explode")
+    attempt = open_attempt(APP, "Hooks", "explode")
     try:
         attempt.start(start_msg(), [input_frame()])
         items = await pump_until(attempt, is_named("End", "Error", "Suspension")) + await finish(attempt)
@@ -289,7 +290,7 @@ async def test_handler_exceptions_inside_attempts_are_not_logged_but_still_repor
 async def test_unsupported_version_inside_an_attempt_is_not_logged(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
 
-    attempt = Attempt(APP, "Hooks", "target", content_type="application/vnd.restate.invocation.v4")
+    attempt = open_attempt(APP, "Hooks", "target", content_type="application/vnd.restate.invocation.v4")
     try:
         attempt.start(start_msg(), [input_frame(b'"x"')])
         ended = (await pump_until(attempt, is_ended))[-1]

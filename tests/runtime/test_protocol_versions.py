@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import pytest
@@ -9,7 +10,7 @@ import restate
 
 import playground as pg
 from playground.protocol import framing, messages
-from playground.protocol.driver import Attempt, AttemptEnded, content_type_for
+from playground.protocol.driver import Attempt, AttemptEnded, Received, content_type_for
 
 effects: list[str] = []
 svc = restate.Service("Versions")
@@ -57,16 +58,18 @@ async def test_a_suspension_is_read_in_the_layout_of_its_version(version: int) -
     run = messages.new("Run", result_completion_id=1, name="effect")
     done = messages.new("RunCompletion", completion_id=1, value=messages.new("Value", content=b'"ran s"'))
     # replay the run, then close the body: the SDK must suspend on the call it makes next
-    attempt.start(start, [framing.encode(m) for m in (inp, run, done)])
-    suspension = None
-    while True:
-        item = await attempt.next()
-        if isinstance(item, AttemptEnded):
-            break
+    items: list[Received] = []
+    ended: asyncio.Future[AttemptEnded] = asyncio.get_running_loop().create_future()
+
+    def on_message(item: Received) -> None:
+        items.append(item)
         if item.name == "Call":
             attempt.close_input()
-        if item.name == "Suspension":
-            suspension = item
+
+    attempt.on_message, attempt.on_end = on_message, ended.set_result
+    attempt.start(start, [framing.encode(m) for m in (inp, run, done)])
+    await ended
+    suspension = next((item for item in items if item.name == "Suspension"), None)
     assert suspension is not None
     item = suspension
     fut = item.msg.awaiting_on
