@@ -1,5 +1,5 @@
-"""The cell-side API: calls, sends, attach/output, and the operations Restate's CLI offers
-(cancel, kill, pause, resume, completing awakeables and promises)."""
+"""The cell-side API, a part of the engine: calls, sends, attach/output, and the operations Restate's CLI
+offers (cancel, kill, pause, resume, completing awakeables and promises)."""
 
 from __future__ import annotations
 
@@ -50,20 +50,13 @@ class IngressHost(Protocol):
     lifecycle it starts, cancels and kills invocations with, the commands part for signals and promises,
     the waiter its awaits go through, and the commit that ends each operation."""
 
-    @property
-    def _lifecycle(self) -> Lifecycle: ...
-    @property
-    def _commands(self) -> Commands: ...
-    @property
-    def _waiter(self) -> Waiter: ...
-    @property
-    def _registry(self) -> Registry: ...
-    @property
-    def _records(self) -> Records: ...
-    @property
-    def _invocations(self) -> dict[str, Invocation]: ...
-    @property
-    def _dirty(self) -> set[Invocation]: ...
+    _lifecycle: Lifecycle
+    _commands: Commands
+    _waiter: Waiter
+    _registry: Registry
+    _records: Records
+    _invocations: dict[str, Invocation]
+    _dirty: set[Invocation]
 
     def _commit(self) -> None: ...
     def invocation(self, invocation_id: str) -> Invocation: ...
@@ -71,9 +64,9 @@ class IngressHost(Protocol):
 
 class Ingress:
     """The engine's part for the cells (the engine's `_ingress`): calls, sends, attach/output, cancel, kill,
-    pause, resume, awakeables and promises, each checked before anything is created. pg.Runtime's methods
-    of the same names forward here (their docstrings, which help() shows, live on pg.Runtime in
-    playground/facade.py); the HTTP door starts calls and sends here too (runtime/operations.py)."""
+    pause, resume, awakeables and promises, each checked before anything is created. The Engine's public
+    methods of the same names (service_call, ..., cancel, ...) forward here; their docstrings, which help()
+    shows on pg.Runtime, live there. The HTTP door starts calls and sends here too (runtime/operations.py)."""
 
     def __init__(self, host: IngressHost) -> None:
         self.host = host
