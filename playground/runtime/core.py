@@ -296,8 +296,6 @@ class Engine:
         """Every invocation the engine keeps (completed ones until their retention ends)."""
         return self._invocations.values()
 
-    _all_invocations = all_invocations  # the name tests/runtime/test_store.py still uses
-
     @property
     def _services(self) -> dict[str, Registered]:  # the name tests reach deployments by (see registry.py)
         return self._registry.services

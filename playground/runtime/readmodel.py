@@ -24,10 +24,6 @@ def invocation(rt: Engine, invocation_id: str) -> Invocation | None:
     return rt._invocations.get(invocation_id)
 
 
-def invocation_count(rt: Engine) -> int:
-    return len(rt._invocations)
-
-
 def change_stamp(rt: Engine) -> tuple[int, int, int]:
     """Changes whenever something a view shows may have changed: deliveries, starts and completions, the
     clock, and the number of invocations kept."""

@@ -575,7 +575,7 @@ async def test_a_full_disk_while_a_handler_runs_ends_the_await_with_a_store_erro
     with pytest.raises(pg.StoreError, match="could not be written: the disk is full"):
         await rt.object_call(fill, key="f", arg=100_000)  # its SetState does not fit
     assert rt.state("Filler", "f") == {"blob": "x" * 10}  # as stored
-    first, second = rt._all_invocations()  # the second is stored with its Input, and no further
+    first, second = rt.all_invocations()  # the second is stored with its Input, and no further
     assert (first.status, second.status, len(second.journal)) == ("completed", "running", 1)
     rt.close()
     again = pg.Runtime(*SERVICES, filler, store=db)  # with room on the disk, it runs on from there
