@@ -10,7 +10,7 @@ import textwrap
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-ON_FIRST_USE = ["graphviz", "pandas", "IPython", "ipywidgets", "anywidget", "playground.render",
+ON_FIRST_USE = ["graphviz", "pandas", "IPython", "ipywidgets", "anywidget", "playground.render", "playground.timeline",
                           "playground.widgets", "playground.introspect", "google.protobuf.descriptor_pb2", "sqlite3"]
 
 

@@ -86,7 +86,11 @@ class Engine:
         self.faults = Faults(self)
         self._progress = 0  # bumped by every delivery, start and completion: "did anything happen?"
         self._recovery = Recovery(self)  # the store's change sets, close, restart, restore (see recovery.py)
-        self._commit: Callable[[], None] = lambda: None  # ends an event (bound to the store just below)
+        self._commit: Callable[[], None] = lambda: None  # ends an event (bound to the store by _open)
+        self._open(store, services)
+
+    def _open(self, store: Any, services: tuple[Any, ...]) -> None:
+        """Open the store, register `services`, and restore what the store holds."""
         self._store = open_store(store, self)
         self._recovery.bind_store()
         snapshot = self._store.load()

@@ -199,6 +199,18 @@ def derived(service: str, key: str | None, handler: str, idempotency_key: str | 
     return InvocationId(pk, idempotent_uuid(service, key, handler, idempotency_key))
 
 
+def new_ids(seeded: SeededIds, service: str, handler: str, key: str | None, idem: str | None,
+            workflow_run: bool) -> tuple[str, bytes, int]:
+    """The id, raw id (Start.id) and random seed of a new invocation: derived as restate-server derives
+    them for workflow runs and idempotent invocations, else the next of the seeded ones."""
+    if not workflow_run and idem is None:
+        return seeded.next(service, key)
+    iid = derived(service, key, handler, idem, workflow_run)
+    assert iid is not None
+    raw = iid.to_bytes()
+    return str(iid), raw, int.from_bytes(hashlib.sha256(raw).digest()[:8], "big")
+
+
 # ------------------------------------------------------------------------------------------ seeded ids
 class SeededIds:
     """The ids of plain invocations, from a seed. Each id draws, in a fixed order, 128 random bits (the uuid,

@@ -4,11 +4,8 @@ after their retention, forgotten."""
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
-
-import restate
 
 from ..protocol import messages
 from ..protocol.deployment import HandlerInfo
@@ -80,7 +77,7 @@ class Lifecycle:
         check_request(target, headers, idem)
         if delay_ms > 0:
             check_due(host._now() + delay_ms, "send_delay")
-        reg, hinfo, target = self.routable(target, invoked_by, strict)
+        reg, hinfo, target = host._registry.routable(target, invoked_by is None, strict)
         key_s = target.key or ""
         if hinfo.ty == "WORKFLOW":
             existing = host._records.run_of((target.service, key_s))
@@ -98,46 +95,12 @@ class Lifecycle:
         self._place(inv, delay_ms, invoked_by)
         return inv, False, None
 
-    def routable(self, target: Target, invoked_by: Invocation | None,
-                 strict: bool) -> tuple[Registered, HandlerInfo, Target]:
-        """The registration and handler `target` names, and the target as invoked (a keyed callee called
-        without a key from a handler gets the empty key); Restate's ingress errors when it cannot be."""
-        reg = self.host._registry.get(target.service)
-        if reg is None:
-            raise restate.TerminalError(f"service '{target.service}' not found, make sure to register the service "
-                                        f"before calling it.", 404)
-        hinfo = reg.info.handlers.get(target.handler)
-        if hinfo is None:
-            raise restate.TerminalError(f"the service '{target.service}' exists, but the handler '{target.handler}' "
-                                        f"was not found, check that the handler exists in the latest registered "
-                                        f"service version.", 404)
-        if reg.info.keyed and target.key is None:
-            if strict:
-                raise restate.TerminalError("bad path, expected either /:service-name/:handler or "
-                                            "/:object-name/:object-key/:handler (a key is required)", 400)
-            target = Target(target.service, target.handler, "")
-        if not reg.info.keyed and target.key:
-            raise restate.TerminalError(f"a key was provided, but the callee '{target.service}' is a Service", 400)
-        if invoked_by is None and hinfo.ingress_private:
-            raise restate.TerminalError("the invoked service is not public", 400)  # Restate's ingress wording
-        return reg, hinfo, target
-
-    def _new_ids(self, target: Target, key: str | None, idem: str | None, workflow_run: bool) -> tuple[str, bytes, int]:
-        """The id, raw id (Start.id) and random seed of a new invocation: derived as restate-server derives
-        them for workflow runs and idempotent invocations, else from the seeded generator (see ids.py)."""
-        if not workflow_run and idem is None:
-            return self.host._seeded_ids.next(target.service, key)
-        iid = ids.derived(target.service, key, target.handler, idem, workflow_run)
-        assert iid is not None
-        raw = iid.to_bytes()
-        return str(iid), raw, int.from_bytes(hashlib.sha256(raw).digest()[:8], "big")
-
     def _new_invocation(self, reg: Registered, hinfo: HandlerInfo, target: Target, body: bytes,
                         headers: dict[str, str] | None, idem: str | None, invoked_by: Invocation | None) -> Invocation:
         """A new invocation with its Input entry, in the engine's tables."""
         host = self.host
-        inv_id, raw, seed = self._new_ids(target, target.key if reg.info.keyed else None, idem,
-                                          hinfo.ty == "WORKFLOW")
+        inv_id, raw, seed = ids.new_ids(host._seeded_ids, target.service, target.handler,
+                                        target.key if reg.info.keyed else None, idem, hinfo.ty == "WORKFLOW")
         now = host._now()
         inv = Invocation(
             id=inv_id, target=target, service=reg.info, handler=hinfo, deployment=reg.deployment,

@@ -6,8 +6,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..protocol.deployment import Deployment, ServiceInfo
+import restate
+
+from ..protocol.deployment import Deployment, HandlerInfo, ServiceInfo
 from .common import Registered
+from .model import Target
 
 
 class Registry:
@@ -20,6 +23,30 @@ class Registry:
 
     def get(self, name: str) -> Registered | None:
         return self.services.get(name)
+
+    def routable(self, target: Target, from_ingress: bool, strict: bool) -> tuple[Registered, HandlerInfo, Target]:
+        """The registration and handler `target` names, and the target as invoked (a keyed callee called
+        without a key from a handler, `strict` False, gets the empty key); TerminalError with Restate's
+        ingress messages when it cannot be invoked."""
+        reg = self.services.get(target.service)
+        if reg is None:
+            raise restate.TerminalError(f"service '{target.service}' not found, make sure to register the service "
+                                        f"before calling it.", 404)
+        hinfo = reg.info.handlers.get(target.handler)
+        if hinfo is None:
+            raise restate.TerminalError(f"the service '{target.service}' exists, but the handler '{target.handler}' "
+                                        f"was not found, check that the handler exists in the latest registered "
+                                        f"service version.", 404)
+        if reg.info.keyed and target.key is None:
+            if strict:
+                raise restate.TerminalError("bad path, expected either /:service-name/:handler or "
+                                            "/:object-name/:object-key/:handler (a key is required)", 400)
+            target = Target(target.service, target.handler, "")
+        if not reg.info.keyed and target.key:
+            raise restate.TerminalError(f"a key was provided, but the callee '{target.service}' is a Service", 400)
+        if from_ingress and hinfo.ingress_private:
+            raise restate.TerminalError("the invoked service is not public", 400)  # Restate's ingress wording
+        return reg, hinfo, target
 
     def add_revision(self, obj: Any, info: ServiceInfo, deployment: Deployment, manifest: dict[str, Any]) -> int:
         """Register `obj` (named `info.name`) as a new revision: 1 for a name never seen, else one more than

@@ -86,9 +86,9 @@ def test_records_forget_a_workflow_run_with_its_promises_only_if_it_is_still_tha
 
 
 ENGINE = Path(playground.__file__).parent
-ABOVE_THE_ENGINE = {"playground.introspect", "playground.render", "playground.widgets", "playground.notebook",
-                    "playground.http", "playground.facade", "playground.real", "pandas", "IPython", "ipywidgets",
-                    "graphviz", "anywidget"}
+ABOVE_THE_ENGINE = {"playground.introspect", "playground.render", "playground.timeline", "playground.widgets",
+                    "playground.notebook", "playground.http", "playground.facade", "playground.real", "pandas",
+                    "IPython", "ipywidgets", "graphviz", "anywidget"}
 
 
 def _imports(path: Path) -> set[str]:
