@@ -19,8 +19,6 @@ class Runtime(Engine):
         notebook.install_error_display()
         super().__init__(*services, clock=clock, start=start, seed=seed, mode=mode, store=store)
 
-    # ------------------------------------------------------------------ views (imported when first used)
-
     def invocations(self) -> Any:
         from . import introspect
         return introspect.invocations(self)
