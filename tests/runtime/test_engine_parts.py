@@ -4,6 +4,7 @@ engine imports nothing above it."""
 from __future__ import annotations
 
 import ast
+import inspect
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import restate
 
 import playground
 import playground as pg
+import playground.runtime.core
 from playground.protocol import messages
 from playground.runtime.clock import ManualClock, VirtualClock, WallClock, make_clock
 from playground.runtime.commands import COMMAND_HANDLERS
@@ -111,3 +113,26 @@ def _imports(path: Path) -> set[str]:
 def test_the_engine_imports_nothing_above_it(path: Path) -> None:
     above = {m for m in _imports(path) if any(m == a or m.startswith(a + ".") for a in ABOVE_THE_ENGINE)}
     assert above == set(), f"{path.name} imports {sorted(above)}"
+
+
+CELL_METHODS = ["service_call", "object_call", "workflow_call", "service_send", "object_send", "workflow_send",
+                "generic_call", "generic_send", "attach", "output", "cancel", "kill", "pause", "resume",
+                "resolve_awakeable", "reject_awakeable", "resolve_promise", "reject_promise"]
+
+
+@pytest.mark.parametrize("name", CELL_METHODS)
+def test_the_cells_methods_are_real_methods_of_pg_runtime_with_their_own_signature(name: str) -> None:
+    """The ingress part does the work; pg.Runtime forwards with the real signature, so help() and tab
+    completion show the parameters (no *args/**kwargs, no __getattr__)."""
+    method = getattr(pg.Runtime, name)
+    params = list(inspect.signature(method).parameters.values())
+    assert params[0].name == "self"
+    assert not [p for p in params if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    assert name in vars(playground.runtime.core.Engine)
+
+
+def test_the_operations_keep_their_docstrings_on_pg_runtime() -> None:
+    assert "409 \"canceled\"" in (pg.Runtime.cancel.__doc__ or "")
+    assert "then forgotten" in (pg.Runtime.kill.__doc__ or "")
+    assert "raises pg.NotReady" in (pg.Runtime.output.__doc__ or "")
+    assert "second resolution fails with 409" in (pg.Runtime.resolve_promise.__doc__ or "")
