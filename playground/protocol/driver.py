@@ -286,7 +286,3 @@ class Attempt:
                 loop.call_soon(kick, tries - 1)
 
         kick(50)
-
-    async def wait_closed(self) -> None:
-        if self._task is not None:
-            await asyncio.shield(self._task)
