@@ -51,6 +51,7 @@ from .model import (
 from .records import Records
 from .recovery import Recovery
 from .registry import Registry
+from .requests import IngressOrder
 from .scheduler import Scheduler
 from .store import open_store
 from .timers import Timers
@@ -75,6 +76,7 @@ class Engine(Ingress):
         self._seed = seed
         # decides the order of events where Restate leaves it open (default: as the engine posts them)
         self.scheduler = Scheduler()
+        self._requests = IngressOrder(self.scheduler)  # ingress requests in flight together: their own sources
         self._seeded_ids = ids.SeededIds(seed)  # plain invocations' ids (a restore continues the sequence)
         self._registry = Registry()  # the services this engine knows (see registry.py)
         # what changed in the current event, written to the store when it ends (see recovery.py)
@@ -288,8 +290,9 @@ class Engine(Ingress):
         elif self.scheduler.eager:  # the default strategy: as posted (checked here to keep the hot path lean)
             self._enqueue(inv)
         else:  # one FIFO per sender: a handler's sends to a key keep their order, others may interleave
-            self.scheduler.post(invoked_by.id if invoked_by is not None else "ingress", f"enqueue {inv.id}",
-                                lambda: None if inv.completed else self._enqueue(inv))
+            post = self.scheduler.post if invoked_by is not None else self._requests.post
+            post(invoked_by.id if invoked_by is not None else inv.id, f"enqueue {inv.id}",
+                 lambda: None if inv.completed else self._enqueue(inv))
         return inv, False, None
 
     def _schedule_start(self, inv: Invocation) -> None:
