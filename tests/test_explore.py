@@ -11,7 +11,17 @@ import pytest
 import restate
 
 import playground as pg
-from playground.explorer import Outcome, deviation, format_schedule, outcome_key, run_once, seeded_random, shrink
+from playground import widgets
+from playground.explorer import (
+    Outcome,
+    deviation,
+    format_schedule,
+    outcome_key,
+    run_once,
+    seeded_random,
+    shrink,
+    table_html,
+)
 from playground.runtime.scheduler import AsPosted
 
 logbook = restate.VirtualObject("Logbook")
@@ -436,3 +446,33 @@ async def test_a_completion_and_a_timer_due_at_the_same_instant_race_either_way(
     assert ex.outcomes[0].value == "timeout" and ex.outcomes[0].schedule == ""  # the default: timers first
     late = next(o for o in ex.outcomes if o.value == won)
     assert (await ex.replay(late)).result == won
+
+
+async def test_the_explore_view_shows_one_outcome_at_a_time_and_replays_it_into_a_live_dashboard() -> None:
+    ex = await explore(strategy="exhaustive")
+    view = ex.dashboard()
+    assert isinstance(view, widgets.ExploreView) and "pg-explore" in view.widget._dom_classes
+    assert view.table.value == table_html(ex) and "pg-timeline-html" not in view.table.value
+    assert ex._repr_html_().startswith(table_html(ex))  # the rich display is the table, then the timelines
+    assert [label for label, _ in view.picker.options] == [
+        f"{o.value!r}  x{o.count}  schedule {o.schedule!r}" for o in ex.outcomes]
+    assert view.outcome.value == ex.outcomes[0].html()
+    view.picker.value = 2
+    assert view.outcome.value == ex.outcomes[2].html() and "Logbook/Ann" in view.outcome.value
+    view.replay_button.click()  # schedules the replay on the loop and returns at once
+    assert view.replayed is None
+    for _ in range(200):
+        await asyncio.sleep(0.01)
+        if view.replayed is not None:
+            break
+    assert lines(view.replayed) == ex.outcomes[2].value
+    [dash] = view.live.children
+    assert "pg-dashboard" in dash._dom_classes and f"&#x27;{ex.outcomes[2].schedule}&#x27;" in view.status.value
+
+
+async def test_the_explore_view_of_a_deadlocked_outcome_shows_its_cycle() -> None:
+    ex = await pg.explore(race, services=[racex, racey, hop], strategy="exhaustive")
+    view = ex.dashboard()
+    view.picker.value = next(i for i, o in enumerate(ex.outcomes) if o.deadlocked)
+    assert "Nothing in the cycle can finish on its own" in view.outcome.value
+    assert "DeadlockError" in view.table.value
