@@ -42,3 +42,8 @@ def test_ordering_rejects_an_order_with_b_before_a() -> None:
 def test_ordering_rejects_the_sending_order_alone() -> None:
     error = run_with_answer(ORDERING, 'answer = {("call A", "C", "call B", "D")}')
     assert error is not None and "AssertionError" in str(error) and "3 more can happen" in str(error)
+
+
+def test_ordering_asks_for_a_set_of_orders_when_given_one_order() -> None:
+    error = run_with_answer(ORDERING, 'answer = ("call A", "C", "call B", "D")')
+    assert error is not None and "Write a set of orders" in str(error)
