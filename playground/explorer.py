@@ -3,10 +3,10 @@
 Each run is a fresh `pg.Runtime` whose scheduler asks an `Explorer` strategy at every decision the engine's
 seam leaves open (runtime/scheduler.py): which sender's next event runs (enqueues of new invocations, each
 ingress request a sender of its own (runtime/requests.py), starts of runnable attempts, timers due together),
-and whether the attempts already started run first
-(`Strategy.yields`). A decision with one option is no decision. A schedule is the list of the picks at the
-decisions with two or more options, written "1.0.2" ("" is the default: the oldest event first, never
-yielding); replaying it reproduces the run exactly (the ids are seeded and the clock virtual).
+and whether the attempts already started run first (`Strategy.yields`). A decision with one option is no
+decision. A schedule is the list of the picks at the decisions with two or more options, written "1.0.2" (""
+is the default: the oldest event first, never yielding); replaying it reproduces the run exactly (the ids are
+seeded and the clock virtual).
 See docs/explore.md for what is explored and what is not.
 """
 
