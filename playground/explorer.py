@@ -1,11 +1,12 @@
 """The schedule explorer: run a scenario under many orders Restate allows, and gather what each order ends in.
 
 Each run is a fresh `pg.Runtime` whose scheduler asks an `Explorer` strategy at every decision the engine's
-seam leaves open (runtime/scheduler.py): which sender's next event runs (enqueues of new invocations,
-starts of runnable attempts, timers due together), and whether the attempts already started run first
-(`Strategy.yields`). A decision with one option is no decision. A schedule is the list of the picks at the
-decisions with two or more options, written "1.0.2" ("" is the default: the oldest event first, never
-yielding); replaying it reproduces the run exactly (the ids are seeded and the clock virtual).
+seam leaves open (runtime/scheduler.py): which sender's next event runs (enqueues of new invocations, each
+ingress request a sender of its own (runtime/requests.py), starts of runnable attempts, timers due together),
+and whether the attempts already started run first (`Strategy.yields`). A decision with one option is no
+decision. A schedule is the list of the picks at the decisions with two or more options, written "1.0.2" (""
+is the default: the oldest event first, never yielding); replaying it reproduces the run exactly (the ids are
+seeded and the clock virtual).
 See docs/explore.md for what is explored and what is not.
 """
 
@@ -169,6 +170,10 @@ class Outcome:
     violation: str | None = None  # why the invariant failed (None: it held, or there is none)
     timelines: list[Any] = field(default_factory=list, repr=False)  # per keyed service, of `schedule`'s run
 
+    def html(self) -> str:
+        """This outcome with its per-key timelines, and its cycle if it deadlocked."""
+        return outcome_column(self)
+
     def __repr__(self) -> str:
         extra = f", error={type(self.error).__name__}" if self.error is not None else ""
         extra += f", violation={self.violation!r}" if self.violation is not None else ""
@@ -200,6 +205,16 @@ class Exploration:
     def _repr_html_(self) -> str:
         return outcomes_html(self)
 
+    def table_html(self) -> str:
+        return table_html(self)
+
+    def dashboard(self) -> Any:
+        """The explore view: the outcomes, one chosen outcome's timelines (and cycle), and a button that
+        replays it into a live runtime whose dashboard opens below."""
+        from .widgets import ExploreView  # widgets load on first use (cold start)
+
+        return ExploreView(self)
+
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None, **kwargs: Any) -> dict[str, str]:
         return {"text/html": outcomes_html(self), "text/plain": repr(self)}
 
@@ -207,6 +222,13 @@ class Exploration:
 def outcomes_html(ex: Exploration, limit: int = 12) -> str:
     """The outcomes as a table (value, count, error, invariant, the schedule that replays each), then each
     outcome's per-key timelines side by side, and a deadlocked outcome's cycle."""
+    columns = "".join(outcome_column(o) for o in ex.outcomes[:limit])
+    more = f"<p>(timelines of the first {limit} outcomes)</p>" if len(ex.outcomes) > limit else ""
+    return f"{table_html(ex)}<div style='display:flex;gap:12px;overflow-x:auto'>{columns}</div>{more}"
+
+
+def table_html(ex: Exploration) -> str:
+    """What ran (strategy, schedules, complete or not) and the table of outcomes, without the timelines."""
     head = (f"<p><b>{escape(ex.strategy)}</b>: {ex.schedules} schedules, "
             f"{'complete' if ex.complete else 'stopped before covering every schedule'}, "
             f"{len(ex.outcomes)} outcomes, {len(ex.violations)} violating the invariant</p>")
@@ -215,11 +237,8 @@ def outcomes_html(ex: Exploration, limit: int = 12) -> str:
         f"<td>{escape(type(o.error).__name__ + ': ' + str(o.error).splitlines()[0]) if o.error else ''}</td>"
         f"<td>{escape(o.violation or '')}</td><td><code>{escape(repr(o.schedule))}</code></td></tr>"
         for o in ex.outcomes)
-    table = ("<table><thead><tr><th>outcome</th><th>schedules</th><th>error</th><th>invariant broken</th>"
-             f"<th>schedule (replay it)</th></tr></thead><tbody>{rows}</tbody></table>")
-    columns = "".join(outcome_column(o) for o in ex.outcomes[:limit])
-    more = f"<p>(timelines of the first {limit} outcomes)</p>" if len(ex.outcomes) > limit else ""
-    return f"{head}{table}<div style='display:flex;gap:12px;overflow-x:auto'>{columns}</div>{more}"
+    return (f"{head}<table><thead><tr><th>outcome</th><th>schedules</th><th>error</th><th>invariant broken</th>"
+            f"<th>schedule (replay it)</th></tr></thead><tbody>{rows}</tbody></table>")
 
 
 def outcome_column(o: Outcome) -> str:

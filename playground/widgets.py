@@ -12,6 +12,7 @@ import contextlib
 import weakref
 from collections.abc import Callable
 from datetime import timedelta
+from html import escape
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import anywidget
@@ -292,6 +293,50 @@ class Dashboard:
         for view in (self.clock, self.invocations, self.journal, self.calls, self.timeline, self.deadlocks):
             if view is not None:
                 view.refresh()
+
+
+class ExploreView:
+    """An exploration (pg.explore's result) in one widget: the table of outcomes; a picker that shows one
+    outcome's per-key timelines (and its cycle, if it deadlocked); and a button that replays it into a live
+    runtime whose Dashboard opens below. It takes the exploration as it is: nothing here imports the explorer."""
+
+    def __init__(self, exploration: Any) -> None:
+        self.exploration = exploration
+        self.table = w.HTML(exploration.table_html())
+        options = [(f"{o.value!r}  x{o.count}  schedule {o.schedule!r}", i) for i, o in enumerate(exploration.outcomes)]
+        self.picker = w.Dropdown(description="outcome", options=options, layout=w.Layout(width="640px"))
+        self.outcome = w.HTML()
+        self.status = w.HTML()
+        self.replay_button = w.Button(description="replay it", tooltip="a live runtime in this outcome's final state")
+        self.replay_button.on_click(lambda _b: _schedule(self.replay, self.status))
+        self.live = w.VBox()  # the replayed runtime's Dashboard
+        self.replayed: Any = None  # that runtime
+        self.picker.observe(lambda _change: self.show(), names="value")
+        self.widget = w.VBox([self.table, w.HBox([self.picker, self.replay_button, self.status]), self.outcome,
+                              self.live])
+        self.widget.add_class("pg-explore")
+        self.show()
+
+    def chosen(self) -> Any:
+        outcomes = self.exploration.outcomes
+        return outcomes[self.picker.value] if outcomes and self.picker.value is not None else None
+
+    def show(self) -> None:
+        outcome = self.chosen()
+        self.outcome.value = outcome.html() if outcome is not None else "<i>no outcomes</i>"
+
+    async def replay(self) -> None:
+        """Replay the chosen outcome and open its runtime's Dashboard below."""
+        outcome = self.chosen()
+        if outcome is None:
+            return
+        self.status.value = "<i>replaying...</i>"
+        self.replayed = await self.exploration.replay(outcome)
+        self.live.children = [Dashboard(self.replayed).widget]
+        self.status.value = f"replayed schedule <code>{escape(repr(outcome.schedule))}</code>"
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        return self.widget._repr_mimebundle_(**kwargs)
 
 
 def journal_view(rt: Runtime, invocation_id: str) -> w.Widget:

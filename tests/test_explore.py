@@ -3,6 +3,7 @@ the scenario sends "C" to it at the same instant. Restate allows exactly three o
 
 from __future__ import annotations
 
+import asyncio
 import random
 from datetime import timedelta
 
@@ -10,7 +11,17 @@ import pytest
 import restate
 
 import playground as pg
-from playground.explorer import Outcome, deviation, format_schedule, outcome_key, run_once, seeded_random, shrink
+from playground import widgets
+from playground.explorer import (
+    Outcome,
+    deviation,
+    format_schedule,
+    outcome_key,
+    run_once,
+    seeded_random,
+    shrink,
+    table_html,
+)
 from playground.runtime.scheduler import AsPosted
 
 logbook = restate.VirtualObject("Logbook")
@@ -347,3 +358,121 @@ async def test_a_replayed_runtime_goes_on_in_the_engines_own_order() -> None:
     assert lines(rt) == ("call A", "C", "call B") and isinstance(rt.scheduler.strategy, AsPosted)
     await rt.object_call(write, key="Ann", arg="D")
     assert lines(rt) == ("call A", "C", "call B", "D")
+
+
+# Ingress requests: separate HTTP requests. Those in flight together may land in either order; one the
+# cell saw accepted before it made the next goes first.
+async def gathered_then_one(rt):
+    await asyncio.gather(rt.object_send(write, key="Ann", arg="X"), rt.object_send(write, key="Ann", arg="Y"))
+    await rt.object_send(write, key="Ann", arg="Z")
+
+
+async def one_after_another(rt):
+    for line in ("X", "Y", "Z"):
+        await rt.object_send(write, key="Ann", arg=line)
+
+
+async def a_call_in_the_background_and_a_send(rt):
+    call = asyncio.ensure_future(rt.object_call(write, key="Ann", arg="X"))
+    await rt.object_send(write, key="Ann", arg="Y")
+    await call
+
+
+async def test_sends_in_flight_together_land_in_either_order_and_an_accepted_one_goes_first() -> None:
+    ex = await pg.explore(gathered_then_one, services=[logbook], observe=lines)
+    assert ex.complete and {o.value for o in ex.outcomes} == {("X", "Y", "Z"), ("Y", "X", "Z")}
+    ex = await pg.explore(one_after_another, services=[logbook], observe=lines)
+    assert ex.complete and [o.value for o in ex.outcomes] == [("X", "Y", "Z")]
+    ex = await pg.explore(a_call_in_the_background_and_a_send, services=[logbook], observe=lines)
+    assert ex.complete and {o.value for o in ex.outcomes} == {("X", "Y"), ("Y", "X")}
+    for outcome in ex.outcomes:
+        assert lines(await ex.replay(outcome)) == outcome.value
+    plain = pg.Runtime(logbook)  # the engine's own order: as the requests were made
+    await gathered_then_one(plain)
+    await plain.settle()
+    assert lines(plain) == ("X", "Y", "Z")
+
+
+# A call's completion against a timer due at the same instant: the callee and the caller's timeout both
+# wake at 1 s (and a promise resolved at 1 s against a 1 s timeout).
+slow = restate.Service("Slow")
+racer = restate.Service("Racer")
+waiting = restate.Workflow("Waiting")
+
+
+@slow.handler()
+async def take_a_second(ctx: restate.Context) -> str:
+    await ctx.sleep(timedelta(seconds=1))
+    return "done"
+
+
+@racer.handler()
+async def call_or_timeout(ctx: restate.Context) -> str:
+    match await restate.select(call=ctx.service_call(take_a_second, arg=None), timeout=ctx.sleep(timedelta(seconds=1))):
+        case ["call", _]:
+            return "call"
+    return "timeout"
+
+
+@waiting.main()
+async def promise_or_timeout(ctx: restate.WorkflowContext) -> str:
+    match await restate.select(promise=ctx.promise("p").value(), timeout=ctx.sleep(timedelta(seconds=1))):
+        case ["promise", _]:
+            return "promise"
+    return "timeout"
+
+
+@waiting.handler()
+async def resolve_in_a_second(ctx: restate.WorkflowSharedContext) -> None:
+    await ctx.sleep(timedelta(seconds=1))
+    await ctx.promise("p").resolve("x")
+
+
+async def racing_call(rt):
+    rt.result = await rt.service_call(call_or_timeout)
+
+
+async def racing_promise(rt):
+    await rt.workflow_send(promise_or_timeout, key="w")
+    await rt.workflow_send(resolve_in_a_second, key="w")
+    rt.result = await rt.attach(promise_or_timeout, key="w")
+
+
+@pytest.mark.parametrize(("scenario", "services", "won"), [
+    (racing_call, [slow, racer], "call"), (racing_promise, [waiting], "promise")])
+async def test_a_completion_and_a_timer_due_at_the_same_instant_race_either_way(scenario, services, won) -> None:
+    ex = await pg.explore(scenario, services=services, observe=lambda rt: rt.result)
+    assert ex.complete and {o.value for o in ex.outcomes} == {won, "timeout"}
+    assert ex.outcomes[0].value == "timeout" and ex.outcomes[0].schedule == ""  # the default: timers first
+    late = next(o for o in ex.outcomes if o.value == won)
+    assert (await ex.replay(late)).result == won
+
+
+async def test_the_explore_view_shows_one_outcome_at_a_time_and_replays_it_into_a_live_dashboard() -> None:
+    ex = await explore(strategy="exhaustive")
+    view = ex.dashboard()
+    assert isinstance(view, widgets.ExploreView) and "pg-explore" in view.widget._dom_classes
+    assert view.table.value == table_html(ex) and "pg-timeline-html" not in view.table.value
+    assert ex._repr_html_().startswith(table_html(ex))  # the rich display is the table, then the timelines
+    assert [label for label, _ in view.picker.options] == [
+        f"{o.value!r}  x{o.count}  schedule {o.schedule!r}" for o in ex.outcomes]
+    assert view.outcome.value == ex.outcomes[0].html()
+    view.picker.value = 2
+    assert view.outcome.value == ex.outcomes[2].html() and "Logbook/Ann" in view.outcome.value
+    view.replay_button.click()  # schedules the replay on the loop and returns at once
+    assert view.replayed is None
+    for _ in range(200):
+        await asyncio.sleep(0.01)
+        if view.replayed is not None:
+            break
+    assert lines(view.replayed) == ex.outcomes[2].value
+    [dash] = view.live.children
+    assert "pg-dashboard" in dash._dom_classes and f"&#x27;{ex.outcomes[2].schedule}&#x27;" in view.status.value
+
+
+async def test_the_explore_view_of_a_deadlocked_outcome_shows_its_cycle() -> None:
+    ex = await pg.explore(race, services=[racex, racey, hop], strategy="exhaustive")
+    view = ex.dashboard()
+    view.picker.value = next(i for i, o in enumerate(ex.outcomes) if o.deadlocked)
+    assert "Nothing in the cycle can finish on its own" in view.outcome.value
+    assert "DeadlockError" in view.table.value

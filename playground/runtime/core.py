@@ -34,6 +34,7 @@ from .model import Invocation, SendHandle, Target, status_counts
 from .records import Records
 from .recovery import Recovery
 from .registry import Registry
+from .requests import IngressOrder
 from .scheduler import Scheduler
 from .store import open_store
 from .timers import Timers
@@ -58,6 +59,7 @@ class Engine:
         self._seed = seed
         # decides the order of events where Restate leaves it open (default: as the engine posts them)
         self.scheduler = Scheduler()
+        self._requests = IngressOrder(self.scheduler)  # ingress requests in flight together: their own sources
         self._seeded_ids = ids.SeededIds(seed)  # plain invocations' ids (a restore continues the sequence)
         self._registry = Registry()  # the services this engine knows (see registry.py)
         # what changed in the current event, written to the store when it ends (see recovery.py)

@@ -3,6 +3,7 @@ offers (cancel, kill, pause, resume, completing awakeables and promises)."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Any, Protocol
 
@@ -27,6 +28,8 @@ from .model import (
 )
 from .records import Records
 from .registry import Registry
+from .requests import IngressOrder
+from .scheduler import Scheduler
 from .waiting import Waiter
 
 
@@ -57,6 +60,8 @@ class IngressHost(Protocol):
     _records: Records
     _invocations: dict[str, Invocation]
     _dirty: set[Invocation]
+    scheduler: Scheduler
+    _requests: IngressOrder
 
     def _commit(self) -> None: ...
     def invocation(self, invocation_id: str) -> Invocation: ...
@@ -131,7 +136,7 @@ class Ingress:
         h, target = self._resolve(tpe, how, key)
         delay = duration_ms(send_delay, "send_delay")
         body = self._encode_arg(h, target, arg)
-        return self.send(target, body, headers, idempotency_key, delay)
+        return await self._accepted(self.send(target, body, headers, idempotency_key, delay))
 
     def _generic_target(self, service: str, handler: str, arg: bytes, key: str | None) -> Target:
         if not isinstance(arg, (bytes, bytearray)):
@@ -168,7 +173,16 @@ class Ingress:
                            limit_key: str | None = None) -> SendHandle:
         self._refuse_scope(scope, limit_key)
         target = self._generic_target(service, handler, arg, key)
-        return self.send(target, bytes(arg), headers, idempotency_key, duration_ms(send_delay, "send_delay"))
+        return await self._accepted(self.send(target, bytes(arg), headers, idempotency_key,
+                                              duration_ms(send_delay, "send_delay")))
+
+    async def _accepted(self, handle: SendHandle) -> SendHandle:
+        """Under an exploring strategy a send is in flight for one loop turn (so sends started together, as with
+        asyncio.gather, may land in either order), then accepted: requests made after it go after it."""
+        if not self.host.scheduler.eager:
+            await asyncio.sleep(0)
+            self.host._requests.accepted(handle.invocation_id)
+        return handle
 
     def send(self, target: Target, body: bytes, headers: dict[str, str] | None, idem: str | None,
              delay: int) -> SendHandle:

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from .records import Records
     from .recovery import Recovery
     from .registry import Registry
+    from .requests import IngressOrder
     from .scheduler import Scheduler
     from .timers import Timers
     from .waitfor import WaitForGraph
@@ -32,6 +33,7 @@ class LifecycleHost(Protocol):
     clock, the scheduler and timers, the key locks, and the parts that run attempts and wait."""
 
     scheduler: Scheduler
+    _requests: IngressOrder
     _progress: int
     _closed: str | None
     _seeded_ids: ids.SeededIds
@@ -129,8 +131,9 @@ class Lifecycle:
         elif self.host.scheduler.eager:  # the default strategy: as posted (checked here to keep the hot path lean)
             self.enqueue(inv)
         else:  # one FIFO per sender: a handler's sends to a key keep their order, others may interleave
-            self.host.scheduler.post(invoked_by.id if invoked_by is not None else "ingress", f"enqueue {inv.id}",
-                                     lambda: None if inv.completed else self.enqueue(inv))
+            post = self.host.scheduler.post if invoked_by is not None else self.host._requests.post
+            post(invoked_by.id if invoked_by is not None else inv.id, f"enqueue {inv.id}",
+                 lambda: None if inv.completed else self.enqueue(inv))
 
     # ------------------------------------------------------------------ timers
     def schedule_start(self, inv: Invocation) -> None:
