@@ -197,6 +197,7 @@ class Engine(Ingress):
         __tracebackhide__ = True  # IPython (and pytest) show the user's frame, not the runtime's
         with sigint_guard:
             await self._waiter.quiesce()
+        self._commit()  # what ran is on disk when settle returns
 
     # ------------------------------------------------------------------ creating invocations
     def _new_ids(self, target: Target, key: str | None, idem: str | None, workflow_run: bool) -> tuple[str, bytes, int]:

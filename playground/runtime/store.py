@@ -12,6 +12,8 @@ see recovery.py.
 from __future__ import annotations
 
 import json
+import marshal
+import operator
 import os
 import warnings
 import weakref
@@ -102,6 +104,19 @@ def invocation_fields(rec: dict[str, Any]) -> dict[str, Any]:
     return fields
 
 
+_FINGERPRINTED = operator.attrgetter(*(f for f in RECORD_FIELDS if f not in _TARGET_FIELDS and f != "result"))
+
+
+def _fingerprint(inv: Invocation) -> int:
+    """Stands for an invocation's record (what invocation_record encodes, its target aside, which never
+    changes): equal fingerprints, same record. Much cheaper than encoding it, so an unchanged record costs
+    the store nothing."""
+    result = inv.result
+    if isinstance(result, Failure):
+        return hash(marshal.dumps((_FINGERPRINTED(inv), result.code, result.message, sorted(result.metadata.items()))))
+    return hash(marshal.dumps((_FINGERPRINTED(inv), result)))
+
+
 def error_record(err: TransientError) -> dict[str, Any]:
     return {"attempt": err.attempt, "after_entry": err.after_entry, "at_ms": err.at_ms, "code": err.code,
             "message": err.message, "stacktrace": err.stacktrace, "related_command": err.related_command,
@@ -160,6 +175,30 @@ CREATE TABLE promises (service TEXT NOT NULL, key TEXT NOT NULL, name TEXT NOT N
 """
 _TABLES = {"meta", "services", "invocations", "journal", "errors", "state", "promises"}
 
+_UPSERT_INVOCATION = "INSERT INTO invocations VALUES (?, ?) ON CONFLICT(id) DO UPDATE SET record=excluded.record"
+_UPSERT_STATE = ("INSERT INTO state VALUES (?, ?, ?, ?) "
+                 "ON CONFLICT(service, key, name) DO UPDATE SET value=excluded.value")
+_UPSERT_META = "INSERT INTO meta VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value=excluded.value"
+_UPSERT_SERVICE = ("INSERT INTO services VALUES (?, ?, ?) "
+                   "ON CONFLICT(name) DO UPDATE SET revision=excluded.revision, manifest=excluded.manifest")
+_encode = json.JSONEncoder(check_circular=False).encode  # (records hold no cycles)
+
+
+@dataclass
+class _Writes:
+    """The statements of one commit, and what the file holds once it is committed."""
+
+    ops: list[tuple[str, Any, bool]] = field(default_factory=list)  # (sql, parameters or rows, executemany)
+    written: dict[str, tuple[int, int, int | None] | None] = field(default_factory=dict)
+    state: dict[tuple[str, str], dict[str, bytes]] = field(default_factory=dict)
+
+    def one(self, sql: str, params: tuple[Any, ...]) -> None:
+        self.ops.append((sql, params, False))
+
+    def many(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        self.ops.append((sql, rows, True))
+
+
 # One open store per file in this process: re-running the cell that creates a runtime on a file closes the
 # runtime that had it open before (a store can have one writer; another process gets a clear error).
 _open: dict[str, weakref.ref[Runtime]] = {}
@@ -176,9 +215,13 @@ class SqliteStore:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = os.fspath(path)
-        self._written: dict[str, tuple[int, int]] = {}  # invocation id -> (journal entries, errors) stored
+        # what the file holds, so that a commit writes only what differs: per invocation id (journal entries,
+        # errors, hash of its record); per object the state values (shared with the runtime's table)
+        self._written: dict[str, tuple[int, int, int | None]] = {}
+        self._state: dict[tuple[str, str], dict[str, bytes]] = {}
         self._meta: dict[str, Any] = {}
         self._db: sqlite3.Connection | None = None
+        self.commits = 0  # transactions written (benchmarks/bench_store.py reads it)
         self._open()
 
     def _fail(self, why: str) -> StoreError:
@@ -270,8 +313,10 @@ class SqliteStore:
                     result_from(json.loads(failure)) if failure is not None else bytes(value))  # type: ignore[assignment]
         except (sqlite3.DatabaseError, ValueError, KeyError) as exc:
             raise self._fail(f"it is corrupt ({exc!r})") from None
-        self._written = {r["id"]: (len(snap.journals.get(r["id"], ())), len(snap.errors.get(r["id"], ())))
+        # (a restored record's fingerprint is not known: the first change to it rewrites it)
+        self._written = {r["id"]: (len(snap.journals.get(r["id"], ())), len(snap.errors.get(r["id"], ())), None)
                          for r in snap.invocations}
+        self._state = {k: dict(v) for k, v in snap.state.items()}
         return snap
 
     def reload(self, rt: Runtime) -> Snapshot:
@@ -280,29 +325,37 @@ class SqliteStore:
 
     # ------------------------------------------------------------------ writing
     def commit(self, changes: ChangeSet) -> None:
-        """Write one event's change set, in one transaction; StoreWriteFailed if SQLite cannot."""
+        """Write a change set in one transaction, only what differs from what the file holds (an unchanged
+        record, a state value already stored, a clock that did not move: nothing; nothing at all: no
+        transaction); StoreWriteFailed if SQLite cannot."""
         import sqlite3
         db = self._db
         if db is None:
             return
+        w = _Writes()
+        for inv, kept in changes.invocations:
+            self._invocation_writes(w, inv, kept)
+        for name, revision, manifest in changes.services:
+            w.one(_UPSERT_SERVICE, (name, revision, json.dumps(manifest)))
+        for wk, state in changes.state:
+            self._state_writes(w, wk, state)
+        for (svc, key), promises in changes.promises:
+            w.one("DELETE FROM promises WHERE service=? AND key=?", (svc, key))
+            w.many("INSERT INTO promises VALUES (?, ?, ?, ?, ?)", [
+                (svc, key, n, None, json.dumps(_result_record(v))) if isinstance(v, Failure) else
+                (svc, key, n, v, None) for n, v in promises.items()])
+        meta = {k: v for k, v in changes.meta.items() if self._meta.get(k) != v}
+        if meta:
+            w.many(_UPSERT_META, [(k, json.dumps(v)) for k, v in meta.items()])
+        if not w.ops:
+            return
         db.execute("BEGIN")
         try:
-            for inv, kept in changes.invocations:
-                self._write_invocation(db, inv, kept)
-            for name, revision, manifest in changes.services:
-                db.execute("INSERT OR REPLACE INTO services VALUES (?, ?, ?)", (name, revision, json.dumps(manifest)))
-            for (svc, key), state in changes.state:
-                db.execute("DELETE FROM state WHERE service=? AND key=?", (svc, key))
-                db.executemany("INSERT INTO state VALUES (?, ?, ?, ?)", [(svc, key, n, v) for n, v in state.items()])
-            for (svc, key), promises in changes.promises:
-                db.execute("DELETE FROM promises WHERE service=? AND key=?", (svc, key))
-                db.executemany("INSERT INTO promises VALUES (?, ?, ?, ?, ?)", [
-                    (svc, key, n, None, json.dumps(_result_record(v))) if isinstance(v, Failure) else
-                    (svc, key, n, v, None) for n, v in promises.items()])
-            meta = changes.meta
-            changed = [(k, json.dumps(v)) for k, v in meta.items() if self._meta.get(k) != v]
-            if changed:
-                db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", changed)
+            for sql, params, many in w.ops:
+                if many:
+                    db.executemany(sql, params)
+                else:
+                    db.execute(sql, params)
             db.execute("COMMIT")
         except BaseException as exc:
             if db.in_transaction:  # (SQLite has rolled back by itself after some errors, e.g. a full disk)
@@ -310,7 +363,22 @@ class SqliteStore:
             if isinstance(exc, sqlite3.DatabaseError):
                 raise StoreWriteFailed(self._write_error(exc)) from None
             raise
+        # what the file now holds (kept so that the next commit writes only what differs from it)
         self._meta.update(meta)
+        for inv_id, written in w.written.items():
+            if written is None:
+                self._written.pop(inv_id, None)
+            else:
+                self._written[inv_id] = written
+        for wk, state in w.state.items():
+            if state:
+                self._state[wk] = state
+            else:
+                self._state.pop(wk, None)
+        self.commits += 1
+
+    def meta_changed(self, meta: dict[str, Any]) -> bool:
+        return any(self._meta.get(k) != v for k, v in meta.items())
 
     def _write_error(self, exc: sqlite3.DatabaseError) -> str:
         """Why a commit failed, in words (the full disk named as such)."""
@@ -319,26 +387,44 @@ class SqliteStore:
             return f"the disk is full (SQLite: {exc})"
         return f"SQLite reported: {exc}"
 
-    def _write_invocation(self, db: sqlite3.Connection, inv: Invocation, kept: bool) -> None:
+    def _invocation_writes(self, w: _Writes, inv: Invocation, kept: bool) -> None:
+        """An invocation's record when it changed, and its journal entries and errors not yet stored: they
+        are only ever appended. A forgotten invocation's rows are deleted."""
         written = self._written.get(inv.id)
         if not kept:  # forgotten (retention over, or cancelled before it started)
             if written is not None:
-                for table in ("invocations", "journal", "errors"):
-                    key = "id" if table == "invocations" else "invocation_id"
-                    db.execute(f"DELETE FROM {table} WHERE {key}=?", (inv.id,))
-                del self._written[inv.id]
+                w.one("DELETE FROM invocations WHERE id=?", (inv.id,))
+                w.one("DELETE FROM journal WHERE invocation_id=?", (inv.id,))
+                w.one("DELETE FROM errors WHERE invocation_id=?", (inv.id,))
+                w.written[inv.id] = None
             return
-        n_entries, n_errors = written or (0, 0)
-        db.execute("INSERT INTO invocations VALUES (?, ?) ON CONFLICT(id) DO UPDATE SET record=excluded.record",
-                   (inv.id, json.dumps(invocation_record(inv))))
-        if len(inv.journal) > n_entries:
-            db.executemany("INSERT INTO journal VALUES (?, ?, ?, ?, ?, ?)",
-                           [(inv.id, i, *entry_record(e)) for i, e in enumerate(inv.journal[n_entries:], n_entries)])
-        if len(inv.errors) > n_errors:
-            db.executemany("INSERT INTO errors VALUES (?, ?, ?)",
-                           [(inv.id, i, json.dumps(error_record(e))) for i, e in
-                            enumerate(inv.errors[n_errors:], n_errors)])
-        self._written[inv.id] = (len(inv.journal), len(inv.errors))
+        n_entries, n_errors, stored = written or (0, 0, None)
+        fingerprint = _fingerprint(inv)
+        journal, errors = inv.journal, inv.errors
+        if fingerprint == stored and len(journal) <= n_entries and len(errors) <= n_errors:
+            return
+        if fingerprint != stored:
+            w.one(_UPSERT_INVOCATION, (inv.id, _encode(invocation_record(inv))))
+        if len(journal) > n_entries:
+            w.many("INSERT INTO journal VALUES (?, ?, ?, ?, ?, ?)",
+                   [(inv.id, i, *entry_record(e)) for i, e in enumerate(journal[n_entries:], n_entries)])
+        if len(errors) > n_errors:
+            w.many("INSERT INTO errors VALUES (?, ?, ?)",
+                   [(inv.id, i, json.dumps(error_record(e))) for i, e in enumerate(errors[n_errors:], n_errors)])
+        w.written[inv.id] = (max(len(journal), n_entries), max(len(errors), n_errors), fingerprint)
+
+    def _state_writes(self, w: _Writes, wk: tuple[str, str], state: dict[str, bytes]) -> None:
+        """The values of one object's state that differ from the stored ones, and the names it no longer has."""
+        svc, key = wk
+        stored = self._state.get(wk, {})
+        changed = [(svc, key, n, v) for n, v in state.items() if stored.get(n) != v]
+        gone = [(svc, key, n) for n in stored if n not in state]
+        if changed:
+            w.many(_UPSERT_STATE, changed)
+        if gone:
+            w.many("DELETE FROM state WHERE service=? AND key=? AND name=?", gone)
+        if changed or gone:
+            w.state[wk] = dict(state)  # (the values themselves are shared with the runtime's table)
 
     def close(self) -> None:
         if self._db is not None:
