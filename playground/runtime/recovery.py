@@ -104,7 +104,8 @@ class Recovery:
 
     def __init__(self, host: RecoveryHost) -> None:
         self.host = host
-        self._pending = False  # changes from the SDK's side not yet written (see end_event)
+        # the loop on which changes from the SDK's side wait to be written (see end_event), None when none do
+        self._pending: asyncio.AbstractEventLoop | None = None
         # what the driver calls before the SDK reads (see bind_store); None in memory: nothing to write
         self.before_sdk_reads: Callable[[], None] | None = None
 
@@ -137,19 +138,21 @@ class Recovery:
         ingress, a timer, an attempt's end) is written before it returns, with whatever is pending."""
         if current_attempt.get() is None:
             self.flush()
-        elif not self._pending:
-            self._pending = True
-            asyncio.get_running_loop().call_soon(self._flush_soon)
+            return
+        loop = asyncio.get_running_loop()
+        if self._pending is not loop:  # (once per loop turn; and again should the runtime move to another loop)
+            self._pending = loop
+            loop.call_soon(self._flush_soon)
 
     def _flush_soon(self) -> None:
-        if self._pending:
+        if self._pending is not None:
             with contextlib.suppress(StoreError):  # the runtime has stopped; every await on it says why
                 self.flush()
 
     def _before_sdk_reads(self) -> None:
         """The SDK is about to read what the runtime sent it: what that tells it must be on disk first. If
         it cannot be written, the runtime stops and the attempt is cut off (the driver sees it aborted)."""
-        if self._pending:
+        if self._pending is not None:
             with contextlib.suppress(StoreError):
                 self.flush()
 
@@ -166,7 +169,7 @@ class Recovery:
 
     def flush(self) -> None:
         """Write every pending change now, or stop the runtime if it cannot (a StoreError saying why)."""
-        self._pending = False
+        self._pending = None
         store, host = self.host._store, self.host
         if not isinstance(store, SqliteStore):
             host._dirty.clear()
@@ -213,7 +216,7 @@ class Recovery:
         snap = self.host._store.load()
         waiters = [w for inv in self.host._invocations.values() if not inv.completed for w in inv.waiters]
         self.host._closed = self.host._store_failure = message
-        self._pending = False
+        self._pending = None
         self._detach_attempts()
         self.host._store.close()
         self.clear_dirty()

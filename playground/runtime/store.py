@@ -1,10 +1,13 @@
 """Where the runtime's durable records live: in memory (the default) or in a SQLite file.
 
 The runtime works on its own tables in memory and tells the store what changed at the end of every event
-(a message from the SDK, a timer, an attempt's end, an operation from a cell): one transaction each, so the
-journal entry an SDK message adds and the state change it makes commit together, before the SDK is told
-anything about them. What the store holds is what recovery needs: invocations with their journals and
-failed attempts, K/V state, workflow promises, the services' manifests, the clock and the id generator.
+(a message from the SDK, a timer, an attempt's end, an operation from a cell). The SDK's messages are
+gathered and committed together, before the SDK reads anything back and at the latest in the next loop turn;
+every other event commits before it returns (see recovery.Recovery.end_event and docs/store.md). A commit
+writes only what differs from what the file holds: journal entries and errors are appended, a record that
+did not change and a state value already stored are not written again. What the store holds is what
+recovery needs: invocations with their journals and failed attempts, K/V state, workflow promises, the
+services' manifests, the clock and the id generator.
 Everything else (locks, inboxes, timers, who waits for whom) is rebuilt from those records on restore,
 see recovery.py.
 """
@@ -29,7 +32,12 @@ if TYPE_CHECKING:
     from .core import Engine as Runtime
 
 FORMAT = "restate-playground-store"
-VERSION = 1
+VERSION = 2  # what a new file is written in
+# Format 1 (before issue 17) had an index on the invocation id and a journal table keyed by rowid. The rows are
+# the same, and this version reads and writes both layouts alike (by rowid): a format-1 file stays format 1,
+# still readable by the versions before. Format 2 leaves the index out, as each commit would write one of its
+# pages more (the store finds an invocation's row by the rowid it keeps), so older versions refuse it.
+READS = (1, 2)
 
 
 @dataclass
@@ -86,9 +94,15 @@ _TARGET_FIELDS = ("service", "handler", "key")
 _ENCODED_FIELDS = ("start_id", "result", "waiting_ids")
 
 
+_OWN_FIELDS = tuple(f for f in RECORD_FIELDS if f not in _TARGET_FIELDS)
+_OWN_VALUES = operator.attrgetter(*_OWN_FIELDS)
+
+
 def invocation_record(inv: Invocation) -> dict[str, Any]:
     """The durable part of an invocation (its journal and errors are stored beside it)."""
-    rec = {f: getattr(inv.target if f in _TARGET_FIELDS else inv, f) for f in RECORD_FIELDS}
+    target = inv.target
+    rec = {"id": inv.id, "service": target.service, "handler": target.handler, "key": target.key,
+           **dict(zip(_OWN_FIELDS, _OWN_VALUES(inv), strict=True))}
     rec["start_id"] = inv.start_id.hex()
     rec["result"] = _result_record(inv.result)
     rec["waiting_ids"] = [sorted(s) for s in inv.waiting_ids] if inv.waiting_ids is not None else None
@@ -104,7 +118,7 @@ def invocation_fields(rec: dict[str, Any]) -> dict[str, Any]:
     return fields
 
 
-_FINGERPRINTED = operator.attrgetter(*(f for f in RECORD_FIELDS if f not in _TARGET_FIELDS and f != "result"))
+_FINGERPRINTED = operator.attrgetter(*(f for f in _OWN_FIELDS if f != "result"))
 
 
 def _fingerprint(inv: Invocation) -> int:
@@ -162,10 +176,10 @@ class MemoryStore:
 _SCHEMA = """
 CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE services (name TEXT PRIMARY KEY, revision INTEGER NOT NULL, manifest TEXT NOT NULL);
-CREATE TABLE invocations (id TEXT PRIMARY KEY, record TEXT NOT NULL);
+CREATE TABLE invocations (id TEXT NOT NULL, record TEXT NOT NULL);
 CREATE TABLE journal (invocation_id TEXT NOT NULL, idx INTEGER NOT NULL, type_id INTEGER NOT NULL,
                       frame BLOB NOT NULL, appended_at INTEGER NOT NULL, due_ms INTEGER,
-                      PRIMARY KEY (invocation_id, idx));
+                      PRIMARY KEY (invocation_id, idx)) WITHOUT ROWID;
 CREATE TABLE errors (invocation_id TEXT NOT NULL, idx INTEGER NOT NULL, record TEXT NOT NULL,
                      PRIMARY KEY (invocation_id, idx));
 CREATE TABLE state (service TEXT NOT NULL, key TEXT NOT NULL, name TEXT NOT NULL, value BLOB NOT NULL,
@@ -175,13 +189,13 @@ CREATE TABLE promises (service TEXT NOT NULL, key TEXT NOT NULL, name TEXT NOT N
 """
 _TABLES = {"meta", "services", "invocations", "journal", "errors", "state", "promises"}
 
-_UPSERT_INVOCATION = "INSERT INTO invocations VALUES (?, ?) ON CONFLICT(id) DO UPDATE SET record=excluded.record"
 _UPSERT_STATE = ("INSERT INTO state VALUES (?, ?, ?, ?) "
                  "ON CONFLICT(service, key, name) DO UPDATE SET value=excluded.value")
 _UPSERT_META = "INSERT INTO meta VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value=excluded.value"
 _UPSERT_SERVICE = ("INSERT INTO services VALUES (?, ?, ?) "
                    "ON CONFLICT(name) DO UPDATE SET revision=excluded.revision, manifest=excluded.manifest")
 _encode = json.JSONEncoder(check_circular=False).encode  # (records hold no cycles)
+Written = tuple[int, int, "int | None", int]  # journal entries, errors, record fingerprint, rowid (see SqliteStore)
 
 
 @dataclass
@@ -189,7 +203,8 @@ class _Writes:
     """The statements of one commit, and what the file holds once it is committed."""
 
     ops: list[tuple[str, Any, bool]] = field(default_factory=list)  # (sql, parameters or rows, executemany)
-    written: dict[str, tuple[int, int, int | None] | None] = field(default_factory=dict)
+    written: dict[str, Written | None] = field(default_factory=dict)
+    new: list[tuple[str, str]] = field(default_factory=list)  # (id, record) of invocations not yet stored
     state: dict[tuple[str, str], dict[str, bytes]] = field(default_factory=dict)
 
     def one(self, sql: str, params: tuple[Any, ...]) -> None:
@@ -216,8 +231,8 @@ class SqliteStore:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = os.fspath(path)
         # what the file holds, so that a commit writes only what differs: per invocation id (journal entries,
-        # errors, hash of its record); per object the state values (shared with the runtime's table)
-        self._written: dict[str, tuple[int, int, int | None]] = {}
+        # errors, fingerprint of its record, its row); per object the state values (shared with the runtime's)
+        self._written: dict[str, Written] = {}
         self._state: dict[tuple[str, str], dict[str, bytes]] = {}
         self._meta: dict[str, Any] = {}
         self._db: sqlite3.Connection | None = None
@@ -274,9 +289,10 @@ class SqliteStore:
         meta = {k: json.loads(v) for k, v in self._db.execute("SELECT name, value FROM meta")}
         if meta.get("format") != FORMAT:
             raise self._fail("it is a SQLite database, but not a restate-playground store")
-        if meta.get("version") != VERSION:
+        if meta.get("version") not in READS:
             raise self._fail(f"it was written in store format {meta.get('version')}, and this restate-playground "
-                             f"reads format {VERSION}; open it with the version that wrote it, or use a new file")
+                             f"reads formats {' and '.join(map(str, READS))}; open it with the version that wrote "
+                             f"it, or use a new file")
         if not tables >= _TABLES:
             raise self._fail(f"it is corrupt: tables {sorted(_TABLES - tables)} are missing")
         check = self._db.execute("PRAGMA quick_check").fetchone()[0]
@@ -297,8 +313,11 @@ class SqliteStore:
             for name, rev, manifest in db.execute("SELECT name, revision, manifest FROM services"):
                 snap.manifests[name] = json.loads(manifest)
                 snap.revisions[name] = rev
-            for (record,) in db.execute("SELECT record FROM invocations ORDER BY rowid"):
-                snap.invocations.append(json.loads(record))
+            rowids = {}
+            for rowid, record in db.execute("SELECT rowid, record FROM invocations ORDER BY rowid"):
+                rec = json.loads(record)
+                snap.invocations.append(rec)
+                rowids[rec["id"]] = rowid
             for inv_id, type_id, frame, at, due in db.execute(
                     "SELECT invocation_id, type_id, frame, appended_at, due_ms FROM journal "
                     "ORDER BY invocation_id, idx"):
@@ -314,8 +333,8 @@ class SqliteStore:
         except (sqlite3.DatabaseError, ValueError, KeyError) as exc:
             raise self._fail(f"it is corrupt ({exc!r})") from None
         # (a restored record's fingerprint is not known: the first change to it rewrites it)
-        self._written = {r["id"]: (len(snap.journals.get(r["id"], ())), len(snap.errors.get(r["id"], ())), None)
-                         for r in snap.invocations}
+        self._written = {i: (len(snap.journals.get(i, ())), len(snap.errors.get(i, ())), None, rowid)
+                         for i, rowid in rowids.items()}
         self._state = {k: dict(v) for k, v in snap.state.items()}
         return snap
 
@@ -347,10 +366,12 @@ class SqliteStore:
         meta = {k: v for k, v in changes.meta.items() if self._meta.get(k) != v}
         if meta:
             w.many(_UPSERT_META, [(k, json.dumps(v)) for k, v in meta.items()])
-        if not w.ops:
+        if not w.ops and not w.new:
             return
         db.execute("BEGIN")
         try:
+            rowids = {inv_id: int(db.execute("INSERT INTO invocations VALUES (?, ?)", (inv_id, record)).lastrowid or 0)
+                      for inv_id, record in w.new}
             for sql, params, many in w.ops:
                 if many:
                     db.executemany(sql, params)
@@ -369,7 +390,7 @@ class SqliteStore:
             if written is None:
                 self._written.pop(inv_id, None)
             else:
-                self._written[inv_id] = written
+                self._written[inv_id] = (*written[:3], rowids[inv_id]) if inv_id in rowids else written
         for wk, state in w.state.items():
             if state:
                 self._state[wk] = state
@@ -393,25 +414,27 @@ class SqliteStore:
         written = self._written.get(inv.id)
         if not kept:  # forgotten (retention over, or cancelled before it started)
             if written is not None:
-                w.one("DELETE FROM invocations WHERE id=?", (inv.id,))
+                w.one("DELETE FROM invocations WHERE rowid=?", (written[3],))
                 w.one("DELETE FROM journal WHERE invocation_id=?", (inv.id,))
                 w.one("DELETE FROM errors WHERE invocation_id=?", (inv.id,))
                 w.written[inv.id] = None
             return
-        n_entries, n_errors, stored = written or (0, 0, None)
+        n_entries, n_errors, stored, rowid = written or (0, 0, None, 0)
         fingerprint = _fingerprint(inv)
         journal, errors = inv.journal, inv.errors
         if fingerprint == stored and len(journal) <= n_entries and len(errors) <= n_errors:
             return
-        if fingerprint != stored:
-            w.one(_UPSERT_INVOCATION, (inv.id, _encode(invocation_record(inv))))
+        if written is None:
+            w.new.append((inv.id, _encode(invocation_record(inv))))  # its rowid is known once it is inserted
+        elif fingerprint != stored:
+            w.one("UPDATE invocations SET record=? WHERE rowid=?", (_encode(invocation_record(inv)), rowid))
         if len(journal) > n_entries:
             w.many("INSERT INTO journal VALUES (?, ?, ?, ?, ?, ?)",
                    [(inv.id, i, *entry_record(e)) for i, e in enumerate(journal[n_entries:], n_entries)])
         if len(errors) > n_errors:
             w.many("INSERT INTO errors VALUES (?, ?, ?)",
                    [(inv.id, i, json.dumps(error_record(e))) for i, e in enumerate(errors[n_errors:], n_errors)])
-        w.written[inv.id] = (max(len(journal), n_entries), max(len(errors), n_errors), fingerprint)
+        w.written[inv.id] = (max(len(journal), n_entries), max(len(errors), n_errors), fingerprint, rowid)
 
     def _state_writes(self, w: _Writes, wk: tuple[str, str], state: dict[str, bytes]) -> None:
         """The values of one object's state that differ from the stored ones, and the names it no longer has."""

@@ -376,7 +376,7 @@ async def test_a_store_from_an_incompatible_version_is_reported_and_left_untouch
     await _open_and_close(db)
     with closing(sqlite3.connect(db)) as con, con:
         con.execute("UPDATE meta SET value=? WHERE name='version'", (json.dumps(99),))
-    _unchanged_after_open(Path(db), "store format 99, and this restate-playground reads format 1")
+    _unchanged_after_open(Path(db), "store format 99, and this restate-playground reads formats 1 and 2")
 
 
 async def test_a_damaged_store_is_reported_and_left_untouched(db: str) -> None:
@@ -439,6 +439,7 @@ async def test_the_store_file_is_sqlite_in_wal_mode_and_readable_by_other_tools(
     await _open_and_close(db)
     with closing(sqlite3.connect(db)) as con, con:
         assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert con.execute("SELECT value FROM meta WHERE name='version'").fetchone() == ("2",)  # a new file
         tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         assert {"invocations", "journal", "state", "promises", "meta"} <= tables
         assert con.execute("SELECT value FROM state WHERE service='Log' AND key='x'").fetchone()[0] == b'["y"]'
@@ -696,6 +697,21 @@ async def test_a_result_a_cell_gets_and_an_accepted_send_are_on_disk_when_it_get
     rt.close()
 
 
+async def test_closing_a_runtime_first_commits_what_its_handlers_sent(db: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    rt = reopen(db)
+    _no_end_of_turn_commits(rt, monkeypatch)
+    call = asyncio.ensure_future(rt.object_call(hold, key="h"))  # sets a name, then waits for its awakeable
+    while not rt.state("Log", "h"):
+        await asyncio.sleep(0)
+    assert _on_disk(rt, "SELECT count(*) FROM state WHERE key='h'") == [(0,)]  # sent, not yet committed
+    rt.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        await call
+    again = reopen(db)
+    assert set(again.state("Log", "h")) == {"awakeable"}
+    again.close()
+
+
 async def test_a_step_result_that_cannot_be_stored_never_reaches_the_handler(db: str,
                                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     rt = pg.Runtime(batch, filler, store=db)
@@ -714,13 +730,15 @@ async def test_a_journal_written_over_many_commits_is_appended_and_reloads_entry
     rt = reopen(db)
     await rt.workflow_send(order, key="lamp", arg="lamp")
     await rt.settle()  # charged, asleep
-    await rt.advance(timedelta(hours=1))  # shipped, done
     (inv_id,) = rt.invocations().query("target_service_name == 'Shop'").id
+    query = "SELECT idx, frame FROM journal WHERE invocation_id=? ORDER BY idx"
+    asleep = _on_disk(rt, query, inv_id)
+    await rt.advance(timedelta(hours=1))  # shipped, done
     frames = [e.frame() for e in rt._invocations[inv_id].journal]
-    rows = _on_disk(rt, "SELECT idx, frame FROM journal WHERE invocation_id=? ORDER BY rowid", inv_id)
-    # each entry was inserted once, in order, when first stored: never rewritten or moved
-    assert [idx for idx, _ in rows] == list(range(len(frames)))
-    assert [bytes(f) for _, f in rows] == frames
+    done = _on_disk(rt, query, inv_id)
+    assert len(asleep) < len(done) == len(frames)
+    assert done[:len(asleep)] == asleep  # the entries stored first are left as they were: the rest appended
+    assert [(idx, bytes(f)) for idx, f in done] == list(enumerate(frames))
     rt.close()
     again = reopen(db)
     assert [e.frame() for e in again._invocations[inv_id].journal] == frames
@@ -754,6 +772,8 @@ async def test_a_store_written_by_the_previous_version_loads_and_resumes(tmp_pat
     assert effects == ["ship book"]  # the charge stored by the old version is not repeated
     assert rt.state("Log", "b") == {"lines": ["later"]}
     rt.close()
+    with closing(sqlite3.connect(db)) as con:  # still format 1: the version that wrote it can read it
+        assert con.execute("SELECT value FROM meta WHERE name='version'").fetchone() == ("1",)
     reread = reopen(str(db))  # what the new version wrote over the old rows reads back
     assert reread.state("Log", "b") == {"lines": ["later"]}
     assert reread.output(order, key="book") == "book done"
