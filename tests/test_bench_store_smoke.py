@@ -24,9 +24,11 @@ def bench_store():
         sys.modules.pop("playground_bench_store", None)
 
 
-@pytest.mark.parametrize("key", ["trivial", "object", "set100"])
+@pytest.mark.parametrize("key", ["trivial", "object", "set100", "s2s"])
 async def test_every_store_row_runs_and_counts_its_commits(bench_store, key: str, tmp_path: Path) -> None:
     result = await bench_store.paired(bench_store.BY_KEY[key], n=3, rounds=2, warmup=2, directory=str(tmp_path))
     assert len(result.ratios) == 2 and all(r > 0 for r in result.ratios)
-    assert result.commits == 2  # per invocation: it is created, then it ends (see docs/store.md)
+    # per call: the invocation is created, then it ends (see docs/store.md); a call between two services
+    # also commits when the callee starts and when it ends
+    assert result.commits == (4 if key == "s2s" else 2)
     assert result.row.label in bench_store.format_table([result])
