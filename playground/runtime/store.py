@@ -125,10 +125,11 @@ def _fingerprint(inv: Invocation) -> int:
     """Stands for an invocation's record (what invocation_record encodes, its target aside, which never
     changes): equal fingerprints, same record. Much cheaper than encoding it, so an unchanged record costs
     the store nothing."""
-    result = inv.result
+    result: Any = inv.result
     if isinstance(result, Failure):
-        return hash(marshal.dumps((_FINGERPRINTED(inv), result.code, result.message, sorted(result.metadata.items()))))
-    return hash(marshal.dumps((_FINGERPRINTED(inv), result)))
+        result = (result.code, result.message, sorted(result.metadata.items()))
+    # (marshal format 2 has no back-references: equal values give equal bytes, whatever refers to them)
+    return hash(marshal.dumps((_FINGERPRINTED(inv), result), 2))
 
 
 def error_record(err: TransientError) -> dict[str, Any]:

@@ -657,12 +657,23 @@ async def test_the_messages_of_an_attempt_are_written_in_one_transaction_with_it
     # one commit creates the invocation (before the SDK hears of it), one stores its 100 SetState, Output and End
     assert rt._store.commits - before == 2
     assert _on_disk(rt, "SELECT count(*) FROM state WHERE key='m'") == [(100,)]
+    db_ = rt._store._db
+    db_.execute("CREATE TEMP TABLE touched (op TEXT)")
+    for op in ("INSERT", "UPDATE", "DELETE"):
+        db_.execute(f"CREATE TEMP TRIGGER state_{op} AFTER {op} ON main.state BEGIN "
+                    f"INSERT INTO touched VALUES ('{op}'); END")
     before = rt._store.commits
-    assert await rt.object_call(set_many, key="m", arg=100) == 100  # the same values: no state row rewritten
+    assert await rt.object_call(set_many, key="m", arg=100) == 100  # the same values again
     assert rt._store.commits - before == 2
+    assert _on_disk(rt, "SELECT count(*) FROM touched") == [(0,)]  # so no state row was written
+    assert await rt.object_call(set_many, key="m", arg=50) == 50  # the same 50 values: nothing either
+    assert _on_disk(rt, "SELECT count(*) FROM touched") == [(0,)]
+    from playground.runtime.operations import replace_state
+    replace_state(rt, "Batch", "m", {**rt.stored_state("Batch", "m"), "s7": b"70"})  # the admin API's state edit
+    assert _on_disk(rt, "SELECT op FROM touched") == [("UPDATE",)]  # one value changed: one row written
     rt.close()
     again = pg.Runtime(batch, store=db)
-    assert again.state("Batch", "m") == {f"s{i}": i for i in range(100)}
+    assert again.state("Batch", "m") == {**{f"s{i}": i for i in range(100)}, "s7": 70}
     again.close()
 
 
