@@ -156,7 +156,7 @@ class Recovery:
             with contextlib.suppress(StoreError):
                 self.flush()
 
-    def _change_set(self) -> ChangeSet:
+    def _change_set(self, meta: dict[str, Any]) -> ChangeSet:
         """What the events since the last commit changed: the records to write."""
         return ChangeSet(
             invocations=[(inv, self.host._invocations.get(inv.id) is inv) for inv in self.host._dirty],
@@ -164,7 +164,7 @@ class Recovery:
                       for n in self.host._dirty_services],
             state=[(wk, self.host._state.get(wk, {})) for wk in self.host._dirty_state],
             promises=[(wk, self.host._records.promises.get(wk, {})) for wk in self.host._dirty_promises],
-            meta=self.durable_meta(),
+            meta=meta,
         )
 
     def flush(self) -> None:
@@ -174,11 +174,12 @@ class Recovery:
         if not isinstance(store, SqliteStore):
             host._dirty.clear()
             return
+        meta = self.durable_meta()
         if (not (host._dirty or host._dirty_state or host._dirty_promises or host._dirty_services)
-                and not store.meta_changed(self.durable_meta())):
+                and not store.meta_changed(meta)):
             return  # nothing to write (the commit after a cell's await, say, when the attempt's end wrote it)
         try:
-            store.commit(self._change_set())
+            store.commit(self._change_set(meta))
         except StoreWriteFailed as exc:
             raise self._store_failed(str(exc)) from None
         self.clear_dirty()

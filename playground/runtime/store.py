@@ -190,6 +190,7 @@ CREATE TABLE promises (service TEXT NOT NULL, key TEXT NOT NULL, name TEXT NOT N
 """
 _TABLES = {"meta", "services", "invocations", "journal", "errors", "state", "promises"}
 
+_INSERT_ENTRY = "INSERT INTO journal VALUES (?, ?, ?, ?, ?, ?)"
 _UPSERT_STATE = ("INSERT INTO state VALUES (?, ?, ?, ?) "
                  "ON CONFLICT(service, key, name) DO UPDATE SET value=excluded.value")
 _UPSERT_META = "INSERT INTO meta VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value=excluded.value"
@@ -348,7 +349,6 @@ class SqliteStore:
         """Write a change set in one transaction, only what differs from what the file holds (an unchanged
         record, a state value already stored, a clock that did not move: nothing; nothing at all: no
         transaction); StoreWriteFailed if SQLite cannot."""
-        import sqlite3
         db = self._db
         if db is None:
             return
@@ -380,6 +380,7 @@ class SqliteStore:
                     db.execute(sql, params)
             db.execute("COMMIT")
         except BaseException as exc:
+            import sqlite3
             if db.in_transaction:  # (SQLite has rolled back by itself after some errors, e.g. a full disk)
                 db.execute("ROLLBACK")
             if isinstance(exc, sqlite3.DatabaseError):
@@ -429,9 +430,10 @@ class SqliteStore:
             w.new.append((inv.id, _encode(invocation_record(inv))))  # its rowid is known once it is inserted
         elif fingerprint != stored:
             w.one("UPDATE invocations SET record=? WHERE rowid=?", (_encode(invocation_record(inv)), rowid))
-        if len(journal) > n_entries:
-            w.many("INSERT INTO journal VALUES (?, ?, ?, ?, ?, ?)",
-                   [(inv.id, i, *entry_record(e)) for i, e in enumerate(journal[n_entries:], n_entries)])
+        if len(journal) == n_entries + 1:
+            w.one(_INSERT_ENTRY, (inv.id, n_entries, *entry_record(journal[-1])))
+        elif len(journal) > n_entries:
+            w.many(_INSERT_ENTRY, [(inv.id, i, *entry_record(e)) for i, e in enumerate(journal[n_entries:], n_entries)])
         if len(errors) > n_errors:
             w.many("INSERT INTO errors VALUES (?, ?, ?)",
                    [(inv.id, i, json.dumps(error_record(e))) for i, e in enumerate(errors[n_errors:], n_errors)])
