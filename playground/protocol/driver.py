@@ -142,6 +142,8 @@ class Attempt:
         # needs both (they are dropped once the attempt has ended)
         self.on_message: Callable[[Received], None] | None = None
         self.on_end: Callable[[AttemptEnded], None] | None = None
+        # called before the app reads what was sent to it (the runtime's durable store commits there)
+        self.before_read: Callable[[], None] | None = None
 
     # --- the ASGI callables given to the app ---
     async def _receive(self) -> dict:
@@ -151,6 +153,10 @@ class Attempt:
                 await self._response_done.wait()
                 return {"type": "http.disconnect"}
             item = await self._inbox.get()
+            if self.before_read is not None:
+                self.before_read()  # the runtime's store writes what this tells the SDK first
+                if self._aborted:  # (it could not: the runtime stopped, and this attempt with it)
+                    return {"type": "http.disconnect"}
             if type(item) is list:  # a batch of notify() frames
                 if item is self._batch:
                     self._batch = None

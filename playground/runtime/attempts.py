@@ -105,6 +105,7 @@ class Attempts:
         attempt.on_message = lambda item: self._on_message(run, item)
         attempt.on_end = lambda ended: self._on_attempt_end(run, ended)
         attempt.on_waiting = self.host._waiter.touch
+        attempt.before_read = self.host._recovery.before_sdk_reads  # the store writes before the SDK hears
         inv.attempt = attempt
         inv.pending_runs = self._unfinished_runs(inv)
         self.live.add(inv)  # busy from now until the SDK blocks or the attempt ends

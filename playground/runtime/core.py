@@ -188,6 +188,7 @@ class Engine:
         __tracebackhide__ = True  # IPython (and pytest) show the user's frame, not the runtime's
         with sigint_guard:
             await self._waiter.quiesce()
+        self._commit()  # what ran is on disk when settle returns
 
     # ------------------------------------------------------------------ calls and sends
     # The ingress part's (see ingress.py), forwarded with their signatures and docstrings, which help() and

@@ -11,6 +11,7 @@ so a `ctx.run` whose result was stored never runs again; suspended ones stay sus
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol, cast
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 from ..errors import MissingHandlerWarning, StoreError
 from ..protocol import messages
 from ..protocol.deployment import parse_manifest
+from ..protocol.driver import current_attempt
 from . import ids
 from .clock import Clock
 from .commands import Commands
@@ -102,6 +104,10 @@ class Recovery:
 
     def __init__(self, host: RecoveryHost) -> None:
         self.host = host
+        # the loop on which changes from the SDK's side wait to be written (see end_event), None when none do
+        self._pending: asyncio.AbstractEventLoop | None = None
+        # what the driver calls before the SDK reads (see bind_store); None in memory: nothing to write
+        self.before_sdk_reads: Callable[[], None] | None = None
 
     # ------------------------------------------------------------------ what is written
     def durable_meta(self) -> dict[str, Any]:
@@ -116,29 +122,64 @@ class Recovery:
         self.host._dirty_services.clear()
 
     def bind_store(self) -> None:
-        """`self.host._commit()` ends an event: the store writes what it changed, in one transaction. In memory
-        there is nothing to write, and forgetting the changed invocations is all it does (kept cheap: it
-        runs several times per invocation)."""
+        """`self.host._commit()` ends an event. In memory there is nothing to write, and forgetting the changed
+        invocations is all it does (kept cheap: it runs several times per invocation). On a durable store,
+        what it changed is written in one transaction: at once, or with the other changes of the same loop
+        turn for an event from the SDK's side (see end_event)."""
         store = self.host._store
-        self.host._commit = self.host._dirty.clear if not store.durable else self._commit_changes
+        self.host._commit = self.host._dirty.clear if not store.durable else self.end_event
+        self.before_sdk_reads = self._before_sdk_reads if store.durable else None
 
-    def _change_set(self) -> ChangeSet:
-        """What the current event changed: the records to write."""
+    def end_event(self) -> None:
+        """End an event on a durable store. A message the SDK sent (its app task runs the event) is written
+        with everything else changed in the same loop turn: before the SDK reads anything back (the
+        driver calls before_sdk_reads), before an await in a cell returns (it commits), at the end of the
+        attempt, and at the latest in the next loop turn. Every other event (an operation from a cell or the
+        ingress, a timer, an attempt's end) is written before it returns, with whatever is pending."""
+        if current_attempt.get() is None:
+            self.flush()
+            return
+        loop = asyncio.get_running_loop()
+        if self._pending is not loop:  # (once per loop turn; and again should the runtime move to another loop)
+            self._pending = loop
+            loop.call_soon(self._flush_soon)
+
+    def _flush_soon(self) -> None:
+        if self._pending is not None:
+            with contextlib.suppress(StoreError):  # the runtime has stopped; every await on it says why
+                self.flush()
+
+    def _before_sdk_reads(self) -> None:
+        """The SDK is about to read what the runtime sent it: what that tells it must be on disk first. If
+        it cannot be written, the runtime stops and the attempt is cut off (the driver sees it aborted)."""
+        if self._pending is not None:
+            with contextlib.suppress(StoreError):
+                self.flush()
+
+    def _change_set(self, meta: dict[str, Any]) -> ChangeSet:
+        """What the events since the last commit changed: the records to write."""
         return ChangeSet(
             invocations=[(inv, self.host._invocations.get(inv.id) is inv) for inv in self.host._dirty],
             services=[(n, self.host._registry.revisions[n], self.host._registry.manifests[n])
                       for n in self.host._dirty_services],
             state=[(wk, self.host._state.get(wk, {})) for wk in self.host._dirty_state],
             promises=[(wk, self.host._records.promises.get(wk, {})) for wk in self.host._dirty_promises],
-            meta=self.durable_meta(),
+            meta=meta,
         )
 
-    def _commit_changes(self) -> None:
-        """End an event on a durable store: write its change set, or stop the runtime if it cannot."""
+    def flush(self) -> None:
+        """Write every pending change now, or stop the runtime if it cannot (a StoreError saying why)."""
+        self._pending = None
+        store, host = self.host._store, self.host
+        if not isinstance(store, SqliteStore):
+            host._dirty.clear()
+            return
+        meta = self.durable_meta()
+        if (not (host._dirty or host._dirty_state or host._dirty_promises or host._dirty_services)
+                and not store.meta_changed(meta)):
+            return  # nothing to write (the commit after a cell's await, say, when the attempt's end wrote it)
         try:
-            store = self.host._store
-            assert isinstance(store, SqliteStore)  # bound only for a durable store (see bind_store)
-            store.commit(self._change_set())
+            store.commit(self._change_set(meta))
         except StoreWriteFailed as exc:
             raise self._store_failed(str(exc)) from None
         self.clear_dirty()
@@ -147,6 +188,10 @@ class Recovery:
         """Stop this runtime: attempts in flight end, its store file is released. Later use raises."""
         if self.host._closed is not None:
             return
+        try:
+            self.flush()  # what is pending is stored first
+        except StoreError:
+            return  # it could not be: the runtime has stopped already, saying why (see _store_failed)
         self.host._closed = reason
         self._detach_attempts()  # their tasks end within a few loop turns
         self.host._timers.clear()
@@ -172,6 +217,7 @@ class Recovery:
         snap = self.host._store.load()
         waiters = [w for inv in self.host._invocations.values() if not inv.completed for w in inv.waiters]
         self.host._closed = self.host._store_failure = message
+        self._pending = None
         self._detach_attempts()
         self.host._store.close()
         self.clear_dirty()
@@ -198,6 +244,7 @@ class Recovery:
     async def restart(self) -> None:
         """Lose everything in memory and come back from the store, as after the process died."""
         self.check_open()
+        self.flush()  # what happened before is stored, as between two loop turns
         # All in one step: nothing (a timer, another task's await) may act on the old tables once the
         # attempts are cut off; their tasks wind down afterwards, talking to no one.
         self._detach_attempts()

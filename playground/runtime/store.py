@@ -1,10 +1,13 @@
 """Where the runtime's durable records live: in memory (the default) or in a SQLite file.
 
 The runtime works on its own tables in memory and tells the store what changed at the end of every event
-(a message from the SDK, a timer, an attempt's end, an operation from a cell): one transaction each, so the
-journal entry an SDK message adds and the state change it makes commit together, before the SDK is told
-anything about them. What the store holds is what recovery needs: invocations with their journals and
-failed attempts, K/V state, workflow promises, the services' manifests, the clock and the id generator.
+(a message from the SDK, a timer, an attempt's end, an operation from a cell). The SDK's messages are
+gathered and committed together, before the SDK reads anything back and at the latest in the next loop turn;
+every other event commits before it returns (see recovery.Recovery.end_event and docs/store.md). A commit
+writes only what differs from what the file holds: journal entries and errors are appended, a record that
+did not change and a state value already stored are not written again. What the store holds is what
+recovery needs: invocations with their journals and failed attempts, K/V state, workflow promises, the
+services' manifests, the clock and the id generator.
 Everything else (locks, inboxes, timers, who waits for whom) is rebuilt from those records on restore,
 see recovery.py.
 """
@@ -12,6 +15,8 @@ see recovery.py.
 from __future__ import annotations
 
 import json
+import marshal
+import operator
 import os
 import warnings
 import weakref
@@ -27,7 +32,12 @@ if TYPE_CHECKING:
     from .core import Engine as Runtime
 
 FORMAT = "restate-playground-store"
-VERSION = 1
+VERSION = 2  # what a new file is written in
+# Format 1 (before issue 17) had an index on the invocation id and a journal table keyed by rowid. The rows are
+# the same, and this version reads and writes both layouts alike (by rowid): a format-1 file stays format 1,
+# still readable by the versions before. Format 2 leaves the index out, as each commit would write one of its
+# pages more (the store finds an invocation's row by the rowid it keeps), so older versions refuse it.
+READS = (1, 2)
 
 
 @dataclass
@@ -84,9 +94,15 @@ _TARGET_FIELDS = ("service", "handler", "key")
 _ENCODED_FIELDS = ("start_id", "result", "waiting_ids")
 
 
+_OWN_FIELDS = tuple(f for f in RECORD_FIELDS if f not in _TARGET_FIELDS)
+_OWN_VALUES = operator.attrgetter(*_OWN_FIELDS)
+
+
 def invocation_record(inv: Invocation) -> dict[str, Any]:
     """The durable part of an invocation (its journal and errors are stored beside it)."""
-    rec = {f: getattr(inv.target if f in _TARGET_FIELDS else inv, f) for f in RECORD_FIELDS}
+    target = inv.target
+    rec = {"id": inv.id, "service": target.service, "handler": target.handler, "key": target.key,
+           **dict(zip(_OWN_FIELDS, _OWN_VALUES(inv), strict=True))}
     rec["start_id"] = inv.start_id.hex()
     rec["result"] = _result_record(inv.result)
     rec["waiting_ids"] = [sorted(s) for s in inv.waiting_ids] if inv.waiting_ids is not None else None
@@ -100,6 +116,20 @@ def invocation_fields(rec: dict[str, Any]) -> dict[str, Any]:
     fields["start_id"] = bytes.fromhex(rec["start_id"])
     fields["result"] = result_from(rec["result"])
     return fields
+
+
+_FINGERPRINTED = operator.attrgetter(*(f for f in _OWN_FIELDS if f != "result"))
+
+
+def _fingerprint(inv: Invocation) -> int:
+    """Stands for an invocation's record (what invocation_record encodes, its target aside, which never
+    changes): equal fingerprints, same record. Much cheaper than encoding it, so an unchanged record costs
+    the store nothing."""
+    result: Any = inv.result
+    if isinstance(result, Failure):
+        result = (result.code, result.message, sorted(result.metadata.items()))
+    # (marshal format 2 has no back-references: equal values give equal bytes, whatever refers to them)
+    return hash(marshal.dumps((_FINGERPRINTED(inv), result), 2))
 
 
 def error_record(err: TransientError) -> dict[str, Any]:
@@ -147,10 +177,10 @@ class MemoryStore:
 _SCHEMA = """
 CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE services (name TEXT PRIMARY KEY, revision INTEGER NOT NULL, manifest TEXT NOT NULL);
-CREATE TABLE invocations (id TEXT PRIMARY KEY, record TEXT NOT NULL);
+CREATE TABLE invocations (id TEXT NOT NULL, record TEXT NOT NULL);
 CREATE TABLE journal (invocation_id TEXT NOT NULL, idx INTEGER NOT NULL, type_id INTEGER NOT NULL,
                       frame BLOB NOT NULL, appended_at INTEGER NOT NULL, due_ms INTEGER,
-                      PRIMARY KEY (invocation_id, idx));
+                      PRIMARY KEY (invocation_id, idx)) WITHOUT ROWID;
 CREATE TABLE errors (invocation_id TEXT NOT NULL, idx INTEGER NOT NULL, record TEXT NOT NULL,
                      PRIMARY KEY (invocation_id, idx));
 CREATE TABLE state (service TEXT NOT NULL, key TEXT NOT NULL, name TEXT NOT NULL, value BLOB NOT NULL,
@@ -159,6 +189,32 @@ CREATE TABLE promises (service TEXT NOT NULL, key TEXT NOT NULL, name TEXT NOT N
                        failure TEXT, PRIMARY KEY (service, key, name));
 """
 _TABLES = {"meta", "services", "invocations", "journal", "errors", "state", "promises"}
+
+_INSERT_ENTRY = "INSERT INTO journal VALUES (?, ?, ?, ?, ?, ?)"
+_UPSERT_STATE = ("INSERT INTO state VALUES (?, ?, ?, ?) "
+                 "ON CONFLICT(service, key, name) DO UPDATE SET value=excluded.value")
+_UPSERT_META = "INSERT INTO meta VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value=excluded.value"
+_UPSERT_SERVICE = ("INSERT INTO services VALUES (?, ?, ?) "
+                   "ON CONFLICT(name) DO UPDATE SET revision=excluded.revision, manifest=excluded.manifest")
+_encode = json.JSONEncoder(check_circular=False).encode  # (records hold no cycles)
+Written = tuple[int, int, "int | None", int]  # journal entries, errors, record fingerprint, rowid (see SqliteStore)
+
+
+@dataclass
+class _Writes:
+    """The statements of one commit, and what the file holds once it is committed."""
+
+    ops: list[tuple[str, Any, bool]] = field(default_factory=list)  # (sql, parameters or rows, executemany)
+    written: dict[str, Written | None] = field(default_factory=dict)
+    new: list[tuple[str, str]] = field(default_factory=list)  # (id, record) of invocations not yet stored
+    state: dict[tuple[str, str], dict[str, bytes]] = field(default_factory=dict)
+
+    def one(self, sql: str, params: tuple[Any, ...]) -> None:
+        self.ops.append((sql, params, False))
+
+    def many(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        self.ops.append((sql, rows, True))
+
 
 # One open store per file in this process: re-running the cell that creates a runtime on a file closes the
 # runtime that had it open before (a store can have one writer; another process gets a clear error).
@@ -176,9 +232,13 @@ class SqliteStore:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = os.fspath(path)
-        self._written: dict[str, tuple[int, int]] = {}  # invocation id -> (journal entries, errors) stored
+        # what the file holds, so that a commit writes only what differs: per invocation id (journal entries,
+        # errors, fingerprint of its record, its row); per object the state values (shared with the runtime's)
+        self._written: dict[str, Written] = {}
+        self._state: dict[tuple[str, str], dict[str, bytes]] = {}
         self._meta: dict[str, Any] = {}
         self._db: sqlite3.Connection | None = None
+        self.commits = 0  # transactions written (benchmarks/bench_store.py reads it)
         self._open()
 
     def _fail(self, why: str) -> StoreError:
@@ -231,9 +291,10 @@ class SqliteStore:
         meta = {k: json.loads(v) for k, v in self._db.execute("SELECT name, value FROM meta")}
         if meta.get("format") != FORMAT:
             raise self._fail("it is a SQLite database, but not a restate-playground store")
-        if meta.get("version") != VERSION:
+        if meta.get("version") not in READS:
             raise self._fail(f"it was written in store format {meta.get('version')}, and this restate-playground "
-                             f"reads format {VERSION}; open it with the version that wrote it, or use a new file")
+                             f"reads formats {' and '.join(map(str, READS))}; open it with the version that wrote "
+                             f"it, or use a new file")
         if not tables >= _TABLES:
             raise self._fail(f"it is corrupt: tables {sorted(_TABLES - tables)} are missing")
         check = self._db.execute("PRAGMA quick_check").fetchone()[0]
@@ -254,8 +315,11 @@ class SqliteStore:
             for name, rev, manifest in db.execute("SELECT name, revision, manifest FROM services"):
                 snap.manifests[name] = json.loads(manifest)
                 snap.revisions[name] = rev
-            for (record,) in db.execute("SELECT record FROM invocations ORDER BY rowid"):
-                snap.invocations.append(json.loads(record))
+            rowids = {}
+            for rowid, record in db.execute("SELECT rowid, record FROM invocations ORDER BY rowid"):
+                rec = json.loads(record)
+                snap.invocations.append(rec)
+                rowids[rec["id"]] = rowid
             for inv_id, type_id, frame, at, due in db.execute(
                     "SELECT invocation_id, type_id, frame, appended_at, due_ms FROM journal "
                     "ORDER BY invocation_id, idx"):
@@ -270,8 +334,10 @@ class SqliteStore:
                     result_from(json.loads(failure)) if failure is not None else bytes(value))  # type: ignore[assignment]
         except (sqlite3.DatabaseError, ValueError, KeyError) as exc:
             raise self._fail(f"it is corrupt ({exc!r})") from None
-        self._written = {r["id"]: (len(snap.journals.get(r["id"], ())), len(snap.errors.get(r["id"], ())))
-                         for r in snap.invocations}
+        # (a restored record's fingerprint is not known: the first change to it rewrites it)
+        self._written = {i: (len(snap.journals.get(i, ())), len(snap.errors.get(i, ())), None, rowid)
+                         for i, rowid in rowids.items()}
+        self._state = {k: dict(v) for k, v in snap.state.items()}
         return snap
 
     def reload(self, rt: Runtime) -> Snapshot:
@@ -280,37 +346,62 @@ class SqliteStore:
 
     # ------------------------------------------------------------------ writing
     def commit(self, changes: ChangeSet) -> None:
-        """Write one event's change set, in one transaction; StoreWriteFailed if SQLite cannot."""
-        import sqlite3
+        """Write a change set in one transaction, only what differs from what the file holds (an unchanged
+        record, a state value already stored, a clock that did not move: nothing; nothing at all: no
+        transaction); StoreWriteFailed if SQLite cannot."""
         db = self._db
         if db is None:
             return
+        w = _Writes()
+        for inv, kept in changes.invocations:
+            self._invocation_writes(w, inv, kept)
+        for name, revision, manifest in changes.services:
+            w.one(_UPSERT_SERVICE, (name, revision, json.dumps(manifest)))
+        for wk, state in changes.state:
+            self._state_writes(w, wk, state)
+        for (svc, key), promises in changes.promises:
+            w.one("DELETE FROM promises WHERE service=? AND key=?", (svc, key))
+            w.many("INSERT INTO promises VALUES (?, ?, ?, ?, ?)", [
+                (svc, key, n, None, json.dumps(_result_record(v))) if isinstance(v, Failure) else
+                (svc, key, n, v, None) for n, v in promises.items()])
+        meta = {k: v for k, v in changes.meta.items() if self._meta.get(k) != v}
+        if meta:
+            w.many(_UPSERT_META, [(k, json.dumps(v)) for k, v in meta.items()])
+        if not w.ops and not w.new:
+            return
         db.execute("BEGIN")
         try:
-            for inv, kept in changes.invocations:
-                self._write_invocation(db, inv, kept)
-            for name, revision, manifest in changes.services:
-                db.execute("INSERT OR REPLACE INTO services VALUES (?, ?, ?)", (name, revision, json.dumps(manifest)))
-            for (svc, key), state in changes.state:
-                db.execute("DELETE FROM state WHERE service=? AND key=?", (svc, key))
-                db.executemany("INSERT INTO state VALUES (?, ?, ?, ?)", [(svc, key, n, v) for n, v in state.items()])
-            for (svc, key), promises in changes.promises:
-                db.execute("DELETE FROM promises WHERE service=? AND key=?", (svc, key))
-                db.executemany("INSERT INTO promises VALUES (?, ?, ?, ?, ?)", [
-                    (svc, key, n, None, json.dumps(_result_record(v))) if isinstance(v, Failure) else
-                    (svc, key, n, v, None) for n, v in promises.items()])
-            meta = changes.meta
-            changed = [(k, json.dumps(v)) for k, v in meta.items() if self._meta.get(k) != v]
-            if changed:
-                db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", changed)
+            rowids = {inv_id: int(db.execute("INSERT INTO invocations VALUES (?, ?)", (inv_id, record)).lastrowid or 0)
+                      for inv_id, record in w.new}
+            for sql, params, many in w.ops:
+                if many:
+                    db.executemany(sql, params)
+                else:
+                    db.execute(sql, params)
             db.execute("COMMIT")
         except BaseException as exc:
+            import sqlite3
             if db.in_transaction:  # (SQLite has rolled back by itself after some errors, e.g. a full disk)
                 db.execute("ROLLBACK")
             if isinstance(exc, sqlite3.DatabaseError):
                 raise StoreWriteFailed(self._write_error(exc)) from None
             raise
+        # what the file now holds (kept so that the next commit writes only what differs from it)
         self._meta.update(meta)
+        for inv_id, written in w.written.items():
+            if written is None:
+                self._written.pop(inv_id, None)
+            else:
+                self._written[inv_id] = (*written[:3], rowids[inv_id]) if inv_id in rowids else written
+        for wk, state in w.state.items():
+            if state:
+                self._state[wk] = state
+            else:
+                self._state.pop(wk, None)
+        self.commits += 1
+
+    def meta_changed(self, meta: dict[str, Any]) -> bool:
+        return any(self._meta.get(k) != v for k, v in meta.items())
 
     def _write_error(self, exc: sqlite3.DatabaseError) -> str:
         """Why a commit failed, in words (the full disk named as such)."""
@@ -319,26 +410,47 @@ class SqliteStore:
             return f"the disk is full (SQLite: {exc})"
         return f"SQLite reported: {exc}"
 
-    def _write_invocation(self, db: sqlite3.Connection, inv: Invocation, kept: bool) -> None:
+    def _invocation_writes(self, w: _Writes, inv: Invocation, kept: bool) -> None:
+        """An invocation's record when it changed, and its journal entries and errors not yet stored: they
+        are only ever appended. A forgotten invocation's rows are deleted."""
         written = self._written.get(inv.id)
         if not kept:  # forgotten (retention over, or cancelled before it started)
             if written is not None:
-                for table in ("invocations", "journal", "errors"):
-                    key = "id" if table == "invocations" else "invocation_id"
-                    db.execute(f"DELETE FROM {table} WHERE {key}=?", (inv.id,))
-                del self._written[inv.id]
+                w.one("DELETE FROM invocations WHERE rowid=?", (written[3],))
+                w.one("DELETE FROM journal WHERE invocation_id=?", (inv.id,))
+                w.one("DELETE FROM errors WHERE invocation_id=?", (inv.id,))
+                w.written[inv.id] = None
             return
-        n_entries, n_errors = written or (0, 0)
-        db.execute("INSERT INTO invocations VALUES (?, ?) ON CONFLICT(id) DO UPDATE SET record=excluded.record",
-                   (inv.id, json.dumps(invocation_record(inv))))
-        if len(inv.journal) > n_entries:
-            db.executemany("INSERT INTO journal VALUES (?, ?, ?, ?, ?, ?)",
-                           [(inv.id, i, *entry_record(e)) for i, e in enumerate(inv.journal[n_entries:], n_entries)])
-        if len(inv.errors) > n_errors:
-            db.executemany("INSERT INTO errors VALUES (?, ?, ?)",
-                           [(inv.id, i, json.dumps(error_record(e))) for i, e in
-                            enumerate(inv.errors[n_errors:], n_errors)])
-        self._written[inv.id] = (len(inv.journal), len(inv.errors))
+        n_entries, n_errors, stored, rowid = written or (0, 0, None, 0)
+        fingerprint = _fingerprint(inv)
+        journal, errors = inv.journal, inv.errors
+        if fingerprint == stored and len(journal) <= n_entries and len(errors) <= n_errors:
+            return
+        if written is None:
+            w.new.append((inv.id, _encode(invocation_record(inv))))  # its rowid is known once it is inserted
+        elif fingerprint != stored:
+            w.one("UPDATE invocations SET record=? WHERE rowid=?", (_encode(invocation_record(inv)), rowid))
+        if len(journal) == n_entries + 1:
+            w.one(_INSERT_ENTRY, (inv.id, n_entries, *entry_record(journal[-1])))
+        elif len(journal) > n_entries:
+            w.many(_INSERT_ENTRY, [(inv.id, i, *entry_record(e)) for i, e in enumerate(journal[n_entries:], n_entries)])
+        if len(errors) > n_errors:
+            w.many("INSERT INTO errors VALUES (?, ?, ?)",
+                   [(inv.id, i, json.dumps(error_record(e))) for i, e in enumerate(errors[n_errors:], n_errors)])
+        w.written[inv.id] = (max(len(journal), n_entries), max(len(errors), n_errors), fingerprint, rowid)
+
+    def _state_writes(self, w: _Writes, wk: tuple[str, str], state: dict[str, bytes]) -> None:
+        """The values of one object's state that differ from the stored ones, and the names it no longer has."""
+        svc, key = wk
+        stored = self._state.get(wk, {})
+        changed = [(svc, key, n, v) for n, v in state.items() if stored.get(n) != v]
+        gone = [(svc, key, n) for n in stored if n not in state]
+        if changed:
+            w.many(_UPSERT_STATE, changed)
+        if gone:
+            w.many("DELETE FROM state WHERE service=? AND key=? AND name=?", gone)
+        if changed or gone:
+            w.state[wk] = dict(state)  # (the values themselves are shared with the runtime's table)
 
     def close(self) -> None:
         if self._db is not None:

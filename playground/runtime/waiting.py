@@ -208,7 +208,9 @@ class Waiter:
         seen = len(self.interrupts)
         with sigint_guard:
             try:
-                return await self._wait_until_done(inv, what, seen)
+                done = await self._wait_until_done(inv, what, seen)
+                self.host._commit()  # a result given to a cell is on disk (a durable store writes it now)
+                return done
             except asyncio.CancelledError as exc:
                 still = self.host._invocations.get(inv.id)
                 if still is None or still.completed or self.host._closed is not None:

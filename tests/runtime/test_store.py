@@ -376,7 +376,7 @@ async def test_a_store_from_an_incompatible_version_is_reported_and_left_untouch
     await _open_and_close(db)
     with closing(sqlite3.connect(db)) as con, con:
         con.execute("UPDATE meta SET value=? WHERE name='version'", (json.dumps(99),))
-    _unchanged_after_open(Path(db), "store format 99, and this restate-playground reads format 1")
+    _unchanged_after_open(Path(db), "store format 99, and this restate-playground reads formats 1 and 2")
 
 
 async def test_a_damaged_store_is_reported_and_left_untouched(db: str) -> None:
@@ -439,6 +439,7 @@ async def test_the_store_file_is_sqlite_in_wal_mode_and_readable_by_other_tools(
     await _open_and_close(db)
     with closing(sqlite3.connect(db)) as con, con:
         assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert con.execute("SELECT value FROM meta WHERE name='version'").fetchone() == ("2",)  # a new file
         tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         assert {"invocations", "journal", "state", "promises", "meta"} <= tables
         assert con.execute("SELECT value FROM state WHERE service='Log' AND key='x'").fetchone()[0] == b'["y"]'
@@ -612,3 +613,181 @@ async def test_a_damaged_journal_entry_found_by_a_restart_stops_the_runtime_with
         await rt.object_send(note, key="x", arg="z")
     with closing(sqlite3.connect(db, timeout=0)) as con:  # the file was closed: it is not locked
         assert con.execute("SELECT count(*) FROM journal").fetchone()[0] == 4
+
+
+# ---------------------------------------------------------------------------------------------- issue 17: batching
+batch = restate.VirtualObject("Batch")
+current: dict[str, pg.Runtime] = {}  # the runtime a handler below looks into (its own store's file)
+
+
+def _on_disk(rt: pg.Runtime, sql: str, *args: object) -> list[tuple]:
+    """What the store's file holds right now (read through its own connection: it is locked to others)."""
+    return rt._store._db.execute(sql, args).fetchall()
+
+
+@batch.handler()
+async def set_many(ctx: restate.ObjectContext, n: int) -> int:
+    for i in range(n):
+        ctx.set(f"s{i}", i)
+    return n
+
+
+@batch.handler()
+async def set_then_run(ctx: restate.ObjectContext, marker: str) -> list[int]:
+    ctx.set("before", marker)
+    await ctx.run_typed("step", lambda: marker)
+    # the run's result reached the handler: the SetState before it, the Run command and its completion are
+    # stored (the driver's read waits for that), so a crash from here on never runs the step again
+    rt = current["rt"]
+    return [len(_on_disk(rt, "SELECT 1 FROM state WHERE service='Batch' AND key=? AND name='before'", ctx.key())),
+            len(_on_disk(rt, "SELECT 1 FROM journal WHERE invocation_id=?", ctx.request().id))]
+
+
+@batch.handler()
+async def big_then_run(ctx: restate.ObjectContext, size: int) -> None:
+    ctx.set("blob", "x" * size)
+    await ctx.run_typed("step", lambda: effects.append("step ran") or "ok")
+    effects.append("after the step")  # never reached when the step's result could not be stored
+
+
+async def test_the_messages_of_an_attempt_are_written_in_one_transaction_with_its_end(db: str) -> None:
+    rt = pg.Runtime(batch, store=db)
+    before = rt._store.commits
+    assert await rt.object_call(set_many, key="m", arg=100) == 100
+    # one commit creates the invocation (before the SDK hears of it), one stores its 100 SetState, Output and End
+    assert rt._store.commits - before == 2
+    assert _on_disk(rt, "SELECT count(*) FROM state WHERE key='m'") == [(100,)]
+    db_ = rt._store._db
+    db_.execute("CREATE TEMP TABLE touched (op TEXT)")
+    for op in ("INSERT", "UPDATE", "DELETE"):
+        db_.execute(f"CREATE TEMP TRIGGER state_{op} AFTER {op} ON main.state BEGIN "
+                    f"INSERT INTO touched VALUES ('{op}'); END")
+    before = rt._store.commits
+    assert await rt.object_call(set_many, key="m", arg=100) == 100  # the same values again
+    assert rt._store.commits - before == 2
+    assert _on_disk(rt, "SELECT count(*) FROM touched") == [(0,)]  # so no state row was written
+    assert await rt.object_call(set_many, key="m", arg=50) == 50  # the same 50 values: nothing either
+    assert _on_disk(rt, "SELECT count(*) FROM touched") == [(0,)]
+    from playground.runtime.operations import replace_state
+    replace_state(rt, "Batch", "m", {**rt.stored_state("Batch", "m"), "s7": b"70"})  # the admin API's state edit
+    assert _on_disk(rt, "SELECT op FROM touched") == [("UPDATE",)]  # one value changed: one row written
+    rt.close()
+    again = pg.Runtime(batch, store=db)
+    assert again.state("Batch", "m") == {**{f"s{i}": i for i in range(100)}, "s7": 70}
+    again.close()
+
+
+def _no_end_of_turn_commits(rt: pg.Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Leave out the commit at the end of a loop turn, so only the one before the SDK reads can store what
+    the SDK sent (which of the two comes first depends on the order of the loop's callbacks)."""
+    monkeypatch.setattr(rt._recovery, "_flush_soon", lambda: None)
+
+
+async def test_what_the_sdk_reads_back_is_on_disk_before_it_reads_it(db: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    rt = current["rt"] = pg.Runtime(batch, store=db)
+    _no_end_of_turn_commits(rt, monkeypatch)
+    try:
+        assert await rt.object_call(set_then_run, key="r", arg="m") == [1, 4]  # Input, SetState, Run, completion
+    finally:
+        current.clear()
+        rt.close()
+
+
+async def test_a_result_a_cell_gets_and_an_accepted_send_are_on_disk_when_it_gets_them(db: str) -> None:
+    rt = reopen(db)
+    handle = await rt.object_send(note, key="s", arg="one", send_delay=timedelta(hours=1))
+    assert _on_disk(rt, "SELECT count(*) FROM invocations WHERE id=?", handle.invocation_id) == [(1,)]
+    assert await rt.object_call(note, key="c", arg="x") == ["x"]
+    (inv_id,) = rt.invocations().query("target_service_key == 'c'").id
+    ((record,),) = _on_disk(rt, "SELECT record FROM invocations WHERE id=?", inv_id)
+    assert json.loads(record)["status"] == "completed"
+    assert _on_disk(rt, "SELECT value FROM state WHERE key='c'") == [(b'["x"]',)]
+    await rt.object_send(note, key="d", arg="y")
+    await rt.settle()  # what ran is on disk when settle returns
+    assert _on_disk(rt, "SELECT value FROM state WHERE key='d'") == [(b'["y"]',)]
+    rt.close()
+
+
+async def test_closing_a_runtime_first_commits_what_its_handlers_sent(db: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    rt = reopen(db)
+    _no_end_of_turn_commits(rt, monkeypatch)
+    call = asyncio.ensure_future(rt.object_call(hold, key="h"))  # sets a name, then waits for its awakeable
+    while not rt.state("Log", "h"):
+        await asyncio.sleep(0)
+    assert _on_disk(rt, "SELECT count(*) FROM state WHERE key='h'") == [(0,)]  # sent, not yet committed
+    rt.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        await call
+    again = reopen(db)
+    assert set(again.state("Log", "h")) == {"awakeable"}
+    again.close()
+
+
+async def test_a_step_result_that_cannot_be_stored_never_reaches_the_handler(db: str,
+                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    rt = pg.Runtime(batch, filler, store=db)
+    _no_end_of_turn_commits(rt, monkeypatch)
+    assert await rt.object_call(fill, key="f", arg=10) == 10
+    _disk_full_after(rt)
+    with pytest.raises(pg.StoreError, match="could not be written: the disk is full"):
+        await rt.object_call(big_then_run, key="b", arg=100_000)
+    # the step ran (its result was proposed), but the handler never went on with it: the attempt was cut off
+    # when its result, with the SetState before it, could not be written
+    assert effects == ["step ran"]
+    rt.close()
+
+
+async def test_a_journal_written_over_many_commits_is_appended_and_reloads_entry_for_entry(db: str) -> None:
+    rt = reopen(db)
+    await rt.workflow_send(order, key="lamp", arg="lamp")
+    await rt.settle()  # charged, asleep
+    (inv_id,) = rt.invocations().query("target_service_name == 'Shop'").id
+    query = "SELECT idx, frame FROM journal WHERE invocation_id=? ORDER BY idx"
+    asleep = _on_disk(rt, query, inv_id)
+    await rt.advance(timedelta(hours=1))  # shipped, done
+    frames = [e.frame() for e in rt._invocations[inv_id].journal]
+    done = _on_disk(rt, query, inv_id)
+    assert len(asleep) < len(done) == len(frames)
+    assert done[:len(asleep)] == asleep  # the entries stored first are left as they were: the rest appended
+    assert [(idx, bytes(f)) for idx, f in done] == list(enumerate(frames))
+    rt.close()
+    again = reopen(db)
+    assert [e.frame() for e in again._invocations[inv_id].journal] == frames
+    assert again.output(order, key="lamp") == "lamp done"
+    again.close()
+
+
+async def test_a_record_that_is_not_json_is_a_store_error_and_the_file_is_left_untouched(db: str) -> None:
+    await _open_and_close(db)
+    with closing(sqlite3.connect(db)) as con, con:
+        con.execute("UPDATE invocations SET record='{\"id\": '")
+    _unchanged_after_open(Path(db), r"it is corrupt \(JSONDecodeError")
+
+
+async def test_a_store_written_by_the_previous_version_loads_and_resumes(tmp_path: Path) -> None:
+    """fixtures/store_v1.sqlite was written by the store code before issue 17 (main 32abc5e): a call to
+    Log/a, the workflow Shop/book charged and asleep for an hour, a send to Log/b due in 30 minutes, and an
+    idempotent send to Log/c."""
+    db = tmp_path / "old.sqlite"
+    db.write_bytes((Path(__file__).parent / "fixtures" / "store_v1.sqlite").read_bytes())
+    rt = reopen(str(db))
+    seen = rt.invocations()
+    assert sorted(zip(seen.target, seen.status, strict=True)) == [
+        ("Log/a/note", "completed"), ("Log/b/note", "scheduled"), ("Log/c/note", "completed"),
+        ("Shop/book/order", "running")]
+    assert rt.state("Log", "a") == {"lines": ["one"]}
+    again = await rt.object_send(note, key="c", arg="idem", idempotency_key="k1")
+    assert again.status == "PreviouslyAccepted"
+    await rt.advance(timedelta(hours=1))
+    assert rt.output(order, key="book") == "book done"
+    assert effects == ["ship book"]  # the charge stored by the old version is not repeated
+    assert rt.state("Log", "b") == {"lines": ["later"]}
+    rt.close()
+    with closing(sqlite3.connect(db)) as con:  # still format 1: the version that wrote it can read it
+        assert con.execute("SELECT value FROM meta WHERE name='version'").fetchone() == ("1",)
+    reread = reopen(str(db))  # what the new version wrote over the old rows reads back
+    assert reread.state("Log", "b") == {"lines": ["later"]}
+    assert reread.output(order, key="book") == "book done"
+    # the four, and the workflow's send to Log/log, two hours after its ship step
+    assert sorted(reread.invocations().status) == ["completed"] * 4 + ["scheduled"]
+    reread.close()
