@@ -9,154 +9,46 @@ did not change and a state value already stored are not written again. What the 
 recovery needs: invocations with their journals and failed attempts, K/V state, workflow promises, the
 services' manifests, the clock and the id generator.
 Everything else (locks, inboxes, timers, who waits for whom) is rebuilt from those records on restore,
-see recovery.py.
+see restore.py. The records themselves are in store_records.py, the SQLite file's format in store_format.py.
 """
 
 from __future__ import annotations
 
 import json
-import marshal
-import operator
 import os
-import warnings
 import weakref
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..errors import StoreError
-from .model import Failure, Invocation, JournalEntry, TransientError
+from .model import Failure, Invocation
+from .store_format import cannot_open, open_file, read_records
+from .store_records import (
+    ChangeSet,
+    Snapshot,
+    entry_record,
+    error_record,
+    invocation_fields,
+    invocation_record,
+    record_fingerprint,
+    result_record,
+    snapshot_of,
+)
 
 if TYPE_CHECKING:
     import sqlite3  # imported where a SQLite store is opened or written: the default store needs none of it
 
     from .core import Engine as Runtime
 
-FORMAT = "restate-playground-store"
-VERSION = 2  # what a new file is written in
-# Format 1 (before issue 17) had an index on the invocation id and a journal table keyed by rowid. The rows are
-# the same, and this version reads and writes both layouts alike (by rowid): a format-1 file stays format 1,
-# still readable by the versions before. Format 2 leaves the index out, as each commit would write one of its
-# pages more (the store finds an invocation's row by the rowid it keeps), so older versions refuse it.
-READS = (1, 2)
-
-
-@dataclass
-class Snapshot:
-    """Every durable record, as a store hands it back for a restore."""
-
-    meta: dict[str, Any] = field(default_factory=dict)  # now_ms, seed, ids_drawn, inbox_seq
-    manifests: dict[str, dict[str, Any]] = field(default_factory=dict)  # service name -> its manifest entry
-    revisions: dict[str, int] = field(default_factory=dict)
-    invocations: list[dict[str, Any]] = field(default_factory=list)  # records, in creation order
-    journals: dict[str, list[tuple[int, bytes, int, int | None]]] = field(default_factory=dict)
-    errors: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    state: dict[tuple[str, str], dict[str, bytes]] = field(default_factory=dict)
-    promises: dict[tuple[str, str], dict[str, bytes | Failure]] = field(default_factory=dict)
-
-
-@dataclass
-class ChangeSet:
-    """What one event changed, as the store writes it: the records themselves, never the runtime."""
-
-    invocations: list[tuple[Invocation, bool]]  # (invocation, still kept: False once it is forgotten)
-    services: list[tuple[str, int, dict[str, Any]]]  # (name, revision, manifest entry)
-    state: list[tuple[tuple[str, str], dict[str, bytes]]]  # ((service, key), its whole state)
-    promises: list[tuple[tuple[str, str], dict[str, bytes | Failure]]]  # ((workflow, id), its promises)
-    meta: dict[str, Any]  # now_ms, seed, ids_drawn, inbox_seq
+# (the records a store exchanges, imported from here too, as before they moved to store_records.py)
+__all__ = ["ChangeSet", "MemoryStore", "Snapshot", "SqliteStore", "StoreWriteFailed", "invocation_fields", "open_store",
+           "snapshot_of"]
 
 
 class StoreWriteFailed(Exception):
     """A commit could not be written (e.g. a full disk); its message says why, in words."""
 
 
-# ---------------------------------------------------------------------------------------------- records
-def _result_record(result: bytes | Failure | None) -> Any:
-    if isinstance(result, Failure):
-        return {"code": result.code, "message": result.message, "metadata": result.metadata}
-    return None if result is None else result.hex()
-
-
-def result_from(rec: Any) -> bytes | Failure | None:
-    if isinstance(rec, dict):
-        return Failure(rec["code"], rec["message"], dict(rec.get("metadata") or {}))
-    return None if rec is None else bytes.fromhex(rec)
-
-
-# The durable fields of an invocation, in record order. The target's parts, the raw start id, the result
-# and the awaited ids are encoded on the way (see invocation_record and invocation_fields).
-RECORD_FIELDS = (
-    "id", "service", "handler", "key", "revision", "start_id", "random_seed", "created_at", "invoked_by", "sent",
-    "invoked_by_id", "invoked_by_target", "idempotency_key", "status", "scheduled_at", "inboxed_at", "inbox_seq",
-    "running_at", "completed_at", "expires_at", "completed", "result", "attempts", "retry_count_since_last_entry",
-    "next_retry_at", "waiting_ids",
-)
-_TARGET_FIELDS = ("service", "handler", "key")
-_ENCODED_FIELDS = ("start_id", "result", "waiting_ids")
-
-
-_OWN_FIELDS = tuple(f for f in RECORD_FIELDS if f not in _TARGET_FIELDS)
-_OWN_VALUES = operator.attrgetter(*_OWN_FIELDS)
-
-
-def invocation_record(inv: Invocation) -> dict[str, Any]:
-    """The durable part of an invocation (its journal and errors are stored beside it)."""
-    target = inv.target
-    rec = {"id": inv.id, "service": target.service, "handler": target.handler, "key": target.key,
-           **dict(zip(_OWN_FIELDS, _OWN_VALUES(inv), strict=True))}
-    rec["start_id"] = inv.start_id.hex()
-    rec["result"] = _result_record(inv.result)
-    rec["waiting_ids"] = [sorted(s) for s in inv.waiting_ids] if inv.waiting_ids is not None else None
-    return rec
-
-
-def invocation_fields(rec: dict[str, Any]) -> dict[str, Any]:
-    """An Invocation's constructor arguments from its record, except the target and what registration
-    gives (service, handler, deployment) and the runtime; `waiting_ids` is set after construction."""
-    fields = {f: rec[f] for f in RECORD_FIELDS if f not in _TARGET_FIELDS and f not in _ENCODED_FIELDS}
-    fields["start_id"] = bytes.fromhex(rec["start_id"])
-    fields["result"] = result_from(rec["result"])
-    return fields
-
-
-_FINGERPRINTED = operator.attrgetter(*(f for f in _OWN_FIELDS if f != "result"))
-
-
-def _fingerprint(inv: Invocation) -> int:
-    """Stands for an invocation's record (what invocation_record encodes, its target aside, which never
-    changes): equal fingerprints, same record. Much cheaper than encoding it, so an unchanged record costs
-    the store nothing."""
-    result: Any = inv.result
-    if isinstance(result, Failure):
-        result = (result.code, result.message, sorted(result.metadata.items()))
-    # (marshal format 2 has no back-references: equal values give equal bytes, whatever refers to them)
-    return hash(marshal.dumps((_FINGERPRINTED(inv), result), 2))
-
-
-def error_record(err: TransientError) -> dict[str, Any]:
-    return {"attempt": err.attempt, "after_entry": err.after_entry, "at_ms": err.at_ms, "code": err.code,
-            "message": err.message, "stacktrace": err.stacktrace, "related_command": err.related_command,
-            "related_index": err.related_index, "related_name": err.related_name, "related_type": err.related_type}
-
-
-def entry_record(e: JournalEntry) -> tuple[int, bytes, int, int | None]:
-    return (e.type_id, e.frame(), e.appended_at, e.due_ms)
-
-
-def snapshot_of(rt: Runtime) -> Snapshot:
-    """The records of a runtime's current tables, as a store would have them (what a restart keeps)."""
-    invs = list(rt._invocations.values())
-    return Snapshot(
-        meta=rt.durable_meta(),
-        manifests=dict(rt._registry.manifests), revisions=dict(rt._registry.revisions),
-        invocations=[invocation_record(i) for i in invs],
-        journals={i.id: [entry_record(e) for e in i.journal] for i in invs},
-        errors={i.id: [error_record(e) for e in i.errors] for i in invs},
-        state={k: dict(v) for k, v in rt._state.items()},
-        promises={k: dict(v) for k, v in rt._records.promises.items()},
-    )
-
-
-# ---------------------------------------------------------------------------------------------- stores
 class MemoryStore:
     """The default: the runtime's own tables are the records, so there is nothing to write. A restart
     (rt.faults.restart) rebuilds the runtime from a snapshot of them, as the SQLite store would."""
@@ -173,22 +65,6 @@ class MemoryStore:
     def close(self) -> None:
         pass
 
-
-_SCHEMA = """
-CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE services (name TEXT PRIMARY KEY, revision INTEGER NOT NULL, manifest TEXT NOT NULL);
-CREATE TABLE invocations (id TEXT NOT NULL, record TEXT NOT NULL);
-CREATE TABLE journal (invocation_id TEXT NOT NULL, idx INTEGER NOT NULL, type_id INTEGER NOT NULL,
-                      frame BLOB NOT NULL, appended_at INTEGER NOT NULL, due_ms INTEGER,
-                      PRIMARY KEY (invocation_id, idx)) WITHOUT ROWID;
-CREATE TABLE errors (invocation_id TEXT NOT NULL, idx INTEGER NOT NULL, record TEXT NOT NULL,
-                     PRIMARY KEY (invocation_id, idx));
-CREATE TABLE state (service TEXT NOT NULL, key TEXT NOT NULL, name TEXT NOT NULL, value BLOB NOT NULL,
-                    PRIMARY KEY (service, key, name));
-CREATE TABLE promises (service TEXT NOT NULL, key TEXT NOT NULL, name TEXT NOT NULL, value BLOB,
-                       failure TEXT, PRIMARY KEY (service, key, name));
-"""
-_TABLES = {"meta", "services", "invocations", "journal", "errors", "state", "promises"}
 
 _INSERT_ENTRY = "INSERT INTO journal VALUES (?, ?, ?, ?, ?, ?)"
 _UPSERT_STATE = ("INSERT INTO state VALUES (?, ?, ?, ?) "
@@ -239,68 +115,15 @@ class SqliteStore:
         self._meta: dict[str, Any] = {}
         self._db: sqlite3.Connection | None = None
         self.commits = 0  # transactions written (benchmarks/bench_store.py reads it)
-        self._open()
+        try:
+            self._db, self._meta = open_file(self.path)  # (its schema, or its format checked: store_format.py)
+        except StoreError:
+            self.close()
+            raise
 
     def _fail(self, why: str) -> StoreError:
         self.close()
-        return StoreError(f"cannot open the store {self.path!r}: {why}. The file was left untouched.")
-
-    def _open(self) -> None:
-        import sqlite3
-        if os.path.isdir(self.path):
-            raise StoreError(f"cannot open the store {self.path!r}: it is a directory; pass a file name such as "
-                             f"'demo.sqlite'")
-        existed = os.path.exists(self.path) and os.path.getsize(self.path) > 0
-        if os.path.exists(self.path) and not existed:
-            warnings.warn(f"the store file {self.path!r} is empty (0 bytes), so it starts as a new, empty store; "
-                          f"if it held a store before (was it truncated?), what it held is gone",
-                          UserWarning, stacklevel=5)
-        try:
-            self._db = sqlite3.connect(self.path, timeout=0, isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA locking_mode=EXCLUSIVE")
-            self._db.execute("BEGIN EXCLUSIVE")  # takes the file's lock, held until close
-        except sqlite3.OperationalError as exc:
-            if "locked" in str(exc) or "busy" in str(exc):
-                raise self._fail("another process has it open (a runtime there still runs on it); stop that "
-                                 "runtime (rt.close() or restart its kernel), or open another file") from None
-            raise self._fail(f"SQLite could not open it ({exc})") from None
-        except sqlite3.DatabaseError as exc:
-            raise self._fail(f"it is not a SQLite database or it is corrupt ({exc})") from None
-        try:
-            tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-            if existed or tables:
-                self._check(tables)
-            else:
-                for statement in _SCHEMA.split(";"):  # (executescript would end the transaction holding the lock)
-                    if statement.strip():
-                        self._db.execute(statement)
-                self._db.executemany("INSERT INTO meta VALUES (?, ?)",
-                                     [("format", json.dumps(FORMAT)), ("version", json.dumps(VERSION))])
-            self._db.execute("COMMIT")
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-        except StoreError:
-            raise
-        except sqlite3.DatabaseError as exc:
-            raise self._fail(f"it is not a SQLite database or it is corrupt ({exc})") from None
-
-    def _check(self, tables: set[str]) -> None:
-        assert self._db is not None
-        if "meta" not in tables:
-            raise self._fail("it is a SQLite database, but not a restate-playground store")
-        meta = {k: json.loads(v) for k, v in self._db.execute("SELECT name, value FROM meta")}
-        if meta.get("format") != FORMAT:
-            raise self._fail("it is a SQLite database, but not a restate-playground store")
-        if meta.get("version") not in READS:
-            raise self._fail(f"it was written in store format {meta.get('version')}, and this restate-playground "
-                             f"reads formats {' and '.join(map(str, READS))}; open it with the version that wrote "
-                             f"it, or use a new file")
-        if not tables >= _TABLES:
-            raise self._fail(f"it is corrupt: tables {sorted(_TABLES - tables)} are missing")
-        check = self._db.execute("PRAGMA quick_check").fetchone()[0]
-        if check != "ok":
-            raise self._fail(f"it is corrupt (SQLite's integrity check says: {check})")
-        self._meta = meta
+        return cannot_open(self.path, why)
 
     # ------------------------------------------------------------------ reading
     def load(self) -> Snapshot | None:
@@ -312,26 +135,7 @@ class SqliteStore:
         if "now_ms" not in snap.meta:
             return None
         try:
-            for name, rev, manifest in db.execute("SELECT name, revision, manifest FROM services"):
-                snap.manifests[name] = json.loads(manifest)
-                snap.revisions[name] = rev
-            rowids = {}
-            for rowid, record in db.execute("SELECT rowid, record FROM invocations ORDER BY rowid"):
-                rec = json.loads(record)
-                snap.invocations.append(rec)
-                rowids[rec["id"]] = rowid
-            for inv_id, type_id, frame, at, due in db.execute(
-                    "SELECT invocation_id, type_id, frame, appended_at, due_ms FROM journal "
-                    "ORDER BY invocation_id, idx"):
-                snap.journals.setdefault(inv_id, []).append((type_id, bytes(frame), at, due))
-            for inv_id, record in db.execute("SELECT invocation_id, record FROM errors ORDER BY invocation_id, idx"):
-                snap.errors.setdefault(inv_id, []).append(json.loads(record))
-            for svc, key, name, value in db.execute("SELECT service, key, name, value FROM state ORDER BY rowid"):
-                snap.state.setdefault((svc, key), {})[name] = bytes(value)
-            for svc, key, name, value, failure in db.execute(
-                    "SELECT service, key, name, value, failure FROM promises ORDER BY rowid"):
-                snap.promises.setdefault((svc, key), {})[name] = (
-                    result_from(json.loads(failure)) if failure is not None else bytes(value))  # type: ignore[assignment]
+            rowids = read_records(db, snap)
         except (sqlite3.DatabaseError, ValueError, KeyError) as exc:
             raise self._fail(f"it is corrupt ({exc!r})") from None
         # (a restored record's fingerprint is not known: the first change to it rewrites it)
@@ -352,6 +156,16 @@ class SqliteStore:
         db = self._db
         if db is None:
             return
+        meta = {k: v for k, v in changes.meta.items() if self._meta.get(k) != v}
+        w = self._writes(changes, meta)
+        if not w.ops and not w.new:
+            return
+        rowids = self._transaction(db, w)
+        self._committed(w, meta, rowids)
+        self.commits += 1
+
+    def _writes(self, changes: ChangeSet, meta: dict[str, Any]) -> _Writes:
+        """The statements that bring the file to what `changes` says (and `meta`, the values that moved)."""
         w = _Writes()
         for inv, kept in changes.invocations:
             self._invocation_writes(w, inv, kept)
@@ -362,13 +176,15 @@ class SqliteStore:
         for (svc, key), promises in changes.promises:
             w.one("DELETE FROM promises WHERE service=? AND key=?", (svc, key))
             w.many("INSERT INTO promises VALUES (?, ?, ?, ?, ?)", [
-                (svc, key, n, None, json.dumps(_result_record(v))) if isinstance(v, Failure) else
+                (svc, key, n, None, json.dumps(result_record(v))) if isinstance(v, Failure) else
                 (svc, key, n, v, None) for n, v in promises.items()])
-        meta = {k: v for k, v in changes.meta.items() if self._meta.get(k) != v}
         if meta:
             w.many(_UPSERT_META, [(k, json.dumps(v)) for k, v in meta.items()])
-        if not w.ops and not w.new:
-            return
+        return w
+
+    def _transaction(self, db: sqlite3.Connection, w: _Writes) -> dict[str, int]:
+        """Run the statements in one transaction; the rowids of the invocations inserted. Rolled back, and
+        StoreWriteFailed saying why, if SQLite cannot write them."""
         db.execute("BEGIN")
         try:
             rowids = {inv_id: int(db.execute("INSERT INTO invocations VALUES (?, ?)", (inv_id, record)).lastrowid or 0)
@@ -386,7 +202,10 @@ class SqliteStore:
             if isinstance(exc, sqlite3.DatabaseError):
                 raise StoreWriteFailed(self._write_error(exc)) from None
             raise
-        # what the file now holds (kept so that the next commit writes only what differs from it)
+        return rowids
+
+    def _committed(self, w: _Writes, meta: dict[str, Any], rowids: dict[str, int]) -> None:
+        """What the file now holds (kept so that the next commit writes only what differs from it)."""
         self._meta.update(meta)
         for inv_id, written in w.written.items():
             if written is None:
@@ -398,7 +217,6 @@ class SqliteStore:
                 self._state[wk] = state
             else:
                 self._state.pop(wk, None)
-        self.commits += 1
 
     def meta_changed(self, meta: dict[str, Any]) -> bool:
         return any(self._meta.get(k) != v for k, v in meta.items())
@@ -422,7 +240,7 @@ class SqliteStore:
                 w.written[inv.id] = None
             return
         n_entries, n_errors, stored, rowid = written or (0, 0, None, 0)
-        fingerprint = _fingerprint(inv)
+        fingerprint = record_fingerprint(inv)
         journal, errors = inv.journal, inv.errors
         if fingerprint == stored and len(journal) <= n_entries and len(errors) <= n_errors:
             return

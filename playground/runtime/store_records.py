@@ -1,0 +1,128 @@
+"""The records a store keeps, and how the runtime's objects become them and back: an invocation's durable
+fields (`RECORD_FIELDS`), its journal entries and errors, a result or failure; what a restore is handed
+(`Snapshot`) and what one event changed (`ChangeSet`). Both stores (store.py) and the restore (restore.py)
+use them; none of it touches a file.
+"""
+
+from __future__ import annotations
+
+import marshal
+import operator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .model import Failure, Invocation, JournalEntry, TransientError
+
+if TYPE_CHECKING:
+    from .core import Engine as Runtime
+
+
+@dataclass
+class Snapshot:
+    """Every durable record, as a store hands it back for a restore."""
+
+    meta: dict[str, Any] = field(default_factory=dict)  # now_ms, seed, ids_drawn, inbox_seq
+    manifests: dict[str, dict[str, Any]] = field(default_factory=dict)  # service name -> its manifest entry
+    revisions: dict[str, int] = field(default_factory=dict)
+    invocations: list[dict[str, Any]] = field(default_factory=list)  # records, in creation order
+    journals: dict[str, list[tuple[int, bytes, int, int | None]]] = field(default_factory=dict)
+    errors: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    state: dict[tuple[str, str], dict[str, bytes]] = field(default_factory=dict)
+    promises: dict[tuple[str, str], dict[str, bytes | Failure]] = field(default_factory=dict)
+
+
+@dataclass
+class ChangeSet:
+    """What one event changed, as the store writes it: the records themselves, never the runtime."""
+
+    invocations: list[tuple[Invocation, bool]]  # (invocation, still kept: False once it is forgotten)
+    services: list[tuple[str, int, dict[str, Any]]]  # (name, revision, manifest entry)
+    state: list[tuple[tuple[str, str], dict[str, bytes]]]  # ((service, key), its whole state)
+    promises: list[tuple[tuple[str, str], dict[str, bytes | Failure]]]  # ((workflow, id), its promises)
+    meta: dict[str, Any]  # now_ms, seed, ids_drawn, inbox_seq
+
+
+def result_record(result: bytes | Failure | None) -> Any:
+    if isinstance(result, Failure):
+        return {"code": result.code, "message": result.message, "metadata": result.metadata}
+    return None if result is None else result.hex()
+
+
+def result_from(rec: Any) -> bytes | Failure | None:
+    if isinstance(rec, dict):
+        return Failure(rec["code"], rec["message"], dict(rec.get("metadata") or {}))
+    return None if rec is None else bytes.fromhex(rec)
+
+
+# The durable fields of an invocation, in record order. The target's parts, the raw start id, the result
+# and the awaited ids are encoded on the way (see invocation_record and invocation_fields).
+RECORD_FIELDS = (
+    "id", "service", "handler", "key", "revision", "start_id", "random_seed", "created_at", "invoked_by", "sent",
+    "invoked_by_id", "invoked_by_target", "idempotency_key", "status", "scheduled_at", "inboxed_at", "inbox_seq",
+    "running_at", "completed_at", "expires_at", "completed", "result", "attempts", "retry_count_since_last_entry",
+    "next_retry_at", "waiting_ids",
+)
+_TARGET_FIELDS = ("service", "handler", "key")
+_ENCODED_FIELDS = ("start_id", "result", "waiting_ids")
+
+
+_OWN_FIELDS = tuple(f for f in RECORD_FIELDS if f not in _TARGET_FIELDS)
+_OWN_VALUES = operator.attrgetter(*_OWN_FIELDS)
+
+
+def invocation_record(inv: Invocation) -> dict[str, Any]:
+    """The durable part of an invocation (its journal and errors are stored beside it)."""
+    target = inv.target
+    rec = {"id": inv.id, "service": target.service, "handler": target.handler, "key": target.key,
+           **dict(zip(_OWN_FIELDS, _OWN_VALUES(inv), strict=True))}
+    rec["start_id"] = inv.start_id.hex()
+    rec["result"] = result_record(inv.result)
+    rec["waiting_ids"] = [sorted(s) for s in inv.waiting_ids] if inv.waiting_ids is not None else None
+    return rec
+
+
+def invocation_fields(rec: dict[str, Any]) -> dict[str, Any]:
+    """An Invocation's constructor arguments from its record, except the target and what registration
+    gives (service, handler, deployment) and the runtime; `waiting_ids` is set after construction."""
+    fields = {f: rec[f] for f in RECORD_FIELDS if f not in _TARGET_FIELDS and f not in _ENCODED_FIELDS}
+    fields["start_id"] = bytes.fromhex(rec["start_id"])
+    fields["result"] = result_from(rec["result"])
+    return fields
+
+
+_FINGERPRINTED = operator.attrgetter(*(f for f in _OWN_FIELDS if f != "result"))
+
+
+def record_fingerprint(inv: Invocation) -> int:
+    """Stands for an invocation's record (what invocation_record encodes, its target aside, which never
+    changes): equal fingerprints, same record. Much cheaper than encoding it, so an unchanged record costs
+    the store nothing."""
+    result: Any = inv.result
+    if isinstance(result, Failure):
+        result = (result.code, result.message, sorted(result.metadata.items()))
+    # (marshal format 2 has no back-references: equal values give equal bytes, whatever refers to them)
+    return hash(marshal.dumps((_FINGERPRINTED(inv), result), 2))
+
+
+def error_record(err: TransientError) -> dict[str, Any]:
+    return {"attempt": err.attempt, "after_entry": err.after_entry, "at_ms": err.at_ms, "code": err.code,
+            "message": err.message, "stacktrace": err.stacktrace, "related_command": err.related_command,
+            "related_index": err.related_index, "related_name": err.related_name, "related_type": err.related_type}
+
+
+def entry_record(e: JournalEntry) -> tuple[int, bytes, int, int | None]:
+    return (e.type_id, e.frame(), e.appended_at, e.due_ms)
+
+
+def snapshot_of(rt: Runtime) -> Snapshot:
+    """The records of a runtime's current tables, as a store would have them (what a restart keeps)."""
+    invs = list(rt._invocations.values())
+    return Snapshot(
+        meta=rt.durable_meta(),
+        manifests=dict(rt._registry.manifests), revisions=dict(rt._registry.revisions),
+        invocations=[invocation_record(i) for i in invs],
+        journals={i.id: [entry_record(e) for e in i.journal] for i in invs},
+        errors={i.id: [error_record(e) for e in i.errors] for i in invs},
+        state={k: dict(v) for k, v in rt._state.items()},
+        promises={k: dict(v) for k, v in rt._records.promises.items()},
+    )
