@@ -15,7 +15,6 @@ FUNCTION_LINES = 60
 
 # module (relative to playground/) -> why it is still over MODULE_LINES
 LONG_MODULES = {
-    "explorer.py": "pg.explore and pg.replay, growing with the schedule explorer's lessons (issue 15)",
     "introspect.py": "the Restate-shaped tables, one function each; the journal's columns could move out",
 }
 # "module:function" -> why it is still over FUNCTION_LINES

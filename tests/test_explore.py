@@ -12,16 +12,10 @@ import restate
 
 import playground as pg
 from playground import widgets
-from playground.explorer import (
-    Outcome,
-    deviation,
-    format_schedule,
-    outcome_key,
-    run_once,
-    seeded_random,
-    shrink,
-    table_html,
-)
+from playground.explorer import Outcome
+from playground.explorer_report import table_html
+from playground.explorer_schedules import deviation, format_schedule
+from playground.explorer_search import outcome_key, run_once, seeded_random, shrink
 from playground.runtime.scheduler import AsPosted
 
 logbook = restate.VirtualObject("Logbook")
