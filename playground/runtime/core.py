@@ -20,6 +20,7 @@ import restate
 from ..errors import Deadlock
 from ..protocol import messages, sdk_hooks
 from ..protocol.deployment import AsgiDeployment, HandlerInfo, ServiceInfo, parse_manifest
+from ..protocol.driver import Attempt
 from . import ids
 from .attempts import Attempts
 from .clock import check_due, make_clock, to_datetime
@@ -74,7 +75,7 @@ class Engine(Ingress):
         self._clock = make_clock(clock, start)
         self._seed = seed
         # decides the order of events where Restate leaves it open (default: as the engine posts them)
-        self.scheduler = Scheduler()
+        self.scheduler = Scheduler(now=self._clock.now_ms, busy=lambda: self._waiter.any_busy())
         self._seeded_ids = ids.SeededIds(seed)  # plain invocations' ids (a restore continues the sequence)
         self._registry = Registry()  # the services this engine knows (see registry.py)
         # what changed in the current event, written to the store when it ends (see recovery.py)
@@ -112,6 +113,7 @@ class Engine(Ingress):
     def _reset_tables(self) -> None:
         """The in-memory tables, empty (at construction, and before a restore from the store)."""
         self._timers.clear()
+        self.scheduler.clear()
         self._invocations: dict[str, Invocation] = {}
         self._by_start_id: dict[bytes, Invocation] = {}
         self._state: dict[tuple[str, str], dict[str, bytes]] = {}
@@ -362,11 +364,22 @@ class Engine(Ingress):
             return  # e.g. a killed caller: its journal takes no new entries
         self._progress += 1
         msg = messages.new(kind, **fields)
-        self._append(inv, TYPE_IDS[kind], msg)
+        entry = self._append(inv, TYPE_IDS[kind], msg)
         attempt = inv.attempt
-        if attempt is not None and attempt.notify(msg):
-            inv.journal[-1].seen_by_attempt = inv.attempts  # the SDK wakes up; busy until it blocks again
+        if attempt is not None and "notify" in self.scheduler.held:  # the strategy decides when it hears it
+            self.scheduler.post(("notify", inv.id), f"notify {inv.id} {kind}",
+                                lambda: self._hand_over(inv, attempt, entry), "notify")
+        elif attempt is not None and attempt.notify(msg):
+            entry.seen_by_attempt = inv.attempts  # the SDK wakes up; busy until it blocks again
         elif inv.status == "suspended" and self._wakes(inv, msg):
+            self._resume(inv)
+
+    def _hand_over(self, inv: Invocation, attempt: Attempt | None, entry: JournalEntry) -> None:
+        """A held notification reaches the attempt it was stored for (a later attempt reads it from the
+        journal; a suspension that did not see it resumes, see _on_suspended)."""
+        if attempt is not None and inv.attempt is attempt and not inv.killing and attempt.notify(entry.msg):
+            entry.seen_by_attempt = inv.attempts
+        elif inv.status == "suspended" and self._wakes(inv, entry.msg):
             self._resume(inv)
 
     @staticmethod

@@ -49,7 +49,7 @@ class Timers:
         fired = False
         scheduler = self.scheduler
         while (t := self.heap.pop_due(self.clock.now_ms())) is not None:
-            scheduler.post(("timer", t.seq), t.what, t.action)  # timers due together: the strategy's choice
+            scheduler.post(("timer", t.seq), t.what, t.action, "timer")  # timers due together: the strategy's choice
             fired = True
             if not scheduler.eager:
                 nxt = self.heap.next_due()

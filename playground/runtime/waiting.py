@@ -1,5 +1,11 @@
 """Waiting without hanging: when the runtime is idle, skipping virtual time, and raising instead of hanging
-(the explanations of StuckError and DeadlockError come from explain.py)."""
+(the explanations of StuckError and DeadlockError come from explain.py).
+
+Idleness is known, not polled: every state change that can make the engine idle says so (`touch`: the SDK
+blocked on the engine, an attempt ended, an invocation completed or paused, a message held for the
+scheduler), and an await asleep in `quiesce` is woken to look again. The one wall-clock timer left is the
+inactivity watchdog (see `Waiter.arm_watchdog`).
+"""
 
 from __future__ import annotations
 
@@ -31,9 +37,12 @@ def _set_done(fut: asyncio.Future[None]) -> None:
 
 
 class Busy(Protocol):
-    """The invocations busy in an attempt (the attempts part)."""
+    """The invocations busy in an attempt, and whether one with messages held by the scheduler is blocked
+    on the engine (the attempts part)."""
 
     live: set[Invocation]
+
+    def blocked_by_queue(self, inv: Invocation) -> bool | None: ...
 
 
 class Opener(Protocol):
@@ -82,9 +91,10 @@ class WaitHost(Protocol):
 
 class Waiter:
     """The engine's part that decides when nothing can progress, and waits without hanging. It owns the
-    awaits asleep on the loop (`sleepers`), the heartbeat that wakes them, the interrupts of handler code
+    awaits asleep on the loop (`sleepers`), the inactivity watchdog, the interrupts of handler code
     (`interrupts`) and the time of the last activity. The engine calls quiesce, await_done, touch, wake,
-    on_edge, interrupt_awaits, wake_all_awaits and stop_heartbeat."""
+    on_edge, interrupt_awaits, wake_all_awaits and stop_watchdog."""
+
 
     def __init__(self, host: WaitHost) -> None:
         self.host = host
@@ -92,15 +102,17 @@ class Waiter:
         self.sleepers: set[asyncio.Future[None]] = set()  # waiters in quiesce
         self.check_scheduled = False
         # A loop callback, never a task: a closing loop drops it, and nothing is left running.
-        self.heartbeat: tuple[asyncio.AbstractEventLoop, asyncio.TimerHandle] | None = None  # and its loop
+        self.watchdog: tuple[asyncio.AbstractEventLoop, asyncio.TimerHandle] | None = None  # and its loop
         # (invocation id, message) of each interrupt of handler code; awaits raise KeyboardInterrupt for
         # the ones that happened while they waited (see raise_if_interrupted)
         self.interrupts: list[tuple[str, str]] = []
 
-    def stop_heartbeat(self) -> None:
-        if self.heartbeat is not None:
-            self.heartbeat[1].cancel()
-        self.heartbeat = None
+    def stop_watchdog(self) -> None:
+        if self.watchdog is not None:
+            self.watchdog[1].cancel()
+        self.watchdog = None
+
+    stop_heartbeat = stop_watchdog  # the name recovery.py calls
 
     # ------------------------------------------------------------------ idleness
     @staticmethod
@@ -109,17 +121,26 @@ class Waiter:
         return (a is not None and a.sdk_waiting and not a.input_closed and a.unread == 0
                 and not inv.pending_runs)
 
+    def _is_busy(self, inv: Invocation) -> bool:
+        if self.host.scheduler.held:  # a strategy that holds events: what the attempt posted counts too
+            queued = self.host._attempts.blocked_by_queue(inv)
+            if queued is not None:
+                return not queued
+        return not self._is_blocked(inv)
+
     def _busy(self) -> list[Invocation]:
-        return [inv for inv in self.host._attempts.live if not self._is_blocked(inv)]
+        return [inv for inv in self.host._attempts.live if self._is_busy(inv)]
 
     def any_busy(self) -> bool:
+        if self.host.scheduler.held:
+            return any(self._is_busy(inv) for inv in self.host._attempts.live)
         return any(not self._is_blocked(inv) for inv in self.host._attempts.live)
 
     async def quiesce(self, until: Invocation | None = None, seen: int | None = None) -> None:
         """Return when nothing can progress at the current time, or `until` has completed.
 
         A waiter sleeps on a future of its own, woken by its invocation completing, by the idle check that
-        each state change schedules (once per loop turn, however many waiters), or by the heartbeat.
+        each state change schedules (once per loop turn, however many waiters), or by the watchdog.
         Raises KeyboardInterrupt when handler code it waits on is interrupted after interrupt number `seen`.
         """
         __tracebackhide__ = True  # IPython (and pytest) show the user's frame, not the runtime's
@@ -139,14 +160,17 @@ class Waiter:
                 return
             self.host._timers.fire_due()
             if not self.any_busy():
-                # let callbacks already scheduled on the loop run, then look again
+                # Cell code running beside this await (another task: a gather of rt calls, a send started
+                # in the background) gets two loop turns to post its work before idleness is decided; the
+                # engine's own events need none (they are posted, or touch, as they happen).
                 for _ in range(2):
                     await asyncio.sleep(0)
                 self.raise_if_interrupted(seen, until)
                 if until is not None and until.completed:
                     return
                 # nothing runs: held events (in the strategy's order), then due timers, may start something
-                if (not self.any_busy() and (self.host.scheduler.eager or not self.host.scheduler.run_pending())
+                scheduler = self.host.scheduler
+                if (not self.any_busy() and not (scheduler.pending and scheduler.run_pending())
                         and not self.host._timers.fire_due()):
                     return
                 continue
@@ -155,8 +179,7 @@ class Waiter:
             if until is not None:
                 assert isinstance(until.waiters, list)  # a live invocation's (DONE only once it completes)
                 until.waiters.append(fut)
-            if self.heartbeat is None or self.heartbeat[0] is not loop:  # none yet, or left on a closed loop
-                self.heartbeat = (loop, loop.call_later(1.0, self._beat))
+            self.arm_watchdog(loop)
             await fut
             if self.host._closed is not None:
                 self.host._recovery.check_open()
@@ -179,13 +202,21 @@ class Waiter:
         if futures:
             futures.clear()
 
-    def _beat(self) -> None:
-        """Wake waiters once a second while anyone waits, so the inactivity check runs."""
-        self.heartbeat = None
-        if self.sleepers:
-            self.wake(self.sleepers)
-            loop = asyncio.get_running_loop()
-            self.heartbeat = (loop, loop.call_later(1.0, self._beat))
+    def arm_watchdog(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The one wall-clock timer of the engine, armed while an await sleeps: when the inactivity limit
+        has passed since the last message from an attempt, it wakes the sleeping awaits, which raise
+        StuckError if handler code is still busy. It is needed because handler code that never reaches a
+        Restate await (it waits on a plain asyncio future, a lock, a network call) posts no event and
+        never blocks on the engine: nothing else would ever wake an await on it. Every other wake-up is
+        an event (see `touch`)."""
+        if self.watchdog is not None and self.watchdog[0] is loop:
+            return  # armed on this loop (at the latest for an earlier deadline: it re-arms when it fires)
+        delay = max(0.0, self.last_activity + INACTIVITY_TIMEOUT_S - time.monotonic()) + 0.01
+        self.watchdog = (loop, loop.call_later(delay, self._watchdog_fired))
+
+    def _watchdog_fired(self) -> None:
+        self.watchdog = None
+        self.wake(self.sleepers)  # each looks at the time since the last activity, then sleeps (and re-arms)
 
     def touch(self) -> None:
         """Something may have become idle: check once, on the next loop turn."""
