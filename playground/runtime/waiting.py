@@ -122,19 +122,21 @@ class Waiter:
                 and not inv.pending_runs)
 
     def _is_busy(self, inv: Invocation) -> bool:
-        if self.host.scheduler.held:  # a strategy that holds events: what the attempt posted counts too
-            queued = self.host._attempts.blocked_by_queue(inv)
-            if queued is not None:
-                return not queued
-        return not self._is_blocked(inv)
+        """Running handler code: not blocked on the engine as observed (sdk_hooks), nor by what it posted
+        and a strategy holds (its terminal message or its end wait in the queue: see blocked_by_queue)."""
+        if self._is_blocked(inv):
+            return False
+        return not (self.host.scheduler.held and self.host._attempts.blocked_by_queue(inv))
 
     def _busy(self) -> list[Invocation]:
         return [inv for inv in self.host._attempts.live if self._is_busy(inv)]
 
     def any_busy(self) -> bool:
-        if self.host.scheduler.held:
-            return any(self._is_busy(inv) for inv in self.host._attempts.live)
-        return any(not self._is_blocked(inv) for inv in self.host._attempts.live)
+        for inv in self.host._attempts.live:
+            if not self._is_blocked(inv) and not (self.host.scheduler.held
+                                                  and self.host._attempts.blocked_by_queue(inv)):
+                return True
+        return False
 
     async def quiesce(self, until: Invocation | None = None, seen: int | None = None) -> None:
         """Return when nothing can progress at the current time, or `until` has completed.
