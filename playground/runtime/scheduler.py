@@ -159,9 +159,11 @@ class Scheduler:
         """Drop every held event (the tables they act on are being replaced: a restart, a restore)."""
         self._queues.clear()
 
-    def post(self, source: Hashable, what: str, action: Callable[[], None], kind: str = "") -> None:
+    def post(self, source: Hashable, what: str, action: Callable[[], None], kind: str = "",
+             at: int | None = None) -> None:
         """`action` is a state change `source` caused; it runs now (a kind the strategy does not hold) or
-        when its turn comes. `kind` defaults to the first word of `what` ("enqueue ...", "start ...")."""
+        when its turn comes. `kind` defaults to the first word of `what` ("enqueue ...", "start ..."); `at`
+        (virtual ms) to now (a timer's is its due time)."""
         if self.eager:
             action()
             return
@@ -169,7 +171,7 @@ class Scheduler:
         if kind in KINDS and kind not in self.held:  # (a kind the engine does not post: always held)
             action()
             return
-        event = Event(next(self._seq), source, what, action, kind, self._now())
+        event = Event(next(self._seq), source, what, action, kind, self._now() if at is None else at)
         self._queues.setdefault(source, deque()).append(event)
 
     def run_pending(self) -> bool:

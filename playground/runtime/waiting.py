@@ -162,9 +162,10 @@ class Waiter:
                 return
             self.host._timers.fire_due()
             if not self.any_busy():
-                # Cell code running beside this await (another task: a gather of rt calls, a send started
-                # in the background) gets two loop turns to post its work before idleness is decided; the
-                # engine's own events need none (they are posted, or touch, as they happen).
+                # Cell code running beside this await in another task gets two loop turns to post its
+                # work before idleness is decided (`call = asyncio.ensure_future(rt.object_call(...))`
+                # then `await rt.settle()`: the call has not run when settle first looks). The engine's
+                # own events need none: they are posted, or touch, as they happen.
                 for _ in range(2):
                     await asyncio.sleep(0)
                 self.raise_if_interrupted(seen, until)
@@ -260,8 +261,9 @@ class Waiter:
             if _completed(inv):  # (by what ran meanwhile)
                 return inv
             self.host._explainer.raise_if_deadlocked(inv, what)
-            # Idle. Code running beside this await (another task, the rest of a cell that started it in the
-            # background) may still complete what it waits on: give it a few loop turns before deciding.
+            # Idle. Code running beside this await (the rest of a cell that started it in the background,
+            # e.g. `rt.reject_awakeable(...)` after `await rt.settle()`) may still complete what it waits
+            # on: give it a few loop turns before deciding it is stuck. Nothing of the engine's needs them.
             epoch = self.host._progress
             for _ in range(4):
                 await asyncio.sleep(0)
