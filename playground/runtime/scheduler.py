@@ -150,11 +150,6 @@ class Scheduler:
     def pending(self) -> bool:
         return bool(self._queues)
 
-    def holds_from(self, source: Hashable) -> bool:
-        """Whether events of `source` wait in the queue (an attempt whose messages wait is not busy: the
-        engine owes it their handling)."""
-        return source in self._queues
-
     def clear(self) -> None:
         """Drop every held event (the tables they act on are being replaced: a restart, a restore)."""
         self._queues.clear()
