@@ -171,10 +171,12 @@ class Scheduler:
 
     def run_pending(self) -> bool:
         """Run held events, one at a time, in the strategy's order, until none is left, the strategy yields,
-        or (one_at_a_time) an event left an attempt busy; whether any ran."""
+        or (one_at_a_time) an attempt is busy (an event woke it, or it ran already); whether any ran."""
         ran: list[Event] = []
         strategy = self._strategy
         while self._queues:
+            if strategy.one_at_a_time and self.busy():
+                break  # an attempt runs until it is blocked on the engine again; then the next event
             ready = sorted((q[0] for q in self._queues.values()), key=lambda e: (e.at, e.seq))
             if ran and strategy.yields(ready, ran):
                 break  # the rest when the engine is idle again (see Waiter.quiesce)
@@ -185,7 +187,5 @@ class Scheduler:
                 del self._queues[event.source]
             event.action()
             ran.append(event)
-            if strategy.one_at_a_time and self.busy():
-                break  # the attempt it woke runs until it is blocked on the engine again
         self.ran += len(ran)
         return bool(ran)
