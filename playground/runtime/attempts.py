@@ -119,6 +119,7 @@ class Attempts:
         attempt.on_waiting = self.host._waiter.touch
         inv.attempt = attempt
         inv.pending_runs = self._unfinished_runs(inv)
+        run.closures = set(inv.pending_runs)  # the SDK runs them again
         self.live.add(inv)  # busy from now until the SDK blocks or the attempt ends
         try:
             attempt.start(start, frames)
@@ -153,8 +154,13 @@ class Attempts:
         """A message from the SDK, held by the scheduler: handled when the strategy picks it (if its attempt
         is still this runtime's then: a crash or restart cuts it off)."""
         self.host._waiter.last_activity = time.monotonic()
-        if item.name in TERMINAL:
+        name = item.name
+        if name in TERMINAL:
             run.sent_terminal = True  # the SDK now only waits for the input to close: blocked on the engine
+        elif name == "Run":
+            run.closures.add(item.msg.result_completion_id)  # its closure runs now, beside the handler
+        elif name == "ProposeRunCompletion":
+            run.closures.discard(item.msg.result_completion_id)  # and has finished
         self.host.scheduler.post(("attempt", run.inv.id), f"message {item.name} from {run.inv.id}",
                                  lambda: self._on_message(run, item) if self.runs.get(run.inv.id) is run else None,
                                  "message")
@@ -172,16 +178,19 @@ class Attempts:
                                  "message")
         self.host._waiter.touch()
 
-    def blocked_by_queue(self, inv: Invocation) -> bool | None:
-        """Whether `inv`'s attempt is blocked on the engine by what it posted: its stream ended (the end
-        waits in the queue) or it sent its terminal message (the SDK waits for the input to close); None
-        when what it posted says nothing (the attempt's own state does)."""
+    def blocked_by_queue(self, inv: Invocation) -> bool:
+        """Whether `inv`'s attempt is blocked on the engine as what it posted says (its messages may wait
+        in the queue, unhandled): its stream ended (the end waits), it sent its terminal message (the SDK
+        waits for the input to close), or the SDK waits for external progress with none of the ctx.run
+        closures it posted still running."""
         run = self.runs.get(inv.id)
-        if run is None or not (run.ended or run.sent_terminal):
-            return None
+        if run is None:
+            return False
         if run.ended:
             return True
-        return not run.attempt.input_closed  # closed: it winds down, busy until its end
+        if run.attempt.input_closed:
+            return False  # it winds down: busy until its end
+        return run.sent_terminal or (run.attempt.sdk_waiting and not run.closures)
 
     def _on_message(self, run: AttemptRun, item: Received) -> None:
         """One message from the SDK, handled synchronously as the SDK sends it."""
@@ -365,8 +374,8 @@ def related_fields(e: Any) -> tuple[int | None, str | None, str | None]:
 class AttemptRun:
     """What one attempt has seen so far."""
 
-    __slots__ = ("attempt", "broken", "broken_code", "ended", "inv", "output", "sent_terminal", "stored_before",
-                 "terminal")
+    __slots__ = ("attempt", "broken", "broken_code", "closures", "ended", "inv", "output", "sent_terminal",
+                 "stored_before", "terminal")
 
     def __init__(self, inv: Invocation, attempt: Attempt, stored_before: int) -> None:
         self.inv, self.attempt, self.stored_before = inv, attempt, stored_before
@@ -377,6 +386,7 @@ class AttemptRun:
         # set when posted, for a strategy that holds messages (see Attempts.blocked_by_queue)
         self.sent_terminal = False
         self.ended = False
+        self.closures: set[int] = set()  # ctx.run closures running, as posted (Run without its proposal)
 
 
 def diverged(inv: Invocation, command_index: int) -> str | None:

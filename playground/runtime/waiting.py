@@ -42,7 +42,7 @@ class Busy(Protocol):
 
     live: set[Invocation]
 
-    def blocked_by_queue(self, inv: Invocation) -> bool | None: ...
+    def blocked_by_queue(self, inv: Invocation) -> bool: ...
 
 
 class Opener(Protocol):

@@ -64,6 +64,15 @@ async def slow_then_awakeable(ctx: restate.Context) -> str:
     return await fut
 
 
+def _step() -> str:
+    return "ran"
+
+
+@loop_svc.handler()
+async def with_a_run(ctx: restate.Context) -> str:
+    return await ctx.run_typed("step", _step) + " " + await ctx.run_typed("again", _step)
+
+
 @loop_svc.handler()
 async def never_reaches_restate(ctx: restate.Context) -> str:
     await asyncio.Event().wait()  # a plain asyncio future nothing sets
@@ -231,3 +240,28 @@ def test_holding_a_kind_the_engine_does_not_post_is_a_value_error() -> None:
         Scripted(holds={"messages"})
     with pytest.raises(ValueError, match="holds must be a set of event kinds"):
         Scripted(holds="message")  # type: ignore[arg-type]
+
+
+async def test_an_attempt_whose_run_proposal_waits_in_the_queue_is_blocked_not_busy(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # were the closure counted as running until its proposal is handled, the call would wait for the
+    # watchdog and raise StuckError
+    monkeypatch.setattr(waiting, "INACTIVITY_TIMEOUT_S", 2.0)
+    for mode in ("normal", "always_suspend"):
+        rt = pg.Runtime(loop_svc, mode=mode)
+        rt.scheduler.strategy = Stepwise()
+        assert await rt.service_call(with_a_run) == "ran ran"
+        rt.close()
+
+
+@pytest.mark.parametrize("store", ["memory", "sqlite"])
+async def test_a_start_held_when_the_runtime_restarts_runs_after_the_restore(store: str, tmp_path) -> None:
+    trace.clear()
+    rt = pg.Runtime(loop_svc, store=None if store == "memory" else tmp_path / "held.sqlite")
+    rt.scheduler.strategy = Stepwise()
+    handle = await rt.service_send(note, arg="held")
+    assert rt.invocation(handle.invocation_id).status == "pending" and rt.scheduler.pending
+    await rt.faults.restart()  # the held start is dropped with the tables it acted on ...
+    await rt.settle()  # ... and the restored invocation starts again
+    assert rt.invocation(handle.invocation_id).status == "completed" and trace == ["held"]
+    rt.close()
