@@ -172,9 +172,14 @@ class Waiter:
                 if until is not None and until.completed:
                     return
                 # nothing runs: held events (in the strategy's order), then due timers, may start something
+                if self.any_busy():
+                    continue
                 scheduler = self.host.scheduler
-                if (not self.any_busy() and not (scheduler.pending and scheduler.run_pending())
-                        and not self.host._timers.fire_due()):
+                if scheduler.pending and scheduler.run_pending():
+                    if self.host._closed is not None:
+                        self.host._recovery.check_open()  # an event it ran stopped the runtime (a full disk)
+                    continue
+                if not self.host._timers.fire_due():
                     return
                 continue
             fut = loop.create_future()

@@ -73,6 +73,15 @@ async def with_a_run(ctx: restate.Context) -> str:
     return await ctx.run_typed("step", _step) + " " + await ctx.run_typed("again", _step)
 
 
+blob = restate.VirtualObject("LoopBlob")
+
+
+@blob.handler()
+async def fill(ctx: restate.ObjectContext, size: int) -> int:
+    ctx.set("blob", "x" * size)
+    return size
+
+
 @loop_svc.handler()
 async def never_reaches_restate(ctx: restate.Context) -> str:
     await asyncio.Event().wait()  # a plain asyncio future nothing sets
@@ -265,3 +274,14 @@ async def test_a_start_held_when_the_runtime_restarts_runs_after_the_restore(sto
     await rt.settle()  # ... and the restored invocation starts again
     assert rt.invocation(handle.invocation_id).status == "completed" and trace == ["held"]
     rt.close()
+
+
+async def test_a_held_message_whose_commit_fails_ends_the_await_with_the_store_error(tmp_path) -> None:
+    rt = pg.Runtime(blob, store=tmp_path / "full.sqlite")
+    rt.scheduler.strategy = Stepwise()
+    assert await rt.object_call(fill, key="f", arg=10) == 10
+    db = rt._store._db  # a full disk: SQLite refuses to grow the file (as in test_store.py)
+    db.execute(f"PRAGMA max_page_count={db.execute('PRAGMA page_count').fetchone()[0]}")
+    with pytest.raises(pg.StoreError, match="could not be written: the disk is full"):
+        await rt.object_call(fill, key="f", arg=100_000)  # its SetState, handled from the queue, does not fit
+    assert rt.state("LoopBlob", "f") == {"blob": "x" * 10}
