@@ -119,7 +119,6 @@ class Attempts:
         attempt.on_waiting = self.host._waiter.touch
         inv.attempt = attempt
         inv.pending_runs = self._unfinished_runs(inv)
-        run.closures = set(inv.pending_runs)  # the SDK runs them again
         self.live.add(inv)  # busy from now until the SDK blocks or the attempt ends
         try:
             attempt.start(start, frames)
@@ -157,10 +156,8 @@ class Attempts:
         name = item.name
         if name in TERMINAL:
             run.sent_terminal = True  # the SDK now only waits for the input to close: blocked on the engine
-        elif name == "Run":
-            run.closures.add(item.msg.result_completion_id)  # its closure runs now, beside the handler
         elif name == "ProposeRunCompletion":
-            run.closures.discard(item.msg.result_completion_id)  # and has finished
+            run.proposed += 1  # its closure has finished
         self.host.scheduler.post(("attempt", run.inv.id), f"message {item.name} from {run.inv.id}",
                                  lambda: self._on_message(run, item) if self.runs.get(run.inv.id) is run else None,
                                  "message")
@@ -181,8 +178,8 @@ class Attempts:
     def blocked_by_queue(self, inv: Invocation) -> bool:
         """Whether `inv`'s attempt is blocked on the engine as what it posted says (its messages may wait
         in the queue, unhandled): its stream ended (the end waits), it sent its terminal message (the SDK
-        waits for the input to close), or the SDK waits for external progress with none of the ctx.run
-        closures it posted still running."""
+        waits for the input to close), or the SDK waits for external progress with no ctx.run closure
+        running (each one it began has posted its proposal)."""
         run = self.runs.get(inv.id)
         if run is None:
             return False
@@ -190,7 +187,7 @@ class Attempts:
             return True
         if run.attempt.input_closed:
             return False  # it winds down: busy until its end
-        return run.sent_terminal or (run.attempt.sdk_waiting and not run.closures)
+        return run.sent_terminal or (run.attempt.sdk_waiting and run.attempt.runs_started == run.proposed)
 
     def _on_message(self, run: AttemptRun, item: Received) -> None:
         """One message from the SDK, handled synchronously as the SDK sends it."""
@@ -374,7 +371,7 @@ def related_fields(e: Any) -> tuple[int | None, str | None, str | None]:
 class AttemptRun:
     """What one attempt has seen so far."""
 
-    __slots__ = ("attempt", "broken", "broken_code", "closures", "ended", "inv", "output", "sent_terminal",
+    __slots__ = ("attempt", "broken", "broken_code", "ended", "inv", "output", "proposed", "sent_terminal",
                  "stored_before", "terminal")
 
     def __init__(self, inv: Invocation, attempt: Attempt, stored_before: int) -> None:
@@ -386,7 +383,7 @@ class AttemptRun:
         # set when posted, for a strategy that holds messages (see Attempts.blocked_by_queue)
         self.sent_terminal = False
         self.ended = False
-        self.closures: set[int] = set()  # ctx.run closures running, as posted (Run without its proposal)
+        self.proposed = 0  # run proposals posted (see Attempts.blocked_by_queue)
 
 
 def diverged(inv: Invocation, command_index: int) -> str | None:
