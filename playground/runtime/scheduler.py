@@ -169,6 +169,10 @@ class Scheduler:
         event = Event(next(self._seq), source, what, action, kind, self._now() if at is None else at)
         self._queues.setdefault(source, deque()).append(event)
 
+    def _next_is_notify(self, source: Hashable) -> bool:
+        queue = self._queues.get(source)
+        return queue is not None and queue[0].kind == "notify"
+
     def run_pending(self) -> bool:
         """Run held events, one at a time, in the strategy's order, until none is left, the strategy yields,
         or (one_at_a_time) an attempt is busy (an event woke it, or it ran already); whether any ran."""
@@ -176,8 +180,13 @@ class Scheduler:
         strategy = self._strategy
         while self._queues:
             if strategy.one_at_a_time and self.busy():
-                break  # an attempt runs until it is blocked on the engine again; then the next event
-            ready = sorted((q[0] for q in self._queues.values()), key=lambda e: (e.at, e.seq))
+                if not (ran and ran[-1].kind == "notify" and self._next_is_notify(ran[-1].source)):
+                    break  # an attempt runs until it is blocked on the engine again; then the next event
+                # the notifications waiting for the attempt just woken go with it, as one chunk (as the
+                # default hands them over when they are written before it reads again)
+                ready = [self._queues[ran[-1].source][0]]
+            else:
+                ready = sorted((q[0] for q in self._queues.values()), key=lambda e: (e.at, e.seq))
             if ran and strategy.yields(ready, ran):
                 break  # the rest when the engine is idle again (see Waiter.quiesce)
             event = ready[strategy.choose(ready)]

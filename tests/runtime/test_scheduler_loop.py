@@ -285,3 +285,21 @@ async def test_a_held_message_whose_commit_fails_ends_the_await_with_the_store_e
     with pytest.raises(pg.StoreError, match="could not be written: the disk is full"):
         await rt.object_call(fill, key="f", arg=100_000)  # its SetState, handled from the queue, does not fit
     assert rt.state("LoopBlob", "f") == {"blob": "x" * 10}
+
+
+def test_one_at_a_time_hands_an_attempt_its_waiting_notifications_together_and_nothing_else() -> None:
+    ran: list[str] = []
+    woken: set[str] = set()
+    scheduler = Scheduler(Stepwise(), busy=lambda: bool(woken))
+
+    def hand(inv: str, what: str) -> None:
+        ran.append(what)
+        woken.add(inv)  # the attempt wakes up: busy until it is blocked again
+
+    scheduler.post(("notify", "a"), "notify a 1", lambda: hand("a", "a1"), "notify")
+    scheduler.post(("start", "b"), "start b", lambda: hand("b", "b"), "start")
+    scheduler.post(("notify", "a"), "notify a 2", lambda: hand("a", "a2"), "notify")
+    assert scheduler.run_pending() and ran == ["a1", "a2"]  # one chunk for a; b waits while a is busy
+    assert not scheduler.run_pending() and ran == ["a1", "a2"]
+    woken.clear()  # a is blocked on the engine again
+    assert scheduler.run_pending() and ran == ["a1", "a2", "b"] and not scheduler.pending
