@@ -16,8 +16,9 @@ held events only when no attempt is busy (see Waiter.quiesce): a run is then a s
 
 The default strategy, `AsPosted`, holds nothing: each event runs the moment it is posted, the order the
 engine has always used (ids, times and stored outputs stay the same), at no cost per event. `Stepwise`
-holds every kind and runs one attempt at a time: after an event that leaves an attempt busy, the drain
-stops until that attempt is blocked on the engine again.
+holds every kind and runs one attempt at a time: after an event that leaves an attempt busy (and the
+notifications already waiting for that attempt, handed over with it as one chunk), the drain stops until
+that attempt is blocked on the engine again.
 """
 
 from __future__ import annotations
