@@ -27,6 +27,7 @@ import itertools
 from collections import deque
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 
 # What the engine posts: an invocation enqueued (also a delayed send arriving), an attempt started (a new
 # invocation, a retry, a resume), a timer fired, a message from an attempt handled (its commands, run
@@ -120,6 +121,9 @@ def check_kinds(holds: Iterable[str]) -> frozenset[str]:
     return frozenset(holds)
 
 
+_ORDER = attrgetter("at", "seq")  # events are taken in (virtual time, sequence number) order
+
+
 class Scheduler:
     """One FIFO per source; `run_pending` drains them in the strategy's order. `now` gives the virtual time
     events are stamped with; `busy` says whether an attempt is running handler code (for one_at_a_time)."""
@@ -186,8 +190,10 @@ class Scheduler:
                 # the notifications waiting for the attempt just woken go with it, as one chunk (as the
                 # default hands them over when they are written before it reads again)
                 ready = [self._queues[ran[-1].source][0]]
+            elif len(self._queues) == 1:
+                ready = [q[0] for q in self._queues.values()]
             else:
-                ready = sorted((q[0] for q in self._queues.values()), key=lambda e: (e.at, e.seq))
+                ready = sorted((q[0] for q in self._queues.values()), key=_ORDER)
             if ran and strategy.yields(ready, ran):
                 break  # the rest when the engine is idle again (see Waiter.quiesce)
             event = ready[strategy.choose(ready)]
