@@ -137,6 +137,8 @@ class Attempt:
         self.delays: deque[tuple[str, int]] = deque()
         # True while the SDK waits for input from us (its VM said "wait for external progress"; see sdk_hooks)
         self.sdk_waiting = False
+        # ctx.run closures the SDK has begun to execute in this attempt (counted by sdk_hooks)
+        self.runs_started = 0
         self.on_waiting: Callable[[], None] | None = None
         # each SDK message (and the end) goes to these callbacks synchronously, as the SDK sends it; start()
         # needs both (they are dropped once the attempt has ended)
