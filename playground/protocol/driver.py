@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -21,10 +22,12 @@ PROTOCOL_VERSION = 7
 CONTENT_TYPE = f"application/vnd.restate.invocation.v{PROTOCOL_VERSION}"  # the version the runtime prefers
 
 
+@functools.lru_cache(maxsize=16)
 def content_type_for(version: int) -> str:
     return f"application/vnd.restate.invocation.v{version}"
 
 
+@functools.lru_cache(maxsize=16)
 def _version_of(content_type: str) -> int:
     try:
         return int(content_type.rsplit(".v", 1)[1])
@@ -84,17 +87,31 @@ def make_scope(service: str, handler: str, content_type: str = CONTENT_TYPE) -> 
     }
 
 
-@dataclass
 class Received:
-    """One message from the SDK: its frame type id, header flags and decoded protobuf."""
+    """One message from the SDK: its frame type id, header flags and protobuf message. The message is
+    parsed when first asked for: the type id alone settles most frames (End, acks), and a frame the
+    runtime ignores is never parsed."""
 
-    type_id: int
-    flags: int
-    msg: Any
+    __slots__ = ("_msg", "_payload", "_version", "flags", "type_id")
+
+    def __init__(self, type_id: int, flags: int, msg: Any = None, payload: bytes | None = None,
+                 version: int = PROTOCOL_VERSION) -> None:
+        self.type_id, self.flags = type_id, flags
+        self._msg, self._payload, self._version = msg, payload, version
+
+    @property
+    def msg(self) -> Any:
+        if self._payload is not None:
+            self._msg = messages.parse(self.type_id, self._payload, self._version)
+            self._payload = None
+        return self._msg
 
     @property
     def name(self) -> str:
         return messages.NAMES_BY_ID.get(self.type_id, hex(self.type_id))
+
+    def __repr__(self) -> str:
+        return f"Received({self.name}, flags={self.flags:#x}, msg={self.msg!r})"
 
 
 @dataclass
@@ -128,7 +145,9 @@ class Attempt:
         self._outbox = _Pipe()
         self._decoder = framing.Decoder()
         self._input_closed = False
-        self._response_done = asyncio.Event()
+        # the response is complete (or the connection dropped); _receive holds the stream open until then
+        self._response_done = False
+        self._done_waiter: asyncio.Future[None] | None = None
         self._status: int | None = None
         self._resp_headers: dict[str, str] = {}
         self._task: asyncio.Task[None] | None = None
@@ -152,7 +171,9 @@ class Attempt:
         try:
             if not self._inbox and self._input_closed:
                 # After the body ended, hold the stream open until the response is complete.
-                await self._response_done.wait()
+                if not self._response_done:
+                    self._done_waiter = asyncio.get_running_loop().create_future()
+                    await self._done_waiter
                 return {"type": "http.disconnect"}
             item = await self._inbox.get()
             if type(item) is list:  # a batch of notify() frames
@@ -166,7 +187,7 @@ class Attempt:
             # shutting down cancels it, and then the app task is being cancelled too. In that case don't
             # leave the handler waiting for a body end.
             task = self._task
-            if not self._response_done.is_set() and task is not None and task.cancelling():
+            if not self._response_done and task is not None and task.cancelling():
                 self._lost = not self._aborted
                 self.abort()
             raise
@@ -177,20 +198,28 @@ class Attempt:
             self._status = event["status"]
             self._resp_headers = {k.decode(): v.decode() for k, v in event.get("headers", [])}
         elif kind == "http.response.body":
+            version = self.version
+            names = messages.NAMES_BY_ID
             for type_id, flags, payload in self._decoder.feed(event.get("body", b"")):
-                item = Received(type_id, flags, messages.parse(type_id, payload, self.version))
+                if type_id not in names:
+                    raise KeyError(type_id)  # as parsing it would: the app's send fails, and so the attempt
+                item = Received(type_id, flags, None, payload, version)
                 if self.on_message is not None:
                     self.on_message(item)
                 else:
                     self._outbox.put(item)
             if not event.get("more_body", False):
-                self._response_done.set()
+                self._set_response_done()
 
     # --- the server side ---
     def start(self, start: Any, journal: list[bytes]) -> None:
-        """Send Start and the stored journal frames (already encoded), then let the app run."""
-        start.known_entries = len(journal)
-        body = framing.encode(start) + b"".join(journal)
+        """Send Start and the stored journal frames (already encoded), then let the app run. `start` is a
+        Start message (its known_entries set here) or a whole Start frame (`messages.start_frame`)."""
+        if type(start) is bytes:
+            body = start + b"".join(journal)
+        else:
+            start.known_entries = len(journal)
+            body = framing.encode(start) + b"".join(journal)
         self._inbox.put({"type": "http.request", "body": body, "more_body": True})
         self._task = asyncio.get_running_loop().create_task(self._run_app())
         self._task.add_done_callback(self._app_task_done)
@@ -218,8 +247,14 @@ class Attempt:
         current_attempt.set(None)
         self._report_end(error)
 
+    def _set_response_done(self) -> None:
+        self._response_done = True
+        w = self._done_waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+
     def _report_end(self, error: BaseException | None) -> None:
-        self._response_done.set()
+        self._set_response_done()
         self.ended = AttemptEnded(self._status, error, self._resp_headers, self._lost, self.escaped)
         on_end = self.on_end
         # drop the callbacks: they usually close over an object that refers back to this attempt
@@ -290,7 +325,7 @@ class Attempt:
         self._input_closed = True
         self._batch = None
         self._inbox.put({"type": "http.disconnect"})
-        self._response_done.set()
+        self._set_response_done()
         task = self._task
         if task is None or task.done():
             return

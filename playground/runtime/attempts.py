@@ -12,13 +12,17 @@ from ..errors import StoreError
 from ..protocol import framing, messages
 from ..protocol.driver import Attempt, AttemptEnded, Received
 from .commands import Commands
-from .common import START_MESSAGE, TYPE_IDS, AttemptFailed, failure_from
+from .common import TYPE_IDS, AttemptFailed, failure_from
 from .explain import Explainer
 from .faults import Faults
 from .journal import answered_completion_ids, describe_entry
 from .model import NO_RUNS, Failure, Invocation, JournalEntry, Target
 from .recovery import Recovery
 from .waiting import Waiter
+
+_AWAITING_ON, _PROPOSE_RUN, _END, _SUSPENSION = (
+    TYPE_IDS[k] for k in ("AwaitingOn", "ProposeRunCompletion", "End", "Suspension"))
+_TERMINAL = frozenset(TYPE_IDS[k] for k in ("End", "Suspension", "Error"))
 
 
 class AttemptHost(Protocol):
@@ -88,10 +92,10 @@ class Attempts:
         if self.host._rejected_calls:
             self.host._rejected_calls.pop(inv.id, None)
         try:
-            start = self._start_message(inv)
+            frames = [e.frame() for e in inv.journal]
+            start = self._start_message(inv, len(frames))
             attempt = inv.deployment.open(inv.target.service, inv.target.handler,
                                           [("x-restate-invocation-id", inv.id)])
-            frames = [e.frame() for e in inv.journal]
         except Exception as exc:
             self.host._on_transient(inv, Failure(500, f"the playground runtime could not start an attempt: {exc!r}"),
                                None, False, None)
@@ -120,22 +124,15 @@ class Attempts:
         if self.host.mode == "always_suspend":
             attempt.close_input()
 
-    def _start_message(self, inv: Invocation) -> Any:
-        """The Start message of the next attempt (its state map too, for eager state)."""
+    def _start_message(self, inv: Invocation, known_entries: int) -> bytes:
+        """The Start frame of the next attempt (its state map too, for eager state)."""
         lazy = inv.handler.lazy_state
-        start = START_MESSAGE()
-        start.id = inv.start_id
-        start.debug_id = inv.id
-        start.key = inv.target.key or ""
-        start.random_seed = inv.random_seed
-        start.retry_count_since_last_stored_entry = inv.retry_count_since_last_entry
-        # the SDK measures RunOptions.max_duration with this (on the virtual clock here)
-        start.duration_since_last_stored_entry = max(0, self.host._now() - inv.journal[-1].appended_at)
-        start.partial_state = lazy
-        if not lazy and inv.service.keyed:
-            for k, v in self.host._state.get((inv.target.service, inv.target.key or ""), {}).items():
-                start.state_map.add(key=k.encode(), value=v)
-        return start
+        state = () if lazy or not inv.service.keyed else [
+            (k.encode(), v) for k, v in self.host._state.get((inv.target.service, inv.target.key or ""), {}).items()]
+        # duration: the SDK measures RunOptions.max_duration with it (on the virtual clock here)
+        return messages.start_frame(inv.start_id, inv.id, known_entries, inv.target.key or "", inv.random_seed,
+                                    inv.retry_count_since_last_entry,
+                                    max(0, self.host._now() - inv.journal[-1].appended_at), lazy, state)
 
     def _on_message(self, run: AttemptRun, item: Received) -> None:
         """One message from the SDK, handled synchronously as the SDK sends it."""
@@ -143,32 +140,32 @@ class Attempts:
         self.host._waiter.last_activity = time.monotonic()
         if inv.completed or inv.killing or run.broken is not None:
             return  # killed, ended, or its attempt failed (a crash): nothing the SDK still sends counts
-        name = item.name
-        if name == "AwaitingOn":
+        type_id, name = item.type_id, item.name  # dispatched on the type id; the name for commands, errors
+        if type_id == _AWAITING_ON:
             inv.awaiting = item.msg.awaiting_on
             return
-        if run.terminal is not None and name != "ProposeRunCompletion":
+        if run.terminal is not None and type_id != _PROPOSE_RUN:
             return  # nothing but late run proposals may follow a terminal message
         stored = len(inv.journal)
         try:
-            if name in ("End", "Suspension", "Error"):
+            if type_id in _TERMINAL:
                 run.terminal = item
                 attempt.close_input()
-                if name == "End" and run.output is not None:
+                if type_id == _END and run.output is not None:
                     # complete now, as Restate does on End; the app winds down in the background
                     out = run.output
                     result = failure_from(out.failure) if out.HasField("failure") else out.value.content
                     self.host._complete(inv, result)
-                elif name == "Suspension":
+                elif type_id == _SUSPENSION:
                     inv.awaiting = item.msg.awaiting_on
-            elif name == "ProposeRunCompletion":
+            elif type_id == _PROPOSE_RUN:
                 if self.host.faults.armed:
                     cmd = self.host._explainer.command_for(inv, item.msg.result_completion_id)
                     injected = self.host.faults.run_fails(inv, cmd.msg.name if cmd else "")
                     if injected:
                         raise AttemptFailed(injected)
                 self._on_run_proposal(inv, attempt, item)
-            elif messages.is_command(item.type_id):
+            elif messages.is_command(type_id):
                 self._on_command(run, name, item, stored)
             else:
                 raise AttemptFailed(f"unexpected message {name} from the SDK")
@@ -253,11 +250,11 @@ class Attempts:
             if not inv.completed:
                 self.host._on_transient(inv, Failure(run.broken_code, run.broken), None, stored, related=None,
                                    pause=interrupted)
-        elif terminal is not None and terminal.name == "End":
+        elif terminal is not None and terminal.type_id == _END:
             if run.output is None:
                 self.host._on_transient(inv, Failure(571, "the SDK ended without an output"), None, stored,
                                         related=None)
-        elif terminal is not None and terminal.name == "Suspension":
+        elif terminal is not None and terminal.type_id == _SUSPENSION:
             self.host._on_suspended(inv, terminal.msg.awaiting_on, run.stored_before)
         elif terminal is not None:
             e = terminal.msg

@@ -45,6 +45,12 @@ def _check_failure(message: Any, code: Any) -> None:
         raise ValueError(f"code must be an error code between 0 and 65535, such as 500 (got {code})")
 
 
+_KIND_LABELS = {"service": "a Service", "object": "a Virtual Object", "workflow": "a Workflow"}
+_KIND_METHODS = {"service": "service_call/service_send", "object": "object_call/object_send",
+                 "workflow": "workflow_call/workflow_send"}
+_SERVICE_TARGETS: dict[tuple[str, str], Target] = {}
+
+
 class Ingress:
     """The Engine's last mixin (see docs/architecture.md, "still to do"): the cells' calls, sends, attach,
     cancel/kill/pause, awakeables and promises, working on the state Engine.__init__ sets up. What it
@@ -85,17 +91,20 @@ class Ingress:
     def _resolve(self, tpe: Any, how: str, key: str | None) -> tuple[Any, Target]:
         h = self._handler_of(tpe)
         kind = h.service_tag.kind  # "service", "object" or "workflow"
-        label = {"service": "a Service", "object": "a Virtual Object", "workflow": "a Workflow"}[kind]
-        right = {"service": "service_call/service_send", "object": "object_call/object_send",
-                 "workflow": "workflow_call/workflow_send"}[kind]
         if kind != how:
-            raise TypeError(f"{h.service_tag.name}/{h.name} belongs to {label}: use rt.{right}")
-        if how != "service":
-            if key is None:
-                what = "workflow id" if how == "workflow" else "object key"
-                raise ValueError(f"{h.service_tag.name}/{h.name} needs key=...: the {what} to address, e.g. key='Mary'")
-            if not isinstance(key, str):
-                raise TypeError(f"key must be a str, not {type(key).__name__}")
+            raise TypeError(f"{h.service_tag.name}/{h.name} belongs to {_KIND_LABELS[kind]}: use "
+                            f"rt.{_KIND_METHODS[kind]}")
+        if how == "service":
+            # one Target per service handler (targets are immutable): building one costs more than the rest
+            target = _SERVICE_TARGETS.get((h.service_tag.name, h.name))
+            if target is None:
+                target = _SERVICE_TARGETS[(h.service_tag.name, h.name)] = Target(h.service_tag.name, h.name, None)
+            return h, target
+        if key is None:
+            what = "workflow id" if how == "workflow" else "object key"
+            raise ValueError(f"{h.service_tag.name}/{h.name} needs key=...: the {what} to address, e.g. key='Mary'")
+        if not isinstance(key, str):
+            raise TypeError(f"key must be a str, not {type(key).__name__}")
         return h, Target(h.service_tag.name, h.name, key)
 
     @staticmethod
