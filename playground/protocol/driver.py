@@ -121,11 +121,16 @@ class AttemptEnded:
 
     status: int | None
     error: BaseException | None = None
-    headers: dict[str, str] = field(default_factory=dict)
+    # the response head's headers as the app sent them (bytes pairs); `headers` decodes them when asked
+    raw_headers: list[tuple[bytes, bytes]] = field(default_factory=list, repr=False)
     # cancelled from outside, not by abort(): its event loop is shutting down (the script or kernel ends)
     lost: bool = False
     # a BaseException that escaped handler code (KeyboardInterrupt, SystemExit, a stray CancelledError)
     escaped: BaseException | None = None
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {k.decode(): v.decode() for k, v in self.raw_headers}
 
 
 class Attempt:
@@ -149,7 +154,7 @@ class Attempt:
         self._response_done = False
         self._done_waiter: asyncio.Future[None] | None = None
         self._status: int | None = None
-        self._resp_headers: dict[str, str] = {}
+        self._resp_headers: list[tuple[bytes, bytes]] = []
         self._task: asyncio.Task[None] | None = None
         self._aborted = False
         self._lost = False
@@ -196,7 +201,7 @@ class Attempt:
         kind = event["type"]
         if kind == "http.response.start":
             self._status = event["status"]
-            self._resp_headers = {k.decode(): v.decode() for k, v in event.get("headers", [])}
+            self._resp_headers = event.get("headers", [])
         elif kind == "http.response.body":
             version = self.version
             names = messages.NAMES_BY_ID
