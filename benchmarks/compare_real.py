@@ -190,6 +190,19 @@ def table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+PER_CALL_TARGET = 50.0  # real / playground per call, the target of the per-call work (issue 17)
+
+
+def verdict(result: dict[str, Any]) -> str:
+    """Whether each per-call row is at least PER_CALL_TARGET times faster than the real server."""
+    e, r = result["embedded"], result["real"]
+    parts = []
+    for label, key in (("ingress call", "call"), ("service-to-service", "s2s"), ("object get + set", "object")):
+        q = r[key] / e[key]
+        parts.append(f"{label} {q:.1f}x ({'OK' if q >= PER_CALL_TARGET else 'BELOW'})")
+    return f"per call, real / playground (target >= {PER_CALL_TARGET:.0f}x): " + ", ".join(parts)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, default=200, help="calls per call row")
@@ -206,6 +219,8 @@ def main() -> None:
           f"restate-sdk {importlib.metadata.version('restate-sdk')}, "
           f"restate-server {real.SERVER_VERSION}, n={args.n}, repeat={args.repeat}")
     print(table(result))
+    print()
+    print(verdict(result))
 
 
 if __name__ == "__main__":
