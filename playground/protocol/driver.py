@@ -223,13 +223,9 @@ class Attempt:
 
     # --- the server side ---
     def start(self, start: Any, journal: list[bytes]) -> None:
-        """Send Start and the stored journal frames (already encoded), then let the app run. `start` is a
-        Start message (its known_entries set here) or a whole Start frame (`messages.start_frame`)."""
-        if type(start) is bytes:
-            body = start + b"".join(journal)
-        else:
-            start.known_entries = len(journal)
-            body = framing.encode(start) + b"".join(journal)
+        """Send Start and the stored journal frames (already encoded), then let the app run."""
+        start.known_entries = len(journal)
+        body = framing.encode(start) + b"".join(journal)
         self._inbox.put({"type": "http.request", "body": body, "more_body": True})
         self._task = asyncio.get_running_loop().create_task(self._run_app())
         self._task.add_done_callback(self._app_task_done)

@@ -9,15 +9,12 @@ protobuf's own descriptor_pb2 classes would add its import (15-25 ms) to `import
 
 from __future__ import annotations
 
-import struct
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from google.protobuf import descriptor_pool, message_factory
 
 PACKAGE = "playground.protocol.v7"
-_FRAME_HEADER = struct.Struct(">HHI")  # as in framing.py (which imports this module)
 
 
 @dataclass(frozen=True)
@@ -393,51 +390,9 @@ def parse(type_id: int, payload: bytes, version: int = 7) -> Any:
 
 
 _TYPE_IDS_BY_CLASS: dict[type, int] = {CLASSES[name]: type_id for name, type_id in TYPE_IDS.items()}
-_SLEEP = CLASSES["Sleep"]
 
 
 def type_id_of(msg: Any) -> int:
     type_id = _TYPE_IDS_BY_CLASS.get(type(msg))
     return type_id if type_id is not None else TYPE_IDS[msg.DESCRIPTOR.name]
 
-
-_VARINTS = [_varint(n) for n in range(128)]  # the one-byte varints, looked up
-
-
-def _uv(n: int) -> bytes:
-    """A varint; a big one (a random seed) through protobuf's C encoder, twice as fast as Python's loop."""
-    if n < 128:
-        return _VARINTS[n]
-    if n < 1 << 28:
-        return _varint(n)
-    return _SLEEP(wake_up_time=n).SerializeToString()[1:]  # field 1's one-byte tag, then the varint
-
-
-def _ld(tag: bytes, data: bytes) -> bytes:
-    """A length-delimited field under a pre-encoded tag."""
-    return tag + (_VARINTS[len(data)] if len(data) < 128 else _varint(len(data))) + data
-
-
-def start_frame(id: bytes, debug_id: str, known_entries: int, key: str = "", random_seed: int = 0,
-                retry_count_since_last_stored_entry: int = 0, duration_since_last_stored_entry: int = 0,
-                partial_state: bool = False, state_map: Iterable[tuple[bytes, bytes]] = ()) -> bytes:
-    """A whole Start frame (header and payload), encoded by hand: the same bytes as building the Start
-    message and encoding it, at a fraction of the cost, because every attempt sends one. Fields at their
-    default value are left out, as protobuf does (the V7-only optional fields are never set here)."""
-    out = [_ld(b"\x0a", id) if id else b"", _ld(b"\x12", debug_id.encode()) if debug_id else b"",
-           b"\x18" + _uv(known_entries) if known_entries else b""]
-    for k, v in state_map:
-        entry = (_ld(b"\x0a", k) if k else b"") + (_ld(b"\x12", v) if v else b"")
-        out.append(_ld(b"\x22", entry))
-    if partial_state:
-        out.append(b"\x28\x01")
-    if key:
-        out.append(_ld(b"\x32", key.encode()))
-    if retry_count_since_last_stored_entry:
-        out.append(b"\x38" + _uv(retry_count_since_last_stored_entry))
-    if duration_since_last_stored_entry:
-        out.append(b"\x40" + _uv(duration_since_last_stored_entry))
-    if random_seed:
-        out.append(b"\x48" + _uv(random_seed))
-    payload = b"".join(out)
-    return _FRAME_HEADER.pack(0, 0, len(payload)) + payload

@@ -12,7 +12,7 @@ from ..errors import StoreError
 from ..protocol import framing, messages
 from ..protocol.driver import Attempt, AttemptEnded, Received
 from .commands import Commands
-from .common import TYPE_IDS, AttemptFailed, failure_from
+from .common import START_MESSAGE, TYPE_IDS, AttemptFailed, failure_from
 from .explain import Explainer
 from .faults import Faults
 from .journal import answered_completion_ids, describe_entry
@@ -92,10 +92,10 @@ class Attempts:
         if self.host._rejected_calls:
             self.host._rejected_calls.pop(inv.id, None)
         try:
-            frames = [e.frame() for e in inv.journal]
-            start = self._start_message(inv, len(frames))
+            start = self._start_message(inv)
             attempt = inv.deployment.open(inv.target.service, inv.target.handler,
                                           [("x-restate-invocation-id", inv.id)])
+            frames = [e.frame() for e in inv.journal]
         except Exception as exc:
             self.host._on_transient(inv, Failure(500, f"the playground runtime could not start an attempt: {exc!r}"),
                                None, False, None)
@@ -124,15 +124,22 @@ class Attempts:
         if self.host.mode == "always_suspend":
             attempt.close_input()
 
-    def _start_message(self, inv: Invocation, known_entries: int) -> bytes:
-        """The Start frame of the next attempt (its state map too, for eager state)."""
+    def _start_message(self, inv: Invocation) -> Any:
+        """The Start message of the next attempt (its state map too, for eager state)."""
         lazy = inv.handler.lazy_state
-        state = () if lazy or not inv.service.keyed else [
-            (k.encode(), v) for k, v in self.host._state.get((inv.target.service, inv.target.key or ""), {}).items()]
-        # duration: the SDK measures RunOptions.max_duration with it (on the virtual clock here)
-        return messages.start_frame(inv.start_id, inv.id, known_entries, inv.target.key or "", inv.random_seed,
-                                    inv.retry_count_since_last_entry,
-                                    max(0, self.host._now() - inv.journal[-1].appended_at), lazy, state)
+        start = START_MESSAGE()
+        start.id = inv.start_id
+        start.debug_id = inv.id
+        start.key = inv.target.key or ""
+        start.random_seed = inv.random_seed
+        start.retry_count_since_last_stored_entry = inv.retry_count_since_last_entry
+        # the SDK measures RunOptions.max_duration with this (on the virtual clock here)
+        start.duration_since_last_stored_entry = max(0, self.host._now() - inv.journal[-1].appended_at)
+        start.partial_state = lazy
+        if not lazy and inv.service.keyed:
+            for k, v in self.host._state.get((inv.target.service, inv.target.key or ""), {}).items():
+                start.state_map.add(key=k.encode(), value=v)
+        return start
 
     def _on_message(self, run: AttemptRun, item: Received) -> None:
         """One message from the SDK, handled synchronously as the SDK sends it."""

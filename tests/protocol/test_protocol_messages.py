@@ -682,23 +682,3 @@ def test_new_accepts_a_field_called_name(message: str) -> None:
     msg = messages.new(message, name="work")
     assert msg.name == "work"
 
-
-START_CASES: list[dict[str, Any]] = [
-    {"id": b"", "debug_id": "", "known_entries": 0},
-    {"id": b"\x01" * 24, "debug_id": "inv_1abc", "known_entries": 1, "random_seed": 2**64 - 1},
-    {"id": b"\x02" * 16, "debug_id": "x" * 200, "known_entries": 300_000, "key": "ü" * 90, "random_seed": 1,
-     "retry_count_since_last_stored_entry": 1000, "duration_since_last_stored_entry": 2**40,
-     "partial_state": True},
-]
-
-
-@pytest.mark.parametrize("fields", START_CASES)
-@pytest.mark.parametrize("state", [[], [(b"value", b"1")], [(b"", b""), (b"k" * 300, b"v" * 200)]])
-def test_start_frame_is_the_same_bytes_as_encoding_the_start_message(fields: dict[str, Any],
-                                                                    state: list[tuple[bytes, bytes]]) -> None:
-    from playground.protocol import framing
-
-    msg = messages.new("Start", **fields)
-    for k, v in state:
-        msg.state_map.add(key=k, value=v)
-    assert messages.start_frame(**fields, state_map=state) == framing.encode(msg)
