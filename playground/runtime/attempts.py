@@ -147,7 +147,7 @@ class Attempts:
         self.host._waiter.last_activity = time.monotonic()
         if inv.completed or inv.killing or run.broken is not None:
             return  # killed, ended, or its attempt failed (a crash): nothing the SDK still sends counts
-        type_id, name = item.type_id, item.name  # dispatched on the type id; the name for commands, errors
+        type_id = item.type_id  # dispatched on the type id (the name only for commands and errors)
         if type_id == _AWAITING_ON:
             inv.awaiting = item.msg.awaiting_on
             return
@@ -173,9 +173,9 @@ class Attempts:
                         raise AttemptFailed(injected)
                 self._on_run_proposal(inv, attempt, item)
             elif messages.is_command(type_id):
-                self._on_command(run, name, item, stored)
+                self._on_command(run, item.name, item, stored)
             else:
-                raise AttemptFailed(f"unexpected message {name} from the SDK")
+                raise AttemptFailed(f"unexpected message {item.name} from the SDK")
             if self.host.faults.armed and len(inv.journal) > stored and not inv.completed:
                 injected = self.host.faults.crash_now(inv)  # after the message took full effect
                 if injected:
@@ -186,7 +186,7 @@ class Attempts:
             run.broken, run.broken_code = str(exc), exc.code
             attempt.abort()
         except Exception as exc:
-            run.broken = f"the playground runtime failed handling {name}: {exc!r}"
+            run.broken = f"the playground runtime failed handling {item.name}: {exc!r}"
             attempt.abort()
 
     def _on_command(self, run: AttemptRun, name: str, item: Received, stored: int) -> None:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -49,6 +50,8 @@ _KIND_LABELS = {"service": "a Service", "object": "a Virtual Object", "workflow"
 _KIND_METHODS = {"service": "service_call/service_send", "object": "object_call/object_send",
                  "workflow": "workflow_call/workflow_send"}
 _SERVICE_TARGETS: dict[tuple[str, str], Target] = {}
+# the targets of recently called keys (targets are immutable; building one costs more than looking it up)
+_keyed_target = functools.lru_cache(maxsize=1024)(Target)
 
 
 class Ingress:
@@ -105,7 +108,7 @@ class Ingress:
             raise ValueError(f"{h.service_tag.name}/{h.name} needs key=...: the {what} to address, e.g. key='Mary'")
         if not isinstance(key, str):
             raise TypeError(f"key must be a str, not {type(key).__name__}")
-        return h, Target(h.service_tag.name, h.name, key)
+        return h, _keyed_target(h.service_tag.name, h.name, key)
 
     @staticmethod
     def _encode_arg(h: Any, target: Target, arg: Any) -> bytes:
