@@ -135,10 +135,32 @@ class Attempt:
     `notify()`; each message the SDK sends, and the attempt's end, arrive through those callbacks."""
 
     # one per attempt in flight, so slots: smaller (no instance dict) and a little faster to fill
-    __slots__ = ("_aborted", "_app", "_batch", "_decoder", "_done_waiter", "_inbox", "_input_closed", "_lost",
-                 "_resp_headers", "_response_done", "_scope", "_status", "_task", "before_read", "delays", "ended",
-                 "escaped", "on_end", "on_message", "on_waiting", "runs_started", "sdk_waiting", "version",
-                 "__weakref__")
+    __slots__ = (
+        "__weakref__",
+        "_aborted",
+        "_app",
+        "_batch",
+        "_decoder",
+        "_done_waiter",
+        "_inbox",
+        "_input_closed",
+        "_lost",
+        "_resp_headers",
+        "_response_done",
+        "_scope",
+        "_status",
+        "_task",
+        "before_read",
+        "delays",
+        "ended",
+        "escaped",
+        "on_end",
+        "on_message",
+        "on_waiting",
+        "runs_started",
+        "sdk_waiting",
+        "version",
+    )
 
     def __init__(self, app: AsgiApp, service: str, handler: str, headers: list[tuple[str, str]] | None = None,
                  content_type: str = CONTENT_TYPE, scope: dict | None = None) -> None:
