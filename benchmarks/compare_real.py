@@ -11,7 +11,8 @@ thread, as a user's script would; the handlers run in this process on both engin
 - cold start to first result (the first run in the process only): embedded, `pg.Runtime(...)` to the first
   `service_call` result, imports already done; real, starting
   `restate-server` (binary already installed) + serving the app + registering it + the first ingress call.
-- sequential ingress call: `greet`, one call after another.
+- sequential ingress call: `greet`, one call after another (each call row after `--warmup` untimed calls,
+  default 50, on both engines).
 - service-to-service call: a handler calling `greet` (two invocations per call).
 - object get + set: `add` on one virtual object key (state read and written).
 - delayed sends: `--sends` one-way sends, each delayed by 1 h on the playground (then the virtual clock
@@ -85,27 +86,22 @@ SERVICES = [greeter, caller, counter, ticks]
 
 
 # --------------------------------------------------------------------------------------------- embedded
-async def _embedded(n: int, sends: int) -> dict[str, float]:
+async def _embedded(n: int, sends: int, warmup: int = 0) -> dict[str, float]:
     out: dict[str, float] = {}
     t0 = time.perf_counter()
     rt = pg.Runtime(*SERVICES)
     await rt.service_call(greet, arg="first")
     out["cold"] = time.perf_counter() - t0
 
-    t0 = time.perf_counter()
-    for _i in range(n):
-        await rt.service_call(greet, arg="x")
-    out["call"] = (time.perf_counter() - t0) / n
-
-    t0 = time.perf_counter()
-    for _i in range(n):
-        await rt.service_call(call_greet, arg="x")
-    out["s2s"] = (time.perf_counter() - t0) / n
-
-    t0 = time.perf_counter()
-    for _i in range(n):
-        await rt.object_call(add, key="k", arg=1)
-    out["object"] = (time.perf_counter() - t0) / n
+    for key, call in (("call", lambda: rt.service_call(greet, arg="x")),
+                      ("s2s", lambda: rt.service_call(call_greet, arg="x")),
+                      ("object", lambda: rt.object_call(add, key="k", arg=1))):
+        for _i in range(warmup):
+            await call()
+        t0 = time.perf_counter()
+        for _i in range(n):
+            await call()
+        out[key] = (time.perf_counter() - t0) / n
 
     TICKS["n"] = 0
     t0 = time.perf_counter()
@@ -118,7 +114,7 @@ async def _embedded(n: int, sends: int) -> dict[str, float]:
 
 
 # --------------------------------------------------------------------------------------------- real
-def _real(n: int, sends: int, real_delay: timedelta) -> dict[str, float]:
+def _real(n: int, sends: int, real_delay: timedelta, warmup: int = 0) -> dict[str, float]:
     out: dict[str, float] = {}
     real.find_server_binary()  # install outside the timing
     t0 = time.perf_counter()
@@ -129,20 +125,15 @@ def _real(n: int, sends: int, real_delay: timedelta) -> dict[str, float]:
         assert server.call("CmpGreeter", "greet", "first") == "Hello first"
         out["cold"] = time.perf_counter() - t0
 
-        t0 = time.perf_counter()
-        for _i in range(n):
-            server.call("CmpGreeter", "greet", "x")
-        out["call"] = (time.perf_counter() - t0) / n
-
-        t0 = time.perf_counter()
-        for _i in range(n):
-            server.call("CmpCaller", "call_greet", "x")
-        out["s2s"] = (time.perf_counter() - t0) / n
-
-        t0 = time.perf_counter()
-        for _i in range(n):
-            server.call("CmpCounter", "add", 1, key="k")
-        out["object"] = (time.perf_counter() - t0) / n
+        for key, call in (("call", lambda: server.call("CmpGreeter", "greet", "x")),
+                          ("s2s", lambda: server.call("CmpCaller", "call_greet", "x")),
+                          ("object", lambda: server.call("CmpCounter", "add", 1, key="k"))):
+            for _i in range(warmup):
+                call()
+            t0 = time.perf_counter()
+            for _i in range(n):
+                call()
+            out[key] = (time.perf_counter() - t0) / n
 
         TICKS["n"] = 0
         t0 = time.perf_counter()
@@ -160,9 +151,10 @@ def _real(n: int, sends: int, real_delay: timedelta) -> dict[str, float]:
     return out
 
 
-def measure(n: int = 200, sends: int = 1000, real_delay: timedelta = timedelta(seconds=1)) -> dict[str, Any]:
-    embedded = asyncio.run(_embedded(n, sends))
-    on_server = _real(n, sends, real_delay)
+def measure(n: int = 200, sends: int = 1000, real_delay: timedelta = timedelta(seconds=1),
+            warmup: int = 0) -> dict[str, Any]:
+    embedded = asyncio.run(_embedded(n, sends, warmup))
+    on_server = _real(n, sends, real_delay, warmup)
     return {"embedded": embedded, "real": on_server, "n": n, "sends": sends, "real_delay": real_delay}
 
 
@@ -190,22 +182,38 @@ def table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+PER_CALL_TARGET = 50.0  # real / playground per call, the target of the per-call work (issue 17)
+
+
+def verdict(result: dict[str, Any]) -> str:
+    """Whether each per-call row is at least PER_CALL_TARGET times faster than the real server."""
+    e, r = result["embedded"], result["real"]
+    parts = []
+    for label, key in (("ingress call", "call"), ("service-to-service", "s2s"), ("object get + set", "object")):
+        q = r[key] / e[key]
+        parts.append(f"{label} {q:.1f}x ({'OK' if q >= PER_CALL_TARGET else 'BELOW'})")
+    return f"per call, real / playground (target >= {PER_CALL_TARGET:.0f}x): " + ", ".join(parts)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, default=200, help="calls per call row")
     ap.add_argument("--sends", type=int, default=1000)
     ap.add_argument("--real-delay", type=float, default=1.0, help="seconds of delay for the real server's sends")
     ap.add_argument("--repeat", type=int, default=1, help="runs; the table shows the median of each cell")
+    ap.add_argument("--warmup", type=int, default=50, help="untimed calls before each call row, on both engines")
     args = ap.parse_args()
-    runs = [measure(args.n, args.sends, timedelta(seconds=args.real_delay)) for _ in range(args.repeat)]
+    runs = [measure(args.n, args.sends, timedelta(seconds=args.real_delay), args.warmup) for _ in range(args.repeat)]
     result = dict(runs[0])
     for side in ("embedded", "real"):
         result[side] = {k: statistics.median(run[side][k] for run in runs) for k in runs[0][side]}
         result[side]["cold"] = runs[0][side]["cold"]  # only the first run in this process is cold
     print(f"# {_dt.date.today()} {platform.python_implementation()} {platform.python_version()}, "
           f"restate-sdk {importlib.metadata.version('restate-sdk')}, "
-          f"restate-server {real.SERVER_VERSION}, n={args.n}, repeat={args.repeat}")
+          f"restate-server {real.SERVER_VERSION}, n={args.n}, warm-up={args.warmup}, repeat={args.repeat}")
     print(table(result))
+    print()
+    print(verdict(result))
 
 
 if __name__ == "__main__":

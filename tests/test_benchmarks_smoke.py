@@ -41,7 +41,8 @@ async def test_deadlock_benchmark_measures_overhead_and_finds_the_cycle(bench_de
 
 
 # Every row of the benchmark table; test_every_workload_is_covered fails when a row is added or renamed.
-KEYS = ["bare", "trivial", "scheduled", "concurrent", "call", "object", "run_async", "run_sync"]
+KEYS = ["floor", "bare", "trivial", "scheduled", "concurrent", "floor_call", "call", "floor_object", "object",
+        "run_async", "run_sync"]
 
 
 @pytest.mark.parametrize("key", KEYS)
@@ -60,10 +61,11 @@ def test_every_workload_is_covered(bench):
 
 
 def test_table_and_verdict(bench, capsys):
-    assert bench.main(["--n", "5", "--repeat", "1", "--warmup", "2", "--only", "bare", "trivial"]) == 0
+    assert bench.main(["--n", "5", "--repeat", "1", "--warmup", "2", "--only", "floor", "bare", "trivial",
+                       "--rounds", "1", "--pair-n", "3"]) == 0
     out = capsys.readouterr().out
-    assert "bare driver" in out and "trivial ingress call" in out
-    assert "runtime trivial call / bare driver =" in out
+    assert "bare driver" in out and "trivial ingress call" in out and "floor: greet" in out
+    assert "trivial       runtime / floor =" in out and "runtime / bare driver =" in out
 
 
 @pytest.fixture(scope="module")
@@ -118,3 +120,10 @@ def test_coldstart_benchmark_times_both_imports_and_lists_what_loads_eagerly(ben
     times = bench_coldstart.rounds(1)
     assert set(times) == {"restate", "playground"} and all(t[0] > 0 for t in times.values())
     assert bench_coldstart.loaded_eagerly() == []
+
+
+async def test_paired_ratios_cover_every_pair_with_a_positive_ratio(bench):
+    ratios = await bench.paired_ratios(n=3, rounds=2, warmup=2)
+    assert set(ratios) == {p.key for p in bench.PAIRS}
+    assert all(len(rs) == 2 and all(r > 0 for r in rs) for rs in ratios.values())
+    assert "trivial" in bench.format_pairs(ratios, 3)

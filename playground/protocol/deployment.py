@@ -116,7 +116,7 @@ class AsgiDeployment:
 
     def __init__(self, app: AsgiApp) -> None:
         self.app = app
-        self._scopes: dict[tuple[str, str], dict] = {}
+        self._scopes: dict[tuple[str, str, int], dict] = {}
         self.version = PROTOCOL_VERSION  # lowered by discover() if the app cannot speak it
 
     def discover(self) -> dict[str, Any]:
@@ -162,8 +162,9 @@ class AsgiDeployment:
         return json.loads(body)
 
     def open(self, service: str, handler: str, headers: list[tuple[str, str]]) -> Attempt:
-        ct = content_type_for(self.version)
-        scope = self._scopes.get((service, handler))
-        if scope is None or scope["headers"][0][1] != ct.encode():
-            scope = self._scopes[(service, handler)] = make_scope(service, handler, ct)
-        return Attempt(self.app, service, handler, headers, content_type=ct, scope=scope)
+        version = self.version
+        scope = self._scopes.get((service, handler, version))  # made once per handler and version
+        if scope is None:
+            scope = self._scopes[(service, handler, version)] = make_scope(service, handler,
+                                                                            content_type_for(version))
+        return Attempt(self.app, service, handler, headers, content_type=content_type_for(version), scope=scope)

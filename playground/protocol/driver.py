@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -21,10 +22,12 @@ PROTOCOL_VERSION = 7
 CONTENT_TYPE = f"application/vnd.restate.invocation.v{PROTOCOL_VERSION}"  # the version the runtime prefers
 
 
+@functools.lru_cache(maxsize=16)
 def content_type_for(version: int) -> str:
     return f"application/vnd.restate.invocation.v{version}"
 
 
+@functools.lru_cache(maxsize=16)
 def _version_of(content_type: str) -> int:
     try:
         return int(content_type.rsplit(".v", 1)[1])
@@ -81,17 +84,31 @@ def make_scope(service: str, handler: str, content_type: str = CONTENT_TYPE) -> 
     }
 
 
-@dataclass
 class Received:
-    """One message from the SDK: its frame type id, header flags and decoded protobuf."""
+    """One message from the SDK: its frame type id, header flags and protobuf message. The message is
+    parsed when first asked for: the type id alone settles most frames (End, acks), and a frame the
+    runtime ignores is never parsed."""
 
-    type_id: int
-    flags: int
-    msg: Any
+    __slots__ = ("_msg", "_payload", "_version", "flags", "type_id")
+
+    def __init__(self, type_id: int, flags: int, msg: Any = None, payload: bytes | None = None,
+                 version: int = PROTOCOL_VERSION) -> None:
+        self.type_id, self.flags = type_id, flags
+        self._msg, self._payload, self._version = msg, payload, version
+
+    @property
+    def msg(self) -> Any:
+        if self._payload is not None:
+            self._msg = messages.parse(self.type_id, self._payload, self._version)
+            self._payload = None
+        return self._msg
 
     @property
     def name(self) -> str:
         return messages.NAMES_BY_ID.get(self.type_id, hex(self.type_id))
+
+    def __repr__(self) -> str:
+        return f"Received({self.name}, flags={self.flags:#x}, msg={self.msg!r})"
 
 
 @dataclass
@@ -101,16 +118,49 @@ class AttemptEnded:
 
     status: int | None
     error: BaseException | None = None
-    headers: dict[str, str] = field(default_factory=dict)
+    # the response head's headers as the app sent them (bytes pairs); `headers` decodes them when asked
+    raw_headers: list[tuple[bytes, bytes]] = field(default_factory=list, repr=False)
     # cancelled from outside, not by abort(): its event loop is shutting down (the script or kernel ends)
     lost: bool = False
     # a BaseException that escaped handler code (KeyboardInterrupt, SystemExit, a stray CancelledError)
     escaped: BaseException | None = None
 
+    @property
+    def headers(self) -> dict[str, str]:
+        return {k.decode(): v.decode() for k, v in self.raw_headers}
+
 
 class Attempt:
     """One HTTP/2-style bidi stream to the app: set `on_message` and `on_end`, `start()`, then write with
     `notify()`; each message the SDK sends, and the attempt's end, arrive through those callbacks."""
+
+    # one per attempt in flight, so slots: smaller (no instance dict) and a little faster to fill
+    __slots__ = (
+        "__weakref__",
+        "_aborted",
+        "_app",
+        "_batch",
+        "_decoder",
+        "_done_waiter",
+        "_inbox",
+        "_input_closed",
+        "_lost",
+        "_resp_headers",
+        "_response_done",
+        "_scope",
+        "_status",
+        "_task",
+        "before_read",
+        "delays",
+        "ended",
+        "escaped",
+        "on_end",
+        "on_message",
+        "on_waiting",
+        "runs_started",
+        "sdk_waiting",
+        "version",
+    )
 
     def __init__(self, app: AsgiApp, service: str, handler: str, headers: list[tuple[str, str]] | None = None,
                  content_type: str = CONTENT_TYPE, scope: dict | None = None) -> None:
@@ -124,9 +174,11 @@ class Attempt:
         self._batch: list[bytes] | None = None
         self._decoder = framing.Decoder()
         self._input_closed = False
-        self._response_done = asyncio.Event()
+        # the response is complete (or the connection dropped); _receive holds the stream open until then
+        self._response_done = False
+        self._done_waiter: asyncio.Future[None] | None = None
         self._status: int | None = None
-        self._resp_headers: dict[str, str] = {}
+        self._resp_headers: list[tuple[bytes, bytes]] = []
         self._task: asyncio.Task[None] | None = None
         self._aborted = False
         self._lost = False
@@ -137,6 +189,8 @@ class Attempt:
         self.delays: deque[tuple[str, int]] = deque()
         # True while the SDK waits for input from us (its VM said "wait for external progress"; see sdk_hooks)
         self.sdk_waiting = False
+        # ctx.run closures the SDK has begun to execute in this attempt (counted by sdk_hooks)
+        self.runs_started = 0
         self.on_waiting: Callable[[], None] | None = None
         # each SDK message (and the end) goes to these callbacks synchronously, as the SDK sends it; start()
         # needs both (they are dropped once the attempt has ended)
@@ -150,7 +204,9 @@ class Attempt:
         try:
             if not self._inbox and self._input_closed:
                 # After the body ended, hold the stream open until the response is complete.
-                await self._response_done.wait()
+                if not self._response_done:
+                    self._done_waiter = asyncio.get_running_loop().create_future()
+                    await self._done_waiter
                 return {"type": "http.disconnect"}
             item = await self._inbox.get()
             if self.before_read is not None:
@@ -168,7 +224,7 @@ class Attempt:
             # shutting down cancels it, and then the app task is being cancelled too. In that case don't
             # leave the handler waiting for a body end.
             task = self._task
-            if not self._response_done.is_set() and task is not None and task.cancelling():
+            if not self._response_done and task is not None and task.cancelling():
                 self._lost = not self._aborted
                 self.abort()
             raise
@@ -177,14 +233,18 @@ class Attempt:
         kind = event["type"]
         if kind == "http.response.start":
             self._status = event["status"]
-            self._resp_headers = {k.decode(): v.decode() for k, v in event.get("headers", [])}
+            self._resp_headers = event.get("headers", [])
         elif kind == "http.response.body":
+            version = self.version
+            names = messages.NAMES_BY_ID
             for type_id, flags, payload in self._decoder.feed(event.get("body", b"")):
+                if type_id not in names:
+                    raise KeyError(type_id)  # as parsing it would: the app's send fails, and so the attempt
                 on_message = self.on_message
                 if on_message is not None:  # None: the attempt ended, or its owner detached it
-                    on_message(Received(type_id, flags, messages.parse(type_id, payload, self.version)))
+                    on_message(Received(type_id, flags, None, payload, version))
             if not event.get("more_body", False):
-                self._response_done.set()
+                self._set_response_done()
 
     # --- the server side ---
     def start(self, start: Any, journal: list[bytes]) -> None:
@@ -221,8 +281,14 @@ class Attempt:
         current_attempt.set(None)
         self._report_end(error)
 
+    def _set_response_done(self) -> None:
+        self._response_done = True
+        w = self._done_waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+
     def _report_end(self, error: BaseException | None) -> None:
-        self._response_done.set()
+        self._set_response_done()
         self.ended = AttemptEnded(self._status, error, self._resp_headers, self._lost, self.escaped)
         on_end = self.on_end
         # drop the callbacks: they usually close over an object that refers back to this attempt
@@ -280,7 +346,7 @@ class Attempt:
         self._input_closed = True
         self._batch = None
         self._inbox.put({"type": "http.disconnect"})
-        self._response_done.set()
+        self._set_response_done()
         task = self._task
         if task is None or task.done():
             return

@@ -23,19 +23,25 @@ def encode_raw(type_id: int, payload: bytes, flags: int = 0) -> bytes:
 class Decoder:
     """Incremental decoder: frames may be split across body chunks or share one."""
 
+    __slots__ = ("_buf",)
+
     def __init__(self) -> None:
-        self._buf = bytearray()
+        self._buf = b""
 
     def feed(self, chunk: bytes) -> list[tuple[int, int, bytes]]:
-        self._buf += chunk
+        """The frames completed by `chunk`. A chunk that holds whole frames (the SDK writes one chunk per
+        message) is sliced as it is; only an incomplete tail is kept, and joined with the next chunk."""
+        data = self._buf + chunk if self._buf else chunk
         out: list[tuple[int, int, bytes]] = []
-        while len(self._buf) >= _HEADER.size:
-            type_id, flags, length = _HEADER.unpack_from(self._buf)
-            end = _HEADER.size + length
-            if len(self._buf) < end:
+        size, end_of_data, i = _HEADER.size, len(data), 0
+        while end_of_data - i >= size:
+            type_id, flags, length = _HEADER.unpack_from(data, i)
+            end = i + size + length
+            if end > end_of_data:
                 break
-            out.append((type_id, flags, bytes(self._buf[_HEADER.size:end])))
-            del self._buf[:end]
+            out.append((type_id, flags, data[i + size:end]))
+            i = end
+        self._buf = bytes(data[i:]) if i < end_of_data else b""
         return out
 
     @property

@@ -377,17 +377,23 @@ def new(message: str, /, **fields: Any) -> Any:
 def parse(type_id: int, payload: bytes, version: int = 7) -> Any:
     """Decode a frame payload. Before V7 a Suspension carried flat lists; it is returned as the V7 message,
     with those lists moved into its `awaiting_on` Future, so callers see one shape."""
-    if type_id == TYPE_IDS["Suspension"] and version < 7:
+    if type_id == _SUSPENSION and version < 7:
         old = CLASSES["SuspensionV5"]()
         old.ParseFromString(payload)
         fut = CLASSES["Future"](waiting_completions=old.waiting_completions, waiting_signals=old.waiting_signals,
                                 waiting_named_signals=old.waiting_named_signals, combinator_type=1)
         return CLASSES["Suspension"](awaiting_on=fut)
-    cls = CLASSES[NAMES_BY_ID[type_id]]
-    msg = cls()
+    msg = _CLASSES_BY_ID[type_id]()
     msg.ParseFromString(payload)
     return msg
 
 
+_TYPE_IDS_BY_CLASS: dict[type, int] = {CLASSES[name]: type_id for name, type_id in TYPE_IDS.items()}
+_CLASSES_BY_ID: dict[int, type] = {type_id: cls for cls, type_id in _TYPE_IDS_BY_CLASS.items()}
+_SUSPENSION = TYPE_IDS["Suspension"]
+
+
 def type_id_of(msg: Any) -> int:
-    return TYPE_IDS[msg.DESCRIPTOR.name]
+    type_id = _TYPE_IDS_BY_CLASS.get(type(msg))
+    return type_id if type_id is not None else TYPE_IDS[msg.DESCRIPTOR.name]
+

@@ -9,7 +9,11 @@
 
 Both only observe, for the attempt running in the current context; elsewhere the wrappers just delegate.
 
-3. BaseExceptions from handler code. The SDK lets KeyboardInterrupt and SystemExit through without recording
+3. When a ctx.run closure begins to execute (the SDK runs it only once its progress loop gets to it, not
+   when the Run command is sent): counted on the attempt, so a strategy that holds the attempt's messages
+   can tell a closure still running from one whose proposal waits in the queue.
+
+4. BaseExceptions from handler code. The SDK lets KeyboardInterrupt and SystemExit through without recording
    anything, and takes a CancelledError for its own cancellation and swallows it, leaving the attempt
    hanging. `invoke_handler` is wrapped to hand them to the SDK as an ordinary failure (so the attempt ends
    with an Error carrying the stack trace), noting the original on the attempt; an async ctx.run closure
@@ -111,7 +115,7 @@ def install() -> bool:
 
 
 def _wrap_handler_code() -> bool:
-    """Wrap the SDK's invoke_handler and ServerInvocationContext.create_run_coroutine (see 3. above)."""
+    """Wrap the SDK's invoke_handler and ServerInvocationContext.create_run_coroutine (see 3. and 4. above)."""
     try:
         from restate import server_context
     except ImportError:  # pragma: no cover - the SDK is a hard dependency
@@ -135,6 +139,9 @@ def _wrap_handler_code() -> bool:
 
     @functools.wraps(orig_run)
     async def create_run_coroutine(self: Any, *args: Any, **kwargs: Any) -> Any:
+        started = current_attempt.get()
+        if started is not None:
+            started.runs_started += 1  # its proposal, once sent, says it has finished
         try:
             return await orig_run(self, *args, **kwargs)
         except (KeyboardInterrupt, SystemExit) as exc:

@@ -1,6 +1,10 @@
 """Attempts: the engine's part that opens an attempt of an invocation (Start and its journal to the SDK's
-app), takes each message the SDK sends as it sends it (commands to the commands part, run proposals, the
-terminal End, Suspension or Error), and ends it (the invocation completes, suspends or retries)."""
+app), takes each message the SDK sends (commands to the commands part, run proposals, the terminal End,
+Suspension or Error), and ends it (the invocation completes, suspends or retries).
+
+Each message, and the end of the stream, is an event of the scheduler (kind "message", one FIFO per
+attempt so its stream keeps its order). The default strategy holds no messages: they are handled
+synchronously as the SDK sends them, with no cost per message (the callbacks are bound directly)."""
 
 from __future__ import annotations
 
@@ -18,7 +22,10 @@ from .faults import Faults
 from .journal import answered_completion_ids, describe_entry
 from .model import NO_RUNS, Failure, Invocation, JournalEntry, Target
 from .recovery import Recovery
+from .scheduler import Scheduler
 from .waiting import Waiter
+
+TERMINAL = ("End", "Suspension", "Error")
 
 
 class AttemptHost(Protocol):
@@ -28,6 +35,7 @@ class AttemptHost(Protocol):
 
     mode: str
     faults: Faults
+    scheduler: Scheduler
     _progress: int
 
     @property
@@ -102,8 +110,12 @@ class Attempts:
         if inv.journal[-1].type_id == TYPE_IDS["Output"]:
             # stored by an attempt that died before its End: this one replays it and only sends End
             run.output = inv.journal[-1].msg
-        attempt.on_message = lambda item: self._on_message(run, item)
-        attempt.on_end = lambda ended: self._on_attempt_end(run, ended)
+        if "message" in self.host.scheduler.held:  # the strategy decides when each message is handled
+            attempt.on_message = lambda item: self._post_message(run, item)
+            attempt.on_end = lambda ended: self._post_end(run, ended)
+        else:
+            attempt.on_message = lambda item: self._on_message(run, item)
+            attempt.on_end = lambda ended: self._on_attempt_end(run, ended)
         attempt.on_waiting = self.host._waiter.touch
         attempt.before_read = self.host._recovery.before_sdk_reads  # the store writes before the SDK hears
         inv.attempt = attempt
@@ -137,6 +149,46 @@ class Attempts:
             for k, v in self.host._state.get((inv.target.service, inv.target.key or ""), {}).items():
                 start.state_map.add(key=k.encode(), value=v)
         return start
+
+    def _post_message(self, run: AttemptRun, item: Received) -> None:
+        """A message from the SDK, held by the scheduler: handled when the strategy picks it (if its attempt
+        is still this runtime's then: a crash or restart cuts it off)."""
+        self.host._waiter.last_activity = time.monotonic()
+        name = item.name
+        if name in TERMINAL:
+            run.sent_terminal = True  # the SDK now only waits for the input to close: blocked on the engine
+        elif name == "ProposeRunCompletion":
+            run.proposed += 1  # its closure has finished
+        self.host.scheduler.post(("attempt", run.inv.id), f"message {item.name} from {run.inv.id}",
+                                 lambda: self._on_message(run, item) if self.runs.get(run.inv.id) is run else None,
+                                 "message")
+        self.host._waiter.touch()
+
+    def _post_end(self, run: AttemptRun, ended: AttemptEnded) -> None:
+        """The end of the stream, after the messages before it (a loop shutting down: at once, nothing of
+        that attempt is recorded anyway)."""
+        if ended.lost:
+            self._on_attempt_end(run, ended)
+            return
+        run.ended = True
+        self.host.scheduler.post(("attempt", run.inv.id), f"message end of the attempt of {run.inv.id}",
+                                 lambda: self._on_attempt_end(run, ended) if self.runs.get(run.inv.id) is run else None,
+                                 "message")
+        self.host._waiter.touch()
+
+    def blocked_by_queue(self, inv: Invocation) -> bool:
+        """Whether `inv`'s attempt is blocked on the engine as what it posted says (its messages may wait
+        in the queue, unhandled): its stream ended (the end waits), it sent its terminal message (the SDK
+        waits for the input to close), or the SDK waits for external progress with no ctx.run closure
+        running (each one it began has posted its proposal)."""
+        run = self.runs.get(inv.id)
+        if run is None:
+            return False
+        if run.ended:
+            return True
+        if run.attempt.input_closed:
+            return False  # it winds down: busy until its end
+        return run.sent_terminal or (run.attempt.sdk_waiting and run.attempt.runs_started == run.proposed)
 
     def _on_message(self, run: AttemptRun, item: Received) -> None:
         """One message from the SDK, handled synchronously as the SDK sends it."""
@@ -320,7 +372,8 @@ def related_fields(e: Any) -> tuple[int | None, str | None, str | None]:
 class AttemptRun:
     """What one attempt has seen so far."""
 
-    __slots__ = ("attempt", "broken", "broken_code", "inv", "output", "stored_before", "terminal")
+    __slots__ = ("attempt", "broken", "broken_code", "ended", "inv", "output", "proposed", "sent_terminal",
+                 "stored_before", "terminal")
 
     def __init__(self, inv: Invocation, attempt: Attempt, stored_before: int) -> None:
         self.inv, self.attempt, self.stored_before = inv, attempt, stored_before
@@ -328,6 +381,10 @@ class AttemptRun:
         self.output: Any = None
         self.broken: str | None = None
         self.broken_code = 500
+        # set when posted, for a strategy that holds messages (see Attempts.blocked_by_queue)
+        self.sent_terminal = False
+        self.ended = False
+        self.proposed = 0  # run proposals posted (see Attempts.blocked_by_queue)
 
 
 def diverged(inv: Invocation, command_index: int) -> str | None:

@@ -199,6 +199,11 @@ class TimerHeap:
         return wake
 
     def pop_due(self, now_ms: int) -> Timer | None:
+        # the common answer, "nothing is due", read off the heads without building keys (cancelled heads
+        # are at worst early, which only sends the look below)
+        if ((not self._wake or self._wake[0][0] > now_ms)
+                and all(not lane or lane[0].due_ms > now_ms for lane in self._lanes.values())):
+            return None
         t = self.next_due()
         if t is None or t.due_ms > now_ms:
             return None

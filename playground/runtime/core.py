@@ -58,7 +58,7 @@ class Engine:
         self._clock = make_clock(clock, start)
         self._seed = seed
         # decides the order of events where Restate leaves it open (default: as the engine posts them)
-        self.scheduler = Scheduler()
+        self.scheduler = Scheduler(now=self._clock.now_ms, busy=self._any_busy)
         self._requests = IngressOrder(self.scheduler)  # ingress requests in flight together: their own sources
         self._seeded_ids = ids.SeededIds(seed)  # plain invocations' ids (a restore continues the sequence)
         self._registry = Registry()  # the services this engine knows (see registry.py)
@@ -106,9 +106,14 @@ class Engine:
             self._commit = commit
         self._commit()  # a new store starts with the clock and the services
 
+    def _any_busy(self) -> bool:
+        """Whether an attempt is running handler code (the scheduler's one-at-a-time strategies ask)."""
+        return self._waiter.any_busy()
+
     def _reset_tables(self) -> None:
         """The in-memory tables, empty (at construction, and before a restore from the store)."""
         self._timers.clear()
+        self.scheduler.clear()
         self._invocations: dict[str, Invocation] = {}
         self._by_start_id: dict[bytes, Invocation] = {}
         self._state: dict[tuple[str, str], dict[str, bytes]] = {}

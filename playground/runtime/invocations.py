@@ -12,10 +12,11 @@ from ..protocol.deployment import HandlerInfo
 from . import ids
 from .clock import check_due
 from .common import DAY_MS, INPUT_MESSAGE, TYPE_IDS, Registered, check_request, value_or_failure
-from .journal import answered_completion_ids, awaited, call_target_id
+from .journal import answered_completion_ids, awaited, call_target_id, wakes
 from .model import DONE, Failure, Invocation, JournalEntry, Target, TransientError
 
 if TYPE_CHECKING:
+    from ..protocol.driver import Attempt
     from .attempts import Attempts
     from .keys import Keys
     from .records import Records
@@ -207,11 +208,21 @@ class Lifecycle:
             return  # e.g. a killed caller: its journal takes no new entries
         self.host._progress += 1
         msg = messages.new(kind, **fields)
-        self.append(inv, TYPE_IDS[kind], msg)
+        entry = self.append(inv, TYPE_IDS[kind], msg)
         attempt = inv.attempt
-        if attempt is not None and attempt.notify(msg):
-            inv.journal[-1].seen_by_attempt = inv.attempts  # the SDK wakes up; busy until it blocks again
-        elif inv.status == "suspended" and _wakes(inv, msg):
+        if attempt is not None and "notify" in self.host.scheduler.held:  # the strategy decides when it hears it
+            self.host.scheduler.post(("notify", inv.id), f"notify {inv.id} {kind}",
+                                     lambda: self._hand_over(inv, attempt, entry), "notify")
+        elif attempt is not None and attempt.notify(msg):
+            entry.seen_by_attempt = inv.attempts  # the SDK wakes up; busy until it blocks again
+        elif inv.status == "suspended" and wakes(inv, msg):
+            self._resume(inv)
+
+    def _hand_over(self, inv: Invocation, attempt: Attempt, entry: JournalEntry) -> None:
+        """A held notification reaches its attempt (a later one reads it from the journal), or resumes."""
+        if inv.attempt is attempt and not inv.killing and attempt.notify(entry.msg):
+            entry.seen_by_attempt = inv.attempts
+        elif inv.status == "suspended" and wakes(inv, entry.msg):
             self._resume(inv)
 
     def on_suspended(self, inv: Invocation, fut: Any, stored_before: int) -> None:
@@ -223,7 +234,7 @@ class Lifecycle:
         # after the input closed; anything stored while it ran with a closed input, as in always_suspend).
         # What the attempt did see cannot be what it still waits for (e.g. a second await on one signal).
         attempt_no = inv.attempts
-        if any(_wakes(inv, e.msg) for e in inv.journal[stored_before:]
+        if any(wakes(inv, e.msg) for e in inv.journal[stored_before:]
                if messages.is_notification(e.type_id) and e.seen_by_attempt != attempt_no):
             self._resume(inv)
 
@@ -383,17 +394,6 @@ class Lifecycle:
                 if child is not None:
                     out.append(child)
         return out
-
-
-def _wakes(inv: Invocation, msg: Any) -> bool:
-    """Whether notification `msg` is one a suspended `inv` waits for."""
-    if inv.waiting_ids is None:
-        return False
-    completions, signals, named = inv.waiting_ids
-    if msg.DESCRIPTOR.name == "Signal":
-        kind = msg.WhichOneof("signal_id")
-        return (msg.idx in signals) if kind == "idx" else (msg.name in named)
-    return getattr(msg, "completion_id", None) in completions
 
 
 def _not_started(inv: Invocation) -> bool:

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from ..protocol import messages
-from .model import JournalEntry, Target
+from .model import Invocation, JournalEntry, Target
 
 _SIGNAL = messages.TYPE_IDS["Signal"]
 _CALL_ID = messages.TYPE_IDS["CallInvocationIdCompletion"]
@@ -101,3 +101,14 @@ def payload_of(m: Any) -> Any:
             if hasattr(v, "code"):
                 return f"[{v.code}] {v.message}"
     return None
+
+
+def wakes(inv: Invocation, msg: Any) -> bool:
+    """Whether notification `msg` is one a suspended `inv` waits for."""
+    if inv.waiting_ids is None:
+        return False
+    completions, signals, named = inv.waiting_ids
+    if msg.DESCRIPTOR.name == "Signal":
+        kind = msg.WhichOneof("signal_id")
+        return (msg.idx in signals) if kind == "idx" else (msg.name in named)
+    return getattr(msg, "completion_id", None) in completions

@@ -151,8 +151,8 @@ class Restorer:
                 self.host._schedule_start(inv)
             elif inv.status == "backing-off" and inv.next_retry_at is not None:
                 self.host._schedule_retry(inv)
-            elif inv.status in ("running", "backing-off"):  # running when the process died; or parked
-                to_start.append(inv)
+            elif inv.status in ("running", "backing-off") or start_was_held(inv):  # running when the process
+                to_start.append(inv)  # died; or parked; or its start was held
         to_start.extend(self.host._keys.start_free_heads())
         return to_start
 
@@ -223,7 +223,7 @@ class Restorer:
             return  # no loop yet (a script building its runtime before asyncio.run): the first await does it
         pending, self.host._to_start = self.host._to_start, []
         for inv in pending:
-            if not inv.completed and inv.status not in ("paused", "suspended", "scheduled"):
+            if not inv.completed and (inv.status not in ("paused", "suspended", "scheduled") or start_was_held(inv)):
                 self.host._start(inv)
 
     # ------------------------------------------------------------------ handlers that are not registered
@@ -268,3 +268,10 @@ class Restorer:
                 if not inv.completed and inv.status == "backing-off" and inv.next_retry_at is None:
                     self.host._to_start.append(inv)
         self.start_restored()
+
+
+def start_was_held(inv: Invocation) -> bool:
+    """Pending without a key, or suspended with nothing left to wait for: its start was decided and held by
+    the scheduler's strategy when the runtime stopped (the default strategy starts it in the same event)."""
+    return (inv.status == "pending" and inv.lock_key is None) or (
+        inv.status == "suspended" and inv.waiting_ids is None)

@@ -49,9 +49,10 @@ class Timers:
         fired = False
         scheduler = self.scheduler
         while (t := self.heap.pop_due(self.clock.now_ms())) is not None:
-            scheduler.post(("timer", t.seq), t.what, t.action)  # timers due together: the strategy's choice
+            # timers due together: the strategy's choice
+            scheduler.post(("timer", t.seq), t.what, t.action, "timer", t.due_ms)
             fired = True
-            if not scheduler.eager:
+            if "timer" in scheduler.held:
                 nxt = self.heap.next_due()
                 if nxt is None or nxt.due_ms != t.due_ms:
                     scheduler.run_pending()  # this instant's timers, then the next instant's

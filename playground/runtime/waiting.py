@@ -1,5 +1,11 @@
 """Waiting without hanging: when the runtime is idle, skipping virtual time, and raising instead of hanging
-(the explanations of StuckError and DeadlockError come from explain.py)."""
+(the explanations of StuckError and DeadlockError come from explain.py).
+
+Idleness is known, not polled: every state change that can make the engine idle says so (`touch`: the SDK
+blocked on the engine, an attempt ended, an invocation completed or paused, a message held for the
+scheduler), and an await asleep in `quiesce` is woken to look again. The one wall-clock timer left is the
+inactivity watchdog (see `Waiter.arm_watchdog`).
+"""
 
 from __future__ import annotations
 
@@ -31,9 +37,12 @@ def _set_done(fut: asyncio.Future[None]) -> None:
 
 
 class Busy(Protocol):
-    """The invocations busy in an attempt (the attempts part)."""
+    """The invocations busy in an attempt, and whether one with messages held by the scheduler is blocked
+    on the engine (the attempts part)."""
 
     live: set[Invocation]
+
+    def blocked_by_queue(self, inv: Invocation) -> bool: ...
 
 
 class Opener(Protocol):
@@ -82,9 +91,10 @@ class WaitHost(Protocol):
 
 class Waiter:
     """The engine's part that decides when nothing can progress, and waits without hanging. It owns the
-    awaits asleep on the loop (`sleepers`), the heartbeat that wakes them, the interrupts of handler code
+    awaits asleep on the loop (`sleepers`), the inactivity watchdog, the interrupts of handler code
     (`interrupts`) and the time of the last activity. The engine calls quiesce, await_done, touch, wake,
-    on_edge, interrupt_awaits, wake_all_awaits and stop_heartbeat."""
+    on_edge, interrupt_awaits, wake_all_awaits and stop_watchdog."""
+
 
     def __init__(self, host: WaitHost) -> None:
         self.host = host
@@ -92,15 +102,17 @@ class Waiter:
         self.sleepers: set[asyncio.Future[None]] = set()  # waiters in quiesce
         self.check_scheduled = False
         # A loop callback, never a task: a closing loop drops it, and nothing is left running.
-        self.heartbeat: tuple[asyncio.AbstractEventLoop, asyncio.TimerHandle] | None = None  # and its loop
+        self.watchdog: tuple[asyncio.AbstractEventLoop, asyncio.TimerHandle] | None = None  # and its loop
         # (invocation id, message) of each interrupt of handler code; awaits raise KeyboardInterrupt for
         # the ones that happened while they waited (see raise_if_interrupted)
         self.interrupts: list[tuple[str, str]] = []
 
-    def stop_heartbeat(self) -> None:
-        if self.heartbeat is not None:
-            self.heartbeat[1].cancel()
-        self.heartbeat = None
+    def stop_watchdog(self) -> None:
+        if self.watchdog is not None:
+            self.watchdog[1].cancel()
+        self.watchdog = None
+
+    stop_heartbeat = stop_watchdog  # the name recovery.py calls
 
     # ------------------------------------------------------------------ idleness
     @staticmethod
@@ -109,23 +121,47 @@ class Waiter:
         return (a is not None and a.sdk_waiting and not a.input_closed
                 and not inv.pending_runs)
 
+    def _is_busy(self, inv: Invocation) -> bool:
+        """Running handler code: not blocked on the engine as observed (sdk_hooks), nor by what it posted
+        and a strategy holds (its terminal message or its end wait in the queue: see blocked_by_queue)."""
+        if self._is_blocked(inv):
+            return False
+        return not (self.host.scheduler.held and self.host._attempts.blocked_by_queue(inv))
+
     def _busy(self) -> list[Invocation]:
-        return [inv for inv in self.host._attempts.live if not self._is_blocked(inv)]
+        return [inv for inv in self.host._attempts.live if self._is_busy(inv)]
 
     def any_busy(self) -> bool:
-        return any(not self._is_blocked(inv) for inv in self.host._attempts.live)
+        for inv in self.host._attempts.live:
+            if not self._is_blocked(inv) and not (self.host.scheduler.held
+                                                  and self.host._attempts.blocked_by_queue(inv)):
+                return True
+        return False
 
     async def quiesce(self, until: Invocation | None = None, seen: int | None = None) -> None:
         """Return when nothing can progress at the current time, or `until` has completed.
 
         A waiter sleeps on a future of its own, woken by its invocation completing, by the idle check that
-        each state change schedules (once per loop turn, however many waiters), or by the heartbeat.
+        each state change schedules (once per loop turn, however many waiters), or by the watchdog.
         Raises KeyboardInterrupt when handler code it waits on is interrupted after interrupt number `seen`.
         """
         __tracebackhide__ = True  # IPython (and pytest) show the user's frame, not the runtime's
-        loop = asyncio.get_running_loop()
         if seen is None:
             seen = len(self.interrupts)
+        self._before_waiting()
+        while True:
+            self.raise_if_interrupted(seen, until)
+            if until is not None and until.completed:
+                return
+            self.host._timers.fire_due()
+            if not self.any_busy():
+                if await self._idle(until, seen):
+                    return
+                continue
+            if await self._sleep(until):
+                return
+
+    def _before_waiting(self) -> None:
         if self.host._closed is not None:
             self.host._recovery.check_open()
         if self.host._to_start:
@@ -133,43 +169,53 @@ class Waiter:
             self.host._commit()
         if self.host._clock.follows_wall_time:
             self.host._timers.arm()  # e.g. timers restored from a store, or set up before this loop ran
-        while True:
-            self.raise_if_interrupted(seen, until)
-            if until is not None and until.completed:
-                return
-            self.host._timers.fire_due()
-            if not self.any_busy():
-                # let callbacks already scheduled on the loop run, then look again
-                for _ in range(2):
-                    await asyncio.sleep(0)
-                self.raise_if_interrupted(seen, until)
-                if until is not None and until.completed:
-                    return
-                # nothing runs: held events (in the strategy's order), then due timers, may start something
-                if (not self.any_busy() and (self.host.scheduler.eager or not self.host.scheduler.run_pending())
-                        and not self.host._timers.fire_due()):
-                    return
-                continue
-            fut = loop.create_future()
-            self.sleepers.add(fut)
-            if until is not None:
-                assert isinstance(until.waiters, list)  # a live invocation's (DONE only once it completes)
-                until.waiters.append(fut)
-            if self.heartbeat is None or self.heartbeat[0] is not loop:  # none yet, or left on a closed loop
-                self.heartbeat = (loop, loop.call_later(1.0, self._beat))
-            await fut
+
+    async def _idle(self, until: Invocation | None, seen: int) -> bool:
+        """No attempt runs: whether the wait is over (True), or something was started (False)."""
+        __tracebackhide__ = True  # IPython (and pytest) show the user's frame, not the runtime's
+        # Cell code running beside this await in another task gets two loop turns to post its work before
+        # idleness is decided (`call = asyncio.ensure_future(rt.object_call(...))` then `await rt.settle()`:
+        # the call has not run when settle first looks). The engine's own events need none: they are
+        # posted, or touch, as they happen.
+        for _ in range(2):
+            await asyncio.sleep(0)
+        self.raise_if_interrupted(seen, until)
+        if until is not None and until.completed:
+            return True
+        # nothing runs: held events (in the strategy's order), then due timers, may start something
+        if self.any_busy():
+            return False
+        scheduler = self.host.scheduler
+        if scheduler.pending and scheduler.run_pending():
             if self.host._closed is not None:
-                self.host._recovery.check_open()
-            if until is not None and self.host._invocations.get(until.id, until) is not until:
-                return  # restarted from the store: the caller goes on with the restored record
-            if until is not None and self.host._wait.cycle_reached_from(until.id) is not None:
-                return  # deadlocked: the caller reports it at once, without waiting for the rest to go idle
-            if time.monotonic() - self.last_activity > INACTIVITY_TIMEOUT_S and self.any_busy():
-                busy = ", ".join(f"{i.id} {i.target}" for i in self._busy())
-                raise StuckError(
-                    f"handler code has run for over {INACTIVITY_TIMEOUT_S:.0f} s without finishing or "
-                    f"reaching a Restate await: {busy}. Is it waiting on something outside Restate (a plain "
-                    f"asyncio future, a lock, a network call)?")
+                self.host._recovery.check_open()  # an event it ran stopped the runtime (a full disk)
+            return False
+        return not self.host._timers.fire_due()
+
+    async def _sleep(self, until: Invocation | None) -> bool:
+        """An attempt runs: sleep until something changes; whether the wait is over (True)."""
+        __tracebackhide__ = True  # IPython (and pytest) show the user's frame, not the runtime's
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        self.sleepers.add(fut)
+        if until is not None:
+            assert isinstance(until.waiters, list)  # a live invocation's (DONE only once it completes)
+            until.waiters.append(fut)
+        self.arm_watchdog(loop)
+        await fut
+        if self.host._closed is not None:
+            self.host._recovery.check_open()
+        if until is not None and self.host._invocations.get(until.id, until) is not until:
+            return True  # restarted from the store: the caller goes on with the restored record
+        if until is not None and self.host._wait.cycle_reached_from(until.id) is not None:
+            return True  # deadlocked: the caller reports it at once, without waiting for the rest to go idle
+        if time.monotonic() - self.last_activity > INACTIVITY_TIMEOUT_S and self.any_busy():
+            busy = ", ".join(f"{i.id} {i.target}" for i in self._busy())
+            raise StuckError(
+                f"handler code has run for over {INACTIVITY_TIMEOUT_S:.0f} s without finishing or "
+                f"reaching a Restate await: {busy}. Is it waiting on something outside Restate (a plain "
+                f"asyncio future, a lock, a network call)?")
+        return False
 
     @staticmethod
     def wake(futures: list[asyncio.Future[None]] | set[asyncio.Future[None]]) -> None:
@@ -179,13 +225,21 @@ class Waiter:
         if futures:
             futures.clear()
 
-    def _beat(self) -> None:
-        """Wake waiters once a second while anyone waits, so the inactivity check runs."""
-        self.heartbeat = None
-        if self.sleepers:
-            self.wake(self.sleepers)
-            loop = asyncio.get_running_loop()
-            self.heartbeat = (loop, loop.call_later(1.0, self._beat))
+    def arm_watchdog(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The one wall-clock timer of the engine, armed while an await sleeps: when the inactivity limit
+        has passed since the last message from an attempt, it wakes the sleeping awaits, which raise
+        StuckError if handler code is still busy. It is needed because handler code that never reaches a
+        Restate await (it waits on a plain asyncio future, a lock, a network call) posts no event and
+        never blocks on the engine: nothing else would ever wake an await on it. Every other wake-up is
+        an event (see `touch`)."""
+        if self.watchdog is not None and self.watchdog[0] is loop:
+            return  # armed on this loop (at the latest for an earlier deadline: it re-arms when it fires)
+        delay = max(0.0, self.last_activity + INACTIVITY_TIMEOUT_S - time.monotonic()) + 0.01
+        self.watchdog = (loop, loop.call_later(delay, self._watchdog_fired))
+
+    def _watchdog_fired(self) -> None:
+        self.watchdog = None
+        self.wake(self.sleepers)  # each looks at the time since the last activity, then sleeps (and re-arms)
 
     def touch(self) -> None:
         """Something may have become idle: check once, on the next loop turn."""
@@ -229,8 +283,9 @@ class Waiter:
             if _completed(inv):  # (by what ran meanwhile)
                 return inv
             self.host._explainer.raise_if_deadlocked(inv, what)
-            # Idle. Code running beside this await (another task, the rest of a cell that started it in the
-            # background) may still complete what it waits on: give it a few loop turns before deciding.
+            # Idle. Code running beside this await (the rest of a cell that started it in the background,
+            # e.g. `rt.reject_awakeable(...)` after `await rt.settle()`) may still complete what it waits
+            # on: give it a few loop turns before deciding it is stuck. Nothing of the engine's needs them.
             epoch = self.host._progress
             for _ in range(4):
                 await asyncio.sleep(0)

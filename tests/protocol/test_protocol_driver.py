@@ -464,6 +464,19 @@ def test_received_name_falls_back_to_hex_for_unknown_ids() -> None:
     assert Received(0x0499, 0, None).name == "0x499"
 
 
+def test_received_parses_its_payload_once_when_the_message_is_first_read() -> None:
+    payload = messages.new("CommandAck", command_index=3).SerializeToString()
+    item = Received(messages.TYPE_IDS["CommandAck"], 0, None, payload)
+    first = item.msg
+    assert first.command_index == 3
+    assert item.msg is first
+
+
+def test_received_keeps_a_message_given_to_it() -> None:
+    msg = messages.new("End")
+    assert Received(messages.TYPE_IDS["End"], 0, msg).msg is msg
+
+
 # --- the driver against small fake apps ---------------------------------------------------------------------
 
 

@@ -681,3 +681,4 @@ def test_new_builds_nested_messages_by_short_name() -> None:
 def test_new_accepts_a_field_called_name(message: str) -> None:
     msg = messages.new(message, name="work")
     assert msg.name == "work"
+

@@ -4,16 +4,20 @@ before A; each strategy picks one allowed order, and no strategy can pick a forb
 
 from __future__ import annotations
 
+import random
+
 import pytest
 import restate
 
 import playground as pg
 from playground.runtime.scheduler import (
+    KINDS,
     AsPosted,
     NewestSourceFirst,
     OldestFirst,
     Scheduler,
     Scripted,
+    Stepwise,
     Strategy,
 )
 
@@ -80,6 +84,33 @@ async def test_every_strategy_keeps_a_before_b_and_together_they_reach_every_all
     orders = await every_order()
     assert orders == {("A", "B", "C"), ("A", "C", "B"), ("C", "A", "B")}
     assert all(order.index("A") < order.index("B") for order in orders)
+
+
+class RandomEverything(Strategy):
+    """Holds every kind of event (messages from attempts and notifications too), picks at random and
+    yields at random; `one_at_a_time` as given."""
+
+    holds = KINDS
+
+    def __init__(self, seed: int, one_at_a_time: bool) -> None:
+        self.random = random.Random(seed)
+        self.one_at_a_time = one_at_a_time
+
+    def choose(self, ready) -> int:
+        return self.random.randrange(len(ready))
+
+    def yields(self, ready, ran) -> bool:
+        return self.random.random() < 0.3
+
+
+@pytest.mark.parametrize("one_at_a_time", [False, True])
+async def test_holding_every_kind_of_event_still_never_puts_b_before_a(one_at_a_time: bool) -> None:
+    orders = {tuple(await lines_written(RandomEverything(seed, one_at_a_time))) for seed in range(40)}
+    assert orders == {("A", "B", "C"), ("A", "C", "B"), ("C", "A", "B")}
+
+
+async def test_stepwise_runs_the_example_in_the_order_the_events_were_posted() -> None:
+    assert await lines_written(Stepwise()) == ["A", "B", "C"]
 
 
 def test_a_scheduler_keeps_one_senders_events_in_order_whatever_the_strategy_chooses() -> None:
