@@ -1,0 +1,222 @@
+"""Memory of the embedded runtime: what a completed invocation keeps, what a key leaves behind, what an attempt
+in flight costs, the garbage collector's share and whether the per-call cost stays flat as records pile up.
+
+Run by hand from the repository root:
+
+    python benchmarks/bench_memory.py                  # every row at its default size
+    python benchmarks/bench_memory.py --rows retained,keys --n 20000
+    python benchmarks/bench_memory.py --rows flat --flat-max 1000000    # the 1M row (minutes)
+
+Each row runs in a fresh Python process (so one row's heap does not blur the next one's RSS), on a fresh
+`pg.Runtime`, warmed up with a few hundred calls, then:
+
+- retained (trivial call / distinct object keys): n sequential calls whose invocations are all still kept
+  (retention is a day of virtual time); bytes per completed invocation, as RSS growth and as tracemalloc's
+  count (two processes: tracemalloc's own bookkeeping would inflate the RSS); for the object row, how many
+  inboxes and lock entries the n idle keys left.
+- in flight: n one-way `service_send`s, all accepted before the loop runs any of them, so all n attempts are
+  in flight together; then settle. Peak RSS growth (ru_maxrss) per send, and what stays per send afterwards.
+- flat / GC: N sequential trivial calls; µs per call over the last 1,000 calls before 1k, 10k, 100k (and
+  1M with --flat-max), and the share of the time spent in the garbage collector (gc.callbacks).
+
+The targets (issue 17): at most 1.5 KB per completed invocation, no per-key leftovers, at most 8 KB per
+attempt in flight, the GC's share under 5% at 100k, the per-call cost flat from 1k to 100k (1M).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as _dt
+import gc
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+import tracemalloc
+from pathlib import Path
+
+_ROOT = Path(__file__).resolve().parents[1]
+if str(_ROOT) not in sys.path:
+    sys.path.insert(0, str(_ROOT))
+
+import restate  # noqa: E402
+from restate import Context, ObjectContext  # noqa: E402
+
+import playground as pg  # noqa: E402
+
+WARMUP = 300
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+greeter = restate.Service("MemGreeter")
+
+
+@greeter.handler()
+async def greet(ctx: Context, name: str) -> str:
+    return "Hello " + name
+
+
+counter = restate.VirtualObject("MemCounter")
+
+
+@counter.handler()
+async def add(ctx: ObjectContext, delta: int) -> int:
+    value = (await ctx.get("value", type_hint=int) or 0) + delta
+    ctx.set("value", value)
+    return value
+
+
+def rss() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * PAGE
+
+
+def peak_rss() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # kB on Linux
+
+
+# ---------------------------------------------------------------------------------------------- rows (child side)
+
+
+async def retained(kind: str, n: int, traced: bool) -> dict:
+    rt = pg.Runtime(greeter, counter)
+
+    async def call(i: int) -> None:
+        if kind == "trivial":
+            await rt.service_call(greet, arg="x")
+        else:
+            await rt.object_call(add, key=f"key-{i}", arg=1)
+
+    for i in range(WARMUP):
+        await call(-i - 1)
+    gc.collect()
+    if traced:
+        tracemalloc.start()
+        before = tracemalloc.get_traced_memory()[0]
+    else:
+        before = rss()
+    for i in range(n):
+        await call(i)
+    gc.collect()
+    after = tracemalloc.get_traced_memory()[0] if traced else rss()
+    kept = sum(1 for _ in rt.all_invocations())
+    assert kept == n + WARMUP, kept
+    keys = rt._keys
+    return {"per_invocation": (after - before) / n, "inboxes": len(keys.inboxes), "locks": len(keys.locks)}
+
+
+async def in_flight(n: int) -> dict:
+    rt = pg.Runtime(greeter)
+    for _ in range(WARMUP):
+        await rt.service_call(greet, arg="x")
+    gc.collect()
+    base, peak_before = rss(), peak_rss()
+    for _ in range(n):
+        await rt.service_send(greet, arg="x")  # accepted; the attempt runs once the loop gets control
+    together = len(rt._attempts.runs)
+    assert together >= n, together  # (the last warm-up attempt may still be winding down)
+    await rt.settle()
+    peak = peak_rss()
+    gc.collect()
+    after = rss()
+    assert peak > peak_before  # the sends' peak is the process's peak
+    return {"peak_per_attempt": (peak - base) / n, "after_per_send": (after - base) / n, "together": together}
+
+
+async def flat(n: int) -> dict:
+    rt = pg.Runtime(greeter)
+    for _ in range(WARMUP):
+        await rt.service_call(greet, arg="x")
+    gc.collect()
+    gc_time = 0.0
+    started = 0.0
+
+    def on_gc(phase: str, info: dict) -> None:
+        nonlocal gc_time, started
+        if phase == "start":
+            started = time.perf_counter()
+        else:
+            gc_time += time.perf_counter() - started
+
+    marks = [m for m in (1_000, 10_000, 100_000, 1_000_000) if m <= n]
+    windows: dict[str, float] = {}
+    gc.callbacks.append(on_gc)
+    t0 = time.perf_counter()
+    window_start = t0
+    try:
+        for i in range(1, n + 1):
+            if i in (m - 999 for m in marks):
+                window_start = time.perf_counter()
+            await rt.service_call(greet, arg="x")
+            if i in marks:
+                windows[f"{i:,}"] = (time.perf_counter() - window_start) / 1000 * 1e6
+        total = time.perf_counter() - t0
+    finally:
+        gc.callbacks.remove(on_gc)
+    return {"us_at": windows, "gc_share": gc_time / total, "total_s": total}
+
+
+# ---------------------------------------------------------------------------------------------- parent side
+
+
+def child(args: list[str]) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--child", *args], capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise SystemExit(f"row {args} failed:\n{out.stderr}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def kb(b: float) -> str:
+    return f"{b / 1024:,.2f} KB"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--rows", default="retained,keys,inflight,flat")
+    p.add_argument("--n", type=int, default=10_000, help="calls per retained row (default 10,000)")
+    p.add_argument("--inflight", type=int, default=10_000, help="sends in flight together (default 10,000)")
+    p.add_argument("--flat-max", type=int, default=100_000, help="sequential calls of the flat row")
+    p.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    a = p.parse_args()
+    if a.child:
+        row, *rest = a.child
+        if row == "retained":
+            result = asyncio.run(retained(rest[0], int(rest[1]), rest[2] == "traced"))
+        elif row == "inflight":
+            result = asyncio.run(in_flight(int(rest[0])))
+        else:
+            result = asyncio.run(flat(int(rest[0])))
+        print(json.dumps(result))
+        return
+
+    rows = a.rows.split(",")
+    print(f"# bench_memory {_dt.datetime.now(_dt.UTC):%Y-%m-%d %H:%M} UTC, Python {platform.python_version()}, "
+          f"{platform.machine()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}")
+    print("| row | measured | target |\n|---|---|---|")
+    for kind, row in (("trivial", "retained"), ("object", "keys")):
+        if row not in rows:
+            continue
+        r = child(["retained", kind, str(a.n), "rss"])
+        t = child(["retained", kind, str(a.n), "traced"])
+        label = "trivial call" if kind == "trivial" else "object call, a new key each time"
+        print(f"| kept per completed invocation, {label} (n={a.n:,}) | {kb(r['per_invocation'])} RSS, "
+              f"{kb(t['per_invocation'])} traced | ≤ 1.5 KB |")
+        if kind == "object":
+            print(f"| inboxes / lock entries left by {a.n + WARMUP:,} idle keys | {r['inboxes']:,} / {r['locks']:,} "
+                  f"| 0 / 0 |")
+    if "inflight" in rows:
+        r = child(["inflight", str(a.inflight)])
+        print(f"| peak per attempt, {a.inflight:,} service sends in flight | {kb(r['peak_per_attempt'])} RSS "
+              f"({kb(r['after_per_send'])} kept after) | ≤ 8 KB |")
+    if "flat" in rows:
+        r = child(["flat", str(a.flat_max)])
+        per = ", ".join(f"{us:.0f} µs at {m}" for m, us in r["us_at"].items())
+        print(f"| per call, sequential trivial calls (last 1,000 before each mark) | {per} | flat |")
+        print(f"| GC share of {a.flat_max:,} sequential calls ({r['total_s']:.1f} s) | {r['gc_share']:.1%} | < 5% |")
+
+
+if __name__ == "__main__":
+    main()
