@@ -442,6 +442,7 @@ class Engine(Ingress):
         self._release_lock(inv)
         callers, waiters = inv.callers, inv.waiters
         inv.callers = inv.waiters = DONE  # a completed invocation keeps no wait lists (it may be retained a day)
+        inv.settle()
         self._wait.remove_all_from(inv.id)
         for caller, cid, kind in callers:
             self._wait.remove(caller.id, inv.id)

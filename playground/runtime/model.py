@@ -15,7 +15,7 @@ from ..protocol.deployment import Deployment, HandlerInfo, ServiceInfo
 from ..protocol.driver import Attempt
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Target:
     service: str
     handler: str
@@ -25,22 +25,47 @@ class Target:
         return f"{self.service}/{self.key}/{self.handler}" if self.key is not None else f"{self.service}/{self.handler}"
 
 
-@dataclass(slots=True)
+_HEADER_BYTES = 8  # a frame's header (u16 type, u16 flags, u32 length; see protocol/framing.py)
+
+
 class JournalEntry:
-    type_id: int
-    msg: Any
-    appended_at: int  # virtual ms since epoch
-    _frame: bytes | None = field(default=None, repr=False)
-    # Sleep: the virtual wake-up time; OneWayCall: the virtual time the callee starts. The SDK's own
-    # wake_up_time/invoke_time fields hold wall-clock instants, which mean nothing on a virtual clock.
-    due_ms: int | None = None
-    seen_by_attempt: int = 0  # the attempt that received this notification live (0: none did)
+    """One journal entry. A settled entry (its invocation completed, and kept until its retention passes)
+    keeps only its encoded frame: its message is decoded again whenever it is read, so the hundreds of bytes
+    of each decoded protobuf message are not kept for a day."""
+
+    __slots__ = ("_frame", "_msg", "appended_at", "due_ms", "seen_by_attempt", "type_id")
+
+    def __init__(self, type_id: int, msg: Any, appended_at: int, _frame: bytes | None = None,
+                 due_ms: int | None = None, seen_by_attempt: int = 0) -> None:
+        self.type_id = type_id
+        self._msg = msg
+        self.appended_at = appended_at  # virtual ms since epoch
+        self._frame = _frame
+        # Sleep: the virtual wake-up time; OneWayCall: the virtual time the callee starts. The SDK's own
+        # wake_up_time/invoke_time fields hold wall-clock instants, which mean nothing on a virtual clock.
+        self.due_ms = due_ms
+        self.seen_by_attempt = seen_by_attempt  # the attempt that received this notification live (0: none did)
+
+    @property
+    def msg(self) -> Any:
+        msg = self._msg
+        if msg is None:  # settled: decoded from its frame, and not kept
+            frame = self._frame
+            assert frame is not None
+            return messages.parse(self.type_id, frame[_HEADER_BYTES:])
+        return msg
 
     def frame(self) -> bytes:
         """The encoded frame, made once: every replay sends the same bytes."""
         if self._frame is None:
-            self._frame = framing.encode(self.msg)
+            self._frame = framing.encode(self._msg)
         return self._frame
+
+    def settle(self) -> None:
+        """Keep the frame only (see the class)."""
+        if self._frame is None:
+            self._frame = framing.encode(self._msg)
+        self._msg = None
 
     @property
     def entry_type(self) -> str:
@@ -49,7 +74,19 @@ class JournalEntry:
     @property
     def name(self) -> str:
         field_name = "entry_name" if self.type_id == messages.TYPE_IDS["SendSignal"] else "name"
-        return getattr(self.msg, field_name, "") if hasattr(self.msg, field_name) else ""
+        return getattr(self.msg, field_name, "")
+
+    def _key(self) -> tuple[Any, ...]:
+        return (self.type_id, self.msg, self.appended_at, self.due_ms, self.seen_by_attempt)
+
+    def __eq__(self, other: object) -> bool:
+        return self._key() == other._key() if isinstance(other, JournalEntry) else NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, compared by value (as the dataclass it was)
+
+    def __repr__(self) -> str:
+        return (f"JournalEntry(type_id={self.type_id!r}, msg={self.msg!r}, appended_at={self.appended_at!r}, "
+                f"due_ms={self.due_ms!r}, seen_by_attempt={self.seen_by_attempt!r})")
 
 
 @dataclass
@@ -146,6 +183,12 @@ class Invocation:
     @property
     def lock_key(self) -> tuple[str, str] | None:
         return (self.target.service, self.target.key or "") if self.handler.takes_lock else None
+
+    def settle(self) -> None:
+        """It completed, and is kept until its retention passes: keep its journal compactly (see
+        JournalEntry)."""
+        for e in self.journal:
+            e.settle()
 
     def completion_failure(self) -> str | None:
         return str(self.result) if isinstance(self.result, Failure) else None
