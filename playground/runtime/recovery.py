@@ -300,6 +300,7 @@ class Recovery:
         inv.last_failure = inv.errors[-1] if inv.errors else None
         if inv.completed:
             inv.callers = inv.waiters = ()
+            inv.settle()  # kept compactly until its retention passes
         return inv
 
     def _bind(self, target: Target) -> tuple[Any, Any, Any]:

@@ -100,6 +100,7 @@ async def test_a_completed_invocations_journal_reads_as_it_did_before_it_complet
     entries = [(e.type_id, e.msg, e.appended_at, e.due_ms, e.seen_by_attempt, e.name, e.entry_type, e.frame())
                for e in inv.journal]
     reprs = [repr(e) for e in inv.journal]
+    live = list(inv.journal)
     table = rt.journal(inv.id)
     sql = rt.sql(f"select * from sys_journal where id = '{inv.id}' order by index")
 
@@ -109,7 +110,8 @@ async def test_a_completed_invocations_journal_reads_as_it_did_before_it_complet
     assert [(e.type_id, e.msg, e.appended_at, e.due_ms, e.seen_by_attempt, e.name, e.entry_type, e.frame())
             for e in inv.journal[:n]] == entries
     assert [repr(e) for e in inv.journal[:n]] == reprs
-    assert inv.journal[:n] == [e for e in inv.journal[:n]]  # entries still compare by value
+    assert inv.journal[:n] == live  # entries compare by value
+    assert len(inv.journal) == inv.journal_size == n + 2  # and the sleep's completion, the output
     pd.testing.assert_frame_equal(rt.journal(inv.id).iloc[:n], table)
     after = rt.sql(f"select * from sys_journal where id = '{inv.id}' order by index")
     pd.testing.assert_frame_equal(after.iloc[:n], sql)
