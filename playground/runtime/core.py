@@ -406,8 +406,7 @@ class Engine(Ingress):
         self._dirty.add(inv)
         err = TransientError(inv.attempts, len(inv.journal) - 1, now, failure.code, failure.message, stacktrace,
                              related, *related_fields)
-        inv.errors.append(err)
-        inv.last_failure = err
+        inv.record_error(err)
         inv.retry_count_since_last_entry = 1 if stored else inv.retry_count_since_last_entry + 1
         policy = inv.handler.retry
         if pause:

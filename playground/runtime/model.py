@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import struct
+import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -182,6 +183,27 @@ NO_RUNS: frozenset[int] = frozenset()
 DONE: tuple[()] = ()  # what a completed invocation keeps instead of its wait lists
 
 
+class _NoErrors(list["TransientError"]):
+    """The errors of an invocation none of whose attempts failed (most of them): one empty list shared by all,
+    which refuses to grow (record_error gives an invocation a list of its own)."""
+
+    __slots__ = ()
+
+    def append(self, item: Any) -> None:
+        raise TypeError("NO_ERRORS is shared by every invocation: use Invocation.record_error")
+
+    extend = insert = append  # type: ignore[assignment]
+
+    def copy_shared(self) -> list[TransientError]:
+        """Itself: the default of Invocation.errors (a dataclass takes no list as a default)."""
+        return self
+
+
+NO_ERRORS = _NoErrors()
+# the unkeyed targets of completed invocations, one object each (its handler's), shared by every invocation of it
+_SHARED_TARGETS: dict[Target, Target] = {}
+
+
 @dataclass(eq=False, slots=True)
 class Invocation:
     id: str
@@ -214,7 +236,7 @@ class Invocation:
     retry_count_since_last_entry: int = 0
     next_retry_at: int | None = None
     last_failure: TransientError | None = None
-    errors: list[TransientError] = field(default_factory=list)
+    errors: list[TransientError] = field(default_factory=NO_ERRORS.copy_shared)  # see record_error
     attempt: Attempt | None = None
     pending_runs: set[int] | frozenset[int] = NO_RUNS  # ctx.run closures executing (Run seen, no proposal yet)
     awaiting: Any = None  # the last Future the SDK said it awaits (AwaitingOn/Suspension), for explanations
@@ -253,12 +275,24 @@ class Invocation:
     def lock_key(self) -> tuple[str, str] | None:
         return (self.target.service, self.target.key or "") if self.handler.takes_lock else None
 
+    def record_error(self, err: TransientError) -> None:
+        """A failed attempt: kept in `errors`, and shown as its last failure."""
+        if self.errors is NO_ERRORS:
+            self.errors = []
+        self.errors.append(err)
+        self.last_failure = err
+
     def settle(self) -> None:
-        """It completed, and is kept until its retention passes: keep its journal compactly (see
-        JournalEntry)."""
+        """It completed, and is kept until its retention passes (a day by default): keep it compactly, its
+        journal packed (see PackedJournal) and its target shared with every other invocation of that handler
+        (an unkeyed one: the keyed ones are as many as the keys)."""
         j = self._journal
         if type(j) is list:
             self._journal = PackedJournal.pack(j)
+        if self.target.key is None:
+            self.target = _SHARED_TARGETS.setdefault(self.target, self.target)
+        if self.invoked_by_target is not None:  # one string per caller's target too
+            self.invoked_by_target = sys.intern(self.invoked_by_target)
 
     def completion_failure(self) -> str | None:
         return str(self.result) if isinstance(self.result, Failure) else None

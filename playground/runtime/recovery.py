@@ -378,8 +378,7 @@ class Recovery:
         inv.next_retry_at = None
         if inv.last_failure is None or inv.last_failure.message != message:
             err = TransientError(inv.attempts, len(inv.journal) - 1, self.host._now(), 500, message)
-            inv.errors.append(err)
-            inv.last_failure = err
+            inv.record_error(err)
         self.host._dirty.add(inv)
 
     def rebind(self, names: set[str]) -> None:

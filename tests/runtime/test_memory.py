@@ -130,3 +130,27 @@ async def test_a_completed_invocation_reads_the_same_after_a_restart_from_its_st
     assert restored.completed
     pd.testing.assert_frame_equal(again.journal(inv.id), table)
     assert [e.msg for e in restored.journal] == [e.msg for e in inv.journal]
+
+
+flaky_calls: list[str] = []
+
+
+@echo.handler()
+async def flaky(ctx: restate.Context, text: str) -> str:
+    flaky_calls.append(text)
+    if flaky_calls.count(text) == 1:
+        raise ValueError(f"first attempt of {text}")
+    return text
+
+
+async def test_a_failed_attempt_shows_in_its_own_invocations_errors_only() -> None:
+    rt = pg.Runtime(echo)
+    assert await rt.service_call(shout, arg="a") == "A"
+    assert await rt.service_call(flaky, arg="b") == "b"
+    assert await rt.service_call(shout, arg="c") == "C"
+    invs = list(rt.all_invocations())
+    failed = [inv for inv in invs if inv.errors]
+    assert [inv.target.handler for inv in failed] == ["flaky"]
+    assert len(failed[0].errors) == 1 and "first attempt of b" in failed[0].errors[0].message
+    assert failed[0].last_failure is failed[0].errors[0]
+    assert [(inv.errors, inv.last_failure) for inv in invs if inv not in failed] == [([], None), ([], None)]
