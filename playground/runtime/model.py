@@ -7,7 +7,7 @@ import struct
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, ClassVar
 
 import restate
 
@@ -86,7 +86,8 @@ class JournalEntry:
 
 class PackedJournal:
     """A completed invocation's journal in one bytes object, kept until its retention passes (a day by
-    default): the entry count, each entry's type id, then each one's times and attempt, then the frames.
+    default): the entry count, then the entries' type ids, appended_at times, due times and attempts (one
+    column each), then their frames.
 
     A list of entries with their decoded protobuf messages costs some 1.7 KB for a trivial call, and adds
     objects the garbage collector walks on every full collection; the bytes cost a tenth of that, and no
@@ -94,18 +95,30 @@ class PackedJournal:
     the most recently read journal kept so that reading it entry by entry stays cheap."""
 
     _COUNT = struct.Struct("<I")
-    _META = struct.Struct("<qqI")  # appended_at, due_ms (_NO_DUE for None), seen_by_attempt
     _FRAME = struct.Struct(">HHI")  # a frame's header: type id, flags, payload length (protocol/framing.py)
     _NO_DUE = -(2**63)
-    _last: tuple[bytes, list[JournalEntry]] | None = None
+    _layouts: ClassVar[dict[int, struct.Struct]] = {}
+    _last: ClassVar[tuple[bytes, list[JournalEntry]] | None] = None
+
+    @classmethod
+    def _layout(cls, n: int) -> struct.Struct:
+        layout = cls._layouts.get(n)
+        if layout is None:
+            layout = struct.Struct(f"<I{n}H{n}q{n}q{n}I")
+            if n <= 64:  # (the sizes of most journals; a longer one builds its layout each time)
+                cls._layouts[n] = layout
+        return layout
 
     @classmethod
     def pack(cls, entries: list[JournalEntry]) -> bytes:
-        no_due, meta = cls._NO_DUE, cls._META.pack
-        return b"".join([cls._COUNT.pack(len(entries)), struct.pack(f"<{len(entries)}H", *(e.type_id for e in entries)),
-                         *(meta(e.appended_at, no_due if e.due_ms is None else e.due_ms, e.seen_by_attempt)
-                           for e in entries),
-                         *(e.frame() for e in entries)])
+        n, no_due = len(entries), cls._NO_DUE
+        values = [n] * (1 + 4 * n)  # (one loop filling the columns: this runs once per completed invocation)
+        frames = []
+        for i, e in enumerate(entries, 1):
+            values[i], values[i + n], values[i + 3 * n] = e.type_id, e.appended_at, e.seen_by_attempt
+            values[i + 2 * n] = no_due if e.due_ms is None else e.due_ms
+            frames.append(e.frame())
+        return cls._layout(n).pack(*values) + b"".join(frames)
 
     @classmethod
     def size(cls, packed: bytes) -> int:
@@ -121,14 +134,14 @@ class PackedJournal:
         if last is not None and last[0] is packed:
             return last[1]
         n = cls.size(packed)
-        type_ids = cls.type_ids(packed)
-        start = cls._COUNT.size + 2 * n
-        pos = start + cls._META.size * n
+        layout = cls._layout(n)
+        values = layout.unpack_from(packed)
+        type_ids, ats, dues, seens = (values[1 + i * n:1 + (i + 1) * n] for i in range(4))
+        pos, no_due, header = layout.size, cls._NO_DUE, cls._FRAME
         entries = []
-        for type_id, (at, due, seen) in zip(type_ids, cls._META.iter_unpack(packed[start:pos]), strict=True):
-            end = pos + 8 + cls._FRAME.unpack_from(packed, pos)[2]
-            entries.append(JournalEntry(type_id, None, at, packed[pos:end], None if due == cls._NO_DUE else due,
-                                        seen))
+        for type_id, at, due, seen in zip(type_ids, ats, dues, seens, strict=True):
+            end = pos + header.size + header.unpack_from(packed, pos)[2]
+            entries.append(JournalEntry(type_id, None, at, packed[pos:end], None if due == no_due else due, seen))
             pos = end
         PackedJournal._last = (packed, entries)
         return entries
