@@ -105,7 +105,11 @@ async def retained(kind: str, n: int, traced: bool) -> dict:
     kept = sum(1 for _ in rt.all_invocations())
     assert kept == n + WARMUP, kept
     keys = rt._keys
-    return {"per_invocation": (after - before) / n, "inboxes": len(keys.inboxes), "locks": len(keys.locks)}
+    # the objects' state (the user's data, one dict per key), counted apart: it stays as long as the key has state
+    state = sum(sys.getsizeof(wk) + sys.getsizeof(wk[1]) + sys.getsizeof(d)
+                + sum(sys.getsizeof(k) + sys.getsizeof(v) for k, v in d.items()) for wk, d in rt._state.items())
+    return {"per_invocation": (after - before) / n, "inboxes": len(keys.inboxes), "locks": len(keys.locks),
+            "state_per_key": state / max(1, len(rt._state))}
 
 
 async def in_flight(n: int) -> dict:
@@ -234,6 +238,7 @@ def main() -> None:
         print(f"| kept per completed invocation, {label} (n={a.n:,}) | {kb(r['per_invocation'])} RSS, "
               f"{kb(t['per_invocation'])} traced | ≤ 1.5 KB |")
         if kind == "object":
+            print(f"| of which each key's state (one dict, its key, one value) | {kb(r['state_per_key'])} | |")
             print(f"| inboxes / lock entries left by {a.n + WARMUP:,} idle keys | {r['inboxes']:,} / {r['locks']:,} "
                   f"| 0 / 0 |")
     if "inflight" in rows:
