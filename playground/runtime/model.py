@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import reprlib
 import struct
 import sys
 from collections.abc import Iterable, Sequence
@@ -278,11 +279,11 @@ class Invocation:
             return [e.type_id for e in j]
         return PackedJournal.type_ids(j)  # type: ignore[arg-type]
 
+    @reprlib.recursive_repr()
     def __repr__(self) -> str:  # the dataclass's repr, with the journal as a list of entries
-        shown = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in fields(self) if f.repr)
-        journal = f", journal={self.journal!r}"
-        at = shown.index(", result=")
-        return f"Invocation({shown[:at]}{journal}{shown[at:]})"
+        shown = [f"journal={self.journal!r}" if f.name == "_journal" else f"{f.name}={getattr(self, f.name)!r}"
+                 for f in fields(self) if f.repr or f.name == "_journal"]
+        return f"Invocation({', '.join(shown)})"
 
     @property
     def lock_key(self) -> tuple[str, str] | None:
