@@ -32,8 +32,8 @@ _HEADER_BYTES = 8  # a frame's header (u16 type, u16 flags, u32 length; see prot
 
 
 class JournalEntry:
-    """One journal entry. An entry read from a completed invocation's packed journal (see PackedJournal) has
-    only its encoded frame: its message is decoded whenever it is read, and not kept."""
+    """One journal entry. An entry rebuilt from a completed invocation's packed journal (see PackedJournal)
+    starts with its encoded frame only: its message is decoded when first read."""
 
     __slots__ = ("_frame", "_msg", "appended_at", "due_ms", "seen_by_attempt", "type_id")
 
@@ -51,10 +51,10 @@ class JournalEntry:
     @property
     def msg(self) -> Any:
         msg = self._msg
-        if msg is None:  # from a packed journal: decoded from its frame, and not kept
+        if msg is None:  # rebuilt from a packed journal (the entry itself lives only while that journal is read)
             frame = self._frame
             assert frame is not None
-            return messages.parse(self.type_id, frame[_HEADER_BYTES:])
+            msg = self._msg = messages.parse(self.type_id, frame[_HEADER_BYTES:])
         return msg
 
     def frame(self) -> bytes:
@@ -93,7 +93,8 @@ class PackedJournal:
     A list of entries with their decoded protobuf messages costs some 1.7 KB for a trivial call, and adds
     objects the garbage collector walks on every full collection; the bytes cost a tenth of that, and no
     object the collector looks at. Entries are rebuilt when the journal is read (tables, reprs, the store),
-    the most recently read journal kept so that reading it entry by entry stays cheap."""
+    their messages decoded when first read; the most recently read journal's entries are kept, so that
+    reading it again, or entry by entry, stays cheap."""
 
     _COUNT = struct.Struct("<I")
     _FRAME = struct.Struct(">HHI")  # a frame's header: type id, flags, payload length (protocol/framing.py)
