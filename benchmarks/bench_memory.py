@@ -118,16 +118,20 @@ async def in_flight(n: int) -> dict:
         await rt.service_call(greet, arg="x")
     gc.collect()
     base, peak_before = rss(), peak_rss()
-    for _ in range(n):
-        await rt.service_send(greet, arg="x")  # accepted; the attempt runs once the loop gets control
-    together = len(rt._attempts.runs)
-    assert together >= n, together  # (the last warm-up attempt may still be winding down)
-    await rt.settle()
+    with GcTimer() as timer:
+        t0 = time.perf_counter()
+        for _ in range(n):
+            await rt.service_send(greet, arg="x")  # accepted; the attempt runs once the loop gets control
+        together = len(rt._attempts.runs)
+        assert together >= n, together  # (the last warm-up attempt may still be winding down)
+        await rt.settle()
+        took = time.perf_counter() - t0
     peak = peak_rss()
     gc.collect()
     after = rss()
     assert peak > peak_before  # the sends' peak is the process's peak
-    return {"peak_per_attempt": (peak - base) / n, "after_per_send": (after - base) / n, "together": together}
+    return {"peak_per_attempt": (peak - base) / n, "after_per_send": (after - base) / n, "together": together,
+            "us_per_send": took / n * 1e6, "gc_share": sum(timer.seconds) / took}
 
 
 async def in_flight_traced(n: int) -> dict:
@@ -156,27 +160,38 @@ async def in_flight_traced(n: int) -> dict:
     return {"peak_per_attempt": peak / n, "playground": ours / n, "others": (peak - ours) / n}
 
 
+class GcTimer:
+    """Time spent in the garbage collector, by generation (gc.callbacks), while installed."""
+
+    def __init__(self) -> None:
+        self.seconds = [0.0, 0.0, 0.0]
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.seconds[info["generation"]] += time.perf_counter() - self._started
+
+    def __enter__(self) -> GcTimer:
+        gc.callbacks.append(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        gc.callbacks.remove(self)
+
+
 async def flat(n: int) -> dict:
     rt = pg.Runtime(greeter)
     for _ in range(WARMUP):
         await rt.service_call(greet, arg="x")
     gc.collect()
-    gc_time = [0.0, 0.0, 0.0]  # by generation collected
-    started = 0.0
-
-    def on_gc(phase: str, info: dict) -> None:
-        nonlocal started
-        if phase == "start":
-            started = time.perf_counter()
-        else:
-            gc_time[info["generation"]] += time.perf_counter() - started
 
     marks = [m for m in (1_000, 10_000, 100_000, 1_000_000) if m <= n]
     windows: dict[str, float] = {}
-    gc.callbacks.append(on_gc)
-    t0 = time.perf_counter()
-    window_start = t0
-    try:
+    with GcTimer() as timer:
+        t0 = time.perf_counter()
+        window_start = t0
         for i in range(1, n + 1):
             if i in (m - 999 for m in marks):
                 window_start = time.perf_counter()
@@ -184,10 +199,8 @@ async def flat(n: int) -> dict:
             if i in marks:
                 windows[f"{i:,}"] = (time.perf_counter() - window_start) / 1000 * 1e6
         total = time.perf_counter() - t0
-    finally:
-        gc.callbacks.remove(on_gc)
-    return {"us_at": windows, "gc_share": sum(gc_time) / total, "gc_by_gen": [g / total for g in gc_time],
-            "total_s": total}
+    return {"us_at": windows, "gc_share": sum(timer.seconds) / total,
+            "gc_by_gen": [g / total for g in timer.seconds], "total_s": total}
 
 
 # ---------------------------------------------------------------------------------------------- parent side
@@ -247,6 +260,8 @@ def main() -> None:
         print(f"| peak per attempt, {a.inflight:,} service sends in flight | {kb(r['peak_per_attempt'])} RSS "
               f"({kb(r['after_per_send'])} of RSS not returned after); traced {kb(t['peak_per_attempt'])}: "
               f"playground {kb(t['playground'])}, the SDK and asyncio {kb(t['others'])} | ≤ 8 KB |")
+        print(f"| time per send of those {a.inflight:,}, sent then settled | {r['us_per_send']:.0f} µs, "
+              f"{r['gc_share']:.0%} of it in the GC | |")
     if "flat" in rows:
         r = child(["flat", str(a.flat_max)])
         per = ", ".join(f"{us:.0f} µs at {m}" for m, us in r["us_at"].items())
