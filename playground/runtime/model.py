@@ -60,7 +60,7 @@ class JournalEntry:
     def frame(self) -> bytes:
         """The encoded frame, made once: every replay sends the same bytes."""
         if self._frame is None:
-            self._frame = framing.encode(self._msg)
+            self._frame = framing.encode_raw(self.type_id, self._msg.SerializeToString())
         return self._frame
 
     @property
@@ -216,7 +216,7 @@ class _NoErrors(list["TransientError"]):
 
 NO_ERRORS = _NoErrors()
 # the unkeyed targets of completed invocations, one object each (its handler's), shared by every invocation of it
-_SHARED_TARGETS: dict[Target, Target] = {}
+_SHARED_TARGETS: dict[tuple[str, str], Target] = {}
 
 
 @dataclass(eq=False, slots=True)
@@ -304,8 +304,9 @@ class Invocation:
         j = self._journal
         if type(j) is list:
             self._journal = PackedJournal.pack(j)
-        if self.target.key is None:
-            self.target = _SHARED_TARGETS.setdefault(self.target, self.target)
+        target = self.target
+        if target.key is None:
+            self.target = _SHARED_TARGETS.setdefault((target.service, target.handler), target)
         if self.invoked_by_target is not None:  # one string per caller's target too
             self.invoked_by_target = sys.intern(self.invoked_by_target)
 
