@@ -75,7 +75,8 @@ class Fifo:
 
 
 class _Flag:
-    """A flag set once and awaited by one task at a time: an asyncio.Event without its deque of waiters."""
+    """A flag set once, and awaited: an asyncio.Event without its deque of waiters (a future, made when first
+    awaited)."""
 
     __slots__ = ("_fut", "_set")
 
@@ -95,9 +96,9 @@ class _Flag:
     async def wait(self) -> None:
         if self._set:
             return
-        if self._fut is None or self._fut.done():  # (a waiter cancelled: its future was cancelled with it)
+        if self._fut is None:
             self._fut = asyncio.get_running_loop().create_future()
-        await self._fut
+        await asyncio.shield(self._fut)  # a waiter cancelled leaves the others waiting
 
 
 class _Pipe:
