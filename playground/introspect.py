@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import operator
 import re
 import warnings
 from collections.abc import Sequence
@@ -133,7 +132,7 @@ def invocations(rt: Runtime, *, as_restate: bool = False) -> pd.DataFrame:
     errs = [inv.last_failure for inv in invs] if not as_restate else [
         inv.last_failure if inv.last_failure is not None and failure_shown(inv) else None for inv in invs]
     failures = [inv.result if isinstance(inv.result, Failure) else None for inv in invs]
-    journals = [inv.journal for inv in invs]
+    journals = [inv.journal_type_ids() for inv in invs]  # (a completed journal's entries are not rebuilt)
     cols: dict[str, Any] = {
         "id": [inv.id for inv in invs],
         "target": [f"{s}/{k}/{h}" if k is not None else f"{s}/{h}"
@@ -185,12 +184,10 @@ def _failure_column_lists(errs: list[TransientError | None]) -> dict[str, list[A
                                                   else None for e in errs]}
 
 
-_type_id = operator.attrgetter("type_id")
-
-
-def _command_counts(journals: list[list[JournalEntry]]) -> list[int]:
-    """How many commands each journal holds (messages.is_command, on arrays), counted over all journals at once."""
-    ids = np.fromiter(map(_type_id, itertools.chain.from_iterable(journals)), dtype=np.int64)
+def _command_counts(journals: list[Sequence[int]]) -> list[int]:
+    """How many commands each journal (its entries' type ids) holds (messages.is_command, on arrays), counted
+    over all journals at once."""
+    ids = np.fromiter(itertools.chain.from_iterable(journals), dtype=np.int64)
     commands = np.concatenate([[0], np.cumsum(((ids >= 0x0400) & (ids <= 0x7FFF)) | (ids >= 0xFC00))])
     ends = np.cumsum([len(j) for j in journals], dtype=np.int64)
     starts = ends - np.array([len(j) for j in journals], dtype=np.int64)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
-from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,13 +39,51 @@ current_attempt: contextvars.ContextVar[Attempt | None] = contextvars.ContextVar
 AsgiApp = Callable[[dict, Callable[[], Awaitable[dict]], Callable[[dict], Awaitable[None]]], Awaitable[None]]
 
 
+class Fifo:
+    """A first-in first-out queue on a list: 100 bytes where an empty deque costs over 600 (an attempt has
+    several, and thousands of attempts may be in flight)."""
+
+    __slots__ = ("_head", "_items")
+
+    def __init__(self) -> None:
+        self._items: list[Any] = []
+        self._head = 0
+
+    def append(self, item: Any) -> None:
+        self._items.append(item)
+
+    def popleft(self) -> Any:
+        items, head = self._items, self._head
+        if head >= len(items):
+            raise IndexError("pop from an empty Fifo")
+        item = items[head]
+        if head + 1 == len(items):
+            items.clear()
+            self._head = 0
+        else:
+            items[head] = None
+            self._head = head + 1
+        return item
+
+    def __getitem__(self, i: int) -> Any:
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        return self._items[self._head + i]
+
+    def __len__(self) -> int:
+        return len(self._items) - self._head
+
+    def __bool__(self) -> bool:
+        return len(self._items) > self._head
+
+
 class _Pipe:
     """A single-consumer FIFO; much cheaper than asyncio.Queue on the per-message hot path."""
 
     __slots__ = ("_items", "_waiter")
 
     def __init__(self) -> None:
-        self._items: deque[Any] = deque()
+        self._items = Fifo()
         self._waiter: asyncio.Future[None] | None = None
 
     def put(self, item: Any) -> None:
@@ -186,7 +223,7 @@ class Attempt:
         # set by sdk_hooks (or _run_app) when a BaseException escaped handler code; see AttemptEnded.escaped
         self.escaped: BaseException | None = None
         # (kind, millis) of sleeps and sends the SDK was asked for, in command order (see sdk_hooks)
-        self.delays: deque[tuple[str, int]] = deque()
+        self.delays = Fifo()
         # True while the SDK waits for input from us (its VM said "wait for external progress"; see sdk_hooks)
         self.sdk_waiting = False
         # ctx.run closures the SDK has begun to execute in this attempt (counted by sdk_hooks)

@@ -5,6 +5,7 @@ after their retention, forgotten."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..protocol import messages
@@ -158,14 +159,13 @@ class Lifecycle:
         assert inv.completed_at is not None and inv.expires_at is not None
         action: Callable[[], None]
         if inv.handler.ty == "WORKFLOW":
-            action, what = (lambda: self._expire_workflow(inv)), "workflow retention"
+            action, what = partial(self._expire_workflow, inv), "workflow retention"
         elif inv.idempotency_key is not None:
             idem = (inv.target.service, inv.target.key or "", inv.target.handler, inv.idempotency_key)
-            action, what = (lambda: self._expire_idempotency(idem, inv.id)), "idempotency retention"
-        else:
-            action, what = (lambda: self.forget(inv.id)), "journal retention"
-        # a housekeeping timer: it fires when time passes, but never makes time skip
-        self.host._timers.add_housekeeping(inv.completed_at, inv.expires_at - inv.completed_at, action, what)
+            action, what = partial(self._expire_idempotency, idem, inv.id), "idempotency retention"
+        else:  # (partials, not closures: fewer objects for the garbage collector, kept a day per invocation)
+            action, what = partial(self.forget, inv.id), "journal retention"
+        self.host._timers.add_housekeeping(inv.completed_at, inv.expires_at - inv.completed_at, action, what)  # never skips time
 
     # ------------------------------------------------------------------ running
     def enqueue(self, inv: Invocation) -> None:
@@ -252,8 +252,7 @@ class Lifecycle:
         self.host._dirty.add(inv)
         err = TransientError(inv.attempts, len(inv.journal) - 1, now, failure.code, failure.message, stacktrace,
                              related, *related_fields)
-        inv.errors.append(err)
-        inv.last_failure = err
+        inv.record_error(err)
         inv.retry_count_since_last_entry = 1 if stored else inv.retry_count_since_last_entry + 1
         policy = inv.handler.retry
         if pause:
@@ -299,6 +298,7 @@ class Lifecycle:
         cells awaiting it."""
         callers, waiters = inv.callers, inv.waiters
         inv.callers = inv.waiters = DONE  # a completed invocation keeps no wait lists (it may be retained a day)
+        inv.settle()
         wait = self.host._wait
         wait.remove_all_from(inv.id)
         for caller, cid, kind in callers:

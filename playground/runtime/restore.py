@@ -175,6 +175,7 @@ class Restorer:
         inv.last_failure = inv.errors[-1] if inv.errors else None
         if inv.completed:
             inv.callers = inv.waiters = ()
+            inv.settle()  # kept compactly until its retention passes
         return inv
 
     def _bind(self, target: Target) -> tuple[Any, Any, Any]:
@@ -253,8 +254,7 @@ class Restorer:
         inv.next_retry_at = None
         if inv.last_failure is None or inv.last_failure.message != message:
             err = TransientError(inv.attempts, len(inv.journal) - 1, self.host._now(), 500, message)
-            inv.errors.append(err)
-            inv.last_failure = err
+            inv.record_error(err)
         self.host._dirty.add(inv)
 
     def rebind(self, names: set[str]) -> None:
