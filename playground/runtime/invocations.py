@@ -165,7 +165,7 @@ class Lifecycle:
             action, what = partial(self._expire_idempotency, idem, inv.id), "idempotency retention"
         else:  # (partials, not closures: fewer objects for the garbage collector, kept a day per invocation)
             action, what = partial(self.forget, inv.id), "journal retention"
-        self.host._timers.add_housekeeping(inv.completed_at, inv.expires_at - inv.completed_at, action, what)  # never skips time
+        self.host._timers.add_housekeeping(inv.completed_at, inv.expires_at - inv.completed_at, action, what)
 
     # ------------------------------------------------------------------ running
     def enqueue(self, inv: Invocation) -> None:
