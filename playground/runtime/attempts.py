@@ -19,8 +19,9 @@ from .commands import Commands
 from .common import START_MESSAGE, TYPE_IDS, AttemptFailed, failure_from
 from .explain import Explainer
 from .faults import Faults
+from .invocations import Lifecycle
 from .journal import answered_completion_ids, describe_entry
-from .model import NO_RUNS, Failure, Invocation, JournalEntry, Target
+from .model import NO_RUNS, Failure, Invocation, Target
 from .recovery import Recovery
 from .scheduler import Scheduler
 from .waiting import Waiter
@@ -54,16 +55,11 @@ class AttemptHost(Protocol):
     def _recovery(self) -> Recovery: ...
     @property
     def _waiter(self) -> Waiter: ...
+    @property
+    def _lifecycle(self) -> Lifecycle: ...
 
     def _commit(self) -> None: ...
     def _now(self) -> int: ...
-    def _append(self, inv: Invocation, type_id: int, msg: Any) -> JournalEntry: ...
-    def _start(self, inv: Invocation) -> None: ...
-    def _complete(self, inv: Invocation, result: bytes | Failure) -> None: ...
-    def _on_suspended(self, inv: Invocation, fut: Any, stored_before: int) -> None: ...
-    def _on_transient(self, inv: Invocation, failure: Failure, retry_delay: int | None, stored: bool,
-                      related: str | None, stacktrace: str = "", behavior: int = messages.ERROR_RETRY,
-                      pause: bool = False, related_fields: tuple[Any, Any, Any] = (None, None, None)) -> None: ...
 
 
 class Attempts:
@@ -101,8 +97,9 @@ class Attempts:
                                           [("x-restate-invocation-id", inv.id)])
             frames = [e.frame() for e in inv.journal]
         except Exception as exc:
-            self.host._on_transient(inv, Failure(500, f"the playground runtime could not start an attempt: {exc!r}"),
-                               None, False, None)
+            self.host._lifecycle.on_transient(inv, Failure(500,
+                                              f"the playground runtime could not start an attempt: {exc!r}"), None,
+                                              False, None)
             return
         inv.status = "running"
         inv.running_at = inv.running_at or self.host._now()
@@ -127,8 +124,9 @@ class Attempts:
             del self.runs[inv.id]
             inv.attempt, inv.pending_runs = None, NO_RUNS
             self.live.discard(inv)
-            self.host._on_transient(inv, Failure(500, f"the playground runtime could not start an attempt: {exc!r}"),
-                               None, False, None)
+            self.host._lifecycle.on_transient(inv, Failure(500,
+                                              f"the playground runtime could not start an attempt: {exc!r}"), None,
+                                              False, None)
             return
         if self.host.mode == "always_suspend":
             attempt.close_input()
@@ -211,7 +209,7 @@ class Attempts:
                     # complete now, as Restate does on End; the app winds down in the background
                     out = run.output
                     result = failure_from(out.failure) if out.HasField("failure") else out.value.content
-                    self.host._complete(inv, result)
+                    self.host._lifecycle.complete(inv, result)
                 elif name == "Suspension":
                     inv.awaiting = item.msg.awaiting_on
             elif name == "ProposeRunCompletion":
@@ -246,7 +244,7 @@ class Attempts:
         self.host._commands.refuse_v7_only(name, item.msg)
         if name in ("Call", "OneWayCall"):  # a target Restate cannot route fails the attempt
             self.host._commands.check_callee(inv, name, item.msg)
-        self.host._append(inv, item.type_id, item.msg)
+        self.host._lifecycle.append(inv, item.type_id, item.msg)
         if name == "Output":
             run.output = item.msg
         elif name == "Run":
@@ -288,7 +286,7 @@ class Attempts:
             return
         if inv.resume_after_attempt:  # resumed while its paused attempt was still winding down
             inv.resume_after_attempt = False
-            self.host._start(inv)
+            self.host._lifecycle.start(inv)
             return
         if inv.status == "paused":
             return
@@ -304,14 +302,14 @@ class Attempts:
                           "the deployment closed the stream without ending the invocation")
         if run.broken is not None:
             if not inv.completed:
-                self.host._on_transient(inv, Failure(run.broken_code, run.broken), None, stored, related=None,
-                                   pause=interrupted)
+                self.host._lifecycle.on_transient(inv, Failure(run.broken_code, run.broken), None, stored,
+                                                  related=None, pause=interrupted)
         elif terminal is not None and terminal.name == "End":
             if run.output is None:
-                self.host._on_transient(inv, Failure(571, "the SDK ended without an output"), None, stored,
-                                        related=None)
+                self.host._lifecycle.on_transient(inv, Failure(571, "the SDK ended without an output"), None, stored,
+                                                  related=None)
         elif terminal is not None and terminal.name == "Suspension":
-            self.host._on_suspended(inv, terminal.msg.awaiting_on, run.stored_before)
+            self.host._lifecycle.on_suspended(inv, terminal.msg.awaiting_on, run.stored_before)
         elif terminal is not None:
             e = terminal.msg
             related = None
@@ -324,8 +322,8 @@ class Attempts:
                     if e.code == 570:
                         related = diverged(inv, e.related_command_index) or related
             delay = e.next_retry_delay if e.HasField("next_retry_delay") else None
-            self.host._on_transient(inv, Failure(e.code, e.message), delay, stored, related, e.stacktrace, e.behavior,
-                               pause=interrupted, related_fields=related_fields(e))
+            self.host._lifecycle.on_transient(inv, Failure(e.code, e.message), delay, stored, related, e.stacktrace,
+                                              e.behavior, pause=interrupted, related_fields=related_fields(e))
         if interrupted and not inv.completed:
             self.host._waiter.interrupt_awaits(inv, ended.escaped)  # type: ignore[arg-type]
 
@@ -352,7 +350,7 @@ class Attempts:
         fields: dict[str, Any] = ({"failure": msg.failure} if msg.WhichOneof("result") == "failure"
                                   else {"value": messages.new("Value", content=msg.value)})
         notif = messages.new("RunCompletion", completion_id=cid, **fields)
-        self.host._append(inv, TYPE_IDS["RunCompletion"], notif)
+        self.host._lifecycle.append(inv, TYPE_IDS["RunCompletion"], notif)
         if item.flags & framing.REQUESTED_ACK:
             attempt.notify(messages.new("ProposeRunCompletionAck", completion_id=cid))
         else:

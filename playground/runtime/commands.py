@@ -19,6 +19,7 @@ from .common import (
     failure_message,
     value_or_failure,
 )
+from .invocations import Lifecycle
 from .journal import call_target
 from .model import (
     Failure,
@@ -59,14 +60,10 @@ class CommandHost(Protocol):
     _by_start_id: dict[bytes, Invocation]
     _records: Records
     _wait: WaitForGraph
+    @property
+    def _lifecycle(self) -> Lifecycle: ...
 
-    def _deliver(self, inv: Invocation, kind: str, /, **fields: Any) -> None: ...
     def _now(self) -> int: ...
-    def _schedule_sleep(self, inv: Invocation, cid: int, wake_ms: int) -> None: ...
-    def _invoke(self, target: Target, body: bytes, headers: dict[str, str] | None, idem: str | None,
-                delay_ms: int, invoked_by: Invocation | None,
-                strict: bool) -> tuple[Invocation, bool, Failure | None]: ...
-    def _cancel(self, inv: Invocation) -> None: ...
     @property
     def _waiter(self) -> EdgeWatcher: ...
 
@@ -122,12 +119,12 @@ class Commands:
     def _cmd_GetLazyState(self, inv: Invocation, msg: Any) -> None:
         value = self._state_of(inv).get(msg.key.decode())
         result = {"void": messages.new("Void")} if value is None else {"value": messages.new("Value", content=value)}
-        self.host._deliver(inv, "GetLazyStateCompletion", completion_id=msg.result_completion_id, **result)
+        self.host._lifecycle.deliver(inv, "GetLazyStateCompletion", completion_id=msg.result_completion_id, **result)
 
     def _cmd_GetLazyStateKeys(self, inv: Invocation, msg: Any) -> None:
         keys = [k.encode() for k in sorted(self._state_of(inv))]
-        self.host._deliver(inv, "GetLazyStateKeysCompletion", completion_id=msg.result_completion_id,
-                      state_keys=messages.new("StateKeys", keys=keys))
+        self.host._lifecycle.deliver(inv, "GetLazyStateKeysCompletion", completion_id=msg.result_completion_id,
+                                     state_keys=messages.new("StateKeys", keys=keys))
 
     def _delay_for(self, inv: Invocation, kind: str, absolute_ms: int) -> int:
         """The exact delay the SDK was asked for (recorded by sdk_hooks), else estimated from the wall clock."""
@@ -146,7 +143,7 @@ class Commands:
         except ValueError as exc:
             raise AttemptFailed(str(exc)) from None
         inv.journal[-1].due_ms = wake
-        self.host._schedule_sleep(inv, cid, wake)
+        self.host._lifecycle.schedule_sleep(inv, cid, wake)
 
     def callee_problem(self, target: Target) -> tuple[str, bool] | None:
         """Why Restate rejects a call or send from a handler to `target` (its words), and whether registering
@@ -179,17 +176,18 @@ class Commands:
         headers = {h.key: h.value for h in msg.headers}
         idem = msg.idempotency_key if msg.HasField("idempotency_key") else None
         try:
-            return self.host._invoke(target, msg.parameter, headers, idem, delay_ms, invoked_by=inv, strict=False)
+            return self.host._lifecycle.invoke(target, msg.parameter, headers, idem, delay_ms, invoked_by=inv,
+                                               strict=False)
         except (TypeError, ValueError) as exc:  # e.g. a send_delay beyond the clock's range
             raise AttemptFailed(f"cannot call {target}: {exc}") from None
 
     def _cmd_Call(self, inv: Invocation, msg: Any) -> None:
         child, _previous, failure = self._child(inv, msg, 0)
-        self.host._deliver(inv, "CallInvocationIdCompletion", completion_id=msg.invocation_id_notification_idx,
-                      invocation_id=child.id)
+        self.host._lifecycle.deliver(inv, "CallInvocationIdCompletion",
+                                     completion_id=msg.invocation_id_notification_idx, invocation_id=child.id)
         cid = msg.result_completion_id
         if failure is not None:
-            self.host._deliver(inv, "CallCompletion", completion_id=cid, failure=failure_message(failure))
+            self.host._lifecycle.deliver(inv, "CallCompletion", completion_id=cid, failure=failure_message(failure))
         else:
             self.wait_on(inv, child, cid, "call")
 
@@ -198,15 +196,15 @@ class Commands:
         child, previous, _failure = self._child(inv, msg, delay)
         child.sent = child.sent or not previous
         inv.journal[-1].due_ms = self.host._now() + delay
-        self.host._deliver(inv, "CallInvocationIdCompletion", completion_id=msg.invocation_id_notification_idx,
-                      invocation_id=child.id)
+        self.host._lifecycle.deliver(inv, "CallInvocationIdCompletion",
+                                     completion_id=msg.invocation_id_notification_idx, invocation_id=child.id)
 
     def _cmd_SendSignal(self, inv: Invocation, msg: Any) -> None:
         target = self.host._invocations.get(msg.target_invocation_id)
         if target is None or target.completed:
             return
         if msg.WhichOneof("signal_id") == "idx" and msg.idx == messages.CANCEL_SIGNAL:
-            self.host._cancel(target)
+            self.host._lifecycle.cancel(target)
             return
         which = msg.WhichOneof("signal_id") or "idx"
         result = msg.WhichOneof("result") or "void"
@@ -226,7 +224,7 @@ class Commands:
         for e in target.journal:
             if e.type_id == TYPE_IDS["Signal"] and (e.msg.WhichOneof("signal_id"), getattr(e.msg, key[0])) == key:
                 return
-        self.host._deliver(target, "Signal", **signal_id, **result)
+        self.host._lifecycle.deliver(target, "Signal", **signal_id, **result)
 
     def parse_awakeable(self, awakeable_id: str) -> tuple[Invocation | None, int]:
         if not awakeable_id.startswith("sign_1"):
@@ -260,9 +258,10 @@ class Commands:
         none), else when it completes; meanwhile the wait-for graph has the edge."""
         name = "CallCompletion" if kind == "call" else "AttachInvocationCompletion"
         if target is None:
-            self.host._deliver(inv, name, completion_id=cid, failure=failure_message(Failure(404, "not found")))
+            self.host._lifecycle.deliver(inv, name, completion_id=cid, failure=failure_message(Failure(404,
+                                         "not found")))
         elif target.completed:
-            self.host._deliver(inv, name, completion_id=cid, **value_or_failure(target.result or b""))
+            self.host._lifecycle.deliver(inv, name, completion_id=cid, **value_or_failure(target.result or b""))
         else:
             assert isinstance(target.callers, list)  # a live invocation's (DONE only once it completes)
             target.callers.append((inv, cid, kind))
@@ -272,10 +271,11 @@ class Commands:
         target = self.resolve_attach_target(msg)
         cid = msg.result_completion_id
         if target is None or not target.completed:
-            self.host._deliver(inv, "GetInvocationOutputCompletion", completion_id=cid, void=messages.new("Void"))
+            self.host._lifecycle.deliver(inv, "GetInvocationOutputCompletion", completion_id=cid,
+                                         void=messages.new("Void"))
         else:
-            self.host._deliver(inv, "GetInvocationOutputCompletion", completion_id=cid,
-                          **value_or_failure(target.result or b""))
+            self.host._lifecycle.deliver(inv, "GetInvocationOutputCompletion", completion_id=cid,
+                                         **value_or_failure(target.result or b""))
 
     def _promises_of(self, inv: Invocation) -> dict[str, bytes | Failure]:
         return self.host._records.promises_of((inv.target.service, inv.target.key or ""))
@@ -283,8 +283,8 @@ class Commands:
     def _cmd_GetPromise(self, inv: Invocation, msg: Any) -> None:
         done = self._promises_of(inv).get(msg.key)
         if done is not None:
-            self.host._deliver(inv, "GetPromiseCompletion", completion_id=msg.result_completion_id,
-                               **value_or_failure(done))
+            self.host._lifecycle.deliver(inv, "GetPromiseCompletion", completion_id=msg.result_completion_id,
+                                         **value_or_failure(done))
         else:
             self.host._records.await_promise((inv.target.service, inv.target.key or ""), msg.key, inv,
                                         msg.result_completion_id)
@@ -292,7 +292,7 @@ class Commands:
     def _cmd_PeekPromise(self, inv: Invocation, msg: Any) -> None:
         done = self._promises_of(inv).get(msg.key)
         result = {"void": messages.new("Void")} if done is None else value_or_failure(done)
-        self.host._deliver(inv, "PeekPromiseCompletion", completion_id=msg.result_completion_id, **result)
+        self.host._lifecycle.deliver(inv, "PeekPromiseCompletion", completion_id=msg.result_completion_id, **result)
 
     def _cmd_CompletePromise(self, inv: Invocation, msg: Any) -> None:
         value: bytes | Failure = (failure_from(msg.completion_failure) if msg.WhichOneof("completion") ==
@@ -302,14 +302,14 @@ class Commands:
             result: dict[str, Any] = {"void": messages.new("Void")}
         except restate.TerminalError as exc:
             result = {"failure": failure_message(Failure(exc.status_code, exc.message))}
-        self.host._deliver(inv, "CompletePromiseCompletion", completion_id=msg.result_completion_id, **result)
+        self.host._lifecycle.deliver(inv, "CompletePromiseCompletion", completion_id=msg.result_completion_id, **result)
 
     def complete_promise(self, wk: tuple[str, str], name: str, value: bytes | Failure) -> None:
         waiters = self.host._records.complete_promise(wk, name, value)  # Restate's 409 when completed before
         self.host._dirty_promises.add(wk)
         self.host._progress += 1
         for waiter, wcid in waiters:
-            self.host._deliver(waiter, "GetPromiseCompletion", completion_id=wcid, **value_or_failure(value))
+            self.host._lifecycle.deliver(waiter, "GetPromiseCompletion", completion_id=wcid, **value_or_failure(value))
 
 
 def _nothing_to_do(rt: Commands, inv: Invocation, msg: Any) -> None:

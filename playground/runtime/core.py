@@ -75,14 +75,8 @@ class Engine:
         self._commands = Commands(self)  # what each stored command does (see commands.py)
         self._explainer = Explainer(self)  # why an await cannot finish (see explain.py)
         self._waiter = Waiter(self)  # idleness, time skipping, awaits that raise instead of hanging (waiting.py)
-        self._lifecycle = lc = Lifecycle(self)  # invocations from creation to retention (see invocations.py)
+        self._lifecycle = Lifecycle(self)  # invocations from creation to retention (see invocations.py)
         self._ingress = Ingress(self)  # the cells' calls and operations; pg.Runtime forwards (see ingress.py)
-        # the lifecycle's steps under the names the other parts' Protocols use (host._start, host._deliver, ...)
-        self._invoke, self._start, self._deliver, self._append = lc.invoke, lc.start, lc.deliver, lc.append
-        self._complete, self._cancel = lc.complete, lc.cancel
-        self._on_suspended, self._on_transient = lc.on_suspended, lc.on_transient
-        self._schedule_start, self._schedule_sleep = lc.schedule_start, lc.schedule_sleep
-        self._schedule_retry, self._schedule_expiry = lc.schedule_retry, lc.schedule_expiry
         self._timers = Timers(self._clock, self.scheduler, lambda: self._commit(), lambda: self._closed is not None)
         self._reset_tables()
         self.faults = Faults(self)

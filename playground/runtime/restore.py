@@ -22,6 +22,7 @@ from . import ids
 from .clock import Clock
 from .commands import Commands
 from .common import TYPE_IDS
+from .invocations import Lifecycle
 from .journal import answered_completion_ids, call_target_id
 from .keys import Keys
 from .model import Invocation, JournalEntry, Target, TransientError
@@ -63,13 +64,10 @@ class RestoreHost(Protocol):
     def _commands(self) -> Commands: ...
     @property
     def _waiter(self) -> Waiter: ...
+    @property
+    def _lifecycle(self) -> Lifecycle: ...
 
     def _now(self) -> int: ...
-    def _start(self, inv: Invocation) -> None: ...
-    def _schedule_start(self, inv: Invocation) -> None: ...
-    def _schedule_retry(self, inv: Invocation) -> None: ...
-    def _schedule_expiry(self, inv: Invocation) -> None: ...
-    def _schedule_sleep(self, inv: Invocation, cid: int, wake_ms: int) -> None: ...
 
 
 class Restorer:
@@ -97,7 +95,7 @@ class Restorer:
         live = [inv for inv in restored if not inv.completed]
         for inv in sorted((i for i in restored if i.completed and i.expires_at is not None),
                           key=lambda i: (i.expires_at, i.completed_at)):
-            self.host._schedule_expiry(inv)
+            self.host._lifecycle.schedule_expiry(inv)
         self._restore_locks(live)
         self.host._to_start.extend(self._resumed(live))
         self._warn_missing()
@@ -148,9 +146,9 @@ class Restorer:
         for inv in live:
             self._restore_waits(inv)
             if inv.status == "scheduled":
-                self.host._schedule_start(inv)
+                self.host._lifecycle.schedule_start(inv)
             elif inv.status == "backing-off" and inv.next_retry_at is not None:
-                self.host._schedule_retry(inv)
+                self.host._lifecycle.schedule_retry(inv)
             elif inv.status in ("running", "backing-off") or start_was_held(inv):  # running when the process
                 to_start.append(inv)  # died; or parked; or its start was held
         to_start.extend(self.host._keys.start_free_heads())
@@ -212,7 +210,7 @@ class Restorer:
             elif e.type_id == TYPE_IDS["GetPromise"]:
                 self.host._commands.apply(inv, "GetPromise", e.msg)  # answered now if resolved, else when it is
             elif e.type_id == TYPE_IDS["Sleep"] and e.due_ms is not None:
-                self.host._schedule_sleep(inv, cid, e.due_ms)
+                self.host._lifecycle.schedule_sleep(inv, cid, e.due_ms)
 
     def start_restored(self) -> None:
         """Start what a restore (or a registration) let go, once an event loop runs."""
@@ -225,7 +223,7 @@ class Restorer:
         pending, self.host._to_start = self.host._to_start, []
         for inv in pending:
             if not inv.completed and (inv.status not in ("paused", "suspended", "scheduled") or start_was_held(inv)):
-                self.host._start(inv)
+                self.host._lifecycle.start(inv)
 
     # ------------------------------------------------------------------ handlers that are not registered
     def _missing(self) -> dict[str, int]:
