@@ -4,7 +4,6 @@ where they apply), and `sql()`, which runs the SQL a user would give `restate sq
 from __future__ import annotations
 
 import itertools
-import json
 import re
 import warnings
 from collections.abc import Sequence
@@ -13,16 +12,23 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from .failures_view import (  # noqa: F401  (failure_text and failure_doc_code: introspect's API too)
+    event_json,
+    failure_column_lists,
+    failure_columns,
+    failure_doc_code,
+    failure_shown,
+    failure_text,
+)
 from .protocol import messages
 from .runtime import readmodel
 from .runtime.clock import MAX_MS, MIN_MS, to_datetime
 from .runtime.journal import call_target, call_target_id, decode_payload, payload_of
-from .runtime.model import Failure, Invocation, JournalEntry, TransientError
+from .runtime.model import Failure, Invocation, JournalEntry
 
 if TYPE_CHECKING:
     from .runtime.core import Engine as Runtime
 
-_RUN_COMPLETION = messages.TYPE_IDS["RunCompletion"]
 _CALL_ID = messages.TYPE_IDS["CallInvocationIdCompletion"]
 _TY = {"service": "service", "virtual_object": "virtual_object", "workflow": "workflow"}
 
@@ -73,55 +79,6 @@ def _frame(rows: list[dict[str, Any]], columns: list[str]) -> pd.DataFrame:
     return df
 
 
-# Restate's names for error codes (its InvocationErrorCode table); a code it does not name shows bare, "[503]"
-CODE_NAMES = {400: "Bad request", 404: "Not found", 409: "Aborted", 410: "Gone", 415: "Unsupported media type",
-              470: "Not ready", 500: "Internal", 570: "Journal mismatch", 571: "Protocol violation",
-              572: "Awaiting two async results", 573: "Unsupported feature"}
-# the command types sys_invocation names in last_failure_related_command_type (Restate maps the SDK's command
-# type onto its older entry types, and shows none for the others, e.g. Sleep)
-_RELATED_TYPES = {"Run": "Run", "Call": "Call", "OneWayCall": "OneWayCall", "CompleteAwakeable": "CompleteAwakeable",
-                  "SetState": "SetState", "GetLazyState": "GetState", "GetEagerState": "GetState",
-                  "GetLazyStateKeys": "GetStateKeys", "GetEagerStateKeys": "GetStateKeys"}
-_PRECONDITION = re.compile(r"cannot process command .+ \(command index \d+\) because of a failed precondition: (.*)",
-                           re.S)
-
-
-def failure_text(err: TransientError) -> str:
-    """A failed attempt as sys_invocation.last_failure shows it: `[500 Internal] message`, then the stacktrace."""
-    name = CODE_NAMES.get(err.code)
-    text = f"[{err.code} {name}] {err.message}" if name else f"[{err.code}] {err.message}"
-    return f"{text}\n{err.stacktrace}" if err.stacktrace else text
-
-
-def failure_doc_code(err: TransientError) -> str:
-    """Restate's documentation code for a failed attempt (last_failure_error_code): RT0018 for a call to a
-    handler that does not exist, RT0017 for another failed precondition of a call (a key sent to a Service),
-    RT0016 for a journal mismatch, RT0012 for a protocol violation, RT0007 for any other error of the SDK."""
-    m = _PRECONDITION.fullmatch(err.message)
-    if m:
-        return "RT0018" if m.group(1).startswith("the service handler ") else "RT0017"
-    return {570: "RT0016", 571: "RT0012"}.get(err.code, "RT0007")
-
-
-def failure_shown(inv: Invocation) -> bool:
-    """Whether Restate's sys_invocation still shows the last failure: its invoker keeps it only while the
-    invocation runs or backs off, and forgets it once a later attempt records a new command or run result."""
-    err = inv.last_failure
-    if err is None or inv.status not in ("running", "backing-off"):
-        return False
-    return not any(messages.is_command(e.type_id) or e.type_id == _RUN_COMPLETION
-                   for e in inv.journal[err.after_entry + 1:])
-
-
-def _failure_columns(err: TransientError | None) -> dict[str, Any]:
-    kind = _RELATED_TYPES.get(err.related_type or "") if err else None
-    return {"last_failure": failure_text(err) if err else None,
-            "last_failure_error_code": failure_doc_code(err) if err else None,
-            "last_failure_related_command_index": err.related_index if err else None,
-            "last_failure_related_command_name": err.related_name if err else None,
-            "last_failure_related_command_type": kind}
-
-
 def invocations(rt: Runtime, *, as_restate: bool = False) -> pd.DataFrame:
     """One row per invocation, like `sys_invocation`. The last failure stays on the row after the invocation
     completes, pauses or moves on, for a notebook to look at; `as_restate` shows it only while Restate does.
@@ -151,7 +108,7 @@ def invocations(rt: Runtime, *, as_restate: bool = False) -> pd.DataFrame:
         "completed_at": [inv.completed_at for inv in invs],
         "retry_count": [inv.attempts for inv in invs],  # minus one, below
         "next_retry_at": [inv.next_retry_at for inv in invs],
-        **_failure_column_lists(errs),
+        **failure_column_lists(errs),
         "journal_size": [len(j) for j in journals],
         "journal_commands_size": _command_counts(journals),
         "pinned_deployment_id": [f"dp_{inv.revision}" for inv in invs],
@@ -170,18 +127,6 @@ def _service_kinds(invs: list[Invocation]) -> list[str]:
     services = [inv.service for inv in invs]
     kinds = {id(svc): svc.kind for svc in {id(svc): svc for svc in services}.values()}
     return [kinds[id(svc)] for svc in services]
-
-
-def _failure_column_lists(errs: list[TransientError | None]) -> dict[str, list[Any]]:
-    """The last_failure columns (all None when no invocation shows a failure, the usual case)."""
-    if not any(e is not None for e in errs):
-        return dict.fromkeys(_failure_columns(None), [None] * len(errs))
-    return {"last_failure": [failure_text(e) if e is not None else None for e in errs],
-            "last_failure_error_code": [failure_doc_code(e) if e is not None else None for e in errs],
-            "last_failure_related_command_index": [e.related_index if e is not None else None for e in errs],
-            "last_failure_related_command_name": [e.related_name if e is not None else None for e in errs],
-            "last_failure_related_command_type": [_RELATED_TYPES.get(e.related_type or "") if e is not None
-                                                  else None for e in errs]}
 
 
 def _command_counts(journals: list[Sequence[int]]) -> list[int]:
@@ -275,15 +220,6 @@ def journal_table(rt: Runtime) -> pd.DataFrame:
     return df
 
 
-def _event_json(err: TransientError) -> str:
-    """A TransientError event as sys_journal_events.event_json holds it on restate-server 1.7.12."""
-    doc: dict[str, Any] = {"ty": "TransientError", "error_code": err.code, "error_message": err.message}
-    if err.stacktrace:
-        doc["error_stacktrace"] = err.stacktrace
-    doc["restate_doc_error_code"] = failure_doc_code(err)
-    return json.dumps(doc, separators=(",", ":"))
-
-
 def journal_events(rt: Runtime) -> pd.DataFrame:
     """Failed attempts, like `sys_journal_events` (event_type TransientError)."""
     rows = []
@@ -292,7 +228,7 @@ def journal_events(rt: Runtime) -> pd.DataFrame:
             rows.append({"id": inv.id, "after_journal_entry_index": err.after_entry, "appended_at": _ts(err.at_ms),
                          "event_type": "TransientError", "error_code": err.code, "error_message": err.message,
                          "related_command": err.related_command,
-                         "event_json": _event_json(err)})
+                         "event_json": event_json(err)})
     return _frame(rows, ["id", "after_journal_entry_index", "appended_at", "event_type", "error_code",
                          "error_message", "related_command", "event_json"])
 
