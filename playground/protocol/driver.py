@@ -148,7 +148,7 @@ class Received:
         return f"Received({self.name}, flags={self.flags:#x}, msg={self.msg!r})"
 
 
-@dataclass
+@dataclass(slots=True)
 class AttemptEnded:
     """The app finished the response. `error` is set when the app task raised or was cancelled; an attempt that
     ended without a terminal message (End, Suspension, Error) failed even when `error` is None."""
@@ -296,12 +296,14 @@ class Attempt:
         self._task.add_done_callback(self._app_task_done)
 
     def _app_task_done(self, task: asyncio.Task[None]) -> None:
-        # Normally _run_app reports the end itself; a task cancelled before its first step never ran it.
+        # Only for a task cancelled before its first step (_run_app removes this callback when it starts)
         if self.ended is None:
             self._report_end(ConnectionAbortedError("attempt aborted before it started"))
 
     async def _run_app(self) -> None:
         error: BaseException | None = None
+        if self._task is not None:
+            self._task.remove_done_callback(self._app_task_done)  # _run_app reports the end itself
         current_attempt.set(self)
         try:
             await self._app(self._scope, self._receive, self._send)

@@ -8,7 +8,6 @@ synchronously as the SDK sends them, with no cost per message (the callbacks are
 
 from __future__ import annotations
 
-import contextlib
 import time
 from typing import Any, Protocol
 
@@ -270,8 +269,10 @@ class Attempts:
             return
         self._attempt_ended(run, ended)
         # a store that cannot be written stops the runtime, and every await on it says why
-        with contextlib.suppress(StoreError):
+        try:
             self.host._commit()
+        except StoreError:  # (a try, not contextlib.suppress: it runs once per attempt)
+            return
 
     def _attempt_ended(self, run: AttemptRun, ended: AttemptEnded) -> None:
         inv = run.inv

@@ -13,6 +13,8 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
+from typing import Any
 
 DEFAULT_START = datetime(2026, 1, 1, tzinfo=UTC)
 # The clock's range: what a Python datetime can show. A due time beyond it is refused where it is asked for.
@@ -142,18 +144,23 @@ class Timer:
         return (self.due_ms, self.seq)
 
 
+# a retention timer in its lane: (due, sequence, action, the action's argument, what); made a Timer only
+# when it is the next due, so a completed invocation kept for a day costs one tuple, not a Timer and a closure
+Retention = tuple[int, int, Callable[[Any], None], Any, str]
+
+
 class TimerHeap:
     """Timers in (due time, sequence) order, kept in two places.
 
     Wake-up timers (sleeps, delayed starts, retries) live in a heap of (due, seq, timer) tuples, compared
     in C. Housekeeping timers (retention expiry, one per completed invocation) each expire a fixed duration
-    after "now", so one FIFO lane per duration is already in order and needs no heap at all. Time skipping
-    looks only at wake-up timers.
+    after "now", so one FIFO lane per duration is already in order and needs no heap at all; they are
+    never cancelled (an expiry finds nothing to do instead). Time skipping looks only at wake-up timers.
     """
 
     def __init__(self) -> None:
         self._wake: list[tuple[int, int, Timer]] = []
-        self._lanes: dict[int, deque[Timer]] = {}
+        self._lanes: dict[int, deque[Retention]] = {}
         self._seq = itertools.count()
 
     def add(self, due_ms: int, action: Callable[[], None], what: str = "") -> Timer:
@@ -161,14 +168,21 @@ class TimerHeap:
         heapq.heappush(self._wake, (due_ms, t.seq, t))
         return t
 
-    def add_housekeeping(self, now_ms: int, after_ms: int, action: Callable[[], None], what: str = "") -> Timer:
-        t = Timer(now_ms + after_ms, next(self._seq), action, what, housekeeping=True)
-        lane = self._lanes.setdefault(after_ms, deque())
+    def add_housekeeping(self, now_ms: int, after_ms: int, action: Callable[[Any], None], arg: Any,
+                         what: str = "") -> None:
+        """`action(arg)` after `after_ms`."""
+        due = now_ms + after_ms
+        entry = (due, next(self._seq), action, arg, what)
+        lane = self._lanes.get(after_ms)
+        if lane is None:
+            lane = self._lanes[after_ms] = deque()
         i = len(lane)
-        while i and lane[i - 1].due_ms > t.due_ms:  # only a wall clock stepping back gets here
+        while i and lane[i - 1][0] > due:  # only a wall clock stepping back gets here
             i -= 1
-        lane.insert(i, t)
-        return t
+        if i == len(lane):
+            lane.append(entry)
+        else:
+            lane.insert(i, entry)
 
     def clear(self) -> None:
         self._wake.clear()
@@ -180,35 +194,44 @@ class TimerHeap:
             heapq.heappop(heap)
         return heap[0][2] if heap else None
 
-    def _house_head(self) -> Timer | None:
-        best: Timer | None = None
+    def _house_head(self) -> deque[Retention] | None:
+        """The lane whose head is due first."""
+        best: deque[Retention] | None = None
         for lane in self._lanes.values():
-            while lane and lane[0].cancelled:
-                lane.popleft()
-            if lane and (best is None or lane[0].key() < best.key()):
-                best = lane[0]
+            if lane and (best is None or lane[0][:2] < best[0][:2]):
+                best = lane
         return best
+
+    @staticmethod
+    def _timer(entry: Retention) -> Timer:
+        due, seq, action, arg, what = entry
+        return Timer(due, seq, partial(action, arg), what, housekeeping=True)
+
+    def _house_first(self, wake: Timer | None) -> deque[Retention] | None:
+        """The lane whose head is due before `wake` (None: `wake` goes first)."""
+        lane = self._house_head()
+        if lane is not None and (wake is None or lane[0][:2] < wake.key()):
+            return lane
+        return None
 
     def next_due(self, include_housekeeping: bool = True) -> Timer | None:
         wake = self._wake_head()
         if not include_housekeeping:
             return wake
-        house = self._house_head()
-        if wake is None or (house is not None and house.key() < wake.key()):
-            return house
-        return wake
+        lane = self._house_first(wake)
+        return self._timer(lane[0]) if lane is not None else wake
 
     def pop_due(self, now_ms: int) -> Timer | None:
         # the common answer, "nothing is due", read off the heads without building keys (cancelled heads
         # are at worst early, which only sends the look below)
         if ((not self._wake or self._wake[0][0] > now_ms)
-                and all(not lane or lane[0].due_ms > now_ms for lane in self._lanes.values())):
+                and all(not lane or lane[0][0] > now_ms for lane in self._lanes.values())):
             return None
-        t = self.next_due()
-        if t is None or t.due_ms > now_ms:
+        wake = self._wake_head()
+        lane = self._house_first(wake)
+        if lane is not None:
+            return self._timer(lane.popleft()) if lane[0][0] <= now_ms else None
+        if wake is None or wake.due_ms > now_ms:
             return None
-        if t.housekeeping:
-            self._lanes[next(d for d, lane in self._lanes.items() if lane and lane[0] is t)].popleft()
-        else:
-            heapq.heappop(self._wake)
-        return t
+        heapq.heappop(self._wake)
+        return wake

@@ -157,15 +157,15 @@ class Lifecycle:
         """Completed invocations are kept for a retention period, then purged as Restate does: workflow runs
         with their workflow's state, idempotent ones with their key, the rest after the journal retention."""
         assert inv.completed_at is not None and inv.expires_at is not None
-        action: Callable[[], None]
+        expiry: tuple[Callable[[Any], None], Any, str]  # the action, its argument, what it is
         if inv.handler.ty == "WORKFLOW":
-            action, what = partial(self._expire_workflow, inv), "workflow retention"
+            expiry = (self._expire_workflow, inv, "workflow retention")
         elif inv.idempotency_key is not None:
             idem = (inv.target.service, inv.target.key or "", inv.target.handler, inv.idempotency_key)
-            action, what = partial(self._expire_idempotency, idem, inv.id), "idempotency retention"
-        else:  # (partials, not closures: fewer objects for the garbage collector, kept a day per invocation)
-            action, what = partial(self.forget, inv.id), "journal retention"
-        self.host._timers.add_housekeeping(inv.completed_at, inv.expires_at - inv.completed_at, action, what)
+            expiry = (partial(self._expire_idempotency, idem), inv.id, "idempotency retention")
+        else:  # (an action and its argument, no closure: one tuple in a lane, kept a day per invocation)
+            expiry = (self.forget, inv.id, "journal retention")
+        self.host._timers.add_housekeeping(inv.completed_at, inv.expires_at - inv.completed_at, *expiry)
 
     # ------------------------------------------------------------------ running
     def enqueue(self, inv: Invocation) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import Any
 
 from ..errors import StoreError
 from .clock import Clock, Timer, TimerHeap
@@ -31,9 +32,10 @@ class Timers:
         self.heap.add(due_ms, action, what)
         self._added()
 
-    def add_housekeeping(self, now_ms: int, after_ms: int, action: Callable[[], None], what: str) -> None:
-        """A retention timer: it fires when time passes, but never makes time skip."""
-        self.heap.add_housekeeping(now_ms, after_ms, action, what)
+    def add_housekeeping(self, now_ms: int, after_ms: int, action: Callable[[Any], None], arg: Any,
+                         what: str) -> None:
+        """A retention timer, `action(arg)`: it fires when time passes, but never makes time skip."""
+        self.heap.add_housekeeping(now_ms, after_ms, action, arg, what)
         if self.clock.follows_wall_time:
             self.arm()
 

@@ -242,8 +242,11 @@ class Waiter:
         self.wake(self.sleepers)  # each looks at the time since the last activity, then sleeps (and re-arms)
 
     def touch(self) -> None:
-        """Something may have become idle: check once, on the next loop turn."""
+        """Something may have become idle: check once, on the next loop turn. With a few attempts live it
+        looks now first: one still busy will touch again when it blocks or ends, so no check is needed."""
         if not self.check_scheduled and self.sleepers:
+            if len(self.host._attempts.live) <= 4 and self.any_busy():
+                return
             self.check_scheduled = True
             asyncio.get_running_loop().call_soon(self._check_idle)
 
