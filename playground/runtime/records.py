@@ -69,8 +69,11 @@ class Records:
 
     def complete_promise(self, wk: WorkflowKey, name: str, value: bytes | Failure) -> list[Waiter]:
         """Complete a promise; its waiters, to be answered. Completing one twice is Restate's 409."""
-        table = self.promises.setdefault(wk, {})
-        if name in table:
-            raise restate.TerminalError("promise was already completed", 409)
-        table[name] = value
+        self.check_open(wk, name)
+        self.promises.setdefault(wk, {})[name] = value
         return self.promise_waiters.pop((*wk, name), [])
+
+    def check_open(self, wk: WorkflowKey, name: str) -> None:
+        """Restate's 409 for a promise completed already."""
+        if name in self.promises.get(wk, ()):
+            raise restate.TerminalError("promise was already completed", 409)
