@@ -351,12 +351,18 @@ class Ingress:
         if "operation" not in self.host.scheduler.held:
             complete()
             return
-        self.host._records.check_open((workflow, key), name)  # the 409, told now
+        requests = self.host._requests
+        promise = (workflow, key, name)
+        # the 409 is told now: for a promise completed, or to be completed by an operation this cell made
+        # before (it lands first); one completed by a handler before this lands makes this one do nothing
+        self.host._records.check_open((workflow, key), name, requests.promises)
+        requests.promises.add(promise)
 
         def complete_held() -> None:
-            if name not in self.host._records.promises_of((workflow, key)):  # else the first one won
+            requests.promises.discard(promise)
+            if name not in self.host._records.promises_of((workflow, key)):
                 complete()
-        self.host._requests.post_operation(promise_operation(workflow, key, name), complete_held)
+        requests.post_operation(promise_operation(workflow, key, name), complete_held)
 
     def _check_promise(self, workflow: str, key: str, name: str) -> None:
         for what, value in (("workflow", workflow), ("key", key), ("name", name)):

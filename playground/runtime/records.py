@@ -4,6 +4,8 @@ that invocation's retention ends; promises keep their value, and who awaits the 
 
 from __future__ import annotations
 
+from collections.abc import Container
+
 import restate
 
 from .model import Failure, Invocation
@@ -73,7 +75,7 @@ class Records:
         self.promises.setdefault(wk, {})[name] = value
         return self.promise_waiters.pop((*wk, name), [])
 
-    def check_open(self, wk: WorkflowKey, name: str) -> None:
-        """Restate's 409 for a promise completed already."""
-        if name in self.promises.get(wk, ()):
+    def check_open(self, wk: WorkflowKey, name: str, completing: Container[tuple[str, str, str]] = ()) -> None:
+        """Restate's 409 for a promise completed already (or to be, by an operation `completing` it)."""
+        if name in self.promises.get(wk, ()) or (*wk, name) in completing:
             raise restate.TerminalError("promise was already completed", 409)

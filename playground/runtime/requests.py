@@ -45,6 +45,14 @@ class IngressOrder:
         self._accepted: set[int] = set()  # requests the client saw accepted that have not run yet
         self._held: list[tuple[int, frozenset[int], Source, str, Callable[[], None], str]] = []  # behind those
         self._operations = itertools.count(1)
+        self.promises: set[tuple[str, str, str]] = set()  # (workflow, key, name) a held operation completes
+
+    def clear(self) -> None:
+        """Nothing in flight (the scheduler dropped its events: a restart, a restore)."""
+        self._unrun.clear()
+        self._accepted.clear()
+        self._held.clear()
+        self.promises.clear()
 
     def post(self, request: str, what: str, action: Callable[[], None], kind: str = "enqueue") -> None:
         """The request named `request` (the id of the invocation it creates, or an operation's name);
