@@ -10,6 +10,7 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from .runtime.requests import promise_named
 from .runtime.scheduler import Event, Strategy
 
 if TYPE_CHECKING:
@@ -20,6 +21,9 @@ Chooser = Callable[[int, Sequence[Any]], int]  # (decision number, the options' 
 YIELD = ("yield", "let the started attempts run first")  # the option beside the ready events
 EVERYTHING = ("everything",)  # the footprint of letting started attempts run: dependent on every event
 INVOCATION_ID = re.compile(r"inv_[0-9A-Za-z]+")
+# the sources whose events may set handler code running: a start, a timer (a sleep's end wakes its attempt),
+# an operation (a cancel's signal, an awakeable completed, wakes one)
+CODE_STARTERS = ("start", "timer", "operation")
 
 
 class Explorer(Strategy):
@@ -72,11 +76,10 @@ class Explorer(Strategy):
 
     def _independent(self, options: Iterable[Any], of: Any) -> frozenset[Any]:
         mine = self._footprint(of)
-        return frozenset(o for o in options
-                         if EVERYTHING not in (mine, self._footprint(o)) and self._footprint(o) != mine)
+        return frozenset(o for o in options if apart(mine, self._footprint(o)))
 
     def yields(self, ready: Sequence[Event], ran: Sequence[Event]) -> bool:
-        if not any(isinstance(e.source, tuple) and e.source[0] in ("start", "timer") for e in ran):
+        if not any(isinstance(e.source, tuple) and e.source[0] in CODE_STARTERS for e in ran):
             return False  # nothing this drain ran has started code: running it first changes nothing
         pick = self._decide([*map(option, ready), YIELD])
         if pick == len(ready):
@@ -101,22 +104,44 @@ def option(event: Event) -> tuple[Any, str]:
 
 
 def footprint_in(rt: Runtime) -> Callable[[Any], Any]:
-    """What an option touches. An enqueue (also a delayed send arriving) touches the key of an object's or
-    workflow's invocation (its lock and inbox), else only that invocation; a start, a retry or a sleep's
-    end touches only its invocation (its lock, if any, is already held); letting started attempts run, or
-    anything not known, touches everything."""
+    """What an option touches: a set of things (invocation ids, ("key", service, key)), or EVERYTHING. An
+    enqueue (also a delayed send arriving) touches the key of an object's or workflow's invocation (its lock
+    and inbox), else only that invocation; a start, a retry, a sleep's end, a pause, a resume or an
+    awakeable completed touches only its invocation (its lock, if any, is already held); a cancel touches
+    its invocation, its key and its callers (one that never started ends at once, answering them); a
+    promise completed touches its workflow's key and every invocation of it still running (any of them may
+    await it); a kill (it ends what the invocation waits on, and frees its lock), letting started attempts
+    run, or anything not known, touches everything."""
     def footprint(opt: Any) -> Any:
+        promise = promise_named(opt[1]) if opt != YIELD else None
+        if promise is not None:
+            return promise_footprint(rt, promise[0], promise[1])
         found = INVOCATION_ID.search(opt[1]) if opt != YIELD else None
-        if found is None:
+        if found is None or opt[1].startswith("kill "):
             return EVERYTHING
-        if not opt[1].startswith(("enqueue ", "delayed start ")):
-            return found.group()
+        inv_id = found.group()
+        if not opt[1].startswith(("enqueue ", "delayed start ", "cancel ")):
+            return frozenset({inv_id})
         try:
-            target = rt.invocation(found.group()).target
+            inv = rt.invocation(inv_id)
         except (KeyError, ValueError):
             return EVERYTHING
-        return ("key", target.service, target.key) if target.key is not None else found.group()
+        place = ("key", inv.target.service, inv.target.key) if inv.target.key is not None else inv_id
+        if opt[1].startswith("cancel "):
+            return frozenset({inv_id, place, *(caller.id for caller, _cid, _how in inv.callers)})
+        return frozenset({place})
     return footprint
+
+
+def promise_footprint(rt: Runtime, workflow: str, key: str) -> frozenset[Any]:
+    running = (inv.id for inv in rt.all_invocations()
+               if not inv.completed and inv.target.service == workflow and inv.target.key == key)
+    return frozenset({("key", workflow, key), *running})
+
+
+def apart(a: Any, b: Any) -> bool:
+    """Whether two footprints touch nothing in common (EVERYTHING touches something of every footprint)."""
+    return a is not EVERYTHING and b is not EVERYTHING and a.isdisjoint(b)
 
 
 def format_schedule(picks: Sequence[int]) -> str:

@@ -14,9 +14,10 @@ import playground as pg
 from playground import widgets
 from playground.explorer import Outcome
 from playground.explorer_report import table_html
-from playground.explorer_schedules import deviation, format_schedule
+from playground.explorer_schedules import EVERYTHING, apart, deviation, footprint_in, format_schedule
 from playground.explorer_search import outcome_key, run_once, seeded_random, shrink
-from playground.runtime.scheduler import AsPosted
+from playground.runtime.requests import promise_operation
+from playground.runtime.scheduler import AsPosted, Stepwise
 
 logbook = restate.VirtualObject("Logbook")
 
@@ -440,6 +441,80 @@ async def test_a_completion_and_a_timer_due_at_the_same_instant_race_either_way(
     assert ex.outcomes[0].value == "timeout" and ex.outcomes[0].schedule == ""  # the default: timers first
     late = next(o for o in ex.outcomes if o.value == won)
     assert (await ex.replay(late)).result == won
+
+
+# Operations from a cell land among the events in flight: a cancel against the callee's completion, a
+# promise resolved from the cell as the workflow's timeout falls due.
+quick = restate.Service("Quick")
+
+
+def _done() -> str:
+    return "done"
+
+
+@quick.handler()
+async def one_step(ctx: restate.Context) -> str:
+    return await ctx.run_typed("step", _done)
+
+
+async def cancel_a_call_in_flight(rt):
+    call = asyncio.ensure_future(rt.service_call(one_step))
+    await asyncio.sleep(0)  # the call is made: its invocation exists, its request is in flight
+    [inv] = rt.all_invocations()
+    rt.cancel(inv.id)
+    try:
+        rt.result = await call
+    except restate.TerminalError as exc:
+        rt.result = f"{exc.status_code} {exc.message}"
+
+
+async def resolve_when_a_job_is_done(rt):
+    await rt.workflow_send(promise_or_timeout, key="w")  # gives its promise 1 s
+    await rt.service_call(take_a_second)  # the cell's own 1 s job
+    rt.resolve_promise("Waiting", "w", "p", "x")  # at 1 s, as the workflow's timeout falls due
+    rt.result = await rt.attach(promise_or_timeout, key="w")
+
+
+@pytest.mark.parametrize(("scenario", "services", "results"), [
+    # cancelled before it started (the server's spelling), while it ran (the SDK's), or too late
+    (cancel_a_call_in_flight, [quick], {"409 canceled", "409 cancelled", "done"}),
+    (resolve_when_a_job_is_done, [waiting, slow], {"promise", "timeout"})])
+async def test_an_operation_from_the_cell_lands_before_or_after_the_events_in_flight(scenario, services,
+                                                                                    results) -> None:
+    ex = await pg.explore(scenario, services=services, observe=lambda rt: rt.result)
+    assert ex.complete and {o.value for o in ex.outcomes} == results
+    unreduced = await pg.explore(scenario, services=services, observe=lambda rt: rt.result, reduce=False)
+    assert unreduced.complete and {o.value for o in unreduced.outcomes} == results
+    assert ex.schedules <= unreduced.schedules
+    for outcome in ex.outcomes:
+        assert (await ex.replay(outcome)).result == outcome.value
+    plain = pg.Runtime(*services)  # the engine's own order: the operation acts when the cell makes it
+    await scenario(plain)
+    assert plain.result == {cancel_a_call_in_flight: "409 cancelled", resolve_when_a_job_is_done: "timeout"}[scenario]
+
+
+async def test_an_operation_touches_the_invocation_key_and_promise_it_names() -> None:
+    rt = pg.Runtime(logbook, waiting)
+    rt.scheduler.strategy = Stepwise()  # the sends stay pending: their enqueues wait in the queue
+    ann = (await rt.object_send(write, key="Ann", arg="x")).invocation_id
+    bob = (await rt.object_send(write, key="Bob", arg="y")).invocation_id
+    run = (await rt.workflow_send(promise_or_timeout, key="w")).invocation_id
+    touches = footprint_in(rt)
+    op = ("operation", 9)
+    cancel_ann = touches((op, f"cancel {ann}"))
+    assert cancel_ann == {ann, ("key", "Logbook", "Ann")}
+    assert touches((op, f"pause {ann}")) == touches((op, f"resume {ann}")) == {ann}
+    assert touches((op, f"complete awakeable 1 of {ann}")) == {ann}
+    assert touches((op, f"kill {ann}")) is EVERYTHING
+    assert touches((op, promise_operation("Waiting", "w", "p"))) == {("key", "Waiting", "w"), run}
+    # dependent on the invocation's start, its key's enqueues and the key's others; apart from another key
+    assert not apart(cancel_ann, touches((("start", ann), f"start {ann}")))
+    assert not apart(cancel_ann, touches((("ingress", 1), f"enqueue {ann}")))
+    assert apart(cancel_ann, touches((("start", bob), f"start {bob}")))
+    assert apart(cancel_ann, touches((("ingress", 2), f"enqueue {bob}")))
+    assert not apart(touches((op, promise_operation("Waiting", "w", "p"))), touches(((("timer", 1)),
+                                                                                     f"sleep of {run} x")))
+    rt.close()
 
 
 async def test_the_explore_view_shows_one_outcome_at_a_time_and_replays_it_into_a_live_dashboard() -> None:

@@ -108,6 +108,7 @@ class Engine:
         """The in-memory tables, empty (at construction, and before a restore from the store)."""
         self._timers.clear()
         self.scheduler.clear()
+        self._requests.clear()
         self._invocations: dict[str, Invocation] = {}
         self._by_start_id: dict[bytes, Invocation] = {}
         self._state: dict[tuple[str, str], dict[str, bytes]] = {}

@@ -4,6 +4,7 @@ offers (cancel, kill, pause, resume, completing awakeables and promises)."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, Protocol
 
@@ -28,7 +29,7 @@ from .model import (
 )
 from .records import Records
 from .registry import Registry
-from .requests import IngressOrder
+from .requests import IngressOrder, promise_operation
 from .scheduler import Scheduler
 from .waiting import Waiter
 
@@ -255,12 +256,26 @@ class Ingress:
         return self._decode(handler, inv.result)
 
     # ------------------------------------------------------------------ operations (as Restate's CLI offers them)
+    # Each is checked at once (bad input raises before anything is posted); its state change is an event of
+    # kind "operation": it runs now under the default strategy, or when a strategy holding operations picks
+    # it, its own request among those in flight (runtime/requests.py). A held one finds the tables as they
+    # are by then: one that no longer applies (the invocation ended, the promise was completed) does nothing.
+    def _operate(self, what: str, action: Callable[[], None]) -> None:
+        if "operation" in self.host.scheduler.held:
+            self.host._requests.post_operation(what, action)
+        else:
+            action()
+
     def cancel(self, invocation_id: str) -> None:
-        self.host._lifecycle.cancel(self.host.invocation(invocation_id))
-        self.host._commit()
+        inv = self.host.invocation(invocation_id)
+        self._operate(f"cancel {inv.id}", lambda: self._lifecycle_step(self.host._lifecycle.cancel, inv))
 
     def kill(self, invocation_id: str) -> None:
-        self.host._lifecycle.kill(self.host.invocation(invocation_id))
+        inv = self.host.invocation(invocation_id)
+        self._operate(f"kill {inv.id}", lambda: self._lifecycle_step(self.host._lifecycle.kill, inv))
+
+    def _lifecycle_step(self, step: Callable[[Invocation], None], inv: Invocation) -> None:
+        step(inv)
         self.host._commit()
 
     def pause(self, invocation_id: str) -> None:
@@ -269,6 +284,11 @@ class Ingress:
             return
         if inv.status in ("pending", "scheduled"):
             raise ValueError(f"{inv.id} has not started yet; cancel it instead, or let it start first")
+        self._operate(f"pause {inv.id}", lambda: self._pause(inv))
+
+    def _pause(self, inv: Invocation) -> None:
+        if inv.completed or inv.status == "paused":
+            return
         inv.status = "paused"
         inv.next_retry_at = None
         self.host._dirty.add(inv)
@@ -280,6 +300,11 @@ class Ingress:
         inv = self.host.invocation(invocation_id)
         if inv.status != "paused":
             raise ValueError(f"{inv.id} is {inv.status}, not paused")
+        self._operate(f"resume {inv.id}", lambda: self._resume(inv))
+
+    def _resume(self, inv: Invocation) -> None:
+        if inv.status != "paused":
+            return  # (held: a pause still waiting, or a cancel or kill that ended it, went first)
         if inv.attempt is None:
             self.host._lifecycle.start(inv)
         else:
@@ -304,19 +329,40 @@ class Ingress:
             raise ValueError(f"{awakeable_id!r} is not an awakeable id (they look like 'sign_1...')")
         if target is None:
             raise KeyError(f"no invocation in this runtime owns awakeable {awakeable_id!r}")
-        self.host._commands.signal(target, {"idx": idx}, result)
-        self.host._commit()
+
+        def complete() -> None:
+            self.host._commands.signal(target, {"idx": idx}, result)  # a second completion is ignored
+            self.host._commit()
+        self._operate(f"complete awakeable {idx} of {target.id}", complete)
 
     def resolve_promise(self, workflow: str, key: str, name: str, value: Any = None) -> None:
         self._check_promise(workflow, key, name)
-        self.host._commands.complete_promise((workflow, key), name, _json_body(value))
-        self.host._commit()
+        self._complete_promise(workflow, key, name, _json_body(value))
 
     def reject_promise(self, workflow: str, key: str, name: str, message: str, code: int = 500) -> None:
         self._check_promise(workflow, key, name)
         _check_failure(message, code)
-        self.host._commands.complete_promise((workflow, key), name, Failure(code, message))
-        self.host._commit()
+        self._complete_promise(workflow, key, name, Failure(code, message))
+
+    def _complete_promise(self, workflow: str, key: str, name: str, value: bytes | Failure) -> None:
+        def complete() -> None:
+            self.host._commands.complete_promise((workflow, key), name, value)  # Restate's 409 if completed
+            self.host._commit()
+        if "operation" not in self.host.scheduler.held:
+            complete()
+            return
+        requests = self.host._requests
+        promise = (workflow, key, name)
+        # the 409 is told now: for a promise completed, or to be completed by an operation this cell made
+        # before (it lands first); one completed by a handler before this lands makes this one do nothing
+        self.host._records.check_open((workflow, key), name, requests.promises)
+        requests.promises.add(promise)
+
+        def complete_held() -> None:
+            requests.promises.discard(promise)
+            if name not in self.host._records.promises_of((workflow, key)):
+                complete()
+        requests.post_operation(promise_operation(workflow, key, name), complete_held)
 
     def _check_promise(self, workflow: str, key: str, name: str) -> None:
         for what, value in (("workflow", workflow), ("key", key), ("name", name)):

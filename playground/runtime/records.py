@@ -4,6 +4,8 @@ that invocation's retention ends; promises keep their value, and who awaits the 
 
 from __future__ import annotations
 
+from collections.abc import Container
+
 import restate
 
 from .model import Failure, Invocation
@@ -69,8 +71,11 @@ class Records:
 
     def complete_promise(self, wk: WorkflowKey, name: str, value: bytes | Failure) -> list[Waiter]:
         """Complete a promise; its waiters, to be answered. Completing one twice is Restate's 409."""
-        table = self.promises.setdefault(wk, {})
-        if name in table:
-            raise restate.TerminalError("promise was already completed", 409)
-        table[name] = value
+        self.check_open(wk, name)
+        self.promises.setdefault(wk, {})[name] = value
         return self.promise_waiters.pop((*wk, name), [])
+
+    def check_open(self, wk: WorkflowKey, name: str, completing: Container[tuple[str, str, str]] = ()) -> None:
+        """Restate's 409 for a promise completed already (or to be, by an operation `completing` it)."""
+        if name in self.promises.get(wk, ()) or (*wk, name) in completing:
+            raise restate.TerminalError("promise was already completed", 409)

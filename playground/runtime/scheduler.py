@@ -5,7 +5,9 @@ in the order they were sent (a handler that sends A and then B: A is enqueued be
 of one attempt's stream, and the notifications written to it, go in order. Open: how the messages of
 different senders interleave when they reach a key at the same virtual instant, which of the runnable
 attempts of different invocations starts first, which of the timers due together fires first, and whether
-an attempt's message is handled before or after another attempt runs or a timer fires at the same instant.
+an attempt's message is handled before or after another attempt runs or a timer fires at the same instant,
+and where an operation from a cell (a cancel, a kill, a pause, a resume, an awakeable or promise completed)
+lands among the events already in flight.
 
 The engine posts each state change here as an `Event` of a kind (KINDS) with its sender (its source). The
 strategy says which kinds it decides (`Strategy.holds`); an event of a kind it does not hold runs at once,
@@ -31,8 +33,9 @@ from operator import attrgetter
 
 # What the engine posts: an invocation enqueued (also a delayed send arriving), an attempt started (a new
 # invocation, a retry, a resume), a timer fired, a message from an attempt handled (its commands, run
-# proposals, terminal message and the end of its stream), and a notification handed to a live attempt.
-KINDS = frozenset({"enqueue", "start", "timer", "message", "notify"})
+# proposals, terminal message and the end of its stream), a notification handed to a live attempt, and
+# an operation from a cell (rt.cancel, rt.kill, rt.pause, rt.resume, completing an awakeable or a promise).
+KINDS = frozenset({"enqueue", "start", "timer", "message", "notify", "operation"})
 
 
 @dataclass(slots=True)
@@ -50,11 +53,11 @@ class Event:
 class Strategy:
     """Asked which of the ready events runs next (each the oldest of its source). `eager`: run every event
     when it is posted, never asking. `holds`: the kinds of event it decides (the others run when posted);
-    by default the three of the first seam (enqueues, starts, timers), as the explorer drives them.
+    by default the ones the explorer drives: enqueues, starts, timers and operations from a cell.
     `one_at_a_time`: stop each drain after an event that left an attempt busy."""
 
     eager = False
-    holds: frozenset[str] = frozenset({"enqueue", "start", "timer"})
+    holds: frozenset[str] = frozenset({"enqueue", "start", "timer", "operation"})
     one_at_a_time = False
 
     def choose(self, ready: Sequence[Event]) -> int:

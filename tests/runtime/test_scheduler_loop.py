@@ -245,7 +245,7 @@ def test_a_kind_the_strategy_does_not_hold_runs_when_posted() -> None:
 
 def test_holding_a_kind_the_engine_does_not_post_is_a_value_error() -> None:
     with pytest.raises(ValueError, match=r"holds must be a set of event kinds out of \['enqueue', 'message', "
-                                         r"'notify', 'start', 'timer'\], not \{'messages'\}"):
+                                         r"'notify', 'operation', 'start', 'timer'\], not \{'messages'\}"):
         Scripted(holds={"messages"})
     with pytest.raises(ValueError, match="holds must be a set of event kinds"):
         Scripted(holds="message")  # type: ignore[arg-type]
