@@ -3,7 +3,7 @@ where they apply), and `sql()`, which runs the SQL a user would give `restate sq
 
 from __future__ import annotations
 
-import itertools
+import operator
 import re
 import warnings
 from collections.abc import Sequence
@@ -24,7 +24,7 @@ from .protocol import messages
 from .runtime import readmodel
 from .runtime.clock import MAX_MS, MIN_MS, to_datetime
 from .runtime.journal import call_target, call_target_id, decode_payload, payload_of
-from .runtime.model import Failure, Invocation, JournalEntry
+from .runtime.model import Failure, Invocation, JournalEntry, journal_heads
 
 if TYPE_CHECKING:
     from .runtime.core import Engine as Runtime
@@ -54,16 +54,13 @@ def _columns(columns: dict[str, Any], times: Sequence[str] = (), ints: Sequence[
     """A DataFrame built column by column, typed as `_frame` types it from rows: text and other values stay
     objects (None stays None), `times` hold virtual ms and become UTC times, `stamps` hold `_ts` values (or
     None) and become UTC times too, `ints` int64, `nullable_ints` Int64."""
-    df = pd.DataFrame({c: pd.Series(v, dtype=object) for c, v in columns.items() if c not in times})
-    for c in times:
-        df[c] = _times(columns[c])
-    for c in stamps:
-        df[c] = pd.to_datetime(df[c], utc=True)
-    for c in ints:
-        df[c] = np.array(columns[c], dtype=np.int64)
-    for c in nullable_ints:
-        df[c] = pd.array(columns[c], dtype="Int64")
-    return df[list(columns)]
+    typed: dict[str, Any] = {c: _times(columns[c]) for c in times}
+    typed |= {c: pd.to_datetime(pd.Series(columns[c], dtype=object), utc=True) for c in stamps}
+    typed |= {c: np.array(columns[c], dtype=np.int64) for c in ints}
+    typed |= {c: pd.array(columns[c], dtype="Int64") for c in nullable_ints}
+    # one frame from the columns in their order, not copied again (each assignment or reordering would copy)
+    return pd.DataFrame({c: typed[c] if c in typed else pd.Series(v, dtype=object) for c, v in columns.items()},
+                        copy=False)
 
 
 def _frame(rows: list[dict[str, Any]], columns: list[str]) -> pd.DataFrame:
@@ -82,61 +79,63 @@ def _frame(rows: list[dict[str, Any]], columns: list[str]) -> pd.DataFrame:
 def invocations(rt: Runtime, *, as_restate: bool = False) -> pd.DataFrame:
     """One row per invocation, like `sys_invocation`. The last failure stays on the row after the invocation
     completes, pauses or moves on, for a notebook to look at; `as_restate` shows it only while Restate does.
-    Built column by column: a dict (or tuple) per row would cost several times as much at 100,000 rows."""
+    Built column by column, each field read by one `map` (a dict or tuple per row would cost several times as
+    much at 100,000 rows, the garbage collector walking every kept record as they pile up), the journals'
+    sizes and commands counted on arrays."""
     invs = list(rt.all_invocations())
-    targets = [inv.target for inv in invs]
-    services, keys, handlers = [t.service for t in targets], [t.key for t in targets], [t.handler for t in targets]
-    errs = [inv.last_failure for inv in invs] if not as_restate else [
+    targets = _fields(invs, "target")
+    services, keys, handlers = (_fields(targets, f) for f in ("service", "key", "handler"))
+    errs = _fields(invs, "last_failure") if not as_restate else [
         inv.last_failure if inv.last_failure is not None and failure_shown(inv) else None for inv in invs]
-    failures = [inv.result if isinstance(inv.result, Failure) else None for inv in invs]
-    journals = [inv.journal_type_ids() for inv in invs]  # (a completed journal's entries are not rebuilt)
+    failures = [r if isinstance(r, Failure) else None for r in _fields(invs, "result")]
+    sizes, commands = _journal_counts(invs)
     cols: dict[str, Any] = {
-        "id": [inv.id for inv in invs],
+        "id": _fields(invs, "id"),
         "target": [f"{s}/{k}/{h}" if k is not None else f"{s}/{h}"
                    for s, k, h in zip(services, keys, handlers, strict=True)],
         "target_service_name": services, "target_service_key": keys, "target_handler_name": handlers,
-        "target_service_ty": _service_kinds(invs),
-        "status": [inv.status for inv in invs],
-        "invoked_by": [inv.invoked_by for inv in invs],
-        "invoked_by_id": [inv.invoked_by_id for inv in invs],
-        "invoked_by_target": [inv.invoked_by_target for inv in invs],
-        "idempotency_key": [inv.idempotency_key for inv in invs],
-        "created_at": [inv.created_at for inv in invs],
-        "scheduled_start_at": [inv.scheduled_at for inv in invs],
-        "inboxed_at": [inv.inboxed_at for inv in invs],
-        "running_at": [inv.running_at for inv in invs],
-        "completed_at": [inv.completed_at for inv in invs],
-        "retry_count": [inv.attempts for inv in invs],  # minus one, below
-        "next_retry_at": [inv.next_retry_at for inv in invs],
+        "target_service_ty": _service_kinds(_fields(invs, "service")),
+        **{c: _fields(invs, f) for c, f in _SAME_FIELDS.items()},
+        "retry_count": np.maximum(np.array(_fields(invs, "attempts"), dtype=np.int64) - 1, 0),
+        "next_retry_at": _fields(invs, "next_retry_at"),
         **failure_column_lists(errs),
-        "journal_size": [len(j) for j in journals],
-        "journal_commands_size": _command_counts(journals),
-        "pinned_deployment_id": [f"dp_{inv.revision}" for inv in invs],
-        "completion_result": [("failure" if f is not None else "success") if inv.completed else None
-                              for f, inv in zip(failures, invs, strict=True)],
+        "journal_size": sizes, "journal_commands_size": commands,
+        "pinned_deployment_id": [f"dp_{r}" for r in _fields(invs, "revision")],
+        "completion_result": [("failure" if f is not None else "success") if c else None
+                              for f, c in zip(failures, _fields(invs, "completed"), strict=True)],
         "completion_failure": [str(f) if f is not None else None for f in failures],
     }
-    df = _columns(cols, times=[c for c in cols if c.endswith("_at")], ints=["retry_count", "journal_size"],
-                  nullable_ints=["last_failure_related_command_index"])
-    df["retry_count"] = np.maximum(df["retry_count"].to_numpy() - 1, 0)
-    return df
+    return _columns(cols, times=[c for c in cols if c.endswith("_at")], ints=["retry_count", "journal_size"],
+                    nullable_ints=["last_failure_related_command_index"])
 
 
-def _service_kinds(invs: list[Invocation]) -> list[str]:
+# sys_invocation's columns that show an Invocation field as it is (column: field), in the table's order
+_SAME_FIELDS = {"status": "status", "invoked_by": "invoked_by", "invoked_by_id": "invoked_by_id",
+                "invoked_by_target": "invoked_by_target", "idempotency_key": "idempotency_key",
+                "created_at": "created_at", "scheduled_start_at": "scheduled_at", "inboxed_at": "inboxed_at",
+                "running_at": "running_at", "completed_at": "completed_at"}
+
+
+def _fields(objs: Sequence[Any], name: str) -> list[Any]:
+    """One attribute of each object, read in one `map` (faster than a comprehension)."""
+    return list(map(operator.attrgetter(name), objs))
+
+
+def _service_kinds(services: Sequence[Any]) -> list[str]:
     """Each invocation's service kind, asked once per service rather than once per invocation."""
-    services = [inv.service for inv in invs]
     kinds = {id(svc): svc.kind for svc in {id(svc): svc for svc in services}.values()}
     return [kinds[id(svc)] for svc in services]
 
 
-def _command_counts(journals: list[Sequence[int]]) -> list[int]:
-    """How many commands each journal (its entries' type ids) holds (messages.is_command, on arrays), counted
-    over all journals at once."""
-    ids = np.fromiter(itertools.chain.from_iterable(journals), dtype=np.int64)
+def _journal_counts(invs: list[Invocation]) -> tuple[np.ndarray, np.ndarray]:
+    """Each journal's size (int64) and how many commands it holds (messages.is_command on arrays; Python
+    ints, as the column always held), counted over all journals at once."""
+    sizes_bytes, ids_bytes = journal_heads(invs)
+    sizes = np.frombuffer(sizes_bytes, dtype="<u4").astype(np.int64)
+    ids = np.frombuffer(ids_bytes, dtype="<u2")
     commands = np.concatenate([[0], np.cumsum(((ids >= 0x0400) & (ids <= 0x7FFF)) | (ids >= 0xFC00))])
-    ends = np.cumsum([len(j) for j in journals], dtype=np.int64)
-    starts = ends - np.array([len(j) for j in journals], dtype=np.int64)
-    return (commands[ends] - commands[starts]).tolist()
+    ends = np.cumsum(sizes)
+    return sizes, (commands[ends] - commands[ends - sizes]).astype(object)
 
 
 def state_table(rt: Runtime) -> pd.DataFrame:

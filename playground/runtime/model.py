@@ -323,3 +323,19 @@ def status_counts(invocations: Iterable[Invocation]) -> dict[str, int]:
     for inv in invocations:
         counts[inv.status] = counts.get(inv.status, 0) + 1
     return dict(sorted(counts.items()))
+
+
+def journal_heads(invocations: Sequence[Invocation]) -> tuple[bytes, bytes]:
+    """Every invocation's journal size (a u32 each) and its entries' type ids (u16s, one journal after the
+    other), little-endian, read from the packed journals by slicing: a table over 100,000 invocations reads
+    them as two arrays, without rebuilding a journal or a tuple per invocation."""
+    js = [inv._journal for inv in invocations]
+    sizes = b"".join([j[:4] if type(j) is bytes else struct.pack("<I", len(j)) for j in js])
+    counts = struct.unpack(f"<{len(js)}I", sizes)
+    ids = b"".join([j[4:4 + 2 * n] if type(j) is bytes else _type_ids(j) for j, n in zip(js, counts, strict=True)])
+    return sizes, ids
+
+
+def _type_ids(entries: Any) -> bytes:
+    """The type ids of a journal not packed yet (an invocation still running), as a packed journal holds them."""
+    return struct.pack(f"<{len(entries)}H", *[e.type_id for e in entries])
