@@ -4,6 +4,8 @@ runtime holding completed, failed, retrying and sleeping invocations of services
 from __future__ import annotations
 
 import contextlib
+import json
+import math
 from datetime import timedelta
 
 import pandas as pd
@@ -12,6 +14,7 @@ import restate
 import playground as pg
 from playground import introspect
 from playground.runtime.clock import to_datetime
+from playground.runtime.journal import decode_payload
 
 ref_svc = restate.Service("RefSvc")
 ref_obj = restate.VirtualObject("RefObj")
@@ -108,3 +111,13 @@ async def test_the_column_builders_give_what_a_row_by_row_build_gives() -> None:
         pd.testing.assert_frame_equal(got, want, check_exact=True)
     for inv_id in rt.invocations().id:
         pd.testing.assert_frame_equal(rt.journal(inv_id), reference_journal(rt, inv_id), check_exact=True)
+
+
+
+def test_decode_payload_gives_what_json_loads_gives_on_the_fast_path_and_off_it() -> None:
+    for data in (b"1", b"2.5", b'"a"', b'[1, {"a": null}]', b"true", b" 1", b"1 \n", b"\xef\xbb\xbf[2]",
+                 b'"\\ud800"'):
+        assert decode_payload(data) == json.loads(data), data
+    assert math.isnan(decode_payload(b"NaN"))
+    assert decode_payload(b"1x") == "1x" and decode_payload(b"[1") == "[1" and decode_payload(b"{}{}") == "{}{}"
+    assert decode_payload(b"\xff\xfe") == b"\xff\xfe" and decode_payload(b"") is None
