@@ -12,14 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from .failures_view import (  # noqa: F401  (failure_text and failure_doc_code: introspect's API too)
-    event_json,
-    failure_column_lists,
-    failure_columns,
-    failure_doc_code,
-    failure_shown,
-    failure_text,
-)
+from .failures_view import event_json, failure_column_lists, failure_shown
 from .protocol import messages
 from .runtime import readmodel
 from .runtime.clock import MAX_MS, MIN_MS, to_datetime

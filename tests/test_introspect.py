@@ -9,7 +9,7 @@ import pytest
 import restate
 
 import playground as pg
-from playground import introspect
+from playground import failures_view, introspect
 from playground.runtime.model import TransientError
 
 box = restate.VirtualObject("IBox")
@@ -115,19 +115,19 @@ def _err(code: int, message: str, stacktrace: str = "") -> TransientError:
 
 
 def test_failure_text_uses_restates_name_for_a_code_and_none_for_a_code_it_does_not_name() -> None:
-    assert introspect.failure_text(_err(409, "x")) == "[409 Aborted] x"
-    assert introspect.failure_text(_err(571, "x")) == "[571 Protocol violation] x"
-    assert introspect.failure_text(_err(503, "busy")) == "[503] busy"
-    assert introspect.failure_text(_err(500, "boom", "Traceback...\n")) == "[500 Internal] boom\nTraceback...\n"
+    assert failures_view.failure_text(_err(409, "x")) == "[409 Aborted] x"
+    assert failures_view.failure_text(_err(571, "x")) == "[571 Protocol violation] x"
+    assert failures_view.failure_text(_err(503, "busy")) == "[503] busy"
+    assert failures_view.failure_text(_err(500, "boom", "Traceback...\n")) == "[500 Internal] boom\nTraceback...\n"
 
 
 def test_failure_doc_code_tells_restates_rt_codes_apart() -> None:
     precondition = "cannot process command Command: OneWayCall (command index 3) because of a failed precondition: "
-    assert introspect.failure_doc_code(_err(500, precondition + "the service handler A/b was not found")) == "RT0018"
-    assert introspect.failure_doc_code(_err(500, precondition + "a key was provided, but ...")) == "RT0017"
-    assert introspect.failure_doc_code(_err(570, "Found a mismatch")) == "RT0016"
-    assert introspect.failure_doc_code(_err(571, "the SDK ended without an output")) == "RT0012"
-    assert introspect.failure_doc_code(_err(500, "ValueError('x')")) == "RT0007"
+    assert failures_view.failure_doc_code(_err(500, precondition + "the service handler A/b was not found")) == "RT0018"
+    assert failures_view.failure_doc_code(_err(500, precondition + "a key was provided, but ...")) == "RT0017"
+    assert failures_view.failure_doc_code(_err(570, "Found a mismatch")) == "RT0016"
+    assert failures_view.failure_doc_code(_err(571, "the SDK ended without an output")) == "RT0012"
+    assert failures_view.failure_doc_code(_err(500, "ValueError('x')")) == "RT0007"
 
 
 async def test_the_notebook_view_keeps_a_completed_invocations_last_failure_and_restates_view_drops_it() -> None:

@@ -12,7 +12,7 @@ import pandas as pd
 import restate
 
 import playground as pg
-from playground import introspect
+from playground import failures_view, introspect
 from playground.runtime.clock import to_datetime
 from playground.runtime.journal import decode_payload
 
@@ -54,7 +54,7 @@ def reference_invocations(rt: pg.Runtime, as_restate: bool) -> pd.DataFrame:
     """sys_invocation built one dict per row, the plain way."""
     rows = []
     for inv in rt.all_invocations():
-        err = inv.last_failure if not as_restate or introspect.failure_shown(inv) else None
+        err = inv.last_failure if not as_restate or failures_view.failure_shown(inv) else None
         failure = inv.completion_failure()
         rows.append({
             "id": inv.id, "target": str(inv.target), "target_service_name": inv.target.service,
@@ -65,7 +65,7 @@ def reference_invocations(rt: pg.Runtime, as_restate: bool) -> pd.DataFrame:
             "scheduled_start_at": _ts(inv.scheduled_at), "inboxed_at": _ts(inv.inboxed_at),
             "running_at": _ts(inv.running_at), "completed_at": _ts(inv.completed_at),
             "retry_count": max(inv.attempts - 1, 0), "next_retry_at": _ts(inv.next_retry_at),
-            **introspect.failure_columns(err),
+            **failures_view.failure_columns(err),
             "journal_size": len(inv.journal),
             "journal_commands_size": sum(pg.protocol.messages.is_command(e.type_id) for e in inv.journal),
             "pinned_deployment_id": f"dp_{inv.revision}",
