@@ -127,3 +127,37 @@ async def test_paired_ratios_cover_every_pair_with_a_positive_ratio(bench):
     assert set(ratios) == {p.key for p in bench.PAIRS}
     assert all(len(rs) == 2 and all(r > 0 for r in rs) for rs in ratios.values())
     assert "trivial" in bench.format_pairs(ratios, 3)
+
+
+@pytest.fixture(scope="module")
+def bench_store():
+    yield from _load(BENCH_PATH.with_name("bench_store.py"), "playground_bench_store")
+
+
+@pytest.mark.parametrize("key", ["trivial", "object", "set100", "s2s"])
+async def test_every_store_row_runs_and_counts_its_commits(bench_store, key: str, tmp_path: Path) -> None:
+    result = await bench_store.paired(bench_store.BY_KEY[key], n=3, rounds=2, warmup=2, directory=str(tmp_path))
+    assert len(result.ratios) == 2 and all(r > 0 for r in result.ratios)
+    # per call: the invocation is created, then it ends (see docs/store.md); a call between two services
+    # also commits when the callee starts and when it ends
+    assert result.commits == (4 if key == "s2s" else 2)
+    assert result.row.label in bench_store.format_table([result])
+
+
+@pytest.fixture(scope="module")
+def bench_scheduler():
+    yield from _load(BENCH_PATH.with_name("bench_scheduler.py"), "playground_bench_scheduler")
+
+
+@pytest.mark.parametrize("name", ["OldestFirst", "Stepwise"])
+async def test_each_strategy_row_measures_both_sides_and_counts_the_events_it_held(bench_scheduler,
+                                                                                    name: str) -> None:
+    row = await bench_scheduler.paired(bench_scheduler.STRATEGIES[name], n=3, rounds=2, warmup=2)
+    assert row["base_us"] > 0 and row["held_us"] > 0 and row["ratio"] > 0
+    # a trivial call: its enqueue and start; Stepwise also its Output, End and the end of its stream
+    assert row["events_per_call"] == {"OldestFirst": 2, "Stepwise": 5}[name]
+
+
+def test_the_queue_alone_row_times_posting_and_draining(bench_scheduler) -> None:
+    row = bench_scheduler.queue_alone(events=200)
+    assert row["queued_us"] > 0 and row["at_once_us"] > 0
