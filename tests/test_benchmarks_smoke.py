@@ -41,7 +41,7 @@ async def test_deadlock_benchmark_measures_overhead_and_finds_the_cycle(bench_de
 
 
 # Every row of the benchmark table; test_every_workload_is_covered fails when a row is added or renamed.
-KEYS = ["floor", "bare", "trivial", "scheduled", "concurrent", "floor_call", "call", "floor_object", "object",
+KEYS = ["floor", "floor_task", "bare", "trivial", "scheduled", "concurrent", "floor_call", "call", "floor_object", "object",
         "run_async", "run_sync"]
 
 
@@ -66,6 +66,7 @@ def test_table_and_verdict(bench, capsys):
     out = capsys.readouterr().out
     assert "bare driver" in out and "trivial ingress call" in out and "floor: greet" in out
     assert "trivial       runtime / floor =" in out and "runtime / bare driver =" in out
+    assert "floor_task / floor =" in out and "runtime / floor_task =" in out and "no target" in out
 
 
 @pytest.fixture(scope="module")
