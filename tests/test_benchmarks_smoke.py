@@ -41,8 +41,8 @@ async def test_deadlock_benchmark_measures_overhead_and_finds_the_cycle(bench_de
 
 
 # Every row of the benchmark table; test_every_workload_is_covered fails when a row is added or renamed.
-KEYS = ["floor", "floor_task", "bare", "trivial", "scheduled", "concurrent", "floor_call", "call", "floor_object", "object",
-        "run_async", "run_sync"]
+KEYS = ["floor", "floor_task", "bare", "trivial", "scheduled", "concurrent", "floor_call", "call", "floor_object",
+        "object", "run_async", "run_sync"]
 
 
 @pytest.mark.parametrize("key", KEYS)
