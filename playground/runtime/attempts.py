@@ -26,6 +26,9 @@ from .scheduler import Scheduler
 from .waiting import Waiter
 
 TERMINAL = ("End", "Suspension", "Error")
+_TERMINAL_IDS = frozenset(TYPE_IDS[n] for n in TERMINAL)
+_END, _SUSPENSION, _AWAITING_ON, _PROPOSE_RUN, _OUTPUT = (
+    TYPE_IDS[n] for n in ("End", "Suspension", "AwaitingOn", "ProposeRunCompletion", "Output"))
 
 
 class AttemptHost(Protocol):
@@ -91,10 +94,11 @@ class Attempts:
         if self.host._rejected_calls:
             self.host._rejected_calls.pop(inv.id, None)
         try:
-            start = self._start_message(inv)
+            journal = inv.journal
+            start = self._start_message(inv, journal[-1].appended_at)
             attempt = inv.deployment.open(inv.target.service, inv.target.handler,
                                           [("x-restate-invocation-id", inv.id)])
-            frames = [e.frame() for e in inv.journal]
+            frames = [e.frame() for e in journal]
         except Exception as exc:
             self.host._lifecycle.on_transient(inv, Failure(500,
                                               f"the playground runtime could not start an attempt: {exc!r}"), None,
@@ -102,10 +106,10 @@ class Attempts:
             return
         inv.status = "running"
         inv.running_at = inv.running_at or self.host._now()
-        run = self.runs[inv.id] = AttemptRun(inv, attempt, len(inv.journal))
-        if inv.journal[-1].type_id == TYPE_IDS["Output"]:
+        run = self.runs[inv.id] = AttemptRun(inv, attempt, len(journal))
+        if journal[-1].type_id == _OUTPUT:
             # stored by an attempt that died before its End: this one replays it and only sends End
-            run.output = inv.journal[-1].msg
+            run.output = journal[-1].msg
         if "message" in self.host.scheduler.held:  # the strategy decides when each message is handled
             attempt.on_message = lambda item: self._post_message(run, item)
             attempt.on_end = lambda ended: self._post_end(run, ended)
@@ -130,8 +134,9 @@ class Attempts:
         if self.host.mode == "always_suspend":
             attempt.close_input()
 
-    def _start_message(self, inv: Invocation) -> Any:
-        """The Start message of the next attempt (its state map too, for eager state)."""
+    def _start_message(self, inv: Invocation, last_stored_at: int) -> Any:
+        """The Start message of the next attempt (its state map too, for eager state); `last_stored_at`: when
+        its last journal entry was stored."""
         lazy = inv.handler.lazy_state
         start = START_MESSAGE()
         start.id = inv.start_id
@@ -140,7 +145,7 @@ class Attempts:
         start.random_seed = inv.random_seed
         start.retry_count_since_last_stored_entry = inv.retry_count_since_last_entry
         # the SDK measures RunOptions.max_duration with this (on the virtual clock here)
-        start.duration_since_last_stored_entry = max(0, self.host._now() - inv.journal[-1].appended_at)
+        start.duration_since_last_stored_entry = max(0, self.host._now() - last_stored_at)
         start.partial_state = lazy
         if not lazy and inv.service.keyed:
             for k, v in self.host._state.get((inv.target.service, inv.target.key or ""), {}).items():
@@ -188,51 +193,53 @@ class Attempts:
         return run.sent_terminal or (run.attempt.sdk_waiting and run.attempt.runs_started == run.proposed)
 
     def _on_message(self, run: AttemptRun, item: Received) -> None:
-        """One message from the SDK, handled synchronously as the SDK sends it."""
-        inv, attempt = run.inv, run.attempt
-        self.host._waiter.last_activity = time.monotonic()
+        """One message from the SDK, handled synchronously as the SDK sends it (dispatched on its type id:
+        this runs for every message of every attempt)."""
+        inv, attempt, host = run.inv, run.attempt, self.host
+        host._waiter.last_activity = time.monotonic()
         if inv.completed or inv.killing or run.broken is not None:
             return  # killed, ended, or its attempt failed (a crash): nothing the SDK still sends counts
-        name = item.name
-        if name == "AwaitingOn":
+        type_id = item.type_id
+        if type_id == _AWAITING_ON:
             inv.awaiting = item.msg.awaiting_on
             return
-        if run.terminal is not None and name != "ProposeRunCompletion":
+        if run.terminal is not None and type_id != _PROPOSE_RUN:
             return  # nothing but late run proposals may follow a terminal message
-        stored = len(inv.journal)
+        stored = inv.journal_size
+        faults = host.faults
         try:
-            if name in ("End", "Suspension", "Error"):
+            if type_id in _TERMINAL_IDS:
                 run.terminal = item
                 attempt.close_input()
-                if name == "End" and run.output is not None:
+                if type_id == _END and run.output is not None:
                     # complete now, as Restate does on End; the app winds down in the background
                     out = run.output
                     result = failure_from(out.failure) if out.HasField("failure") else out.value.content
-                    self.host._lifecycle.complete(inv, result)
-                elif name == "Suspension":
+                    host._lifecycle.complete(inv, result)
+                elif type_id == _SUSPENSION:
                     inv.awaiting = item.msg.awaiting_on
-            elif name == "ProposeRunCompletion":
-                if self.host.faults.armed:
-                    cmd = self.host._explainer.command_for(inv, item.msg.result_completion_id)
-                    injected = self.host.faults.run_fails(inv, cmd.msg.name if cmd else "")
+            elif type_id == _PROPOSE_RUN:
+                if faults.armed:
+                    cmd = host._explainer.command_for(inv, item.msg.result_completion_id)
+                    injected = faults.run_fails(inv, cmd.msg.name if cmd else "")
                     if injected:
                         raise AttemptFailed(injected)
                 self._on_run_proposal(inv, attempt, item)
-            elif messages.is_command(item.type_id):
-                self._on_command(run, name, item, stored)
+            elif messages.is_command(type_id):
+                self._on_command(run, item.name, item, stored)
             else:
-                raise AttemptFailed(f"unexpected message {name} from the SDK")
-            if self.host.faults.armed and len(inv.journal) > stored and not inv.completed:
-                injected = self.host.faults.crash_now(inv)  # after the message took full effect
+                raise AttemptFailed(f"unexpected message {item.name} from the SDK")
+            if faults.armed and inv.journal_size > stored and not inv.completed:
+                injected = faults.crash_now(inv)  # after the message took full effect
                 if injected:
-                    self.host._commit()  # the entry is stored: the next attempt replays it
+                    host._commit()  # the entry is stored: the next attempt replays it
                     raise AttemptFailed(injected)
-            self.host._commit()  # before the SDK hears anything back
+            host._commit()  # before the SDK hears anything back
         except AttemptFailed as exc:
             run.broken, run.broken_code = str(exc), exc.code
             attempt.abort()
         except Exception as exc:
-            run.broken = f"the playground runtime failed handling {name}: {exc!r}"
+            run.broken = f"the playground runtime failed handling {item.name}: {exc!r}"
             attempt.abort()
 
     def _on_command(self, run: AttemptRun, name: str, item: Received, stored: int) -> None:
