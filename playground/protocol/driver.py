@@ -135,10 +135,17 @@ class Received:
 
     @property
     def msg(self) -> Any:
-        if self._payload is not None:
+        if self._msg is None and self._payload is not None:
             self._msg = messages.parse(self.type_id, self._payload, self._version)
-            self._payload = None
         return self._msg
+
+    def frame(self) -> bytes:
+        """The message as a frame (flags cleared), from the SDK's own bytes when it sent them: a journal
+        stores this, so the message need not be parsed to be stored, nor encoded again to be replayed."""
+        payload = self._payload
+        if payload is None:
+            return framing.encode(self._msg)
+        return framing.encode_raw(self.type_id, payload)
 
     @property
     def name(self) -> str:

@@ -27,6 +27,8 @@ from .waiting import Waiter
 
 TERMINAL = ("End", "Suspension", "Error")
 _TERMINAL_IDS = frozenset(TYPE_IDS[n] for n in TERMINAL)
+# the commands that name another invocation, checked before they are stored
+_ROUTED = frozenset(("Call", "OneWayCall", "AttachInvocation", "GetInvocationOutput"))
 _END, _SUSPENSION, _AWAITING_ON, _PROPOSE_RUN, _OUTPUT = (
     TYPE_IDS[n] for n in ("End", "Suspension", "AwaitingOn", "ProposeRunCompletion", "Output"))
 
@@ -246,19 +248,21 @@ class Attempts:
         """A command from the SDK: checked, stored, then acted on (Output and Run wait for the attempt's end
         and the run's proposal)."""
         inv = run.inv
-        # before anything is stored, as the SDK refuses it on V6
-        self.host._commands.refuse_v7_only(name, item.msg)
-        if name in ("Call", "OneWayCall"):  # a target Restate cannot route fails the attempt
-            self.host._commands.check_callee(inv, name, item.msg)
-        self.host._lifecycle.append(inv, item.type_id, item.msg)
+        if name in _ROUTED:
+            # before anything is stored, as the SDK refuses it on V6
+            self.host._commands.refuse_v7_only(name, item.msg)
+            if name in ("Call", "OneWayCall"):  # a target Restate cannot route fails the attempt
+                self.host._commands.check_callee(inv, name, item.msg)
+        # stored as the SDK's frame; its message is parsed only where it is read (eager state reads: never)
+        entry = self.host._lifecycle.append_frame(inv, item.type_id, item.frame())
         if name == "Output":
-            run.output = item.msg
+            run.output = entry.msg
         elif name == "Run":
             assert isinstance(inv.pending_runs, set)  # a set while an attempt runs (else NO_RUNS)
-            inv.pending_runs.add(item.msg.result_completion_id)
+            inv.pending_runs.add(entry.msg.result_completion_id)
         else:
             try:
-                self.host._commands.apply(inv, name, item.msg)
+                self.host._commands.apply(inv, name, entry)
             except AttemptFailed:
                 del inv.journal[stored:]  # refused: not stored, so the next attempt sends it again
                 raise

@@ -24,6 +24,7 @@ from .journal import call_target
 from .model import (
     Failure,
     Invocation,
+    JournalEntry,
     Target,
 )
 from .records import Records
@@ -91,13 +92,15 @@ class Commands:
             raise AttemptFailed(_UNSUPPORTED_ON_V6_MESSAGE.format(feature), UNSUPPORTED_ON_V6)
 
     # ------------------------------------------------------------------ commands
-    def apply(self, inv: Invocation, name: str, msg: Any) -> None:
+    def apply(self, inv: Invocation, name: str, entry: JournalEntry) -> None:
         """Act on a stored command through the dispatch table; one the runtime does not know fails the
-        attempt loudly (a protocol the runtime does not speak must not pass as handled)."""
+        attempt loudly (a protocol the runtime does not speak must not pass as handled). A command that
+        carries its own result is not even parsed."""
         handler = COMMAND_HANDLERS.get(name)
         if handler is None:
             raise AttemptFailed(f"the playground runtime does not handle the command {name}")
-        handler(self, inv, msg)
+        if handler is not _nothing_to_do:
+            handler(self, inv, entry.msg)
 
     def _state_of(self, inv: Invocation) -> dict[str, bytes]:
         return self.host._state.setdefault((inv.target.service, inv.target.key or ""), {})

@@ -208,7 +208,7 @@ class Restorer:
             elif e.type_id == TYPE_IDS["AttachInvocation"]:
                 self.host._commands.wait_on(inv, self.host._commands.resolve_attach_target(e.msg), cid, "attach")
             elif e.type_id == TYPE_IDS["GetPromise"]:
-                self.host._commands.apply(inv, "GetPromise", e.msg)  # answered now if resolved, else when it is
+                self.host._commands.apply(inv, "GetPromise", e)  # answered now if resolved, else when it is
             elif e.type_id == TYPE_IDS["Sleep"] and e.due_ms is not None:
                 self.host._lifecycle.schedule_sleep(inv, cid, e.due_ms)
 

@@ -46,7 +46,14 @@ class WaitForGraph:
 
     def add(self, u: Node, v: Node, kind: str) -> Cycle | None:
         """Add the edge u -> v ('call', 'attach', 'queued' or 'holds'); return the cycle it closes, if any."""
-        self._out.setdefault(u, {})[v] = kind
+        out = self._out
+        succ = out.get(u)
+        if succ is None:
+            out[u] = {v: kind}
+        else:
+            succ[v] = kind
+        if v not in out and v != u:
+            return None  # nothing leaves v, so nothing leads back to u (the common case: a lock's new holder)
         path = self._path(v, u)
         if path is None:
             return None

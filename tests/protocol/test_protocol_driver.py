@@ -472,6 +472,17 @@ def test_received_parses_its_payload_once_when_the_message_is_first_read() -> No
     assert item.msg is first
 
 
+def test_received_frame_is_the_sdks_own_bytes_with_flags_cleared_whether_or_not_it_was_parsed() -> None:
+    payload = messages.new("SetState", key=b"k", value=messages.new("Value", content=b"1")).SerializeToString()
+    type_id = messages.TYPE_IDS["SetState"]
+    item = Received(type_id, framing.REQUESTED_ACK, None, payload)
+    assert item.frame() == framing.encode_raw(type_id, payload)
+    assert item.msg.key == b"k"
+    assert item.frame() == framing.encode_raw(type_id, payload)  # (reading the message keeps the payload)
+    given = Received(type_id, 0, messages.new("SetState", key=b"k"))
+    assert given.frame() == framing.encode(messages.new("SetState", key=b"k"))
+
+
 def test_received_keeps_a_message_given_to_it() -> None:
     msg = messages.new("End")
     assert Received(messages.TYPE_IDS["End"], 0, msg).msg is msg

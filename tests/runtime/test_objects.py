@@ -7,6 +7,7 @@ from datetime import timedelta
 import restate
 
 import playground as pg
+from playground.protocol import messages
 
 events: list[str] = []
 
@@ -196,3 +197,16 @@ async def test_lazy_state_is_fetched_from_the_runtime_on_demand() -> None:
     kinds = list(rt.journal(inv_id).entry_type)
     assert "Command: GetLazyState" in kinds and "Notification: GetLazyState" in kinds
     assert "Notification: GetLazyStateKeys" in kinds
+
+
+async def test_commands_are_journaled_as_the_sdk_sent_them_and_read_back_as_messages() -> None:
+    rt = make()
+    await rt.object_call(script, key="j", arg=[["set", "a", 1], ["get", "a"]])
+    inv = rt.invocation(rt.invocations().id.iloc[-1])
+    by_type = {e.entry_type: e for e in inv.journal}
+    set_state, get_state = by_type["Command: SetState"], by_type["Command: GetEagerState"]
+    assert (set_state.msg.key, set_state.msg.value.content) == (b"a", b"1")
+    assert get_state.msg.key == b"a" and get_state.msg.value.content == b"1"
+    # each stored frame decodes to the message it holds (what the next attempt would be replayed)
+    for e in inv.journal:
+        assert messages.parse(e.type_id, e.frame()[8:]) == e.msg
