@@ -265,7 +265,9 @@ class Waiter:
         seen = len(self.interrupts)
         with sigint_guard:
             try:
-                done = await self._wait_until_done(inv, what, seen)
+                if self._may_sleep_at_once(inv):
+                    await self._sleep(inv)
+                done = inv if inv.completed else await self._wait_until_done(inv, what, seen)
                 self.host._commit()  # a result given to a cell is on disk (a durable store writes it now)
                 return done
             except asyncio.CancelledError as exc:
@@ -273,6 +275,20 @@ class Waiter:
                 if still is None or still.completed or self.host._closed is not None:
                     raise
                 raise asyncio.CancelledError(self._goes_on(still, what, exc)) from None
+
+    def _may_sleep_at_once(self, inv: Invocation) -> bool:
+        """Whether an await may go to sleep before its first round of _wait_until_done: true when that round
+        would find what is found here (the usual case: a call just started, its attempt busy), so a call
+        from a cell skips its rounds. Anything else (a restore to finish, the real clock, a deadlock, no
+        attempt busy) takes the rounds."""
+        host = self.host
+        if inv.completed or host._closed is not None or host._to_start or host._clock.follows_wall_time:
+            return False
+        if host._wait.cycle_reached_from(inv.id) is not None:
+            return False
+        self.last_activity = time.monotonic()
+        host._timers.fire_due()
+        return self.any_busy()
 
     async def _wait_until_done(self, inv: Invocation, what: str, seen: int) -> Invocation:
         __tracebackhide__ = True  # IPython (and pytest) show the user's frame, not the runtime's
