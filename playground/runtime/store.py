@@ -29,8 +29,7 @@ from .store_records import (
     entry_record,
     error_record,
     invocation_fields,
-    invocation_record,
-    record_fingerprint,
+    record_text,
     result_record,
     snapshot_of,
 )
@@ -72,7 +71,6 @@ _UPSERT_STATE = ("INSERT INTO state VALUES (?, ?, ?, ?) "
 _UPSERT_META = "INSERT INTO meta VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value=excluded.value"
 _UPSERT_SERVICE = ("INSERT INTO services VALUES (?, ?, ?) "
                    "ON CONFLICT(name) DO UPDATE SET revision=excluded.revision, manifest=excluded.manifest")
-_encode = json.JSONEncoder(check_circular=False).encode  # (records hold no cycles)
 Written = tuple[int, int, "int | None", int]  # journal entries, errors, record fingerprint, rowid (see SqliteStore)
 
 
@@ -240,22 +238,24 @@ class SqliteStore:
                 w.written[inv.id] = None
             return
         n_entries, n_errors, stored, rowid = written or (0, 0, None, 0)
-        fingerprint = record_fingerprint(inv)
-        journal, errors = inv.journal, inv.errors
-        if fingerprint == stored and len(journal) <= n_entries and len(errors) <= n_errors:
+        text = record_text(inv)
+        fingerprint = hash(text)  # (stands for the record: equal hashes, same text)
+        size, errors = inv.journal_size, inv.errors
+        if fingerprint == stored and size <= n_entries and len(errors) <= n_errors:
             return
         if written is None:
-            w.new.append((inv.id, _encode(invocation_record(inv))))  # its rowid is known once it is inserted
+            w.new.append((inv.id, text))  # its rowid is known once it is inserted
         elif fingerprint != stored:
-            w.one("UPDATE invocations SET record=? WHERE rowid=?", (_encode(invocation_record(inv)), rowid))
-        if len(journal) == n_entries + 1:
-            w.one(_INSERT_ENTRY, (inv.id, n_entries, *entry_record(journal[-1])))
-        elif len(journal) > n_entries:
-            w.many(_INSERT_ENTRY, [(inv.id, i, *entry_record(e)) for i, e in enumerate(journal[n_entries:], n_entries)])
+            w.one("UPDATE invocations SET record=? WHERE rowid=?", (text, rowid))
+        if size == n_entries + 1:
+            w.one(_INSERT_ENTRY, (inv.id, n_entries, *entry_record(inv.journal[-1])))
+        elif size > n_entries:
+            w.many(_INSERT_ENTRY, [(inv.id, i, *entry_record(e))
+                                   for i, e in enumerate(inv.journal[n_entries:], n_entries)])
         if len(errors) > n_errors:
             w.many("INSERT INTO errors VALUES (?, ?, ?)",
                    [(inv.id, i, json.dumps(error_record(e))) for i, e in enumerate(errors[n_errors:], n_errors)])
-        w.written[inv.id] = (max(len(journal), n_entries), max(len(errors), n_errors), fingerprint, rowid)
+        w.written[inv.id] = (max(size, n_entries), max(len(errors), n_errors), fingerprint, rowid)
 
     def _state_writes(self, w: _Writes, wk: tuple[str, str], state: dict[str, bytes]) -> None:
         """The values of one object's state that differ from the stored ones, and the names it no longer has."""

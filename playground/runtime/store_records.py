@@ -6,7 +6,7 @@ use them; none of it touches a file.
 
 from __future__ import annotations
 
-import marshal
+import json
 import operator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -68,6 +68,7 @@ _ENCODED_FIELDS = ("start_id", "result", "waiting_ids")
 
 _OWN_FIELDS = tuple(f for f in RECORD_FIELDS if f not in _TARGET_FIELDS)
 _OWN_VALUES = operator.attrgetter(*_OWN_FIELDS)
+_encode = json.JSONEncoder(check_circular=False).encode  # (records hold no cycles)
 
 
 def invocation_record(inv: Invocation) -> dict[str, Any]:
@@ -90,18 +91,36 @@ def invocation_fields(rec: dict[str, Any]) -> dict[str, Any]:
     return fields
 
 
-_FINGERPRINTED = operator.attrgetter(*(f for f in _OWN_FIELDS if f != "result"))
+_esc = json.encoder.encode_basestring_ascii  # (C) a JSON string, as json.dumps writes it
+_TEMPLATE = "{" + ", ".join(f'"{f}": %s' for f in RECORD_FIELDS) + "}"
 
 
-def record_fingerprint(inv: Invocation) -> int:
-    """Stands for an invocation's record (what invocation_record encodes, its target aside, which never
-    changes): equal fingerprints, same record. Much cheaper than encoding it, so an unchanged record costs
-    the store nothing."""
-    result: Any = inv.result
-    if isinstance(result, Failure):
-        result = (result.code, result.message, sorted(result.metadata.items()))
-    # (marshal format 2 has no back-references: equal values give equal bytes, whatever refers to them)
-    return hash(marshal.dumps((_FINGERPRINTED(inv), result), 2))
+def _text(value: str | None) -> str:
+    return "null" if value is None else _esc(value)
+
+
+def _num(value: int | None) -> Any:
+    return "null" if value is None else value
+
+
+def record_text(inv: Invocation) -> str:
+    """`invocation_record(inv)` encoded as json.dumps would (the same text), field by field into a template:
+    several times cheaper than a dict through the generic encoder, and a commit encodes one or two per event."""
+    target = inv.target
+    (inv_id, revision, start_id, random_seed, created_at, invoked_by, sent, invoked_by_id, invoked_by_target, idem,
+     status, scheduled_at, inboxed_at, inbox_seq, running_at, completed_at, expires_at, completed, result, attempts,
+     retries, next_retry_at, waiting_ids) = _OWN_VALUES(inv)
+    if type(result) is bytes:
+        result_text = '"' + result.hex() + '"'
+    else:
+        result_text = "null" if result is None else _encode(result_record(result))
+    return _TEMPLATE % (
+        _esc(inv_id), _esc(target.service), _esc(target.handler), _text(target.key), revision,
+        '"' + start_id.hex() + '"', random_seed, created_at, _esc(invoked_by), "true" if sent else "false",
+        _text(invoked_by_id), _text(invoked_by_target), _text(idem), _esc(status), _num(scheduled_at),
+        _num(inboxed_at), inbox_seq, _num(running_at), _num(completed_at), _num(expires_at),
+        "true" if completed else "false", result_text, attempts, retries, _num(next_retry_at),
+        "null" if waiting_ids is None else _encode([sorted(s) for s in waiting_ids]))
 
 
 def error_record(err: TransientError) -> dict[str, Any]:
