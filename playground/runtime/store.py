@@ -29,6 +29,7 @@ from .store_records import (
     entry_record,
     error_record,
     invocation_fields,
+    record_fingerprint,
     record_text,
     result_record,
     snapshot_of,
@@ -40,8 +41,8 @@ if TYPE_CHECKING:
     from .core import Engine as Runtime
 
 # (the records a store exchanges, imported from here too, as before they moved to store_records.py)
-__all__ = ["ChangeSet", "MemoryStore", "Snapshot", "SqliteStore", "StoreWriteFailed", "invocation_fields", "open_store",
-           "snapshot_of"]
+__all__ = ["META_NAMES", "ChangeSet", "MemoryStore", "Snapshot", "SqliteStore", "StoreWriteFailed", "invocation_fields",
+           "open_store", "snapshot_of"]
 
 
 class StoreWriteFailed(Exception):
@@ -71,6 +72,7 @@ _UPSERT_STATE = ("INSERT INTO state VALUES (?, ?, ?, ?) "
 _UPSERT_META = "INSERT INTO meta VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value=excluded.value"
 _UPSERT_SERVICE = ("INSERT INTO services VALUES (?, ?, ?) "
                    "ON CONFLICT(name) DO UPDATE SET revision=excluded.revision, manifest=excluded.manifest")
+META_NAMES = ("now_ms", "seed", "ids_drawn", "inbox_seq")  # the engine's durable values, in the meta table
 Written = tuple[int, int, "int | None", int]  # journal entries, errors, record fingerprint, rowid (see SqliteStore)
 
 
@@ -111,6 +113,9 @@ class SqliteStore:
         self._written: dict[str, Written] = {}
         self._state: dict[tuple[str, str], dict[str, bytes]] = {}
         self._meta: dict[str, Any] = {}
+        # the engine's durable values (META_NAMES) as last committed: an event that moved none of them
+        # need not compare them one by one (None: not known, after opening or loading the file)
+        self.meta_values: tuple[Any, ...] | None = None
         self._db: sqlite3.Connection | None = None
         self.commits = 0  # transactions written (benchmarks/bench_store.py reads it)
         try:
@@ -140,6 +145,7 @@ class SqliteStore:
         self._written = {i: (len(snap.journals.get(i, ())), len(snap.errors.get(i, ())), None, rowid)
                          for i, rowid in rowids.items()}
         self._state = {k: dict(v) for k, v in snap.state.items()}
+        self.meta_values = None
         return snap
 
     def reload(self, rt: Runtime) -> Snapshot:
@@ -154,13 +160,14 @@ class SqliteStore:
         db = self._db
         if db is None:
             return
-        meta = {k: v for k, v in changes.meta.items() if self._meta.get(k) != v}
+        meta = {k: v for k, v in changes.meta.items() if self._meta.get(k) != v} if changes.meta else {}
         w = self._writes(changes, meta)
-        if not w.ops and not w.new:
-            return
-        rowids = self._transaction(db, w)
-        self._committed(w, meta, rowids)
-        self.commits += 1
+        if w.ops or w.new:
+            rowids = self._transaction(db, w)
+            self._committed(w, meta, rowids)
+            self.commits += 1
+        if changes.meta:
+            self.meta_values = tuple(changes.meta.values())  # (what the file holds now)
 
     def _writes(self, changes: ChangeSet, meta: dict[str, Any]) -> _Writes:
         """The statements that bring the file to what `changes` says (and `meta`, the values that moved)."""
@@ -216,9 +223,6 @@ class SqliteStore:
             else:
                 self._state.pop(wk, None)
 
-    def meta_changed(self, meta: dict[str, Any]) -> bool:
-        return any(self._meta.get(k) != v for k, v in meta.items())
-
     def _write_error(self, exc: sqlite3.DatabaseError) -> str:
         """Why a commit failed, in words (the full disk named as such)."""
         import sqlite3
@@ -238,15 +242,14 @@ class SqliteStore:
                 w.written[inv.id] = None
             return
         n_entries, n_errors, stored, rowid = written or (0, 0, None, 0)
-        text = record_text(inv)
-        fingerprint = hash(text)  # (stands for the record: equal hashes, same text)
+        fingerprint = record_fingerprint(inv)
         size, errors = inv.journal_size, inv.errors
         if fingerprint == stored and size <= n_entries and len(errors) <= n_errors:
             return
         if written is None:
-            w.new.append((inv.id, text))  # its rowid is known once it is inserted
+            w.new.append((inv.id, record_text(inv)))  # its rowid is known once it is inserted
         elif fingerprint != stored:
-            w.one("UPDATE invocations SET record=? WHERE rowid=?", (text, rowid))
+            w.one("UPDATE invocations SET record=? WHERE rowid=?", (record_text(inv), rowid))
         if size == n_entries + 1:
             w.one(_INSERT_ENTRY, (inv.id, n_entries, *entry_record(inv.journal[-1])))
         elif size > n_entries:

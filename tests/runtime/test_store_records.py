@@ -3,6 +3,7 @@ JSON encoder gives for `invocation_record`, for every kind of field value a reco
 
 from __future__ import annotations
 
+import copy
 import json
 from datetime import timedelta
 
@@ -10,7 +11,7 @@ import restate
 
 import playground as pg
 from playground.runtime.model import Failure
-from playground.runtime.store_records import invocation_record, record_text
+from playground.runtime.store_records import RECORD_FIELDS, invocation_record, record_fingerprint, record_text
 
 book = restate.VirtualObject("RecordsBook")
 
@@ -40,3 +41,41 @@ async def test_record_text_is_the_generic_encoding_of_every_record() -> None:
     encode = json.JSONEncoder(check_circular=False).encode
     for inv in invs:
         assert record_text(inv) == encode(invocation_record(inv))
+
+
+def _other(name: str, value: object) -> object:
+    """A different value of the same kind, for any field of a record."""
+    if value is None:
+        return {"invoked_by_id": "inv_1", "invoked_by_target": "T/h", "idempotency_key": "k", "result": b"r",
+                "waiting_ids": ({1}, set(), set())}.get(name, 1)
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, int):
+        return value + 1
+    if isinstance(value, str):
+        return value + "x"
+    if isinstance(value, bytes):
+        return value + b"x"
+    if isinstance(value, Failure):
+        return Failure(value.code, value.message, {**value.metadata, "more": "1"})
+    if isinstance(value, tuple):
+        return ({1, 2}, {3}, {"other"})
+    return None
+
+
+async def test_a_change_to_any_field_of_a_record_changes_its_fingerprint_and_its_text() -> None:
+    """The store writes a record again only when its fingerprint moved: every durable field must move it."""
+    rt = pg.Runtime(book, mode="always_suspend")
+    await rt.object_send(put, key="a", arg="a")
+    failed = await rt.object_send(put, key="b", arg="bad")
+    await rt.settle()
+    for inv in rt._invocations.values():
+        for name in RECORD_FIELDS:
+            if name in ("id", "service", "handler", "key"):  # (its id and target never change)
+                continue
+            changed = copy.copy(inv)
+            setattr(changed, name, _other(name, getattr(inv, name)))
+            assert record_fingerprint(changed) != record_fingerprint(inv), name
+            assert record_text(changed) != record_text(inv), name
+            assert record_fingerprint(copy.copy(changed)) == record_fingerprint(changed)
+    assert isinstance(rt._invocations[failed.invocation_id].result, Failure)
