@@ -26,7 +26,6 @@ from .store_format import cannot_open, open_file, read_records
 from .store_records import (
     ChangeSet,
     Snapshot,
-    entry_record,
     error_record,
     invocation_fields,
     record_fingerprint,
@@ -120,6 +119,7 @@ class SqliteStore:
         self.commits = 0  # transactions written (benchmarks/bench_store.py reads it)
         try:
             self._db, self._meta = open_file(self.path)  # (its schema, or its format checked: store_format.py)
+            self._cursor = self._db.cursor()
         except StoreError:
             self.close()
             raise
@@ -184,22 +184,25 @@ class SqliteStore:
                 (svc, key, n, None, json.dumps(result_record(v))) if isinstance(v, Failure) else
                 (svc, key, n, v, None) for n, v in promises.items()])
         if meta:
-            w.many(_UPSERT_META, [(k, json.dumps(v)) for k, v in meta.items()])
+            w.many(_UPSERT_META, [(k, str(v) if type(v) is int else json.dumps(v)) for k, v in meta.items()])
         return w
 
     def _transaction(self, db: sqlite3.Connection, w: _Writes) -> dict[str, int]:
         """Run the statements in one transaction; the rowids of the invocations inserted. Rolled back, and
         StoreWriteFailed saying why, if SQLite cannot write them."""
-        db.execute("BEGIN")
+        cur = self._cursor  # (one cursor for every statement: none is made per statement)
+        cur.execute("BEGIN")
         try:
-            rowids = {inv_id: int(db.execute("INSERT INTO invocations VALUES (?, ?)", (inv_id, record)).lastrowid or 0)
-                      for inv_id, record in w.new}
+            rowids = {}
+            for inv_id, record in w.new:
+                cur.execute("INSERT INTO invocations VALUES (?, ?)", (inv_id, record))
+                rowids[inv_id] = cur.lastrowid or 0
             for sql, params, many in w.ops:
                 if many:
-                    db.executemany(sql, params)
+                    cur.executemany(sql, params)
                 else:
-                    db.execute(sql, params)
-            db.execute("COMMIT")
+                    cur.execute(sql, params)
+            cur.execute("COMMIT")
         except BaseException as exc:
             import sqlite3
             if db.in_transaction:  # (SQLite has rolled back by itself after some errors, e.g. a full disk)
@@ -251,10 +254,9 @@ class SqliteStore:
         elif fingerprint != stored:
             w.one("UPDATE invocations SET record=? WHERE rowid=?", (record_text(inv), rowid))
         if size == n_entries + 1:
-            w.one(_INSERT_ENTRY, (inv.id, n_entries, *entry_record(inv.journal[-1])))
+            w.one(_INSERT_ENTRY, (inv.id, n_entries, *inv.journal_rows(n_entries)[0]))
         elif size > n_entries:
-            w.many(_INSERT_ENTRY, [(inv.id, i, *entry_record(e))
-                                   for i, e in enumerate(inv.journal[n_entries:], n_entries)])
+            w.many(_INSERT_ENTRY, [(inv.id, i, *row) for i, row in enumerate(inv.journal_rows(n_entries), n_entries)])
         if len(errors) > n_errors:
             w.many("INSERT INTO errors VALUES (?, ?, ?)",
                    [(inv.id, i, json.dumps(error_record(e))) for i, e in enumerate(errors[n_errors:], n_errors)])

@@ -11,7 +11,13 @@ import restate
 
 import playground as pg
 from playground.runtime.model import Failure
-from playground.runtime.store_records import RECORD_FIELDS, invocation_record, record_fingerprint, record_text
+from playground.runtime.store_records import (
+    RECORD_FIELDS,
+    entry_record,
+    invocation_record,
+    record_fingerprint,
+    record_text,
+)
 
 book = restate.VirtualObject("RecordsBook")
 
@@ -79,3 +85,22 @@ async def test_a_change_to_any_field_of_a_record_changes_its_fingerprint_and_its
             assert record_text(changed) != record_text(inv), name
             assert record_fingerprint(copy.copy(changed)) == record_fingerprint(changed)
     assert isinstance(rt._invocations[failed.invocation_id].result, Failure)
+
+
+async def test_the_rows_a_commit_writes_from_a_packed_journal_are_those_of_its_entries() -> None:
+    rt = pg.Runtime(book)
+    await rt.object_send(put, key="a", arg="a")
+    await rt.settle()
+    (inv,) = rt._invocations.values()
+    running = [entry_record(e) for e in inv.journal]
+    assert len(running) == 3 and inv.journal_rows(1) == running[1:]  # a list: Input, SetState, Sleep
+    await rt.advance(timedelta(seconds=1))
+    name = rt.state("RecordsBook", "a")["awakeable"]
+    rt.resolve_awakeable(name, "!")
+    await rt.settle()
+    assert inv.completed and type(inv._journal) is bytes  # packed
+    entries = [entry_record(e) for e in inv.journal]
+    assert entries[:len(running)] == running
+    for start in range(len(entries) + 1):
+        assert inv.journal_rows(start) == entries[start:]
+    assert any(row[3] is not None for row in entries)  # (the sleep's due time survives the packing)
