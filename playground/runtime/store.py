@@ -277,6 +277,8 @@ class SqliteStore:
 
     def close(self) -> None:
         if self._db is not None:
+            # (the cursor first: a statement it still holds would keep the connection, and the file's lock)
+            self._cursor.close()
             self._db.close()
             self._db = None
         ref = _open.get(os.path.realpath(self.path))
