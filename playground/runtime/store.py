@@ -22,12 +22,14 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import StoreError
 from .model import Failure, Invocation
-from .store_format import cannot_open, open_file, read_records
+from .store_format import VERSION, cannot_open, open_file, read_records
 from .store_records import (
+    HEAD_MAX,
     ChangeSet,
     Snapshot,
     error_record,
     invocation_fields,
+    pack_head,
     record_fingerprint,
     record_text,
     result_record,
@@ -72,7 +74,8 @@ _UPSERT_META = "INSERT INTO meta VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET v
 _UPSERT_SERVICE = ("INSERT INTO services VALUES (?, ?, ?) "
                    "ON CONFLICT(name) DO UPDATE SET revision=excluded.revision, manifest=excluded.manifest")
 META_NAMES = ("now_ms", "seed", "ids_drawn", "inbox_seq")  # the engine's durable values, in the meta table
-Written = tuple[int, int, "int | None", int]  # journal entries, errors, record fingerprint, rowid (see SqliteStore)
+# journal entries, errors, record fingerprint, rowid, and the head as stored (None: closed, or format < 3)
+Written = tuple[int, int, "int | None", int, "bytes | None"]
 
 
 @dataclass
@@ -81,8 +84,10 @@ class _Writes:
 
     ops: list[tuple[str, Any, bool]] = field(default_factory=list)  # (sql, parameters or rows, executemany)
     written: dict[str, Written | None] = field(default_factory=dict)
-    new: list[tuple[str, str]] = field(default_factory=list)  # (id, record) of invocations not yet stored
+    new: list[tuple[Any, ...]] = field(default_factory=list)  # the rows of invocations not yet stored
     state: dict[tuple[str, str], dict[str, bytes]] = field(default_factory=dict)
+    deleted: bool = False  # an invocation's rows are deleted
+    drawn: int = 0  # the id generator's count as of this commit (format 3: a new row carries it)
 
     def one(self, sql: str, params: tuple[Any, ...]) -> None:
         self.ops.append((sql, params, False))
@@ -123,6 +128,11 @@ class SqliteStore:
         except StoreError:
             self.close()
             raise
+        # format 3 (a new file): journal heads in the invocations' rows, the id count in new rows too
+        self._heads = self._meta.get("version", VERSION) >= 3
+        self._drawn_in_meta = self._meta.get("ids_drawn", 0)  # (what the meta row holds: the rows may say more)
+        self._insert = "INSERT INTO invocations VALUES (?, ?, ?, ?)" if self._heads else \
+            "INSERT INTO invocations VALUES (?, ?)"
 
     def _fail(self, why: str) -> StoreError:
         self.close()
@@ -141,9 +151,10 @@ class SqliteStore:
             rowids = read_records(db, snap)
         except (sqlite3.DatabaseError, ValueError, KeyError) as exc:
             raise self._fail(f"it is corrupt ({exc!r})") from None
-        # (a restored record's fingerprint is not known: the first change to it rewrites it)
-        self._written = {i: (len(snap.journals.get(i, ())), len(snap.errors.get(i, ())), None, rowid)
+        # (a restored record's fingerprint is not known: the first change to it rewrites it; its head is closed)
+        self._written = {i: (len(snap.journals.get(i, ())), len(snap.errors.get(i, ())), None, rowid, None)
                          for i, rowid in rowids.items()}
+        self._meta["ids_drawn"] = snap.meta.get("ids_drawn", 0)  # (format 3: the rows' count if larger)
         self._state = {k: dict(v) for k, v in snap.state.items()}
         self.meta_values = None
         return snap
@@ -161,17 +172,33 @@ class SqliteStore:
         if db is None:
             return
         meta = {k: v for k, v in changes.meta.items() if self._meta.get(k) != v} if changes.meta else {}
-        w = self._writes(changes, meta)
+        w = self._writes(changes, changes.meta.get("ids_drawn", self._meta.get("ids_drawn", 0)))
+        rows = self._meta_rows(w, meta)
+        if rows:
+            w.many(_UPSERT_META, [(k, str(v) if type(v) is int else json.dumps(v)) for k, v in rows.items()])
         if w.ops or w.new:
             rowids = self._transaction(db, w)
             self._committed(w, meta, rowids)
+            self._drawn_in_meta = rows.get("ids_drawn", self._drawn_in_meta)
             self.commits += 1
         if changes.meta:
             self.meta_values = tuple(changes.meta.values())  # (what the file holds now)
 
-    def _writes(self, changes: ChangeSet, meta: dict[str, Any]) -> _Writes:
-        """The statements that bring the file to what `changes` says (and `meta`, the values that moved)."""
-        w = _Writes()
+    def _meta_rows(self, w: _Writes, moved: dict[str, Any]) -> dict[str, Any]:
+        """The meta rows to write: the values that moved. In format 3 the id generator's count is left out
+        when the rows this commit inserts carry it, and written when rows are deleted (one of them may have
+        carried it): the count restored is the larger of the meta row's and the rows'."""
+        if not self._heads:
+            return moved
+        if w.deleted:
+            return {**moved, "ids_drawn": w.drawn} if w.drawn != self._drawn_in_meta else moved
+        if w.new and "ids_drawn" in moved:
+            return {k: v for k, v in moved.items() if k != "ids_drawn"}
+        return moved
+
+    def _writes(self, changes: ChangeSet, drawn: int) -> _Writes:
+        """The statements that bring the file to what `changes` says (the meta rows aside)."""
+        w = _Writes(drawn=drawn)
         for inv, kept in changes.invocations:
             self._invocation_writes(w, inv, kept)
         for name, revision, manifest in changes.services:
@@ -183,26 +210,28 @@ class SqliteStore:
             w.many("INSERT INTO promises VALUES (?, ?, ?, ?, ?)", [
                 (svc, key, n, None, json.dumps(result_record(v))) if isinstance(v, Failure) else
                 (svc, key, n, v, None) for n, v in promises.items()])
-        if meta:
-            w.many(_UPSERT_META, [(k, str(v) if type(v) is int else json.dumps(v)) for k, v in meta.items()])
         return w
 
     def _transaction(self, db: sqlite3.Connection, w: _Writes) -> dict[str, int]:
         """Run the statements in one transaction; the rowids of the invocations inserted. Rolled back, and
         StoreWriteFailed saying why, if SQLite cannot write them."""
         cur = self._cursor  # (one cursor for every statement: none is made per statement)
-        cur.execute("BEGIN")
+        # one statement is a transaction by itself (SQLite's autocommit): no BEGIN and COMMIT around it
+        alone = len(w.new) + len(w.ops) == 1 and (not w.ops or not w.ops[0][2])
+        if not alone:
+            cur.execute("BEGIN")
         try:
             rowids = {}
-            for inv_id, record in w.new:
-                cur.execute("INSERT INTO invocations VALUES (?, ?)", (inv_id, record))
-                rowids[inv_id] = cur.lastrowid or 0
+            for row in w.new:
+                cur.execute(self._insert, row if not self._heads else (*row, w.drawn))
+                rowids[row[0]] = cur.lastrowid or 0
             for sql, params, many in w.ops:
                 if many:
                     cur.executemany(sql, params)
                 else:
                     cur.execute(sql, params)
-            cur.execute("COMMIT")
+            if not alone:
+                cur.execute("COMMIT")
         except BaseException as exc:
             import sqlite3
             if db.in_transaction:  # (SQLite has rolled back by itself after some errors, e.g. a full disk)
@@ -219,7 +248,7 @@ class SqliteStore:
             if written is None:
                 self._written.pop(inv_id, None)
             else:
-                self._written[inv_id] = (*written[:3], rowids[inv_id]) if inv_id in rowids else written
+                self._written[inv_id] = (*written[:3], rowids[inv_id], written[4]) if inv_id in rowids else written
         for wk, state in w.state.items():
             if state:
                 self._state[wk] = state
@@ -243,24 +272,38 @@ class SqliteStore:
                 w.one("DELETE FROM journal WHERE invocation_id=?", (inv.id,))
                 w.one("DELETE FROM errors WHERE invocation_id=?", (inv.id,))
                 w.written[inv.id] = None
+                w.deleted = True
             return
-        n_entries, n_errors, stored, rowid = written or (0, 0, None, 0)
+        n_entries, n_errors, stored, rowid, head = written or (0, 0, None, 0, b"" if self._heads else None)
         fingerprint = record_fingerprint(inv)
         size, errors = inv.journal_size, inv.errors
         if fingerprint == stored and size <= n_entries and len(errors) <= n_errors:
             return
+        rows = inv.journal_rows(n_entries) if size > n_entries else []
+        grown = head + pack_head(rows) if head is not None and rows else None
+        if grown is not None and len(grown) <= HEAD_MAX:
+            head, rows = grown, []  # the entries ride in the invocation's row
+        elif grown is not None:
+            head = None  # they, and all after them, go to the journal table
+            grown = None
+        record = record_text(inv) if written is None or fingerprint != stored else None
         if written is None:
-            w.new.append((inv.id, record_text(inv)))  # its rowid is known once it is inserted
-        elif fingerprint != stored:
-            w.one("UPDATE invocations SET record=? WHERE rowid=?", (record_text(inv), rowid))
-        if size == n_entries + 1:
-            w.one(_INSERT_ENTRY, (inv.id, n_entries, *inv.journal_rows(n_entries)[0]))
-        elif size > n_entries:
-            w.many(_INSERT_ENTRY, [(inv.id, i, *row) for i, row in enumerate(inv.journal_rows(n_entries), n_entries)])
+            w.new.append((inv.id, record, grown) if self._heads else (inv.id, record))  # (its rowid: once inserted)
+        elif record is not None:
+            w.one(*(("UPDATE invocations SET record=?, head=? WHERE rowid=?", (record, grown, rowid))
+                    if grown is not None else ("UPDATE invocations SET record=? WHERE rowid=?", (record, rowid))))
+        elif grown is not None:
+            w.one("UPDATE invocations SET head=? WHERE rowid=?", (grown, rowid))
+        if len(rows) == 1:
+            w.one(_INSERT_ENTRY, (inv.id, n_entries, *rows[0]))
+        elif rows:
+            w.many(_INSERT_ENTRY, [(inv.id, i, *row) for i, row in enumerate(rows, n_entries)])
         if len(errors) > n_errors:
             w.many("INSERT INTO errors VALUES (?, ?, ?)",
                    [(inv.id, i, json.dumps(error_record(e))) for i, e in enumerate(errors[n_errors:], n_errors)])
-        w.written[inv.id] = (max(size, n_entries), max(len(errors), n_errors), fingerprint, rowid)
+        # (a completed invocation's journal is final: its head is closed, nothing of it kept here)
+        w.written[inv.id] = (max(size, n_entries), max(len(errors), n_errors), fingerprint, rowid,
+                             None if inv.completed else head)
 
     def _state_writes(self, w: _Writes, wk: tuple[str, str], state: dict[str, bytes]) -> None:
         """The values of one object's state that differ from the stored ones, and the names it no longer has."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import operator
+import struct
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +16,8 @@ from .model import Failure, Invocation, JournalEntry, TransientError
 
 if TYPE_CHECKING:
     from .core import Engine as Runtime
+
+EntryRow = tuple[int, bytes, int, "int | None"]  # a journal entry as stored: (type id, frame, appended_at, due_ms)
 
 
 @dataclass
@@ -145,8 +148,39 @@ def error_record(err: TransientError) -> dict[str, Any]:
             "related_index": err.related_index, "related_name": err.related_name, "related_type": err.related_type}
 
 
-def entry_record(e: JournalEntry) -> tuple[int, bytes, int, int | None]:
+def entry_record(e: JournalEntry) -> EntryRow:
     return (e.type_id, e.frame(), e.appended_at, e.due_ms)
+
+
+# Format 3 keeps the first entries of a journal in its invocation's row (its "head"): the row a commit writes
+# anyway carries them, so a short invocation is one statement per commit. An entry: type id, appended_at, due
+# time (or _NO_DUE), frame length, then the frame.
+HEAD_MAX = 2048  # bytes: an entry that would grow the head past this goes to the journal table (as all after it)
+_HEAD_ROW = struct.Struct("<HqqI")
+_NO_DUE = -(2**63)
+
+
+def pack_head(rows: list[EntryRow]) -> bytes:
+    """Journal entries as a head holds them (appending to a head is concatenating)."""
+    pack, no_due = _HEAD_ROW.pack, _NO_DUE
+    return b"".join([pack(t, at, no_due if due is None else due, len(frame)) + frame for t, frame, at, due in rows])
+
+
+def unpack_head(head: bytes) -> list[EntryRow]:
+    """The entries of a head; ValueError if it is damaged (the store then says the file is corrupt)."""
+    rows: list[EntryRow] = []
+    pos, size = 0, _HEAD_ROW.size
+    try:
+        while pos < len(head):
+            type_id, at, due, n = _HEAD_ROW.unpack_from(head, pos)
+            frame = head[pos + size:pos + size + n]
+            if len(frame) != n:
+                raise ValueError(f"a journal entry in a stored head is cut off at byte {pos}")
+            rows.append((type_id, frame, at, None if due == _NO_DUE else due))
+            pos += size + n
+    except struct.error as exc:
+        raise ValueError(f"a stored head of journal entries is damaged ({exc})") from None
+    return rows
 
 
 def snapshot_of(rt: Runtime) -> Snapshot:
