@@ -835,12 +835,14 @@ async def test_a_record_that_is_not_json_is_a_store_error_and_the_file_is_left_u
     _unchanged_after_open(Path(db), r"it is corrupt \(JSONDecodeError")
 
 
-async def test_a_store_written_by_the_previous_version_loads_and_resumes(tmp_path: Path) -> None:
-    """fixtures/store_v1.sqlite was written by the store code before issue 17 (main 32abc5e): a call to
-    Log/a, the workflow Shop/book charged and asleep for an hour, a send to Log/b due in 30 minutes, and an
-    idempotent send to Log/c."""
+@pytest.mark.parametrize("fixture", ["store_v1.sqlite", "store_v2.sqlite"])
+async def test_a_store_written_by_a_previous_version_loads_and_resumes(tmp_path: Path, fixture: str) -> None:
+    """fixtures/store_v1.sqlite was written by the store code before issue 17 (main 32abc5e), store_v2.sqlite
+    by the version before format 3 (main 2f110b1): a call to Log/a, the workflow Shop/book charged and asleep
+    for an hour, a send to Log/b due in 30 minutes, and an idempotent send to Log/c."""
+    version = fixture[len("store_v"):-len(".sqlite")]
     db = tmp_path / "old.sqlite"
-    db.write_bytes((Path(__file__).parent / "fixtures" / "store_v1.sqlite").read_bytes())
+    db.write_bytes((Path(__file__).parent / "fixtures" / fixture).read_bytes())
     rt = reopen(str(db))
     seen = rt.invocations()
     assert sorted(zip(seen.target, seen.status, strict=True)) == [
@@ -854,8 +856,12 @@ async def test_a_store_written_by_the_previous_version_loads_and_resumes(tmp_pat
     assert effects == ["ship book"]  # the charge stored by the old version is not repeated
     assert rt.state("Log", "b") == {"lines": ["later"]}
     rt.close()
-    with closing(sqlite3.connect(db)) as con:  # still format 1: the version that wrote it can read it
-        assert con.execute("SELECT value FROM meta WHERE name='version'").fetchone() == ("1",)
+    with closing(sqlite3.connect(db)) as con:  # still in its format: the version that wrote it can read it
+        assert con.execute("SELECT value FROM meta WHERE name='version'").fetchone() == (version,)
+        # (and its id count in meta, where that version reads it: Log/a, Log/b, then the workflow's send to
+        # Log/log, the one plain id drawn by this version)
+        assert con.execute("SELECT value FROM meta WHERE name='ids_drawn'").fetchone() == ("3",)
+        assert "head" not in {r[1] for r in con.execute("PRAGMA table_info(invocations)")}
     reread = reopen(str(db))  # what the new version wrote over the old rows reads back
     assert reread.state("Log", "b") == {"lines": ["later"]}
     assert reread.output(order, key="book") == "book done"
