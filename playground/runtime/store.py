@@ -131,8 +131,8 @@ class SqliteStore:
         # format 3 (a new file): journal heads in the invocations' rows, the id count in new rows too
         self._heads = self._meta.get("version", VERSION) >= 3
         self._drawn_in_meta = self._meta.get("ids_drawn", 0)  # (what the meta row holds: the rows may say more)
-        self._insert = "INSERT INTO invocations VALUES (?, ?, ?, ?)" if self._heads else \
-            "INSERT INTO invocations VALUES (?, ?)"
+        self._insert = ("INSERT INTO invocations VALUES (?, ?, ?, ?)" if self._heads else
+                        "INSERT INTO invocations VALUES (?, ?)")
 
     def _fail(self, why: str) -> StoreError:
         self.close()
@@ -154,7 +154,8 @@ class SqliteStore:
         # (a restored record's fingerprint is not known: the first change to it rewrites it; its head is closed)
         self._written = {i: (len(snap.journals.get(i, ())), len(snap.errors.get(i, ())), None, rowid, None)
                          for i, rowid in rowids.items()}
-        self._meta["ids_drawn"] = snap.meta.get("ids_drawn", 0)  # (format 3: the rows' count if larger)
+        if self._heads:  # (the count the file holds: the rows' if larger than meta's)
+            self._meta["ids_drawn"] = snap.meta.get("ids_drawn", 0)
         self._state = {k: dict(v) for k, v in snap.state.items()}
         self.meta_values = None
         return snap
@@ -173,13 +174,13 @@ class SqliteStore:
             return
         meta = {k: v for k, v in changes.meta.items() if self._meta.get(k) != v} if changes.meta else {}
         w = self._writes(changes, changes.meta.get("ids_drawn", self._meta.get("ids_drawn", 0)))
-        rows = self._meta_rows(w, meta)
-        if rows:
-            w.many(_UPSERT_META, [(k, str(v) if type(v) is int else json.dumps(v)) for k, v in rows.items()])
+        meta_rows = self._meta_rows(w, meta)
+        if meta_rows:
+            w.many(_UPSERT_META, [(k, str(v) if type(v) is int else json.dumps(v)) for k, v in meta_rows.items()])
         if w.ops or w.new:
             rowids = self._transaction(db, w)
             self._committed(w, meta, rowids)
-            self._drawn_in_meta = rows.get("ids_drawn", self._drawn_in_meta)
+            self._drawn_in_meta = meta_rows.get("ids_drawn", self._drawn_in_meta)
             self.commits += 1
         if changes.meta:
             self.meta_values = tuple(changes.meta.values())  # (what the file holds now)
