@@ -704,6 +704,35 @@ async def big_then_run(ctx: restate.ObjectContext, size: int) -> None:
     effects.append("after the step")  # never reached when the step's result could not be stored
 
 
+echo = restate.Service("Echo")
+
+
+@echo.handler()
+async def shout(ctx: restate.Context, word: str) -> str:
+    return word.upper()
+
+
+async def test_a_short_invocation_is_one_statement_per_commit(db: str) -> None:
+    """Format 3: the commit that creates it inserts its row, its Input in the row's head and the id count in
+    a column; the one that ends it updates that row. Each statement is a transaction by itself."""
+    rt = pg.Runtime(echo, store=db)
+    assert await rt.service_call(shout, arg="warm") == "WARM"  # (a new store's first commits: clock, services)
+    statements: list[str] = []
+    rt._store._db.set_trace_callback(statements.append)
+    before = rt._store.commits
+    assert await rt.service_call(shout, arg="hi") == "HI"
+    rt._store._db.set_trace_callback(None)
+    assert rt._store.commits - before == 2
+    assert [sql.split(" (")[0].split(" SET")[0] for sql in statements] == [
+        "INSERT INTO invocations VALUES", "UPDATE invocations"]
+    (inv_id,) = rt.invocations().query("status == 'completed'").id[-1:]
+    rt.close()
+    again = pg.Runtime(echo, store=db)
+    assert again.output(inv_id) == "HI"
+    assert [e.entry_type for e in again._invocations[inv_id].journal] == ["Command: Input", "Command: Output"]
+    again.close()
+
+
 async def test_the_messages_of_an_attempt_are_written_in_one_transaction_with_its_end(db: str) -> None:
     rt = pg.Runtime(batch, store=db)
     before = rt._store.commits
