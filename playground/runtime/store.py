@@ -74,8 +74,9 @@ _UPSERT_META = "INSERT INTO meta VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET v
 _UPSERT_SERVICE = ("INSERT INTO services VALUES (?, ?, ?) "
                    "ON CONFLICT(name) DO UPDATE SET revision=excluded.revision, manifest=excluded.manifest")
 META_NAMES = ("now_ms", "seed", "ids_drawn", "inbox_seq")  # the engine's durable values, in the meta table
-# journal entries, errors, record fingerprint, rowid, and the head as stored (None: closed, or format < 3)
-Written = tuple[int, int, "int | None", int, "bytes | None"]
+# journal entries, errors, the record's fingerprint (None: not kept, it is written again when changed), rowid,
+# and the head as stored (None: closed, or format < 3)
+Written = tuple[int, int, "tuple[Any, ...] | None", int, "bytes | None"]
 
 
 @dataclass
@@ -302,9 +303,11 @@ class SqliteStore:
         if len(errors) > n_errors:
             w.many("INSERT INTO errors VALUES (?, ?, ?)",
                    [(inv.id, i, json.dumps(error_record(e))) for i, e in enumerate(errors[n_errors:], n_errors)])
-        # (a completed invocation's journal is final: its head is closed, nothing of it kept here)
-        w.written[inv.id] = (max(size, n_entries), max(len(errors), n_errors), fingerprint, rowid,
-                             None if inv.completed else head)
+        # (a completed invocation's journal is final: its head is closed; its record rarely changes again (a
+        # send repeated with its idempotency key, say), and is then written again: neither is kept here)
+        done = inv.completed
+        w.written[inv.id] = (max(size, n_entries), max(len(errors), n_errors), None if done else fingerprint, rowid,
+                             None if done else head)
 
     def _state_writes(self, w: _Writes, wk: tuple[str, str], state: dict[str, bytes]) -> None:
         """The values of one object's state that differ from the stored ones, and the names it no longer has."""

@@ -126,20 +126,21 @@ def record_text(inv: Invocation) -> str:
         "null" if waiting_ids is None else _encode([sorted(s) for s in waiting_ids]))
 
 
-_HASHED = operator.attrgetter(*(f for f in _OWN_FIELDS if f not in ("result", "waiting_ids")))
+_FINGERPRINTED = operator.attrgetter(*(f for f in _OWN_FIELDS if f not in ("result", "waiting_ids")))
 
 
-def record_fingerprint(inv: Invocation) -> int:
+def record_fingerprint(inv: Invocation) -> tuple[Any, ...]:
     """Stands for an invocation's record (what record_text encodes, its target aside, which never changes):
-    equal fingerprints, same record. A hash of its fields, much cheaper than encoding them, so an unchanged
-    record costs a commit little (a result's metadata and the awaited ids are hashed as frozen copies)."""
+    equal fingerprints, same record. Its fields as one tuple of immutable values (a result's metadata and
+    the awaited ids as frozen copies), compared exactly: much cheaper than encoding them, so an unchanged
+    record costs a commit little. (Not a hash of them: a hash may miss a change, e.g. hash(-1) == hash(-2).)"""
     result: Any = inv.result
     if type(result) is Failure:
         result = (result.code, result.message, tuple(sorted(result.metadata.items())))
     waiting: Any = inv.waiting_ids
     if waiting is not None:
         waiting = tuple(frozenset(ids) for ids in waiting)
-    return hash((_HASHED(inv), result, waiting))
+    return (_FINGERPRINTED(inv), result, waiting)
 
 
 def error_record(err: TransientError) -> dict[str, Any]:
