@@ -107,6 +107,12 @@ def _checked_or_created(db: sqlite3.Connection, path: str, existed: bool) -> dic
     return {}
 
 
+def _listed(versions: tuple[int, ...]) -> str:
+    """1, 2 and 3."""
+    *rest, last = map(str, versions)
+    return f"{', '.join(rest)} and {last}" if rest else last
+
+
 def _checked(db: sqlite3.Connection, path: str, tables: set[str]) -> dict[str, Any]:
     if "meta" not in tables:
         raise _refused(db, path, "it is a SQLite database, but not a restate-playground store")
@@ -115,7 +121,7 @@ def _checked(db: sqlite3.Connection, path: str, tables: set[str]) -> dict[str, A
         raise _refused(db, path, "it is a SQLite database, but not a restate-playground store")
     if meta.get("version") not in READS:
         raise _refused(db, path, f"it was written in store format {meta.get('version')}, and this "
-                                 f"restate-playground reads formats {' and '.join(map(str, READS))}; open it with "
+                                 f"restate-playground reads formats {_listed(READS)}; open it with "
                                  f"the version that wrote it, or use a new file")
     if not tables >= TABLES:
         raise _refused(db, path, f"it is corrupt: tables {sorted(TABLES - tables)} are missing")

@@ -407,7 +407,7 @@ async def test_a_store_from_an_incompatible_version_is_reported_and_left_untouch
     await _open_and_close(db)
     with closing(sqlite3.connect(db)) as con, con:
         con.execute("UPDATE meta SET value=? WHERE name='version'", (json.dumps(99),))
-    _unchanged_after_open(Path(db), "store format 99, and this restate-playground reads formats 1 and 2")
+    _unchanged_after_open(Path(db), "store format 99, and this restate-playground reads formats 1, 2 and 3;")
 
 
 async def test_a_damaged_store_is_reported_and_left_untouched(db: str) -> None:
