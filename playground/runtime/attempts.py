@@ -292,10 +292,10 @@ class Attempts:
         inv.attempt = None
         inv.pending_runs = NO_RUNS
         self.live.discard(inv)
-        self.host._dirty.add(inv)
         self.host._waiter.touch()
         if inv.completed:
-            return
+            return  # (nothing durable changes: its completion was marked changed, and stored, as it happened)
+        self.host._dirty.add(inv)
         if inv.resume_after_attempt:  # resumed while its paused attempt was still winding down
             inv.resume_after_attempt = False
             self.host._lifecycle.start(inv)

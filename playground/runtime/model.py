@@ -131,6 +131,21 @@ class PackedJournal:
         return struct.unpack_from(f"<{cls.size(packed)}H", packed, cls._COUNT.size)
 
     @classmethod
+    def rows(cls, packed: bytes, start: int) -> list[tuple[int, bytes, int, int | None]]:
+        """(type id, frame, appended_at, due_ms) of the entries from `start` on, as a store writes them,
+        without rebuilding the entries (a commit appends the last one or two of a journal just packed)."""
+        n = cls.size(packed)
+        values = cls._layout(n).unpack_from(packed)
+        pos, no_due, header, out = cls._layout(n).size, cls._NO_DUE, cls._FRAME, []
+        for i in range(n):
+            end = pos + header.size + header.unpack_from(packed, pos)[2]
+            if i >= start:
+                due = values[1 + 2 * n + i]
+                out.append((values[1 + i], packed[pos:end], values[1 + n + i], None if due == no_due else due))
+            pos = end
+        return out
+
+    @classmethod
     def unpack(cls, packed: bytes) -> list[JournalEntry]:
         last = cls._last
         if last is not None and last[0] is packed:
@@ -267,6 +282,13 @@ class Invocation:
         """Its journal entries (rebuilt from the packed journal once it completed: change nothing then)."""
         j = self._journal
         return j if type(j) is list else PackedJournal.unpack(j)  # type: ignore[arg-type]
+
+    def journal_rows(self, start: int) -> list[tuple[int, bytes, int, int | None]]:
+        """(type id, frame, appended_at, due_ms) of its journal entries from `start` on (what a store writes)."""
+        j = self._journal
+        if type(j) is list:
+            return [(e.type_id, e.frame(), e.appended_at, e.due_ms) for e in j[start:]]
+        return PackedJournal.rows(j, start)  # type: ignore[arg-type]
 
     @property
     def journal_size(self) -> int:

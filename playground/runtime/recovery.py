@@ -15,7 +15,7 @@ from ..errors import StoreError
 from ..protocol.driver import current_attempt
 from .model import Invocation
 from .restore import RestoreHost, Restorer
-from .store import SqliteStore, StoreWriteFailed
+from .store import META_NAMES, SqliteStore, StoreWriteFailed
 from .store_records import ChangeSet, Snapshot
 from .timers import Timers
 
@@ -67,8 +67,12 @@ class Recovery:
     # ------------------------------------------------------------------ what is written
     def durable_meta(self) -> dict[str, Any]:
         """The engine's own durable values (clock, id generator, inbox sequence), as a store records them."""
-        return {"now_ms": self.host._clock.now_ms(), "seed": self.host._seed, "ids_drawn": self.host._seeded_ids.drawn,
-                "inbox_seq": self.host._keys.seq}
+        return dict(zip(META_NAMES, self._meta_values(), strict=True))
+
+    def _meta_values(self) -> tuple[int, int, int, int]:
+        """durable_meta's values, in META_NAMES' order (a tuple: compared at every flush, built cheaply)."""
+        host = self.host
+        return host._clock.now_ms(), host._seed, host._seeded_ids.drawn, host._keys.seq
 
     def clear_dirty(self) -> None:
         self.host._dirty.clear()
@@ -113,12 +117,14 @@ class Recovery:
 
     def _change_set(self, meta: dict[str, Any]) -> ChangeSet:
         """What the events since the last commit changed: the records to write."""
+        host = self.host
         return ChangeSet(
-            invocations=[(inv, self.host._invocations.get(inv.id) is inv) for inv in self.host._dirty],
-            services=[(n, self.host._registry.revisions[n], self.host._registry.manifests[n])
-                      for n in self.host._dirty_services],
-            state=[(wk, self.host._state.get(wk, {})) for wk in self.host._dirty_state],
-            promises=[(wk, self.host._records.promises.get(wk, {})) for wk in self.host._dirty_promises],
+            invocations=[(inv, host._invocations.get(inv.id) is inv) for inv in host._dirty],
+            services=[(n, host._registry.revisions[n], host._registry.manifests[n]) for n in host._dirty_services]
+            if host._dirty_services else [],
+            state=[(wk, host._state.get(wk, {})) for wk in host._dirty_state] if host._dirty_state else [],
+            promises=[(wk, host._records.promises.get(wk, {})) for wk in host._dirty_promises]
+            if host._dirty_promises else [],
             meta=meta,
         )
 
@@ -129,12 +135,13 @@ class Recovery:
         if not isinstance(store, SqliteStore):
             host._dirty.clear()
             return
-        meta = self.durable_meta()
+        meta = self._meta_values()
         if (not (host._dirty or host._dirty_state or host._dirty_promises or host._dirty_services)
-                and not store.meta_changed(meta)):
+                and meta == store.meta_values):
             return  # nothing to write (the commit after a cell's await, say, when the attempt's end wrote it)
         try:
-            store.commit(self._change_set(meta))
+            store.commit(self._change_set(dict(zip(META_NAMES, meta, strict=True)) if meta != store.meta_values
+                                          else {}))
         except StoreWriteFailed as exc:
             raise self._store_failed(str(exc)) from None
         self.clear_dirty()

@@ -22,15 +22,16 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import StoreError
 from .model import Failure, Invocation
-from .store_format import cannot_open, open_file, read_records
+from .store_format import VERSION, cannot_open, open_file, read_records
 from .store_records import (
+    HEAD_MAX,
     ChangeSet,
     Snapshot,
-    entry_record,
     error_record,
     invocation_fields,
-    invocation_record,
+    pack_head,
     record_fingerprint,
+    record_text,
     result_record,
     snapshot_of,
 )
@@ -41,8 +42,8 @@ if TYPE_CHECKING:
     from .core import Engine as Runtime
 
 # (the records a store exchanges, imported from here too, as before they moved to store_records.py)
-__all__ = ["ChangeSet", "MemoryStore", "Snapshot", "SqliteStore", "StoreWriteFailed", "invocation_fields", "open_store",
-           "snapshot_of"]
+__all__ = ["META_NAMES", "ChangeSet", "MemoryStore", "Snapshot", "SqliteStore", "StoreWriteFailed", "invocation_fields",
+           "open_store", "snapshot_of"]
 
 
 class StoreWriteFailed(Exception):
@@ -72,8 +73,10 @@ _UPSERT_STATE = ("INSERT INTO state VALUES (?, ?, ?, ?) "
 _UPSERT_META = "INSERT INTO meta VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value=excluded.value"
 _UPSERT_SERVICE = ("INSERT INTO services VALUES (?, ?, ?) "
                    "ON CONFLICT(name) DO UPDATE SET revision=excluded.revision, manifest=excluded.manifest")
-_encode = json.JSONEncoder(check_circular=False).encode  # (records hold no cycles)
-Written = tuple[int, int, "int | None", int]  # journal entries, errors, record fingerprint, rowid (see SqliteStore)
+META_NAMES = ("now_ms", "seed", "ids_drawn", "inbox_seq")  # the engine's durable values, in the meta table
+# journal entries, errors, the record's fingerprint (None: not kept, it is written again when changed), rowid,
+# and the head as stored (None: closed, or format < 3)
+Written = tuple[int, int, "tuple[Any, ...] | None", int, "bytes | None"]
 
 
 @dataclass
@@ -82,8 +85,10 @@ class _Writes:
 
     ops: list[tuple[str, Any, bool]] = field(default_factory=list)  # (sql, parameters or rows, executemany)
     written: dict[str, Written | None] = field(default_factory=dict)
-    new: list[tuple[str, str]] = field(default_factory=list)  # (id, record) of invocations not yet stored
+    new: list[tuple[Any, ...]] = field(default_factory=list)  # the rows of invocations not yet stored
     state: dict[tuple[str, str], dict[str, bytes]] = field(default_factory=dict)
+    deleted: bool = False  # an invocation's rows are deleted
+    drawn: int = 0  # the id generator's count as of this commit (format 3: a new row carries it)
 
     def one(self, sql: str, params: tuple[Any, ...]) -> None:
         self.ops.append((sql, params, False))
@@ -113,13 +118,22 @@ class SqliteStore:
         self._written: dict[str, Written] = {}
         self._state: dict[tuple[str, str], dict[str, bytes]] = {}
         self._meta: dict[str, Any] = {}
+        # the engine's durable values (META_NAMES) as last committed: an event that moved none of them
+        # need not compare them one by one (None: not known, after opening or loading the file)
+        self.meta_values: tuple[Any, ...] | None = None
         self._db: sqlite3.Connection | None = None
         self.commits = 0  # transactions written (benchmarks/bench_store.py reads it)
         try:
             self._db, self._meta = open_file(self.path)  # (its schema, or its format checked: store_format.py)
+            self._cursor = self._db.cursor()
         except StoreError:
             self.close()
             raise
+        # format 3 (a new file): journal heads in the invocations' rows, the id count in new rows too
+        self._heads = self._meta.get("version", VERSION) >= 3
+        self._drawn_in_meta = self._meta.get("ids_drawn", 0)  # (what the meta row holds: the rows may say more)
+        self._insert = ("INSERT INTO invocations VALUES (?, ?, ?, ?)" if self._heads else
+                        "INSERT INTO invocations VALUES (?, ?)")
 
     def _fail(self, why: str) -> StoreError:
         self.close()
@@ -138,10 +152,13 @@ class SqliteStore:
             rowids = read_records(db, snap)
         except (sqlite3.DatabaseError, ValueError, KeyError) as exc:
             raise self._fail(f"it is corrupt ({exc!r})") from None
-        # (a restored record's fingerprint is not known: the first change to it rewrites it)
-        self._written = {i: (len(snap.journals.get(i, ())), len(snap.errors.get(i, ())), None, rowid)
+        # (a restored record's fingerprint is not known: the first change to it rewrites it; its head is closed)
+        self._written = {i: (len(snap.journals.get(i, ())), len(snap.errors.get(i, ())), None, rowid, None)
                          for i, rowid in rowids.items()}
+        if self._heads:  # (the count the file holds: the rows' if larger than meta's)
+            self._meta["ids_drawn"] = snap.meta.get("ids_drawn", 0)
         self._state = {k: dict(v) for k, v in snap.state.items()}
+        self.meta_values = None
         return snap
 
     def reload(self, rt: Runtime) -> Snapshot:
@@ -156,17 +173,34 @@ class SqliteStore:
         db = self._db
         if db is None:
             return
-        meta = {k: v for k, v in changes.meta.items() if self._meta.get(k) != v}
-        w = self._writes(changes, meta)
-        if not w.ops and not w.new:
-            return
-        rowids = self._transaction(db, w)
-        self._committed(w, meta, rowids)
-        self.commits += 1
+        meta = {k: v for k, v in changes.meta.items() if self._meta.get(k) != v} if changes.meta else {}
+        w = self._writes(changes, changes.meta.get("ids_drawn", self._meta.get("ids_drawn", 0)))
+        meta_rows = self._meta_rows(w, meta)
+        if meta_rows:
+            w.many(_UPSERT_META, [(k, str(v) if type(v) is int else json.dumps(v)) for k, v in meta_rows.items()])
+        if w.ops or w.new:
+            rowids = self._transaction(db, w)
+            self._committed(w, meta, rowids)
+            self._drawn_in_meta = meta_rows.get("ids_drawn", self._drawn_in_meta)
+            self.commits += 1
+        if changes.meta:
+            self.meta_values = tuple(changes.meta.values())  # (what the file holds now)
 
-    def _writes(self, changes: ChangeSet, meta: dict[str, Any]) -> _Writes:
-        """The statements that bring the file to what `changes` says (and `meta`, the values that moved)."""
-        w = _Writes()
+    def _meta_rows(self, w: _Writes, moved: dict[str, Any]) -> dict[str, Any]:
+        """The meta rows to write: the values that moved. In format 3 the id generator's count is left out
+        when the rows this commit inserts carry it, and written when rows are deleted (one of them may have
+        carried it): the count restored is the larger of the meta row's and the rows'."""
+        if not self._heads:
+            return moved
+        if w.deleted:
+            return {**moved, "ids_drawn": w.drawn} if w.drawn != self._drawn_in_meta else moved
+        if w.new and "ids_drawn" in moved:
+            return {k: v for k, v in moved.items() if k != "ids_drawn"}
+        return moved
+
+    def _writes(self, changes: ChangeSet, drawn: int) -> _Writes:
+        """The statements that bring the file to what `changes` says (the meta rows aside)."""
+        w = _Writes(drawn=drawn)
         for inv, kept in changes.invocations:
             self._invocation_writes(w, inv, kept)
         for name, revision, manifest in changes.services:
@@ -178,23 +212,28 @@ class SqliteStore:
             w.many("INSERT INTO promises VALUES (?, ?, ?, ?, ?)", [
                 (svc, key, n, None, json.dumps(result_record(v))) if isinstance(v, Failure) else
                 (svc, key, n, v, None) for n, v in promises.items()])
-        if meta:
-            w.many(_UPSERT_META, [(k, json.dumps(v)) for k, v in meta.items()])
         return w
 
     def _transaction(self, db: sqlite3.Connection, w: _Writes) -> dict[str, int]:
         """Run the statements in one transaction; the rowids of the invocations inserted. Rolled back, and
         StoreWriteFailed saying why, if SQLite cannot write them."""
-        db.execute("BEGIN")
+        cur = self._cursor  # (one cursor for every statement: none is made per statement)
+        # one statement is a transaction by itself (SQLite's autocommit): no BEGIN and COMMIT around it
+        alone = len(w.new) + len(w.ops) == 1 and (not w.ops or not w.ops[0][2])
+        if not alone:
+            cur.execute("BEGIN")
         try:
-            rowids = {inv_id: int(db.execute("INSERT INTO invocations VALUES (?, ?)", (inv_id, record)).lastrowid or 0)
-                      for inv_id, record in w.new}
+            rowids = {}
+            for row in w.new:
+                cur.execute(self._insert, row if not self._heads else (*row, w.drawn))
+                rowids[row[0]] = cur.lastrowid or 0
             for sql, params, many in w.ops:
                 if many:
-                    db.executemany(sql, params)
+                    cur.executemany(sql, params)
                 else:
-                    db.execute(sql, params)
-            db.execute("COMMIT")
+                    cur.execute(sql, params)
+            if not alone:
+                cur.execute("COMMIT")
         except BaseException as exc:
             import sqlite3
             if db.in_transaction:  # (SQLite has rolled back by itself after some errors, e.g. a full disk)
@@ -211,15 +250,12 @@ class SqliteStore:
             if written is None:
                 self._written.pop(inv_id, None)
             else:
-                self._written[inv_id] = (*written[:3], rowids[inv_id]) if inv_id in rowids else written
+                self._written[inv_id] = (*written[:3], rowids[inv_id], written[4]) if inv_id in rowids else written
         for wk, state in w.state.items():
             if state:
                 self._state[wk] = state
             else:
                 self._state.pop(wk, None)
-
-    def meta_changed(self, meta: dict[str, Any]) -> bool:
-        return any(self._meta.get(k) != v for k, v in meta.items())
 
     def _write_error(self, exc: sqlite3.DatabaseError) -> str:
         """Why a commit failed, in words (the full disk named as such)."""
@@ -238,24 +274,40 @@ class SqliteStore:
                 w.one("DELETE FROM journal WHERE invocation_id=?", (inv.id,))
                 w.one("DELETE FROM errors WHERE invocation_id=?", (inv.id,))
                 w.written[inv.id] = None
+                w.deleted = True
             return
-        n_entries, n_errors, stored, rowid = written or (0, 0, None, 0)
+        n_entries, n_errors, stored, rowid, head = written or (0, 0, None, 0, b"" if self._heads else None)
         fingerprint = record_fingerprint(inv)
-        journal, errors = inv.journal, inv.errors
-        if fingerprint == stored and len(journal) <= n_entries and len(errors) <= n_errors:
+        size, errors = inv.journal_size, inv.errors
+        if fingerprint == stored and size <= n_entries and len(errors) <= n_errors:
             return
+        rows = inv.journal_rows(n_entries) if size > n_entries else []
+        grown = head + pack_head(rows) if head is not None and rows else None
+        if grown is not None and len(grown) <= HEAD_MAX:
+            head, rows = grown, []  # the entries ride in the invocation's row
+        elif grown is not None:
+            head = None  # they, and all after them, go to the journal table
+            grown = None
+        record = record_text(inv) if written is None or fingerprint != stored else None
         if written is None:
-            w.new.append((inv.id, _encode(invocation_record(inv))))  # its rowid is known once it is inserted
-        elif fingerprint != stored:
-            w.one("UPDATE invocations SET record=? WHERE rowid=?", (_encode(invocation_record(inv)), rowid))
-        if len(journal) == n_entries + 1:
-            w.one(_INSERT_ENTRY, (inv.id, n_entries, *entry_record(journal[-1])))
-        elif len(journal) > n_entries:
-            w.many(_INSERT_ENTRY, [(inv.id, i, *entry_record(e)) for i, e in enumerate(journal[n_entries:], n_entries)])
+            w.new.append((inv.id, record, grown) if self._heads else (inv.id, record))  # (its rowid: once inserted)
+        elif record is not None:
+            w.one(*(("UPDATE invocations SET record=?, head=? WHERE rowid=?", (record, grown, rowid))
+                    if grown is not None else ("UPDATE invocations SET record=? WHERE rowid=?", (record, rowid))))
+        elif grown is not None:
+            w.one("UPDATE invocations SET head=? WHERE rowid=?", (grown, rowid))
+        if len(rows) == 1:
+            w.one(_INSERT_ENTRY, (inv.id, n_entries, *rows[0]))
+        elif rows:
+            w.many(_INSERT_ENTRY, [(inv.id, i, *row) for i, row in enumerate(rows, n_entries)])
         if len(errors) > n_errors:
             w.many("INSERT INTO errors VALUES (?, ?, ?)",
                    [(inv.id, i, json.dumps(error_record(e))) for i, e in enumerate(errors[n_errors:], n_errors)])
-        w.written[inv.id] = (max(len(journal), n_entries), max(len(errors), n_errors), fingerprint, rowid)
+        # (a completed invocation's journal is final: its head is closed; its record rarely changes again (a
+        # send repeated with its idempotency key, say), and is then written again: neither is kept here)
+        done = inv.completed
+        w.written[inv.id] = (max(size, n_entries), max(len(errors), n_errors), None if done else fingerprint, rowid,
+                             None if done else head)
 
     def _state_writes(self, w: _Writes, wk: tuple[str, str], state: dict[str, bytes]) -> None:
         """The values of one object's state that differ from the stored ones, and the names it no longer has."""
@@ -272,6 +324,8 @@ class SqliteStore:
 
     def close(self) -> None:
         if self._db is not None:
+            # (the cursor first: a statement it still holds would keep the connection, and the file's lock)
+            self._cursor.close()
             self._db.close()
             self._db = None
         ref = _open.get(os.path.realpath(self.path))

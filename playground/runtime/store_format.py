@@ -1,5 +1,5 @@
 """The SQLite file a durable store keeps its records in: its schema, the formats this version reads and
-writes (1 and 2), opening and checking a file, and reading its records back. Writing them, a commit at a
+writes (1, 2 and 3), opening and checking a file, and reading its records back. Writing them, a commit at a
 time, is the store's (store.py).
 """
 
@@ -11,23 +11,28 @@ import warnings
 from typing import TYPE_CHECKING, Any
 
 from ..errors import StoreError
-from .store_records import Snapshot, result_from
+from .store_records import Snapshot, result_from, unpack_head
 
 if TYPE_CHECKING:
     import sqlite3  # imported where a SQLite store is opened or read: the default store needs none of it
 
 FORMAT = "restate-playground-store"
-VERSION = 2  # what a new file is written in
+VERSION = 3  # what a new file is written in
 # Format 1 (before issue 17) had an index on the invocation id and a journal table keyed by rowid. The rows are
 # the same, and this version reads and writes both layouts alike (by rowid): a format-1 file stays format 1,
 # still readable by the versions before. Format 2 leaves the index out, as each commit would write one of its
 # pages more (the store finds an invocation's row by the rowid it keeps), so older versions refuse it.
-READS = (1, 2)
+# Format 3 adds two columns to an invocation's row: `head`, the first entries of its journal (up to
+# store_records.HEAD_MAX bytes; the entries after them are in the journal table), and `drawn`, the id
+# generator's count when the row was inserted, so the commit that creates an invocation need not write the
+# count to `meta` as well (the count is the larger of the two). A short invocation is then one statement per
+# commit. A format-1 or format-2 file stays in its format (no heads; the count in meta at every commit).
+READS = (1, 2, 3)
 
 SCHEMA = """
 CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE services (name TEXT PRIMARY KEY, revision INTEGER NOT NULL, manifest TEXT NOT NULL);
-CREATE TABLE invocations (id TEXT NOT NULL, record TEXT NOT NULL);
+CREATE TABLE invocations (id TEXT NOT NULL, record TEXT NOT NULL, head BLOB, drawn INTEGER);
 CREATE TABLE journal (invocation_id TEXT NOT NULL, idx INTEGER NOT NULL, type_id INTEGER NOT NULL,
                       frame BLOB NOT NULL, appended_at INTEGER NOT NULL, due_ms INTEGER,
                       PRIMARY KEY (invocation_id, idx)) WITHOUT ROWID;
@@ -102,6 +107,12 @@ def _checked_or_created(db: sqlite3.Connection, path: str, existed: bool) -> dic
     return {}
 
 
+def _listed(versions: tuple[int, ...]) -> str:
+    """1, 2 and 3."""
+    *rest, last = map(str, versions)
+    return f"{', '.join(rest)} and {last}" if rest else last
+
+
 def _checked(db: sqlite3.Connection, path: str, tables: set[str]) -> dict[str, Any]:
     if "meta" not in tables:
         raise _refused(db, path, "it is a SQLite database, but not a restate-playground store")
@@ -110,7 +121,7 @@ def _checked(db: sqlite3.Connection, path: str, tables: set[str]) -> dict[str, A
         raise _refused(db, path, "it is a SQLite database, but not a restate-playground store")
     if meta.get("version") not in READS:
         raise _refused(db, path, f"it was written in store format {meta.get('version')}, and this "
-                                 f"restate-playground reads formats {' and '.join(map(str, READS))}; open it with "
+                                 f"restate-playground reads formats {_listed(READS)}; open it with "
                                  f"the version that wrote it, or use a new file")
     if not tables >= TABLES:
         raise _refused(db, path, f"it is corrupt: tables {sorted(TABLES - tables)} are missing")
@@ -122,15 +133,24 @@ def _checked(db: sqlite3.Connection, path: str, tables: set[str]) -> dict[str, A
 
 def read_records(db: sqlite3.Connection, snap: Snapshot) -> dict[str, int]:
     """Read every stored record into `snap`; the rowid of each invocation's row. sqlite3, JSON and key
-    errors pass through: the caller says the file is corrupt."""
+    errors pass through, and a damaged head is a ValueError: the caller says the file is corrupt."""
     for name, rev, manifest in db.execute("SELECT name, revision, manifest FROM services"):
         snap.manifests[name] = json.loads(manifest)
         snap.revisions[name] = rev
     rowids = {}
-    for rowid, record in db.execute("SELECT rowid, record FROM invocations ORDER BY rowid"):
+    heads = snap.meta.get("version", VERSION) >= 3
+    columns = "rowid, record, head, drawn" if heads else "rowid, record, NULL, NULL"
+    drawn = snap.meta.get("ids_drawn", 0)
+    for rowid, record, head, count in db.execute(f"SELECT {columns} FROM invocations ORDER BY rowid"):
         rec = json.loads(record)
         snap.invocations.append(rec)
         rowids[rec["id"]] = rowid
+        if head:  # (its first entries: those in the journal table come after them)
+            snap.journals[rec["id"]] = unpack_head(bytes(head))
+        if count is not None and count > drawn:
+            drawn = count
+    if heads:
+        snap.meta["ids_drawn"] = drawn
     for inv_id, type_id, frame, at, due in db.execute(
             "SELECT invocation_id, type_id, frame, appended_at, due_ms FROM journal ORDER BY invocation_id, idx"):
         snap.journals.setdefault(inv_id, []).append((type_id, bytes(frame), at, due))

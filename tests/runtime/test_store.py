@@ -12,6 +12,7 @@ import subprocess
 import sys
 import textwrap
 import warnings
+from collections.abc import Callable
 from contextlib import closing
 from datetime import timedelta
 from pathlib import Path
@@ -20,6 +21,7 @@ import pytest
 import restate
 
 import playground as pg
+from playground.runtime.store_records import pack_head, unpack_head
 
 effects: list[str] = []
 
@@ -207,6 +209,35 @@ async def test_new_invocation_ids_after_a_reopen_are_those_of_a_runtime_that_nev
     assert await first() + await second() == expected
 
 
+async def test_new_ids_continue_the_sequence_after_the_rows_that_carried_the_count_were_purged(db: str) -> None:
+    """Format 3: the commit that creates an invocation stores the id generator's count in its row, not in
+    meta; once the rows are purged, the count must still be on disk."""
+    def drawn_in_meta() -> int:
+        with closing(sqlite3.connect(db)) as con:
+            return int(con.execute("SELECT value FROM meta WHERE name='ids_drawn'").fetchone()[0])
+
+    async def straight() -> list[str]:
+        rt = pg.Runtime(*SERVICES, seed=5)
+        ids = [(await rt.object_send(note, key="p", arg=str(i))).invocation_id for i in range(3)]
+        await rt.advance(timedelta(days=2))
+        return [*ids, (await rt.object_send(note, key="p", arg="3")).invocation_id]
+
+    rt = reopen(db, seed=5)
+    ids = [(await rt.object_send(note, key="p", arg=str(i))).invocation_id for i in range(3)]
+    await rt.settle()
+    rt.close()
+    assert drawn_in_meta() < 3  # the rows carry the count
+    rt = reopen(db)
+    await rt.advance(timedelta(days=2))  # retention over: all three purged
+    assert len(rt.invocations()) == 0
+    rt.close()
+    assert drawn_in_meta() == 3
+    rt = reopen(db)
+    ids.append((await rt.object_send(note, key="p", arg="3")).invocation_id)
+    rt.close()
+    assert ids == await straight()
+
+
 async def test_a_retry_backoff_resumes_at_its_original_time_after_a_reopen(db: str) -> None:
     async def first() -> tuple[str, int]:
         rt = reopen(db, clock="manual")
@@ -376,7 +407,7 @@ async def test_a_store_from_an_incompatible_version_is_reported_and_left_untouch
     await _open_and_close(db)
     with closing(sqlite3.connect(db)) as con, con:
         con.execute("UPDATE meta SET value=? WHERE name='version'", (json.dumps(99),))
-    _unchanged_after_open(Path(db), "store format 99, and this restate-playground reads formats 1 and 2")
+    _unchanged_after_open(Path(db), "store format 99, and this restate-playground reads formats 1, 2 and 3;")
 
 
 async def test_a_damaged_store_is_reported_and_left_untouched(db: str) -> None:
@@ -439,7 +470,7 @@ async def test_the_store_file_is_sqlite_in_wal_mode_and_readable_by_other_tools(
     await _open_and_close(db)
     with closing(sqlite3.connect(db)) as con, con:
         assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert con.execute("SELECT value FROM meta WHERE name='version'").fetchone() == ("2",)  # a new file
+        assert con.execute("SELECT value FROM meta WHERE name='version'").fetchone() == ("3",)  # a new file
         tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         assert {"invocations", "journal", "state", "promises", "meta"} <= tables
         assert con.execute("SELECT value FROM state WHERE service='Log' AND key='x'").fetchone()[0] == b'["y"]'
@@ -501,19 +532,42 @@ async def test_a_refused_delay_creates_nothing_and_a_stored_time_beyond_the_cloc
     await second()
 
 
+def _journal_on_disk(db: sqlite3.Connection, inv_id: str) -> list[tuple[int, bytes]]:
+    """An invocation's stored journal entries, (index, frame): those in its row's head (format 3), then those
+    in the journal table."""
+    (head,) = db.execute("SELECT head FROM invocations WHERE id=?", (inv_id,)).fetchone()
+    in_head = [(i, frame) for i, (_, frame, _, _) in enumerate(unpack_head(bytes(head or b"")))]
+    return in_head + [(i, bytes(f)) for i, f in db.execute(
+        "SELECT idx, frame FROM journal WHERE invocation_id=? ORDER BY idx", (inv_id,))]
+
+
+def _replace_entry_1(db: sqlite3.Connection, damage: Callable[[bytes], bytes]) -> str:
+    """Replace the frame of entry 1 of the one invocation stored (it is in its row's head); its id."""
+    ((inv_id, head),) = db.execute("SELECT id, head FROM invocations").fetchall()
+    rows = unpack_head(bytes(head))
+    type_id, frame, at, due = rows[1]
+    rows[1] = (type_id, damage(frame), at, due)
+    db.execute("UPDATE invocations SET head=? WHERE id=?", (pack_head(rows), inv_id))
+    return str(inv_id)
+
+
+def _flip_body_byte(frame: bytes) -> bytes:
+    damaged = bytearray(frame)
+    damaged[8] ^= 0xFF  # one flipped byte in the entry's protobuf body
+    return bytes(damaged)
+
+
 async def test_a_damaged_journal_entry_is_a_store_error_naming_it_and_the_file_is_closed_and_untouched(db: str) -> None:
     await _open_and_close(db)
     with closing(sqlite3.connect(db)) as con, con:
-        inv_id, frame = con.execute("SELECT invocation_id, frame FROM journal WHERE idx=1").fetchone()
-        damaged = bytearray(frame)
-        damaged[8] ^= 0xFF  # one flipped byte in the entry's protobuf body
-        con.execute("UPDATE journal SET frame=? WHERE idx=1", (bytes(damaged),))
+        inv_id = _replace_entry_1(con, _flip_body_byte)
+        assert len(_journal_on_disk(con, inv_id)) == 4
     _unchanged_after_open(Path(db), rf"corrupt \(journal entry 1 of invocation {inv_id} \(Log/x/note\) "
                                     rf"cannot be decoded: Error parsing message")
     reader = subprocess.run([sys.executable, "-c", f"import sqlite3; print(sqlite3.connect({db!r}, timeout=0)"
-                             f".execute('SELECT count(*) FROM journal').fetchone()[0])"],
+                             f".execute('SELECT count(*) FROM invocations').fetchone()[0])"],
                             capture_output=True, text=True, timeout=60)
-    assert (reader.returncode, reader.stdout.strip()) == (0, "4"), reader.stderr  # not locked: the file was closed
+    assert (reader.returncode, reader.stdout.strip()) == (0, "1"), reader.stderr  # not locked: the file was closed
 
 
 filler = restate.VirtualObject("Filler")
@@ -605,14 +659,14 @@ async def test_a_damaged_journal_entry_found_by_a_restart_stops_the_runtime_with
     await rt.object_send(note, key="x", arg="y")
     await rt.settle()
     inv_id = rt.invocations().id[0]
-    rt._store._db.execute("UPDATE journal SET frame=? WHERE idx=1", (b"\x04\x07" + b"\x00" * 6 + b"\xff",))
+    assert _replace_entry_1(rt._store._db, lambda _: b"\x04\x07" + b"\x00" * 6 + b"\xff") == inv_id
     with pytest.raises(pg.StoreError, match=rf"journal entry 1 of invocation {inv_id} \(Log/x/note\) cannot "
                                            rf"be decoded"):
         await rt.faults.restart()
     with pytest.raises(pg.StoreError, match="journal entry 1"):  # and it stays stopped, saying why
         await rt.object_send(note, key="x", arg="z")
     with closing(sqlite3.connect(db, timeout=0)) as con:  # the file was closed: it is not locked
-        assert con.execute("SELECT count(*) FROM journal").fetchone()[0] == 4
+        assert len(_journal_on_disk(con, inv_id)) == 4
 
 
 # ---------------------------------------------------------------------------------------------- issue 17: batching
@@ -640,7 +694,7 @@ async def set_then_run(ctx: restate.ObjectContext, marker: str) -> list[int]:
     # stored (the driver's read waits for that), so a crash from here on never runs the step again
     rt = current["rt"]
     return [len(_on_disk(rt, "SELECT 1 FROM state WHERE service='Batch' AND key=? AND name='before'", ctx.key())),
-            len(_on_disk(rt, "SELECT 1 FROM journal WHERE invocation_id=?", ctx.request().id))]
+            len(_journal_on_disk(rt._store._db, ctx.request().id))]
 
 
 @batch.handler()
@@ -648,6 +702,35 @@ async def big_then_run(ctx: restate.ObjectContext, size: int) -> None:
     ctx.set("blob", "x" * size)
     await ctx.run_typed("step", lambda: effects.append("step ran") or "ok")
     effects.append("after the step")  # never reached when the step's result could not be stored
+
+
+echo = restate.Service("Echo")
+
+
+@echo.handler()
+async def shout(ctx: restate.Context, word: str) -> str:
+    return word.upper()
+
+
+async def test_a_short_invocation_is_one_statement_per_commit(db: str) -> None:
+    """Format 3: the commit that creates it inserts its row, its Input in the row's head and the id count in
+    a column; the one that ends it updates that row. Each statement is a transaction by itself."""
+    rt = pg.Runtime(echo, store=db)
+    assert await rt.service_call(shout, arg="warm") == "WARM"  # (a new store's first commits: clock, services)
+    statements: list[str] = []
+    rt._store._db.set_trace_callback(statements.append)
+    before = rt._store.commits
+    assert await rt.service_call(shout, arg="hi") == "HI"
+    rt._store._db.set_trace_callback(None)
+    assert rt._store.commits - before == 2
+    assert [sql.split(" (")[0].split(" SET")[0] for sql in statements] == [
+        "INSERT INTO invocations VALUES", "UPDATE invocations"]
+    (inv_id,) = rt.invocations().query("status == 'completed'").id[-1:]
+    rt.close()
+    again = pg.Runtime(echo, store=db)
+    assert again.output(inv_id) == "HI"
+    assert [e.entry_type for e in again._invocations[inv_id].journal] == ["Command: Input", "Command: Output"]
+    again.close()
 
 
 async def test_the_messages_of_an_attempt_are_written_in_one_transaction_with_its_end(db: str) -> None:
@@ -742,11 +825,10 @@ async def test_a_journal_written_over_many_commits_is_appended_and_reloads_entry
     await rt.workflow_send(order, key="lamp", arg="lamp")
     await rt.settle()  # charged, asleep
     (inv_id,) = rt.invocations().query("target_service_name == 'Shop'").id
-    query = "SELECT idx, frame FROM journal WHERE invocation_id=? ORDER BY idx"
-    asleep = _on_disk(rt, query, inv_id)
+    asleep = _journal_on_disk(rt._store._db, inv_id)
     await rt.advance(timedelta(hours=1))  # shipped, done
     frames = [e.frame() for e in rt._invocations[inv_id].journal]
-    done = _on_disk(rt, query, inv_id)
+    done = _journal_on_disk(rt._store._db, inv_id)
     assert len(asleep) < len(done) == len(frames)
     assert done[:len(asleep)] == asleep  # the entries stored first are left as they were: the rest appended
     assert [(idx, bytes(f)) for idx, f in done] == list(enumerate(frames))
@@ -757,6 +839,24 @@ async def test_a_journal_written_over_many_commits_is_appended_and_reloads_entry
     again.close()
 
 
+async def test_entries_past_an_invocations_head_go_to_the_journal_table_and_reload_in_order(db: str) -> None:
+    """Format 3 keeps a journal's first entries in its invocation's row, up to HEAD_MAX bytes; an entry that
+    does not fit, and every one after it, goes to the journal table."""
+    rt = pg.Runtime(batch, store=db)
+    assert await rt.object_call(big_then_run, key="h", arg=3000) is None  # a SetState larger than a head
+    (inv_id,) = rt.invocations().id
+    frames = [e.frame() for e in rt._invocations[inv_id].journal]
+    (head,) = _on_disk(rt, "SELECT head FROM invocations WHERE id=?", inv_id)[0]
+    in_table = _on_disk(rt, "SELECT idx FROM journal WHERE invocation_id=? ORDER BY idx", inv_id)
+    assert len(unpack_head(bytes(head))) == 1  # the Input, stored when the invocation was created
+    assert [i for (i,) in in_table] == list(range(1, len(frames)))
+    assert _journal_on_disk(rt._store._db, inv_id) == list(enumerate(frames))
+    rt.close()
+    again = pg.Runtime(batch, store=db)
+    assert [e.frame() for e in again._invocations[inv_id].journal] == frames
+    again.close()
+
+
 async def test_a_record_that_is_not_json_is_a_store_error_and_the_file_is_left_untouched(db: str) -> None:
     await _open_and_close(db)
     with closing(sqlite3.connect(db)) as con, con:
@@ -764,12 +864,14 @@ async def test_a_record_that_is_not_json_is_a_store_error_and_the_file_is_left_u
     _unchanged_after_open(Path(db), r"it is corrupt \(JSONDecodeError")
 
 
-async def test_a_store_written_by_the_previous_version_loads_and_resumes(tmp_path: Path) -> None:
-    """fixtures/store_v1.sqlite was written by the store code before issue 17 (main 32abc5e): a call to
-    Log/a, the workflow Shop/book charged and asleep for an hour, a send to Log/b due in 30 minutes, and an
-    idempotent send to Log/c."""
+@pytest.mark.parametrize("fixture", ["store_v1.sqlite", "store_v2.sqlite"])
+async def test_a_store_written_by_a_previous_version_loads_and_resumes(tmp_path: Path, fixture: str) -> None:
+    """fixtures/store_v1.sqlite was written by the store code before issue 17 (main 32abc5e), store_v2.sqlite
+    by the version before format 3 (main 2f110b1): a call to Log/a, the workflow Shop/book charged and asleep
+    for an hour, a send to Log/b due in 30 minutes, and an idempotent send to Log/c."""
+    version = fixture[len("store_v"):-len(".sqlite")]
     db = tmp_path / "old.sqlite"
-    db.write_bytes((Path(__file__).parent / "fixtures" / "store_v1.sqlite").read_bytes())
+    db.write_bytes((Path(__file__).parent / "fixtures" / fixture).read_bytes())
     rt = reopen(str(db))
     seen = rt.invocations()
     assert sorted(zip(seen.target, seen.status, strict=True)) == [
@@ -783,8 +885,12 @@ async def test_a_store_written_by_the_previous_version_loads_and_resumes(tmp_pat
     assert effects == ["ship book"]  # the charge stored by the old version is not repeated
     assert rt.state("Log", "b") == {"lines": ["later"]}
     rt.close()
-    with closing(sqlite3.connect(db)) as con:  # still format 1: the version that wrote it can read it
-        assert con.execute("SELECT value FROM meta WHERE name='version'").fetchone() == ("1",)
+    with closing(sqlite3.connect(db)) as con:  # still in its format: the version that wrote it can read it
+        assert con.execute("SELECT value FROM meta WHERE name='version'").fetchone() == (version,)
+        # (and its id count in meta, where that version reads it: Log/a, Log/b, then the workflow's send to
+        # Log/log, the one plain id drawn by this version)
+        assert con.execute("SELECT value FROM meta WHERE name='ids_drawn'").fetchone() == ("3",)
+        assert "head" not in {r[1] for r in con.execute("PRAGMA table_info(invocations)")}
     reread = reopen(str(db))  # what the new version wrote over the old rows reads back
     assert reread.state("Log", "b") == {"lines": ["later"]}
     assert reread.output(order, key="book") == "book done"
