@@ -19,7 +19,7 @@ from .common import START_MESSAGE, TYPE_IDS, AttemptFailed, failure_from
 from .explain import Explainer
 from .faults import Faults
 from .invocations import Lifecycle
-from .journal import answered_completion_ids, describe_entry
+from .journal import answered_completion_ids, diverged, related_fields
 from .model import NO_RUNS, Failure, Invocation, Target
 from .recovery import Recovery
 from .scheduler import Scheduler
@@ -254,7 +254,7 @@ class Attempts:
             if name in ("Call", "OneWayCall"):  # a target Restate cannot route fails the attempt
                 self.host._commands.check_callee(inv, name, item.msg)
         # stored as the SDK's frame; its message is parsed only where it is read (eager state reads: never)
-        entry = self.host._lifecycle.append_frame(inv, item.type_id, item.frame())
+        entry = self.host._lifecycle.append(inv, item.type_id, None, item.frame())
         if name == "Output":
             run.output = entry.msg
         elif name == "Run":
@@ -370,15 +370,6 @@ class Attempts:
 
 
 
-def related_fields(e: Any) -> tuple[int | None, str | None, str | None]:
-    """The command an SDK's Error names (index, name, type), as Restate keeps them for sys_invocation."""
-    index = e.related_command_index if e.HasField("related_command_index") else None
-    name = e.related_command_name if e.HasField("related_command_name") and e.related_command_name else None
-    kind = messages.NAMES_BY_ID.get(e.related_command_type) if e.HasField("related_command_type") else None
-    return index, name, kind
-
-
-
 class AttemptRun:
     """What one attempt has seen so far."""
 
@@ -395,12 +386,3 @@ class AttemptRun:
         self.sent_terminal = False
         self.ended = False
         self.proposed = 0  # run proposals posted (see Attempts.blocked_by_queue)
-
-
-def diverged(inv: Invocation, command_index: int) -> str | None:
-    """For a journal mismatch (570): the stored entry the new code path diverged from."""
-    commands = [(i, e) for i, e in enumerate(inv.journal) if messages.is_command(e.type_id)]
-    if command_index >= len(commands):
-        return None
-    i, e = commands[command_index]
-    return f"journal entry {i}, which recorded {describe_entry(e)}"

@@ -196,14 +196,8 @@ class Lifecycle:
             return
         attempts.open(inv)
 
-    def append(self, inv: Invocation, type_id: int, msg: Any) -> JournalEntry:
-        return self._stored(inv, JournalEntry(type_id, msg, self.host._now()))
-
-    def append_frame(self, inv: Invocation, type_id: int, frame: bytes) -> JournalEntry:
-        """Store an entry as the SDK sent it; its message is parsed when first read."""
-        return self._stored(inv, JournalEntry(type_id, None, self.host._now(), frame))
-
-    def _stored(self, inv: Invocation, entry: JournalEntry) -> JournalEntry:
+    def append(self, inv: Invocation, type_id: int, msg: Any, frame: bytes | None = None) -> JournalEntry:
+        entry = JournalEntry(type_id, msg, self.host._now(), frame)
         inv.journal.append(entry)
         self.host._dirty.add(inv)
         return entry

@@ -125,3 +125,20 @@ def wakes(inv: Invocation, msg: Any) -> bool:
         kind = msg.WhichOneof("signal_id")
         return (msg.idx in signals) if kind == "idx" else (msg.name in named)
     return getattr(msg, "completion_id", None) in completions
+
+
+def diverged(inv: Invocation, command_index: int) -> str | None:
+    """For a journal mismatch (570): the stored entry the new code path diverged from."""
+    commands = [(i, e) for i, e in enumerate(inv.journal) if messages.is_command(e.type_id)]
+    if command_index >= len(commands):
+        return None
+    i, e = commands[command_index]
+    return f"journal entry {i}, which recorded {describe_entry(e)}"
+
+
+def related_fields(e: Any) -> tuple[int | None, str | None, str | None]:
+    """The command an SDK's Error names (index, name, type), as Restate keeps them for sys_invocation."""
+    index = e.related_command_index if e.HasField("related_command_index") else None
+    name = e.related_command_name if e.HasField("related_command_name") and e.related_command_name else None
+    kind = messages.NAMES_BY_ID.get(e.related_command_type) if e.HasField("related_command_type") else None
+    return index, name, kind

@@ -32,8 +32,9 @@ _HEADER_BYTES = 8  # a frame's header (u16 type, u16 flags, u32 length; see prot
 
 
 class JournalEntry:
-    """One journal entry. An entry rebuilt from a completed invocation's packed journal (see PackedJournal)
-    starts with its encoded frame only: its message is decoded when first read."""
+    """One journal entry. An entry rebuilt from a completed invocation's packed journal (see PackedJournal),
+    and a command stored as the SDK sent it, start with the encoded frame only: the message is decoded when
+    first read (an eager-state read never is), and the frame is replayed as it is."""
 
     __slots__ = ("_frame", "_msg", "appended_at", "due_ms", "seen_by_attempt", "type_id")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from playground.protocol.driver import Fifo
+from playground.protocol.fifo import Fifo
 
 
 def test_items_leave_in_the_order_they_came() -> None:
