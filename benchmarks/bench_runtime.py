@@ -14,7 +14,8 @@ min–max range of µs per invocation.
 The floors are the SDK's own cost with nothing of ours in between: its ASGI app awaited directly, fed
 pre-built frames (Start and the Input encoded once), the request stream kept open until the SDK's End, and
 only frame headers read back ("floor": greet; "floor_call": the caller's attempt plus the callee's, the
-Call answered with a pre-built CallCompletion; "floor_object": add with its state in Start). The "bare
+Call answered as Restate answers it: a pre-built CallInvocationIdCompletion at once, then a pre-built
+CallCompletion; "floor_object": add with its state in Start). The "bare
 driver" row is the earlier floor: greet driven through `playground.protocol.driver.Attempt`.
 
 The verdicts are paired ratios: many short alternating rounds (the floor, then the runtime, for each pair
@@ -264,6 +265,7 @@ class Floor:
         self.body = framing.encode(start) + b"".join(framing.encode(m) for m in journal)
         self.callee = callee
         self._completion: bytes | None = None  # the CallCompletion frame (its id read from the first Call)
+        self._id_completion: bytes | None = None  # the CallInvocationIdCompletion frame (likewise)
 
     async def once(self) -> bytes:
         """Run one invocation; its Output payload (encoded, as the SDK sent it)."""
@@ -280,7 +282,11 @@ class Floor:
                 return {"type": "http.request", "body": self.body, "more_body": True}
             what = await wakeup[0]
             wakeup[0] = loop.create_future()
-            if what == "call":
+            if what == "call":  # first the callee's id, as Restate sends it at once; its result on the next read
+                assert self._id_completion is not None
+                wakeup[0].set_result("result")
+                return {"type": "http.request", "body": self._id_completion, "more_body": True}
+            if what == "result":
                 assert self.callee is not None and self._completion is not None
                 # the callee's Output value (field 14) becomes the CallCompletion's value (field 5)
                 value = b"\x2a" + (await self.callee.once())[1:]
@@ -304,7 +310,7 @@ class Floor:
                     ended.set_result(None)
                 elif type_id == _CALL:
                     if self._completion is None:
-                        self._completion = self._call_completion(data[i + 8:i + 8 + length])
+                        self._completion, self._id_completion = self._call_answers(data[i + 8:i + 8 + length])
                     wakeup[0].set_result("call")
                 i += 8 + length
 
@@ -318,10 +324,14 @@ class Floor:
         return outputs[0]
 
     @staticmethod
-    def _call_completion(call_payload: bytes) -> bytes:
-        """The start of the CallCompletion payload answering this Call: its completion id (field 1)."""
+    def _call_answers(call_payload: bytes) -> tuple[bytes, bytes]:
+        """What answers this Call: the start of its CallCompletion payload (its completion id, field 1), and
+        the whole CallInvocationIdCompletion frame (the callee's id), which Restate sends for every Call."""
         call = messages.parse(_CALL, call_payload)
-        return messages.new("CallCompletion", completion_id=call.result_completion_id).SerializeToString()
+        id_completion = messages.new("CallInvocationIdCompletion", completion_id=call.invocation_id_notification_idx,
+                                     invocation_id="inv_1floorcallee")
+        return (messages.new("CallCompletion", completion_id=call.result_completion_id).SerializeToString(),
+                framing.encode(id_completion))
 
 
 def _output_value(output: bytes) -> bytes:
