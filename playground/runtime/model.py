@@ -28,6 +28,7 @@ class Target:
         return f"{self.service}/{self.key}/{self.handler}" if self.key is not None else f"{self.service}/{self.handler}"
 
 
+NO_DUE = -(2**63)  # a journal entry's due time when it has none, as packed journals and stored heads hold it
 _HEADER_BYTES = 8  # a frame's header (u16 type, u16 flags, u32 length; see protocol/framing.py)
 
 
@@ -99,7 +100,6 @@ class PackedJournal:
 
     _COUNT = struct.Struct("<I")
     _FRAME = struct.Struct(">HHI")  # a frame's header: type id, flags, payload length (protocol/framing.py)
-    _NO_DUE = -(2**63)
     _layouts: ClassVar[dict[int, struct.Struct]] = {}
     _last: ClassVar[tuple[bytes, list[JournalEntry]] | None] = None
 
@@ -114,7 +114,7 @@ class PackedJournal:
 
     @classmethod
     def pack(cls, entries: list[JournalEntry]) -> bytes:
-        n, no_due = len(entries), cls._NO_DUE
+        n, no_due = len(entries), NO_DUE
         values = [n] * (1 + 4 * n)  # (one loop filling the columns: this runs once per completed invocation)
         frames = []
         for i, e in enumerate(entries, 1):
@@ -137,7 +137,7 @@ class PackedJournal:
         without rebuilding the entries (a commit appends the last one or two of a journal just packed)."""
         n = cls.size(packed)
         values = cls._layout(n).unpack_from(packed)
-        pos, no_due, header, out = cls._layout(n).size, cls._NO_DUE, cls._FRAME, []
+        pos, no_due, header, out = cls._layout(n).size, NO_DUE, cls._FRAME, []
         for i in range(n):
             end = pos + header.size + header.unpack_from(packed, pos)[2]
             if i >= start:
@@ -155,7 +155,7 @@ class PackedJournal:
         layout = cls._layout(n)
         values = layout.unpack_from(packed)
         type_ids, ats, dues, seens = (values[1 + i * n:1 + (i + 1) * n] for i in range(4))
-        pos, no_due, header = layout.size, cls._NO_DUE, cls._FRAME
+        pos, no_due, header = layout.size, NO_DUE, cls._FRAME
         entries = []
         for type_id, at, due, seen in zip(type_ids, ats, dues, seens, strict=True):
             end = pos + header.size + header.unpack_from(packed, pos)[2]

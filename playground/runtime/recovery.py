@@ -136,12 +136,11 @@ class Recovery:
             host._dirty.clear()
             return
         meta = self._meta_values()
-        if (not (host._dirty or host._dirty_state or host._dirty_promises or host._dirty_services)
-                and meta == store.meta_values):
+        moved = meta != store.meta_values
+        if not (moved or host._dirty or host._dirty_state or host._dirty_promises or host._dirty_services):
             return  # nothing to write (the commit after a cell's await, say, when the attempt's end wrote it)
         try:
-            store.commit(self._change_set(dict(zip(META_NAMES, meta, strict=True)) if meta != store.meta_values
-                                          else {}))
+            store.commit(self._change_set(dict(zip(META_NAMES, meta, strict=True)) if moved else {}))
         except StoreWriteFailed as exc:
             raise self._store_failed(str(exc)) from None
         self.clear_dirty()

@@ -12,7 +12,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .model import Failure, Invocation, JournalEntry, TransientError
+from .model import NO_DUE, Failure, Invocation, TransientError
 
 if TYPE_CHECKING:
     from .core import Engine as Runtime
@@ -149,21 +149,16 @@ def error_record(err: TransientError) -> dict[str, Any]:
             "related_index": err.related_index, "related_name": err.related_name, "related_type": err.related_type}
 
 
-def entry_record(e: JournalEntry) -> EntryRow:
-    return (e.type_id, e.frame(), e.appended_at, e.due_ms)
-
-
 # Format 3 keeps the first entries of a journal in its invocation's row (its "head"): the row a commit writes
 # anyway carries them, so a short invocation is one statement per commit. An entry: type id, appended_at, due
-# time (or _NO_DUE), frame length, then the frame.
+# time (or NO_DUE), frame length, then the frame.
 HEAD_MAX = 2048  # bytes: an entry that would grow the head past this goes to the journal table (as all after it)
 _HEAD_ROW = struct.Struct("<HqqI")
-_NO_DUE = -(2**63)
 
 
 def pack_head(rows: list[EntryRow]) -> bytes:
     """Journal entries as a head holds them (appending to a head is concatenating)."""
-    pack, no_due = _HEAD_ROW.pack, _NO_DUE
+    pack, no_due = _HEAD_ROW.pack, NO_DUE
     return b"".join([pack(t, at, no_due if due is None else due, len(frame)) + frame for t, frame, at, due in rows])
 
 
@@ -177,7 +172,7 @@ def unpack_head(head: bytes) -> list[EntryRow]:
             frame = head[pos + size:pos + size + n]
             if len(frame) != n:
                 raise ValueError(f"a journal entry in a stored head is cut off at byte {pos}")
-            rows.append((type_id, frame, at, None if due == _NO_DUE else due))
+            rows.append((type_id, frame, at, None if due == NO_DUE else due))
             pos += size + n
     except struct.error as exc:
         raise ValueError(f"a stored head of journal entries is damaged ({exc})") from None
@@ -191,7 +186,7 @@ def snapshot_of(rt: Runtime) -> Snapshot:
         meta=rt.durable_meta(),
         manifests=dict(rt._registry.manifests), revisions=dict(rt._registry.revisions),
         invocations=[invocation_record(i) for i in invs],
-        journals={i.id: [entry_record(e) for e in i.journal] for i in invs},
+        journals={i.id: i.journal_rows(0) for i in invs},
         errors={i.id: [error_record(e) for e in i.errors] for i in invs},
         state={k: dict(v) for k, v in rt._state.items()},
         promises={k: dict(v) for k, v in rt._records.promises.items()},

@@ -13,7 +13,6 @@ import playground as pg
 from playground.runtime.model import Failure
 from playground.runtime.store_records import (
     RECORD_FIELDS,
-    entry_record,
     invocation_record,
     record_fingerprint,
     record_text,
@@ -92,14 +91,14 @@ async def test_the_rows_a_commit_writes_from_a_packed_journal_are_those_of_its_e
     await rt.object_send(put, key="a", arg="a")
     await rt.settle()
     (inv,) = rt._invocations.values()
-    running = [entry_record(e) for e in inv.journal]
+    running = [(e.type_id, e.frame(), e.appended_at, e.due_ms) for e in inv.journal]
     assert len(running) == 3 and inv.journal_rows(1) == running[1:]  # a list: Input, SetState, Sleep
     await rt.advance(timedelta(seconds=1))
     name = rt.state("RecordsBook", "a")["awakeable"]
     rt.resolve_awakeable(name, "!")
     await rt.settle()
     assert inv.completed and type(inv._journal) is bytes  # packed
-    entries = [entry_record(e) for e in inv.journal]
+    entries = [(e.type_id, e.frame(), e.appended_at, e.due_ms) for e in inv.journal]
     assert entries[:len(running)] == running
     for start in range(len(entries) + 1):
         assert inv.journal_rows(start) == entries[start:]
